@@ -1,0 +1,98 @@
+//! Command-line flags of `p2p-chat`. Parsed once in `main`; the subcommands get these structs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+
+/// A peer-to-peer chat on libp2p: a relay for browsers and peers behind NAT, and a terminal chat.
+#[derive(Debug, Parser)]
+#[command(name = "p2p-chat", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a relay: circuit relay v2, gossipsub hub for every room, Kademlia DHT server.
+    Relay(RelayArgs),
+    /// Chat from this terminal.
+    Peer(PeerArgs),
+    /// Print a new Ed25519 identity key (and its peer id) in the form --key-file reads.
+    Genkey,
+}
+
+/// Flags of `p2p-chat relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// TCP and QUIC port.
+    #[arg(long, default_value_t = 4001, env = "P2P_CHAT_PORT")]
+    pub port: u16,
+    /// WebSocket (/ws) port [default: --port + 1, or 0 when --port is 0].
+    #[arg(long, env = "P2P_CHAT_WS_PORT")]
+    pub ws_port: Option<u16>,
+    /// WebRTC-direct (UDP) port [default: --port + 2, or 0 when --port is 0].
+    #[arg(long, env = "P2P_CHAT_WEBRTC_PORT")]
+    pub webrtc_port: Option<u16>,
+    /// IP address to listen on (0.0.0.0: every IPv4 interface).
+    #[arg(long, default_value = "0.0.0.0", env = "P2P_CHAT_LISTEN_ADDR")]
+    pub listen_addr: IpAddr,
+    /// Also listen on every IPv6 interface.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Deterministic identity from this seed (0-255), for tests and local setups. Never use on a
+    /// public relay: anyone can derive the key.
+    #[arg(long, conflicts_with = "key_file")]
+    pub secret_key_seed: Option<u8>,
+    /// Identity key file [default: DATA_DIR/identity.key, created on first start].
+    #[arg(long, env = "P2P_CHAT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Where the identity and WebRTC certificate are kept [default: ~/.local/share/p2p-chat/relay].
+    #[arg(long, env = "P2P_CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A public address of this relay (repeatable), e.g. /ip4/203.0.113.7/tcp/4001. Peers learn
+    /// it; without any, the relay still serves reservations on every address it listens on.
+    #[arg(long = "external-addr", env = "P2P_CHAT_EXTERNAL_ADDR", value_delimiter = ',')]
+    pub external_addrs: Vec<Multiaddr>,
+}
+
+/// Flags of `p2p-chat peer`.
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// A relay to reserve a /p2p-circuit slot on and to chat through (its full address, ending
+    /// in /p2p/<peer id>, as the relay prints it).
+    #[arg(long, env = "P2P_CHAT_RELAY")]
+    pub relay: Option<Multiaddr>,
+    /// A DHT bootstrap node (repeatable), ending in /p2p/<peer id>.
+    #[arg(long)]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Room to join at start.
+    #[arg(long, default_value = p2p_chat_shared::protocol::DEFAULT_ROOM)]
+    pub room: String,
+    /// Nickname [default: the last one used, or a random user-NNNN].
+    #[arg(long)]
+    pub nick: Option<String>,
+    /// Address to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1].
+    #[arg(long)]
+    pub listen: Vec<Multiaddr>,
+    /// Where identity, nickname and history are kept [default: ~/.local/share/p2p-chat/peer;
+    /// a second peer started the same way gets peer-2, and so on].
+    #[arg(long, env = "P2P_CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Identity key file [default: DATA_DIR/identity.key, created on first start].
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Do not discover peers on the local network with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Do not ask the router for a port mapping with UPnP.
+    #[arg(long)]
+    pub no_upnp: bool,
+    /// Machine mode: one JSON command per input line, one JSON event per output line.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,23 @@
+//! p2p-chat's native side: the relay server and the CLI peer, both built on the shared chat
+//! core. The `p2p-chat` binary (`main.rs`) only parses arguments and wires these together.
+//!
+//! - [`native`]: behaviours only native peers run (relay server, DCUtR, AutoNAT, mDNS, UPnP).
+//! - [`swarm`]: the native transports.
+//! - [`node`]: starting a relay or a peer.
+//! - [`identity`]: key files, the WebRTC certificate, data directories.
+//! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`]: the `relay` and `peer` subcommands.
+
+pub mod cli;
+pub mod identity;
+pub mod native;
+pub mod node;
+pub mod peer;
+pub mod relay_cmd;
+pub mod swarm;
+
+/// Installs the process-wide rustls crypto provider. QUIC brings rustls with aws-lc-rs and
+/// WebSocket with ring; WebRTC's DTLS then cannot pick one and panics on the first browser
+/// handshake. Call once, first thing in `main` (and in tests); later calls are no-ops.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

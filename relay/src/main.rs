@@ -1,0 +1,46 @@
+//! The `p2p-chat` binary: parses the command line once and runs the chosen subcommand.
+
+use clap::Parser;
+use p2p_chat_relay::{cli, identity, install_crypto_provider, peer, relay_cmd};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    install_crypto_provider();
+    let args = cli::Cli::parse();
+    let default_filter = match args.command {
+        // The terminal is the chat: only warnings and errors go to stderr unless RUST_LOG says so.
+        cli::Command::Peer(_) => "warn",
+        _ => "info,dtls=error,libp2p_kad=error,webrtc_ice=warn,webrtc=warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            cli::Command::Relay(args) => relay_cmd::run(args).await,
+            cli::Command::Peer(args) => peer::run(args).await,
+            cli::Command::Genkey => {
+                let key = libp2p::identity::Keypair::generate_ed25519();
+                print!("{}", identity::key_file_text(&key));
+                Ok(())
+            }
+        }
+    });
+    // Background tasks (stdin reader, spawned commands) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

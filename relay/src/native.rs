@@ -1,0 +1,136 @@
+//! The behaviours only a native peer runs, plugged into the shared chat core as its
+//! [`Extension`]: connection limits, the circuit relay server, DCUtR hole punching, AutoNAT,
+//! mDNS and UPnP. Each optional one is a `Toggle`, so one type serves the relay, the CLI peer
+//! and the tests (which keep mDNS and UPnP off: both send multicast out of the machine).
+
+use std::time::Duration;
+
+use libp2p::{
+    autonat, connection_limits, dcutr, identity::Keypair, mdns, relay,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    upnp,
+};
+use p2p_chat_shared::behaviour::{Extension, Notice};
+
+/// Circuit relay v2 limits chosen for chat. The library defaults (2 minutes and 128 KiB per
+/// circuit, 16 circuits) would cut a conversation; these let one last an hour and carry
+/// 16 MiB, while bounding what one relay lends out.
+pub fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 4096,
+        max_reservations_per_peer: 4,
+        reservation_duration: Duration::from_secs(60 * 60),
+        max_circuits: 1024,
+        max_circuits_per_peer: 16,
+        max_circuit_duration: Duration::from_secs(60 * 60),
+        max_circuit_bytes: 16 * 1024 * 1024,
+        ..relay::Config::default()
+    }
+}
+
+/// Connection limits of a relay: enough for a busy public relay, bounded against floods.
+pub fn relay_limits() -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(512))
+        .with_max_established_incoming(Some(20_000))
+        .with_max_established_per_peer(Some(8))
+}
+
+/// Connection limits of a CLI peer.
+pub fn peer_limits() -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(64))
+        .with_max_established_incoming(Some(512))
+        .with_max_established_per_peer(Some(4))
+}
+
+/// Which native behaviours to run.
+#[derive(Debug, Clone)]
+pub struct NativeOptions {
+    /// Serve circuit relay v2 (the relay).
+    pub relay_server: bool,
+    /// DCUtR hole punching (peers).
+    pub dcutr: bool,
+    /// AutoNAT (client on peers; the relay answers probes).
+    pub autonat: bool,
+    /// mDNS discovery on the local network. Never on in tests.
+    pub mdns: bool,
+    /// UPnP port mapping. Never on in tests.
+    pub upnp: bool,
+}
+
+/// The native extension.
+#[derive(NetworkBehaviour)]
+pub struct Native {
+    /// Caps on pending and established connections.
+    pub limits: connection_limits::Behaviour,
+    /// Circuit relay v2 server.
+    pub relay: Toggle<relay::Behaviour>,
+    /// Hole punching over relayed connections.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// NAT status probes.
+    pub autonat: Toggle<autonat::Behaviour>,
+    /// Local network discovery.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Router port mapping.
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
+}
+
+impl Native {
+    /// Builds the extension for `key`.
+    pub fn new(key: &Keypair, options: &NativeOptions) -> std::io::Result<Self> {
+        let peer_id = key.public().to_peer_id();
+        let (relay, limits) = if options.relay_server {
+            let mut server = relay::Behaviour::new(peer_id, relay_config());
+            // Advertise the relay protocol even with no confirmed public address: a relay on a
+            // LAN or on loopback would otherwise refuse every reservation.
+            server.set_status(Some(relay::Status::Enable));
+            (Some(server), relay_limits())
+        } else {
+            (None, peer_limits())
+        };
+        let mdns = if options.mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+        } else {
+            None
+        };
+        let autonat = options.autonat.then(|| {
+            autonat::Behaviour::new(
+                peer_id,
+                autonat::Config { only_global_ips: !options.relay_server, ..Default::default() },
+            )
+        });
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
+            relay: relay.into(),
+            dcutr: options.dcutr.then(|| dcutr::Behaviour::new(peer_id)).into(),
+            autonat: autonat.into(),
+            mdns: mdns.into(),
+            upnp: options.upnp.then(upnp::tokio::Behaviour::default).into(),
+        })
+    }
+}
+
+impl Extension for Native {
+    fn notice(event: NativeEvent) -> Option<Notice> {
+        Some(match event {
+            NativeEvent::Limits(never) => match never {},
+            NativeEvent::Relay(event) => Notice::Log(format!("relay server: {event:?}")),
+            NativeEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => Notice::HolePunch {
+                peer: remote_peer_id,
+                result: result.map(|_| ()).map_err(|e| e.to_string()),
+            },
+            NativeEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                Notice::NatStatus(match new {
+                    autonat::NatStatus::Public(addr) => format!("public {addr}"),
+                    autonat::NatStatus::Private => "private".to_owned(),
+                    autonat::NatStatus::Unknown => "unknown".to_owned(),
+                })
+            }
+            NativeEvent::Autonat(other) => Notice::Log(format!("autonat: {other:?}")),
+            NativeEvent::Mdns(mdns::Event::Discovered(found)) => Notice::Discovered(found),
+            NativeEvent::Mdns(mdns::Event::Expired(gone)) => Notice::Expired(gone),
+            NativeEvent::Upnp(event) => Notice::Log(format!("upnp: {event:?}")),
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! What a user types into the CLI peer: a line of text (sent to the current room), a `/command`,
+//! or in `--json` mode one JSON command per line. Both parse into the same [`Input`]; every
+//! mistake becomes one clear message and the peer goes on.
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Deserialize;
+
+/// One thing the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Send text to a room (the current one when `None`).
+    Say { room: Option<String>, text: String },
+    /// Show the commands.
+    Help,
+    /// Join a room and make it current.
+    Join(String),
+    /// Leave a room (the current one when `None`).
+    Leave(Option<String>),
+    /// List our rooms.
+    Rooms,
+    /// List members of a room (the current one when `None`) and connected peers.
+    Peers(Option<String>),
+    /// Change nickname.
+    Name(String),
+    /// Show identity, addresses, NAT status.
+    Info,
+    /// Direct message.
+    Dm { peer: PeerId, text: String },
+    /// DHT lookup.
+    Find(PeerId),
+    /// Round-trip time.
+    Ping(PeerId),
+    /// Dial an address.
+    Connect(Multiaddr),
+    /// Toggle connection events.
+    Verbose,
+    /// Say goodbye and exit.
+    Quit,
+}
+
+/// The `/help` text.
+pub const HELP: &str = "\
+Type a line to send it to the current room. Commands:
+  /join ROOM          join ROOM and make it the current room
+  /leave [ROOM]       leave ROOM (default: the current room)
+  /rooms              list your rooms
+  /peers [ROOM]       members of ROOM (default: current) and connected peers
+  /name NICK          change your nickname
+  /info               your peer id, addresses and NAT status
+  /dm PEER TEXT       direct message (direct connection first, relay circuit as fallback)
+  /find PEER          look PEER up in the DHT
+  /ping PEER          round-trip time to PEER
+  /connect MULTIADDR  dial an address
+  /verbose            show or hide connection events
+  /quit               leave every room and exit (also Ctrl-C)";
+
+fn peer(arg: &str) -> Result<PeerId, String> {
+    arg.parse().map_err(|e| format!("{arg:?} is not a peer id ({e}); peer ids look like 12D3KooW..."))
+}
+
+fn multiaddr(arg: &str) -> Result<Multiaddr, String> {
+    arg.parse()
+        .map_err(|e| format!("{arg:?} is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."))
+}
+
+fn required<'a>(arg: Option<&'a str>, usage: &str) -> Result<&'a str, String> {
+    arg.filter(|a| !a.is_empty()).ok_or_else(|| format!("usage: {usage}"))
+}
+
+/// Parses a typed line. `Ok(None)` for a blank line.
+pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return Ok(Some(Input::Say { room: None, text: line.to_owned() }));
+    };
+    let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let rest = rest.trim();
+    let first = rest.split_whitespace().next();
+    let input = match name {
+        "help" | "h" | "?" => Input::Help,
+        "join" | "j" => Input::Join(required(first, "/join ROOM")?.to_owned()),
+        "leave" => Input::Leave(first.map(str::to_owned)),
+        "rooms" => Input::Rooms,
+        "peers" | "who" => Input::Peers(first.map(str::to_owned)),
+        "name" | "nick" => Input::Name(required(Some(rest), "/name NICK")?.to_owned()),
+        "info" => Input::Info,
+        "dm" | "msg" => {
+            let (target, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let target = required(Some(target), "/dm PEER TEXT")?;
+            let text = required(Some(text.trim()), "/dm PEER TEXT")?;
+            Input::Dm { peer: peer(target)?, text: text.to_owned() }
+        }
+        "find" => Input::Find(peer(required(first, "/find PEER")?)?),
+        "ping" => Input::Ping(peer(required(first, "/ping PEER")?)?),
+        "connect" => Input::Connect(multiaddr(required(first, "/connect MULTIADDR")?)?),
+        "verbose" => Input::Verbose,
+        "quit" | "exit" | "q" => Input::Quit,
+        // "//text" sends "/text" literally.
+        _ if command.starts_with('/') => Input::Say { room: None, text: command.to_owned() },
+        other => return Err(format!("unknown command /{other}; type /help for the list")),
+    };
+    Ok(Some(input))
+}
+
+/// A command in `--json` mode: `{"cmd": "...", ...}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+enum JsonCommand {
+    Send { text: String, room: Option<String> },
+    Join { room: String },
+    Leave { room: Option<String> },
+    Rooms,
+    Peers { room: Option<String> },
+    Nick { nick: String },
+    Info,
+    Dm { peer: String, text: String },
+    Find { peer: String },
+    Ping { peer: String },
+    Connect { addr: String },
+    Help,
+    Quit,
+}
+
+/// Parses one `--json` input line.
+pub fn parse_json(line: &str) -> Result<Input, String> {
+    let command: JsonCommand = serde_json::from_str(line).map_err(|e| {
+        format!("not a JSON command ({e}); e.g. {{\"cmd\":\"send\",\"text\":\"hi\"}}")
+    })?;
+    Ok(match command {
+        JsonCommand::Send { text, room } => Input::Say { room, text },
+        JsonCommand::Join { room } => Input::Join(room),
+        JsonCommand::Leave { room } => Input::Leave(room),
+        JsonCommand::Rooms => Input::Rooms,
+        JsonCommand::Peers { room } => Input::Peers(room),
+        JsonCommand::Nick { nick } => Input::Name(nick),
+        JsonCommand::Info => Input::Info,
+        JsonCommand::Dm { peer: target, text } => Input::Dm { peer: peer(&target)?, text },
+        JsonCommand::Find { peer: target } => Input::Find(peer(&target)?),
+        JsonCommand::Ping { peer: target } => Input::Ping(peer(&target)?),
+        JsonCommand::Connect { addr } => Input::Connect(multiaddr(&addr)?),
+        JsonCommand::Help => Input::Help,
+        JsonCommand::Quit => Input::Quit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+
+    #[test]
+    fn a_plain_line_is_a_message() {
+        assert_eq!(
+            parse_line("hello there\n"),
+            Ok(Some(Input::Say { room: None, text: "hello there".into() }))
+        );
+        assert_eq!(parse_line("   \n"), Ok(None));
+        assert_eq!(
+            parse_line("//shrug"),
+            Ok(Some(Input::Say { room: None, text: "/shrug".into() }))
+        );
+    }
+
+    #[test]
+    fn commands_parse_with_their_arguments() {
+        assert_eq!(parse_line("/join rust"), Ok(Some(Input::Join("rust".into()))));
+        assert_eq!(parse_line("/leave"), Ok(Some(Input::Leave(None))));
+        assert_eq!(parse_line("/name Ada Lovelace"), Ok(Some(Input::Name("Ada Lovelace".into()))));
+        let dm = parse_line(&format!("/dm {PEER} hi  there")).expect("valid").expect("some");
+        assert_eq!(dm, Input::Dm { peer: PEER.parse().expect("peer"), text: "hi  there".into() });
+    }
+
+    #[test]
+    fn mistakes_get_one_clear_message() {
+        let unknown = parse_line("/frobnicate").expect_err("unknown");
+        assert!(unknown.contains("/help"), "{unknown}");
+        let bad_peer = parse_line("/dm nobody hello").expect_err("bad peer");
+        assert!(bad_peer.contains("not a peer id"), "{bad_peer}");
+        let bad_addr = parse_line("/connect 127.0.0.1:4001").expect_err("bad addr");
+        assert!(bad_addr.contains("not a multiaddr"), "{bad_addr}");
+        assert_eq!(parse_line("/dm"), Err("usage: /dm PEER TEXT".into()));
+        assert_eq!(parse_line(&format!("/dm {PEER}")), Err("usage: /dm PEER TEXT".into()));
+    }
+
+    #[test]
+    fn json_commands_parse() {
+        assert_eq!(
+            parse_json(r#"{"cmd":"send","text":"hi","room":"x"}"#),
+            Ok(Input::Say { room: Some("x".into()), text: "hi".into() })
+        );
+        assert_eq!(parse_json(r#"{"cmd":"rooms"}"#), Ok(Input::Rooms));
+        assert!(parse_json(r#"{"cmd":"launch"}"#).is_err());
+        assert!(parse_json("not json").expect_err("bad").contains("not a JSON command"));
+        assert!(parse_json(r#"{"cmd":"dm","peer":"x","text":"y"}"#).is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! What the CLI peer prints: replies to the user's commands and the chat core's events, as
+//! human lines (remote text made terminal-safe) or, in `--json` mode, one JSON object a line.
+
+use libp2p::{Multiaddr, PeerId};
+use p2p_chat_shared::core::{Event, Info, LeftReason, PeersInfo, RoomInfo};
+use p2p_chat_shared::text::{display_safe, short_peer_id};
+use serde::Serialize;
+
+/// The answer to something the user asked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Reply {
+    /// The peer is up.
+    Ready { peer_id: PeerId, nick: String, data_dir: String },
+    /// A message went out (or waits for the room's first neighbour).
+    Sent { room: String, id: String, queued: bool },
+    /// We joined a room; it is now the current one.
+    Joined { room: String },
+    /// We left a room.
+    Left { room: String, current: Option<String> },
+    /// Our nickname is now this.
+    Nick { nick: String },
+    /// A direct message was acknowledged.
+    DmDelivered { peer: PeerId, id: String, relayed: bool, rtt_ms: u64 },
+    /// A direct message was not delivered.
+    DmFailed { peer: PeerId, error: String },
+    /// Our rooms.
+    Rooms { rooms: Vec<RoomInfo>, current: Option<String> },
+    /// Members and connections.
+    Peers(PeersInfo),
+    /// Identity and addresses.
+    Info(Info),
+    /// A DHT lookup's result.
+    Found { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// A ping's result.
+    Pong { peer: PeerId, rtt_ms: f64 },
+    /// A `/connect` succeeded.
+    Dialed { peer: PeerId },
+    /// Connection events are now shown or hidden.
+    Verbose { on: bool },
+    /// The command list.
+    Help { text: String },
+    /// Something was wrong; the peer goes on.
+    Error { message: String },
+    /// We are leaving.
+    Bye,
+}
+
+/// Prints replies and events.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Show connection-level events in text mode.
+    pub verbose: bool,
+}
+
+fn clock(unix_ms: u64) -> String {
+    let ms = if unix_ms == 0 { chrono::Utc::now().timestamp_millis() } else { unix_ms as i64 };
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "--:--:--".to_owned())
+}
+
+fn who(nick: &str, peer: &PeerId) -> String {
+    format!("{} ({})", display_safe(nick), short_peer_id(peer))
+}
+
+/// Writes one line to stdout. A closed stdout (`p2p-chat peer | head`) is not worth a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string(value) {
+        Ok(line) => say(&line),
+        Err(e) => tracing::error!(error = %e, "could not encode output"),
+    }
+}
+
+impl Printer {
+    /// Prints the answer to a command.
+    pub fn reply(&self, reply: &Reply) {
+        if self.json {
+            print_json(reply);
+            return;
+        }
+        let text = match reply {
+            Reply::Ready { peer_id, nick, data_dir } => format!(
+                "p2p-chat peer {peer_id}\nnickname {nick}; data in {data_dir}\ntype /help for commands"
+            ),
+            Reply::Sent { queued: false, .. } => return,
+            Reply::Sent { room, queued: true, .. } => {
+                format!("* nobody reachable in {room} yet; your message goes out as soon as someone is")
+            }
+            Reply::Joined { room } => format!("* joined {room} (now the current room)"),
+            Reply::Left { room, current: Some(current) } => format!("* left {room}; current room is {current}"),
+            Reply::Left { room, current: None } => format!("* left {room}; /join a room to chat"),
+            Reply::Nick { nick } => format!("* you are now {}", display_safe(nick)),
+            Reply::DmDelivered { peer, relayed, rtt_ms, .. } => format!(
+                "* dm to {} delivered in {rtt_ms} ms{}",
+                short_peer_id(peer),
+                if *relayed { " (through a relay)" } else { "" }
+            ),
+            Reply::DmFailed { peer, error } => format!("! dm to {} failed: {error}", short_peer_id(peer)),
+            Reply::Rooms { rooms, current } => rooms_text(rooms, current.as_deref()),
+            Reply::Peers(info) => peers_text(info),
+            Reply::Info(info) => info_text(info),
+            Reply::Found { peer, addrs } => {
+                let list: Vec<String> = addrs.iter().map(|a| format!("  {a}")).collect();
+                format!("{peer}:\n{}", list.join("\n"))
+            }
+            Reply::Pong { peer, rtt_ms } => format!("* {} answered in {rtt_ms:.2} ms", short_peer_id(peer)),
+            Reply::Dialed { peer } => format!("* connected to {peer}"),
+            Reply::Verbose { on } => format!("* connection events {}", if *on { "shown" } else { "hidden" }),
+            Reply::Help { text } => text.clone(),
+            Reply::Error { message } => format!("! {message}"),
+            Reply::Bye => "* bye".to_owned(),
+        };
+        say(&text);
+    }
+
+    /// Prints a chat core event (`current` is the current room: others are labelled).
+    pub fn event(&self, event: &Event, current: Option<&str>) {
+        if self.json {
+            print_json(event);
+            return;
+        }
+        let line = match event {
+            Event::Message(m) => {
+                let room = if current == Some(m.room.as_str()) { String::new() } else { format!("[{}] ", m.room) };
+                format!("[{}] {room}{}: {}", clock(m.sent_at), who(&m.nick, &m.from), display_safe(&m.text))
+            }
+            Event::DirectMessage(m) => {
+                format!("[{}] (dm) {}: {}", clock(m.sent_at), who(&m.nick, &m.from), display_safe(&m.text))
+            }
+            Event::MemberJoined { room, peer, nick } => format!("* {} joined {room}", who(nick, peer)),
+            Event::MemberLeft { room, peer, nick, reason: LeftReason::Left } => {
+                format!("* {} left {room}", who(nick, peer))
+            }
+            Event::MemberLeft { room, peer, nick, reason: LeftReason::TimedOut } => {
+                format!("* {} left {room} (not heard from)", who(nick, peer))
+            }
+            Event::NickChanged { peer, old, new, .. } => {
+                format!("* {} is now {}", who(old, peer), display_safe(new))
+            }
+            Event::RoomReady { room } => format!("* {room}: connected, messages go out now"),
+            Event::QueuedSent { room, ids } => format!("* sent {} waiting message(s) to {room}", ids.len()),
+            Event::ReservationAccepted { addr, .. } => format!("* reachable through relay {addr}"),
+            Event::RelayLost { relay, retry_in_ms } => {
+                format!("* lost relay {relay}; retrying in {} s", retry_in_ms.div_ceil(1000))
+            }
+            Event::HolePunch { peer, ok: true, .. } => format!("* direct connection to {} (hole punch)", short_peer_id(peer)),
+            Event::NatStatus { status } => format!("* NAT status: {status}"),
+            Event::Discovered { peers } => format!("* found {} peer(s) on the local network", peers.len()),
+            Event::Lagged { missed } => format!("! the display fell behind; {missed} event(s) not shown"),
+            other if self.verbose => verbose_text(other),
+            _ => return,
+        };
+        say(&line);
+    }
+}
+
+fn verbose_text(event: &Event) -> String {
+    match event {
+        Event::Connected { peer, addr, relayed } => {
+            format!("~ connected {peer} via {addr}{}", if *relayed { " (relayed)" } else { "" })
+        }
+        Event::Disconnected { peer } => format!("~ disconnected {peer}"),
+        Event::Listening { addr } => format!("~ listening on {addr}"),
+        Event::ListenerClosed { addr, reason } => format!("~ stopped listening on {addr}: {reason}"),
+        Event::ExternalAddr { addr } => format!("~ reachable at {addr}"),
+        Event::DialFailed { peer, error } => match peer {
+            Some(peer) => format!("~ dial {peer} failed: {error}"),
+            None => format!("~ dial failed: {error}"),
+        },
+        Event::HolePunch { peer, error, .. } => format!(
+            "~ hole punch to {peer} failed: {}",
+            error.as_deref().unwrap_or("unknown reason")
+        ),
+        other => format!("~ {other:?}"),
+    }
+}
+
+fn rooms_text(rooms: &[RoomInfo], current: Option<&str>) -> String {
+    if rooms.is_empty() {
+        return "* you are in no room; /join one".to_owned();
+    }
+    rooms
+        .iter()
+        .map(|r| {
+            let mark = if Some(r.room.as_str()) == current { "*" } else { " " };
+            let state = if r.ready { "" } else { ", connecting" };
+            format!("{mark} {} ({} other member(s){state})", r.room, r.members)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn peers_text(info: &PeersInfo) -> String {
+    let mut lines = vec![format!("members ({}):", info.members.len())];
+    lines.extend(info.members.iter().map(|m| format!("  {} in {}  {}", display_safe(&m.nick), m.room, m.peer)));
+    lines.push(format!("connections ({}):", info.connected.len()));
+    lines.extend(info.connected.iter().map(|c| {
+        let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
+        let agent = c.agent.as_deref().map(display_safe).unwrap_or_default();
+        format!("  {} {agent} via {}", c.peer, addrs.join(", "))
+    }));
+    lines.join("\n")
+}
+
+fn info_text(info: &Info) -> String {
+    let list = |addrs: &[Multiaddr]| {
+        if addrs.is_empty() {
+            "  (none)".to_owned()
+        } else {
+            addrs.iter().map(|a| format!("  {a}")).collect::<Vec<_>>().join("\n")
+        }
+    };
+    format!(
+        "peer id: {}\nnickname: {}\nlistening on:\n{}\nexternal addresses:\n{}\nNAT status: {}\nconnected peers: {}\ndropped payloads: {}",
+        info.peer_id,
+        display_safe(&info.nick),
+        list(&info.listen_addrs),
+        list(&info.external_addrs),
+        info.nat_status,
+        info.connected_peers,
+        info.dropped_payloads
+    )
+}

@@ -1,0 +1,76 @@
+//! `p2p-chat relay`: loads (or creates) the relay's identity and WebRTC certificate, starts the
+//! relay node, prints its peer id and every full address as it comes up, and runs until Ctrl-C
+//! or SIGTERM.
+
+use anyhow::Context;
+use futures::StreamExt;
+use libp2p::core::multiaddr::Protocol;
+use p2p_chat_shared::core::Event;
+
+use crate::cli::RelayArgs;
+use crate::identity::{claim_data_dir, default_data_dir, key_from_seed, load_or_create_certificate, load_or_create_key, parse_key};
+use crate::node::{start_relay, RelayPorts};
+
+/// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
+fn next_port(base: u16, offset: u16) -> u16 {
+    if base == 0 { 0 } else { base.saturating_add(offset) }
+}
+
+/// Runs the relay until it is told to stop.
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+    let base = args.data_dir.clone().unwrap_or_else(|| default_data_dir("relay"));
+    let data = claim_data_dir(&base, false)?;
+    let key = match (args.secret_key_seed, &args.key_file) {
+        (Some(seed), _) => key_from_seed(seed),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read key file {}", path.display()))?;
+            parse_key(&text).map_err(|reason| {
+                anyhow::anyhow!("{} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`", path.display())
+            })?
+        }
+        (None, None) => load_or_create_key(&data.path.join("identity.key"))?,
+    };
+    let certificate = load_or_create_certificate(&data.path.join("webrtc.pem"))?;
+    let ports = RelayPorts {
+        ip: args.listen_addr,
+        ipv6: args.ipv6,
+        port: args.port,
+        ws_port: args.ws_port.unwrap_or_else(|| next_port(args.port, 1)),
+        webrtc_port: args.webrtc_port.unwrap_or_else(|| next_port(args.port, 2)),
+    };
+    let mut node = start_relay(key, certificate, &ports, &args.external_addrs).await?;
+    let peer_id = node.peer_id;
+    println!("p2p-chat relay {}", env!("CARGO_PKG_VERSION"));
+    println!("peer id: {peer_id}");
+    println!("data dir: {}", data.path.display());
+    println!("peers connect with: p2p-chat peer --relay <one of the addresses below>");
+    for addr in &args.external_addrs {
+        println!("external: {}", addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a));
+    }
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            event = node.events.next() => match event {
+                Some(Event::Listening { addr }) => {
+                    let full = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+                        addr
+                    } else {
+                        addr.with(Protocol::P2p(peer_id))
+                    };
+                    println!("listening: {full}");
+                }
+                Some(Event::Connected { peer, addr, .. }) => tracing::info!(%peer, %addr, "peer connected"),
+                Some(Event::Disconnected { peer }) => tracing::info!(%peer, "peer disconnected"),
+                Some(other) => tracing::debug!(?other, "relay event"),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    let _ = node.client.shutdown().await;
+    println!("relay stopped");
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The chat [`Behaviour`]: the protocols every p2p-chat peer runs, with a slot for the
+//! behaviours only a native peer has (mDNS, DCUtR, AutoNAT, UPnP, relay server), which the
+//! native crate plugs in as an [`Extension`]. The browser plugs in [`NoExtension`].
+
+use libp2p::{
+    gossipsub, identify, identity::Keypair, kad, ping, relay, swarm::dummy,
+    swarm::NetworkBehaviour, Multiaddr, PeerId,
+};
+
+use crate::dm::{dm_behaviour, DmBehaviour};
+use crate::protocol::{
+    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_TRANSMIT_BYTES, PING_INTERVAL, PING_TIMEOUT,
+};
+
+/// What a peer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A chat member: joins rooms, announces itself, sends and receives.
+    Peer,
+    /// The hub: subscribes to every room its peers join, announces nothing, serves the DHT.
+    Relay,
+}
+
+/// Gossipsub mesh size of the hub. A relay forwards only to its mesh, so its mesh must hold the
+/// whole room: with the library defaults (6, at most 12) it prunes and the rest of the room falls
+/// back to lazy gossip, which loses messages.
+pub const HUB_MESH_SIZE: usize = 10_000;
+
+/// What a native extension reports to the chat core.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Peers found on the local network, with an address each (mDNS).
+    Discovered(Vec<(PeerId, Multiaddr)>),
+    /// Local-network peers gone (mDNS).
+    Expired(Vec<(PeerId, Multiaddr)>),
+    /// AutoNAT's verdict changed.
+    NatStatus(String),
+    /// A hole punch finished.
+    HolePunch {
+        /// The remote peer.
+        peer: PeerId,
+        /// `Err` with the reason when it failed.
+        result: Result<(), String>,
+    },
+    /// Worth a debug log line, nothing more.
+    Log(String),
+}
+
+/// Behaviours a platform adds around the chat core.
+pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
+    /// What the core should learn from one of the extension's events, if anything.
+    fn notice(event: Self::ToSwarm) -> Option<Notice>;
+}
+
+/// The browser's extension: nothing.
+pub type NoExtension = dummy::Behaviour;
+
+impl Extension for NoExtension {
+    fn notice(event: Self::ToSwarm) -> Option<Notice> {
+        match event {}
+    }
+}
+
+/// Every protocol of a chat peer. Fields are named after their protocols.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour<X: Extension> {
+    /// Circuit relay v2 client: reservations on relays, dials through them.
+    pub relay_client: relay::client::Behaviour,
+    /// Identify: agent, listen addresses, observed address.
+    pub identify: identify::Behaviour,
+    /// Liveness; a failed ping closes the connection.
+    pub ping: ping::Behaviour,
+    /// Rooms.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Peer discovery and lookups.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Direct messages with acknowledgements.
+    pub dm: DmBehaviour,
+    /// What the platform adds.
+    pub ext: X,
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid gossipsub configuration: {0}")]
+pub struct BehaviourError(String);
+
+impl<X: Extension> Behaviour<X> {
+    /// Builds the chat behaviour for `role` around the platform's extension.
+    pub fn new(
+        key: &Keypair,
+        relay_client: relay::client::Behaviour,
+        ext: X,
+        role: Role,
+    ) -> Result<Self, BehaviourError> {
+        let peer_id = key.public().to_peer_id();
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub_config(role)?,
+        )
+        .map_err(|e| BehaviourError(e.to_owned()))?;
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                .with_agent_version(agent_version())
+                .with_push_listen_addr_updates(true),
+        );
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(kad::PROTOCOL_NAME),
+        );
+        if role == Role::Relay {
+            kad.set_mode(Some(kad::Mode::Server));
+        }
+        Ok(Self {
+            relay_client,
+            identify,
+            ping: ping::Behaviour::new(
+                ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT),
+            ),
+            gossipsub,
+            kad,
+            dm: dm_behaviour(),
+            ext,
+        })
+    }
+}
+
+fn gossipsub_config(role: Role) -> Result<gossipsub::Config, BehaviourError> {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(MAX_TRANSMIT_BYTES);
+    if role == Role::Relay {
+        builder
+            .mesh_n(HUB_MESH_SIZE)
+            .mesh_n_low(HUB_MESH_SIZE)
+            .mesh_n_high(HUB_MESH_SIZE);
+    }
+    builder.build().map_err(|e| BehaviourError(e.to_string()))
+}

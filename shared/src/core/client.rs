@@ -1,0 +1,157 @@
+//! The handle a user interface holds: [`Client`], a cloneable sender of [`Command`]s to the event
+//! loop. Every command carries a `oneshot` for its reply, so the UI awaits exactly what it asked.
+
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::SinkExt;
+use libp2p::{Multiaddr, PeerId};
+
+use super::event::{DmReceipt, Info, PeersInfo, RoomInfo, SendOutcome};
+use super::ChatError;
+
+/// Reply channel of a command.
+pub type Reply<T> = oneshot::Sender<Result<T, ChatError>>;
+
+/// A request from a user interface to the chat core.
+#[derive(Debug)]
+pub enum Command {
+    /// Join a room: subscribe to its topic and announce ourselves.
+    Join { room: String, reply: Reply<()> },
+    /// Leave a room: announce it and unsubscribe.
+    Leave { room: String, reply: Reply<()> },
+    /// Send a text message to a room we are in.
+    Send { room: String, text: String, reply: Reply<SendOutcome> },
+    /// Change our nickname (announced to every room we are in).
+    SetNick { nick: String, reply: Reply<String> },
+    /// Send a direct message; the reply comes with the acknowledgement or the failure.
+    Dm { peer: PeerId, text: String, reply: Reply<DmReceipt> },
+    /// Dial an address; the reply comes once connected or failed.
+    Connect { addr: Multiaddr, reply: Reply<PeerId> },
+    /// Listen on an address (a relay circuit address makes a reservation).
+    Listen { addr: Multiaddr, reply: Reply<()> },
+    /// Use a relay: reserve a `/p2p-circuit` slot on it and keep it reserved, reconnecting.
+    UseRelay { addr: Multiaddr, reply: Reply<()> },
+    /// Add a Kademlia bootstrap node and dial it.
+    Bootstrap { addr: Multiaddr, reply: Reply<()> },
+    /// Look a peer up in the DHT.
+    Find { peer: PeerId, reply: Reply<Vec<Multiaddr>> },
+    /// Round-trip time to a peer (dials it if needed).
+    Ping { peer: PeerId, reply: Reply<Duration> },
+    /// Our identity, addresses and NAT status.
+    Info { reply: Reply<Info> },
+    /// The rooms we are in.
+    Rooms { reply: Reply<Vec<RoomInfo>> },
+    /// Members of a room and the peers we are connected to.
+    Peers { room: Option<String>, reply: Reply<PeersInfo> },
+    /// Say goodbye in every room and stop the loop.
+    Shutdown { reply: Reply<()> },
+}
+
+/// Cloneable handle to a running chat core.
+#[derive(Debug, Clone)]
+pub struct Client {
+    sender: mpsc::Sender<Command>,
+}
+
+macro_rules! request {
+    ($self:ident, $variant:ident { $($field:ident),* }) => {{
+        let (reply, rx) = oneshot::channel();
+        $self.send(Command::$variant { $($field,)* reply }).await?;
+        rx.await.map_err(|_| ChatError::Stopped)?
+    }};
+}
+
+impl Client {
+    pub(crate) fn new(sender: mpsc::Sender<Command>) -> Self {
+        Self { sender }
+    }
+
+    async fn send(&self, command: Command) -> Result<(), ChatError> {
+        self.sender.clone().send(command).await.map_err(|_| ChatError::Stopped)
+    }
+
+    /// Joins a room.
+    pub async fn join(&self, room: impl Into<String>) -> Result<(), ChatError> {
+        let room = room.into();
+        request!(self, Join { room })
+    }
+
+    /// Leaves a room.
+    pub async fn leave(&self, room: impl Into<String>) -> Result<(), ChatError> {
+        let room = room.into();
+        request!(self, Leave { room })
+    }
+
+    /// Sends a message to a room.
+    pub async fn send_message(
+        &self,
+        room: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Result<SendOutcome, ChatError> {
+        let (room, text) = (room.into(), text.into());
+        request!(self, Send { room, text })
+    }
+
+    /// Sets our nickname; returns it as cleaned.
+    pub async fn set_nick(&self, nick: impl Into<String>) -> Result<String, ChatError> {
+        let nick = nick.into();
+        request!(self, SetNick { nick })
+    }
+
+    /// Sends a direct message and waits for its acknowledgement.
+    pub async fn dm(&self, peer: PeerId, text: impl Into<String>) -> Result<DmReceipt, ChatError> {
+        let text = text.into();
+        request!(self, Dm { peer, text })
+    }
+
+    /// Dials an address and waits for the connection.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, ChatError> {
+        request!(self, Connect { addr })
+    }
+
+    /// Starts listening on an address.
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), ChatError> {
+        request!(self, Listen { addr })
+    }
+
+    /// Keeps a reservation on a relay (its address must end in `/p2p/<relay id>`).
+    pub async fn use_relay(&self, addr: Multiaddr) -> Result<(), ChatError> {
+        request!(self, UseRelay { addr })
+    }
+
+    /// Adds a DHT bootstrap node (its address must end in `/p2p/<peer id>`).
+    pub async fn bootstrap(&self, addr: Multiaddr) -> Result<(), ChatError> {
+        request!(self, Bootstrap { addr })
+    }
+
+    /// Finds a peer's addresses in the DHT.
+    pub async fn find(&self, peer: PeerId) -> Result<Vec<Multiaddr>, ChatError> {
+        request!(self, Find { peer })
+    }
+
+    /// Measures the round trip to a peer.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, ChatError> {
+        request!(self, Ping { peer })
+    }
+
+    /// Our identity, addresses and NAT status.
+    pub async fn info(&self) -> Result<Info, ChatError> {
+        request!(self, Info {})
+    }
+
+    /// The rooms we are in.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ChatError> {
+        request!(self, Rooms {})
+    }
+
+    /// Members of `room` (all rooms when `None`) and connected peers.
+    pub async fn peers(&self, room: Option<String>) -> Result<PeersInfo, ChatError> {
+        request!(self, Peers { room })
+    }
+
+    /// Leaves every room with a goodbye and stops the event loop.
+    pub async fn shutdown(&self) -> Result<(), ChatError> {
+        request!(self, Shutdown {})
+    }
+}

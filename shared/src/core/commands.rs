@@ -1,0 +1,222 @@
+//! What the loop does with each [`Command`], and the replies that wait on the network
+//! (dials, DHT lookups, pings) with their timeouts.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use libp2p::{
+    core::multiaddr::Protocol, kad::QueryId, swarm::dial_opts::DialOpts, swarm::ConnectionId,
+    Multiaddr, PeerId,
+};
+use web_time::Instant;
+
+use super::client::{Command, Reply};
+use super::direct::Dms;
+use super::event::{Info, Member, PeersInfo, RoomInfo};
+use super::relays::peer_of;
+use super::{ChatError, EventLoop};
+use crate::behaviour::Extension;
+use crate::text::clean_nick;
+
+/// How long `/ping` and `/find` wait for the network.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Replies waiting on the network.
+#[derive(Default, Debug)]
+pub struct Pending {
+    /// `/connect`: by the dial's connection id.
+    pub(super) dials: HashMap<ConnectionId, Reply<PeerId>>,
+    /// `/find`: by query, with the peer looked for.
+    pub(super) finds: HashMap<QueryId, (PeerId, Instant, Reply<Vec<Multiaddr>>)>,
+    /// `/ping`: by peer, answered by its next ping result.
+    pub(super) pings: HashMap<PeerId, Vec<(Instant, Reply<Duration>)>>,
+    /// Direct messages.
+    pub(super) dms: Dms,
+}
+
+fn bad_address(addr: &Multiaddr, reason: impl std::fmt::Display) -> ChatError {
+    ChatError::Address { addr: addr.to_string(), reason: reason.to_string() }
+}
+
+impl<X: Extension> EventLoop<X> {
+    pub(super) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Join { room, reply } => {
+                let _ = reply.send(self.join_room(&room));
+            }
+            Command::Leave { room, reply } => {
+                let result = if self.leave_room(&room) {
+                    Ok(())
+                } else {
+                    Err(ChatError::NotInRoom(room))
+                };
+                let _ = reply.send(result);
+            }
+            Command::Send { room, text, reply } => {
+                let _ = reply.send(self.send_text(&room, &text));
+            }
+            Command::SetNick { nick, reply } => {
+                let _ = reply.send(self.set_nick(&nick));
+            }
+            Command::Dm { peer, text, reply } => self.send_dm(peer, &text, reply),
+            Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Listen { addr, reply } => {
+                let result = self.swarm.listen_on(addr.clone()).map(|_| ()).map_err(|e| bad_address(&addr, e));
+                let _ = reply.send(result);
+            }
+            Command::UseRelay { addr, reply } => {
+                let _ = reply.send(self.use_relay(addr));
+            }
+            Command::Bootstrap { addr, reply } => {
+                let _ = reply.send(self.add_bootstrap(addr));
+            }
+            Command::Find { peer, reply } => {
+                if peer == *self.swarm.local_peer_id() {
+                    let _ = reply.send(Err(ChatError::SelfTarget));
+                    return;
+                }
+                let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                self.pending.finds.insert(query, (peer, Instant::now(), reply));
+            }
+            Command::Ping { peer, reply } => self.ping(peer, reply),
+            Command::Info { reply } => {
+                let _ = reply.send(Ok(self.info()));
+            }
+            Command::Rooms { reply } => {
+                let mut rooms: Vec<RoomInfo> = self
+                    .rooms
+                    .iter()
+                    .map(|(room, state)| RoomInfo {
+                        room: room.clone(),
+                        members: state.member_count(),
+                        ready: state.ready,
+                    })
+                    .collect();
+                rooms.sort_by(|a, b| a.room.cmp(&b.room));
+                let _ = reply.send(Ok(rooms));
+            }
+            Command::Peers { room, reply } => {
+                let _ = reply.send(self.peers_info(room.as_deref()));
+            }
+            Command::Shutdown { reply } => self.start_shutdown(Some(reply)),
+        }
+    }
+
+    fn set_nick(&mut self, nick: &str) -> Result<String, ChatError> {
+        let Some(nick) = clean_nick(nick) else {
+            return Err(ChatError::BadNick);
+        };
+        self.nick = nick.clone();
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.announce(&room, crate::envelope::Kind::Presence);
+        }
+        Ok(nick)
+    }
+
+    fn connect(&mut self, addr: Multiaddr, reply: Reply<PeerId>) {
+        let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending.dials.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(bad_address(&addr, e)));
+            }
+        }
+    }
+
+    fn add_bootstrap(&mut self, addr: Multiaddr) -> Result<(), ChatError> {
+        let peer = peer_of(&addr)?;
+        let without_peer: Multiaddr =
+            addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+        self.peers.add_address(peer, without_peer.clone());
+        self.swarm.behaviour_mut().kad.add_address(&peer, without_peer);
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            return Err(bad_address(&addr, e));
+        }
+        Ok(())
+    }
+
+    fn ping(&mut self, peer: PeerId, reply: Reply<Duration>) {
+        if peer == *self.swarm.local_peer_id() {
+            let _ = reply.send(Err(ChatError::SelfTarget));
+            return;
+        }
+        if !self.peers.is_connected(&peer) {
+            let mut addrs = self.peers.addresses_of(&peer);
+            addrs.extend(self.circuit_addrs(peer));
+            if addrs.is_empty() {
+                let _ = reply.send(Err(ChatError::NoRoute(peer)));
+                return;
+            }
+            let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build());
+        }
+        // Answered by the next ping on any connection to the peer (one runs on connect and
+        // then every PING_INTERVAL).
+        self.pending.pings.entry(peer).or_default().push((Instant::now(), reply));
+    }
+
+    fn peers_info(&self, room: Option<&str>) -> Result<PeersInfo, ChatError> {
+        if let Some(room) = room {
+            if !self.rooms.contains_key(room) {
+                return Err(ChatError::NotInRoom(room.to_owned()));
+            }
+        }
+        let mut members: Vec<Member> = self
+            .rooms
+            .iter()
+            .filter(|(name, _)| room.is_none_or(|r| r == name.as_str()))
+            .flat_map(|(name, state)| {
+                state.members().map(move |(peer, nick)| Member {
+                    room: name.clone(),
+                    peer: *peer,
+                    nick: nick.to_owned(),
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.room, &a.nick).cmp(&(&b.room, &b.nick)));
+        Ok(PeersInfo { members, connected: self.peers.connected_peers() })
+    }
+
+    fn info(&self) -> Info {
+        Info {
+            peer_id: *self.swarm.local_peer_id(),
+            nick: self.nick.clone(),
+            listen_addrs: self.swarm.listeners().cloned().collect(),
+            external_addrs: self.swarm.external_addresses().cloned().collect(),
+            nat_status: self.nat_status.clone(),
+            connected_peers: self.peers.connected_count(),
+            dropped_payloads: self.dropped_payloads,
+        }
+    }
+
+    /// Times out lookups, pings and DMs that waited too long.
+    pub(super) fn pending_tick(&mut self, now: Instant) {
+        let timeout = || ChatError::Timeout(LOOKUP_TIMEOUT.as_secs());
+        let late: Vec<QueryId> = self
+            .pending
+            .finds
+            .iter()
+            .filter(|(_, (_, started, _))| now.duration_since(*started) >= LOOKUP_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some((_, _, reply)) = self.pending.finds.remove(&id) {
+                let _ = reply.send(Err(timeout()));
+            }
+        }
+        for waiting in self.pending.pings.values_mut() {
+            let (late, kept): (Vec<_>, Vec<_>) = waiting
+                .drain(..)
+                .partition(|(started, _)| now.duration_since(*started) >= LOOKUP_TIMEOUT);
+            *waiting = kept;
+            for (_, reply) in late {
+                let _ = reply.send(Err(timeout()));
+            }
+        }
+        self.pending.pings.retain(|_, waiting| !waiting.is_empty());
+        self.dms_tick(now);
+    }
+}

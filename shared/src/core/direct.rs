@@ -1,0 +1,196 @@
+//! Direct messages: sent over a direct connection when one exists or can be dialled, else through
+//! a relay circuit; acknowledged by the recipient's core; every outcome reported to the sender.
+
+use std::collections::HashMap;
+
+use libp2p::{
+    request_response::{self, OutboundRequestId},
+    swarm::dial_opts::{DialOpts, PeerCondition},
+    PeerId,
+};
+use web_time::Instant;
+
+use super::client::Reply;
+use super::event::{DirectMessage, DmReceipt};
+use super::{ChatError, Event, EventLoop};
+use crate::behaviour::Extension;
+use crate::dm::{AckStatus, DmAck};
+use crate::envelope::{Envelope, Kind, RawEnvelope};
+use crate::protocol::DM_TIMEOUT;
+
+struct Outgoing {
+    envelope: Envelope,
+    peer: PeerId,
+    started: Instant,
+    reply: Reply<DmReceipt>,
+}
+
+/// Direct messages on their way.
+#[derive(Default)]
+pub struct Dms {
+    /// Sent, waiting for the acknowledgement.
+    in_flight: HashMap<OutboundRequestId, Outgoing>,
+    /// Waiting for a connection to their recipient.
+    waiting: HashMap<PeerId, Vec<Outgoing>>,
+}
+
+impl std::fmt::Debug for Dms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dms")
+            .field("in_flight", &self.in_flight.len())
+            .field("waiting", &self.waiting.len())
+            .finish()
+    }
+}
+
+impl<X: Extension> EventLoop<X> {
+    /// Sends a direct message; `reply` gets the acknowledgement or the failure.
+    pub(super) fn send_dm(&mut self, peer: PeerId, text: &str, reply: Reply<DmReceipt>) {
+        if peer == *self.swarm.local_peer_id() {
+            let _ = reply.send(Err(ChatError::SelfTarget));
+            return;
+        }
+        let envelope = match Envelope::dm(&self.nick, text) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        let outgoing = Outgoing { envelope, peer, started: Instant::now(), reply };
+        if self.peers.is_connected(&peer) {
+            self.dispatch_dm(outgoing);
+            return;
+        }
+        // Direct addresses first, relay circuits after: tried one at a time, in that order.
+        let mut addrs = self.peers.addresses_of(&peer);
+        addrs.extend(self.circuit_addrs(peer));
+        if addrs.is_empty() {
+            let _ = outgoing.reply.send(Err(ChatError::NoRoute(peer)));
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .addresses(addrs)
+            .override_dial_concurrency_factor(std::num::NonZeroU8::MIN)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "dm dial not started (one may be under way)");
+        }
+        self.pending.dms.waiting.entry(peer).or_default().push(outgoing);
+    }
+
+    fn dispatch_dm(&mut self, outgoing: Outgoing) {
+        let request = RawEnvelope::from(&outgoing.envelope);
+        let id = self.swarm.behaviour_mut().dm.send_request(&outgoing.peer, request);
+        self.pending.dms.in_flight.insert(id, outgoing);
+    }
+
+    /// A connection to `peer` opened: send what waited for it.
+    pub(super) fn dms_on_connected(&mut self, peer: &PeerId) {
+        for outgoing in self.pending.dms.waiting.remove(peer).unwrap_or_default() {
+            self.dispatch_dm(outgoing);
+        }
+    }
+
+    /// Every dial to `peer` failed: fail what waited for it.
+    pub(super) fn dms_on_dial_failed(&mut self, peer: &PeerId, error: &str) {
+        if self.peers.is_connected(peer) {
+            return;
+        }
+        for outgoing in self.pending.dms.waiting.remove(peer).unwrap_or_default() {
+            let reason = format!("could not reach {peer}: {error}");
+            let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+        }
+    }
+
+    /// Times out messages still waiting for a connection.
+    pub(super) fn dms_tick(&mut self, now: Instant) {
+        for list in self.pending.dms.waiting.values_mut() {
+            let (expired, kept): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|o| now.duration_since(o.started) >= DM_TIMEOUT);
+            *list = kept;
+            for outgoing in expired {
+                let _ = outgoing.reply.send(Err(ChatError::Timeout(DM_TIMEOUT.as_secs())));
+            }
+        }
+        self.pending.dms.waiting.retain(|_, list| !list.is_empty());
+    }
+
+    /// Every DM protocol event.
+    pub(super) fn on_dm_event(&mut self, event: request_response::Event<RawEnvelope, DmAck>) {
+        use request_response::{Event as E, Message};
+        match event {
+            E::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let ack = self.receive_dm(peer, request);
+                if self.swarm.behaviour_mut().dm.send_response(channel, ack).is_err() {
+                    tracing::debug!(%peer, "dm sender went away before the acknowledgement");
+                }
+            }
+            E::Message {
+                peer,
+                connection_id,
+                message: Message::Response { request_id, response },
+            } => {
+                let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) else {
+                    return;
+                };
+                let result = match response.status {
+                    AckStatus::Delivered => Ok(DmReceipt {
+                        id: outgoing.envelope.id,
+                        peer,
+                        relayed: self.peers.connection_is_relayed(&peer, connection_id),
+                        round_trip: outgoing.started.elapsed(),
+                    }),
+                    AckStatus::Rejected => Err(ChatError::DmFailed(format!(
+                        "{peer} rejected it: {}",
+                        response.reason.unwrap_or_default()
+                    ))),
+                };
+                let _ = outgoing.reply.send(result);
+            }
+            E::OutboundFailure { request_id, error, peer, .. } => {
+                if let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) {
+                    let reason = format!("{peer}: {error}");
+                    let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                }
+            }
+            E::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound direct message failed");
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn receive_dm(&mut self, from: PeerId, request: RawEnvelope) -> DmAck {
+        let envelope = match request.validate() {
+            Ok(env) if env.kind == Kind::Dm => env,
+            Ok(env) => {
+                let reason = format!("expected a `dm` envelope, got `{}`", env.kind.as_str());
+                return DmAck { id: env.id, status: AckStatus::Rejected, reason: Some(reason) };
+            }
+            Err(e) => {
+                self.dropped_payloads += 1;
+                let reason = Some(e.to_string());
+                return DmAck { id: String::new(), status: AckStatus::Rejected, reason };
+            }
+        };
+        let id = envelope.id.clone();
+        // A retried message is acknowledged again but shown once.
+        if self.seen.first_time(from, &id) {
+            let nick = if envelope.nick.is_empty() {
+                crate::text::short_peer_id(&from)
+            } else {
+                envelope.nick
+            };
+            self.emit(Event::DirectMessage(DirectMessage {
+                id: id.clone(),
+                from,
+                nick,
+                text: envelope.body,
+                sent_at: envelope.ts,
+            }));
+        }
+        DmAck { id, status: AckStatus::Delivered, reason: None }
+    }
+}

@@ -1,0 +1,199 @@
+//! What the chat core tells a user interface: the [`Event`] stream, and the reply types of
+//! commands. Everything here is plain data, serialisable for the CLI's JSON mode.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+
+/// Where a room message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A p2p-chat envelope.
+    Envelope,
+    /// Plain text from another libp2p chat (its nickname is the short peer id).
+    Text,
+}
+
+/// A message in a room, as shown to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// The room.
+    pub room: String,
+    /// Unique message id (the envelope's, or the gossipsub id of a plain-text message).
+    pub id: String,
+    /// The author: the gossipsub message's signed source.
+    pub from: PeerId,
+    /// The author's display name.
+    pub nick: String,
+    /// The text.
+    pub text: String,
+    /// The author's clock, unix ms (0 for plain text).
+    pub sent_at: u64,
+    /// Envelope or plain text.
+    pub origin: Origin,
+}
+
+/// A direct message received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectMessage {
+    /// Message id.
+    pub id: String,
+    /// The sender: the authenticated remote peer.
+    pub from: PeerId,
+    /// The sender's display name.
+    pub nick: String,
+    /// The text.
+    pub text: String,
+    /// The sender's clock, unix ms.
+    pub sent_at: u64,
+}
+
+/// Why a member left a room's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftReason {
+    /// It said goodbye.
+    Left,
+    /// It was not heard from for [`crate::protocol::PRESENCE_EXPIRY`].
+    TimedOut,
+}
+
+/// Something the user interface may show. Handed out through a bounded queue: when the UI
+/// falls behind, the core never waits; it drops and then reports [`Event::Lagged`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A message arrived in a room.
+    Message(ChatMessage),
+    /// A direct message arrived (and was acknowledged).
+    DirectMessage(DirectMessage),
+    /// A member appeared in a room.
+    MemberJoined { room: String, peer: PeerId, nick: String },
+    /// A member left a room (or timed out).
+    MemberLeft { room: String, peer: PeerId, nick: String, reason: LeftReason },
+    /// A member changed its nickname.
+    NickChanged { room: String, peer: PeerId, old: String, new: String },
+    /// A room can now carry messages: a neighbour (usually the relay) is subscribed.
+    RoomReady { room: String },
+    /// Messages queued while a room was not ready have been published.
+    QueuedSent { room: String, ids: Vec<String> },
+    /// We listen on a new address.
+    Listening { addr: Multiaddr },
+    /// We stopped listening on an address.
+    ListenerClosed { addr: Multiaddr, reason: String },
+    /// An address of ours was confirmed reachable from outside.
+    ExternalAddr { addr: Multiaddr },
+    /// A connection to a peer opened (`relayed` when over a `/p2p-circuit`).
+    Connected { peer: PeerId, addr: Multiaddr, relayed: bool },
+    /// The last connection to a peer closed.
+    Disconnected { peer: PeerId },
+    /// A dial failed.
+    DialFailed { peer: Option<PeerId>, error: String },
+    /// A relay accepted our reservation: we are reachable through it.
+    ReservationAccepted { relay: PeerId, addr: Multiaddr },
+    /// A hole punch (DCUtR) finished.
+    HolePunch { peer: PeerId, ok: bool, error: Option<String> },
+    /// Our NAT status changed (AutoNAT).
+    NatStatus { status: String },
+    /// Peers found on the local network (mDNS).
+    Discovered { peers: Vec<PeerId> },
+    /// A relay we use went away; retrying after `retry_in`.
+    RelayLost { relay: Multiaddr, retry_in_ms: u64 },
+    /// The UI fell behind and this many events were dropped.
+    Lagged { missed: u64 },
+}
+
+/// What happened to a message handed to [`super::Client::send_message`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// Published to the room's neighbours.
+    Published { id: String },
+    /// No neighbour is subscribed yet; sent as soon as one is ([`Event::QueuedSent`]).
+    Queued { id: String },
+}
+
+impl SendOutcome {
+    /// The message id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Published { id } | Self::Queued { id } => id,
+        }
+    }
+}
+
+/// The acknowledgement of a direct message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DmReceipt {
+    /// Message id.
+    pub id: String,
+    /// The recipient.
+    pub peer: PeerId,
+    /// Whether the connection it went over was a relay circuit.
+    pub relayed: bool,
+    /// Time from sending to the acknowledgement.
+    pub round_trip: Duration,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The room.
+    pub room: String,
+    /// The member.
+    pub peer: PeerId,
+    /// Its display name.
+    pub nick: String,
+}
+
+/// A peer we have a connection to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectedPeer {
+    /// The peer.
+    pub peer: PeerId,
+    /// The remote address of each connection.
+    pub addrs: Vec<Multiaddr>,
+    /// Its identify agent string, once known.
+    pub agent: Option<String>,
+}
+
+/// Reply to [`super::Command::Peers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeersInfo {
+    /// Room members (ourselves excluded).
+    pub members: Vec<Member>,
+    /// Peers we are connected to.
+    pub connected: Vec<ConnectedPeer>,
+}
+
+/// A room we are in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomInfo {
+    /// Room name.
+    pub room: String,
+    /// Members besides us.
+    pub members: usize,
+    /// Whether messages can be published right now.
+    pub ready: bool,
+}
+
+/// Reply to [`super::Command::Info`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Info {
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// Our nickname.
+    pub nick: String,
+    /// Addresses we listen on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses confirmed reachable from outside.
+    pub external_addrs: Vec<Multiaddr>,
+    /// AutoNAT's verdict: `unknown`, `public <addr>` or `private`.
+    pub nat_status: String,
+    /// Number of connected peers.
+    pub connected_peers: usize,
+    /// Room payloads dropped because they did not decode.
+    pub dropped_payloads: u64,
+}

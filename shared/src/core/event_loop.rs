@@ -1,0 +1,154 @@
+//! The [`EventLoop`]: owns the swarm and the core state, and `select!`s over the command inbox,
+//! the swarm and a one-second housekeeping tick. Handlers live in sibling modules by concern.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use futures_timer::Delay;
+use libp2p::Swarm;
+use web_time::Instant;
+
+use super::client::{Command, Reply};
+use super::peers::Peers;
+use super::relays::Relays;
+use super::rooms::{Room, SeenIds};
+use super::{CoreConfig, Event};
+use crate::behaviour::{Behaviour, Extension, Role};
+use crate::text::{clean_nick, random_nick};
+
+/// Housekeeping period: presence, member expiry, relay retries, timeouts.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How long a shutdown keeps polling the swarm so that goodbyes leave the machine.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// The chat core's event loop. Run it to completion with [`EventLoop::run`].
+pub struct EventLoop<X: Extension> {
+    pub(super) swarm: Swarm<Behaviour<X>>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    /// Events dropped since the UI last kept up.
+    missed: u64,
+    pub(super) role: Role,
+    pub(super) nick: String,
+    /// Rooms we are in (as a peer).
+    pub(super) rooms: HashMap<String, Room>,
+    /// Rooms the relay subscribed to because a peer did.
+    pub(super) hub_rooms: HashSet<String>,
+    pub(super) seen: SeenIds,
+    pub(super) peers: Peers,
+    pub(super) relays: Relays,
+    pub(super) pending: super::commands::Pending,
+    pub(super) nat_status: String,
+    pub(super) dropped_payloads: u64,
+    tick: Delay,
+    shutdown: Option<(Instant, Vec<Reply<()>>)>,
+}
+
+impl<X: Extension> EventLoop<X> {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour<X>>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+        config: CoreConfig,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            missed: 0,
+            role: config.role,
+            nick: clean_nick(&config.nick).unwrap_or_else(random_nick),
+            rooms: HashMap::new(),
+            hub_rooms: HashSet::new(),
+            seen: SeenIds::default(),
+            peers: Peers::default(),
+            relays: Relays::default(),
+            pending: Default::default(),
+            nat_status: "unknown".to_owned(),
+            dropped_payloads: 0,
+            tick: Delay::new(TICK),
+            shutdown: None,
+        }
+    }
+
+    /// Runs until every [`super::Client`] is dropped or one asks for a shutdown.
+    pub async fn run(mut self) {
+        loop {
+            futures::select_biased! {
+                command = self.commands.next() => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        self.start_shutdown(None);
+                    }
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = (&mut self.tick).fuse() => {
+                    if self.on_tick() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((_, replies)) = self.shutdown.take() {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        tracing::debug!("chat core stopped");
+    }
+
+    /// Hands an event to the UI without ever waiting for it.
+    pub(super) fn emit(&mut self, event: Event) {
+        if self.missed > 0 {
+            match self.events.try_send(Event::Lagged { missed: self.missed }) {
+                Ok(()) => self.missed = 0,
+                Err(e) if e.is_disconnected() => return,
+                Err(_) => {
+                    self.missed += 1;
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.events.try_send(event) {
+            if e.is_full() {
+                self.missed += 1;
+                if self.missed == 1 {
+                    tracing::warn!("user interface is not keeping up; dropping events");
+                }
+            }
+        }
+    }
+
+    /// Says goodbye in every room, then stops after a short grace period.
+    pub(super) fn start_shutdown(&mut self, reply: Option<Reply<()>>) {
+        if self.shutdown.is_none() {
+            let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+            for room in rooms {
+                self.leave_room(&room);
+            }
+            self.shutdown = Some((Instant::now() + SHUTDOWN_GRACE, Vec::new()));
+            self.tick.reset(SHUTDOWN_GRACE);
+        }
+        if let (Some(reply), Some((_, replies))) = (reply, self.shutdown.as_mut()) {
+            replies.push(reply);
+        }
+    }
+
+    /// Periodic housekeeping. Returns `true` when the loop should stop.
+    fn on_tick(&mut self) -> bool {
+        let now = Instant::now();
+        if let Some((deadline, _)) = &self.shutdown {
+            if now >= *deadline {
+                return true;
+            }
+        }
+        self.tick.reset(TICK);
+        self.rooms_tick(now);
+        self.relays_tick(now);
+        self.pending_tick(now);
+        false
+    }
+}

@@ -1,0 +1,311 @@
+//! Rooms over gossipsub: joining and leaving, publishing (or queueing until a neighbour is
+//! subscribed), decoding what arrives, membership by presence, and the relay's hub role.
+
+use libp2p::gossipsub::{self, PublishError, TopicHash};
+use web_time::Instant;
+
+use super::event::{ChatMessage, LeftReason, Origin, SendOutcome};
+use super::rooms::{Heard, Queued, Room};
+use super::{ChatError, Event, EventLoop};
+use crate::behaviour::{Extension, Role};
+use crate::envelope::{decode_room_payload, Envelope, Kind, Payload};
+use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS, PRESENCE_INTERVAL};
+use crate::text::short_peer_id;
+
+/// Longest wait before answering a newcomer's join with a presence notice; spread so that a
+/// room does not answer all at once.
+const PRESENCE_ANSWER_SPREAD_MS: u64 = 1500;
+
+impl<X: Extension> EventLoop<X> {
+    /// Joins a room: subscribe and announce.
+    pub(super) fn join_room(&mut self, room: &str) -> Result<(), ChatError> {
+        validate_room(room)?;
+        if self.rooms.contains_key(room) {
+            return Ok(());
+        }
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&room_topic(room))
+            .map_err(|e| ChatError::Publish(e.to_string()))?;
+        let mut state = Room::default();
+        state.ready = self.has_subscribed_neighbour(&room_topic(room).hash());
+        self.rooms.insert(room.to_owned(), state);
+        tracing::info!(room, "joined");
+        self.announce(room, Kind::Join);
+        Ok(())
+    }
+
+    /// Leaves a room with a goodbye. `false` when we were not in it.
+    pub(super) fn leave_room(&mut self, room: &str) -> bool {
+        if !self.rooms.contains_key(room) {
+            return false;
+        }
+        self.announce(room, Kind::Leave);
+        self.rooms.remove(room);
+        if !self.hub_rooms.contains(room) {
+            self.swarm.behaviour_mut().gossipsub.unsubscribe(&room_topic(room));
+        }
+        tracing::info!(room, "left");
+        true
+    }
+
+    /// Sends a chat message to a room.
+    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<SendOutcome, ChatError> {
+        if !self.rooms.contains_key(room) {
+            return Err(ChatError::NotInRoom(room.to_owned()));
+        }
+        let envelope = Envelope::message(&self.nick, text)?;
+        self.publish_or_queue(room, &envelope)
+    }
+
+    /// Publishes a join, leave or presence notice (queued if the room is not ready).
+    pub(super) fn announce(&mut self, room: &str, kind: Kind) {
+        if self.role != Role::Peer {
+            return;
+        }
+        let envelope = Envelope::notice(kind, &self.nick);
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.last_presence = Some(Instant::now());
+            state.presence_due = None;
+        }
+        if kind == Kind::Join {
+            // Queued when nobody is subscribed yet: it is how the room learns about us.
+            if let Err(e) = self.publish_or_queue(room, &envelope) {
+                tracing::debug!(room, error = %e, "join notice not sent");
+            }
+        } else {
+            // A goodbye or a "still here" is not worth queueing: nobody is there to need it.
+            let _ = self.publish(room, envelope.to_bytes());
+        }
+    }
+
+    fn publish(&mut self, room: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(room_topic(room), bytes)
+            .map(|_| ())
+    }
+
+    fn publish_or_queue(
+        &mut self,
+        room: &str,
+        envelope: &Envelope,
+    ) -> Result<SendOutcome, ChatError> {
+        let id = envelope.id.clone();
+        let bytes = envelope.to_bytes();
+        match self.publish(room, bytes.clone()) {
+            Ok(()) => Ok(SendOutcome::Published { id }),
+            Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => {
+                let state = self.rooms.get_mut(room).ok_or_else(|| ChatError::NotInRoom(room.into()))?;
+                state.ready = false;
+                if state.enqueue(Queued { id: id.clone(), bytes }) {
+                    Ok(SendOutcome::Queued { id })
+                } else {
+                    Err(ChatError::QueueFull(room.to_owned()))
+                }
+            }
+            Err(e) => Err(ChatError::Publish(e.to_string())),
+        }
+    }
+
+    fn has_subscribed_neighbour(&self, topic: &TopicHash) -> bool {
+        self.swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .any(|(_, topics)| topics.contains(&topic))
+    }
+
+    /// Re-checks which rooms still have a subscribed neighbour (after a peer left).
+    pub(super) fn recheck_rooms(&mut self) {
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in names {
+            let ready = self.has_subscribed_neighbour(&room_topic(&room).hash());
+            if let Some(state) = self.rooms.get_mut(&room) {
+                state.ready = ready;
+            }
+        }
+        if self.role == Role::Relay {
+            let idle: Vec<String> = self
+                .hub_rooms
+                .iter()
+                .filter(|room| !self.has_subscribed_neighbour(&room_topic(room).hash()))
+                .cloned()
+                .collect();
+            for room in idle {
+                self.hub_rooms.remove(&room);
+                self.swarm.behaviour_mut().gossipsub.unsubscribe(&room_topic(&room));
+                tracing::info!(room, "hub left empty room");
+            }
+        }
+    }
+
+    /// A neighbour subscribed: a room of ours is ready (flush its queue); a relay joins it too.
+    fn on_subscribed(&mut self, peer: libp2p::PeerId, topic: TopicHash) {
+        let room = topic.as_str();
+        if self.role == Role::Relay
+            && !self.hub_rooms.contains(room)
+            && validate_room(room).is_ok()
+            && self.hub_rooms.len() < MAX_HUB_ROOMS
+        {
+            let subscribed = self.swarm.behaviour_mut().gossipsub.subscribe(&room_topic(room));
+            if subscribed.is_ok() {
+                self.hub_rooms.insert(room.to_owned());
+                tracing::info!(room, %peer, "hub joined room");
+            }
+        }
+        let Some(state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let became_ready = !state.ready;
+        state.ready = true;
+        let queued: Vec<Queued> = state.queue.drain(..).collect();
+        let room = room.to_owned();
+        if became_ready {
+            self.emit(Event::RoomReady { room: room.clone() });
+        }
+        let mut sent = Vec::new();
+        for item in queued {
+            match self.publish(&room, item.bytes.clone()) {
+                Ok(()) => sent.push(item.id),
+                Err(e) => {
+                    tracing::warn!(room, error = %e, "queued message still not sendable");
+                    if let Some(state) = self.rooms.get_mut(&room) {
+                        state.queue.push_back(item);
+                    }
+                }
+            }
+        }
+        if !sent.is_empty() {
+            self.emit(Event::QueuedSent { room, ids: sent });
+        }
+    }
+
+    /// Every gossipsub event.
+    pub(super) fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message { message, .. } => self.on_room_message(message),
+            gossipsub::Event::Subscribed { peer_id, topic, .. } => self.on_subscribed(peer_id, topic),
+            gossipsub::Event::Unsubscribed { .. } => self.recheck_rooms(),
+            gossipsub::Event::SlowPeer { peer_id, failed_messages } => {
+                tracing::warn!(%peer_id, ?failed_messages, "peer is too slow; messages to it dropped");
+            }
+            other => tracing::trace!(?other, "gossipsub"),
+        }
+    }
+
+    fn on_room_message(&mut self, message: gossipsub::Message) {
+        let room = message.topic.as_str().to_owned();
+        // Strict validation guarantees a verified source; without one there is no author.
+        let Some(from) = message.source else {
+            self.dropped_payloads += 1;
+            return;
+        };
+        if !self.rooms.contains_key(&room) {
+            return; // a relay forwarding a room it hubs but is not a member of
+        }
+        let payload = match decode_room_payload(&message.data) {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.dropped_payloads += 1;
+                tracing::debug!(%from, room, error = %e, "dropped room payload");
+                return;
+            }
+        };
+        let now = Instant::now();
+        match payload {
+            Payload::Text(text) => {
+                let id = message.sequence_number.map_or_else(
+                    || format!("{:x}", rand::random::<u64>()),
+                    |seq| format!("{}-{seq}", from.to_base58()),
+                );
+                if self.seen.first_time(from, &id) {
+                    let nick = short_peer_id(&from);
+                    self.heard(&room, from, &nick, now);
+                    let msg = ChatMessage { room, id, from, nick, text, sent_at: 0, origin: Origin::Text };
+                    self.emit(Event::Message(msg));
+                }
+            }
+            Payload::Envelope(env) => self.on_envelope(room, from, env, now),
+        }
+    }
+
+    fn on_envelope(&mut self, room: String, from: libp2p::PeerId, env: Envelope, now: Instant) {
+        let nick = if env.nick.is_empty() { short_peer_id(&from) } else { env.nick.clone() };
+        match env.kind {
+            Kind::Message => {
+                self.heard(&room, from, &nick, now);
+                if self.seen.first_time(from, &env.id) {
+                    let msg = ChatMessage {
+                        room,
+                        id: env.id,
+                        from,
+                        nick,
+                        text: env.body,
+                        sent_at: env.ts,
+                        origin: Origin::Envelope,
+                    };
+                    self.emit(Event::Message(msg));
+                }
+            }
+            Kind::Join | Kind::Presence => {
+                let new = self.heard(&room, from, &nick, now);
+                if env.kind == Kind::Join && new {
+                    let delay = rand::random_range(0..PRESENCE_ANSWER_SPREAD_MS);
+                    if let Some(state) = self.rooms.get_mut(&room) {
+                        let due = now + std::time::Duration::from_millis(delay);
+                        state.presence_due = Some(state.presence_due.map_or(due, |d| d.min(due)));
+                    }
+                }
+            }
+            Kind::Leave => {
+                if let Some(nick) = self.rooms.get_mut(&room).and_then(|s| s.remove(&from)) {
+                    self.emit(Event::MemberLeft { room, peer: from, nick, reason: LeftReason::Left });
+                }
+            }
+            Kind::Dm => {
+                self.dropped_payloads += 1; // DMs travel over their own protocol only
+            }
+        }
+    }
+
+    /// Records a member; emits joined / renamed. `true` when the member is new.
+    fn heard(&mut self, room: &str, peer: libp2p::PeerId, nick: &str, now: Instant) -> bool {
+        let Some(state) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        match state.heard(peer, nick, now) {
+            Heard::New => {
+                let (room, nick) = (room.to_owned(), nick.to_owned());
+                self.emit(Event::MemberJoined { room, peer, nick });
+                true
+            }
+            Heard::Renamed(old) => {
+                let (room, new) = (room.to_owned(), nick.to_owned());
+                self.emit(Event::NickChanged { room, peer, old, new });
+                false
+            }
+            Heard::Same => false,
+        }
+    }
+
+    /// Presence announcements and member expiry.
+    pub(super) fn rooms_tick(&mut self, now: Instant) {
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in names {
+            let Some(state) = self.rooms.get_mut(&room) else { continue };
+            let expired = state.expire(now);
+            let due = state.presence_due.is_some_and(|d| d <= now)
+                || state.last_presence.is_none_or(|t| now.duration_since(t) >= PRESENCE_INTERVAL);
+            for (peer, nick) in expired {
+                let room = room.clone();
+                self.emit(Event::MemberLeft { room, peer, nick, reason: LeftReason::TimedOut });
+            }
+            if due {
+                self.announce(&room, Kind::Presence);
+            }
+        }
+    }
+}

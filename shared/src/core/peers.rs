@@ -1,0 +1,140 @@
+//! What the core knows about other peers: open connections (with their remote addresses), the
+//! addresses learned from identify, mDNS and the DHT (bounded), and identify agent strings.
+
+use std::collections::HashMap;
+
+use libp2p::{core::multiaddr::Protocol, swarm::ConnectionId, Multiaddr, PeerId};
+
+use super::event::ConnectedPeer;
+use crate::protocol::MAX_ADDRS_PER_PEER;
+
+/// Most peers whose addresses are remembered.
+const MAX_KNOWN_PEERS: usize = 50_000;
+
+/// Whether an address goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
+/// Peer bookkeeping of the event loop.
+#[derive(Debug, Default)]
+pub struct Peers {
+    connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    agents: HashMap<PeerId, String>,
+}
+
+impl Peers {
+    /// Records an open connection.
+    pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr) {
+        self.connections.entry(peer).or_default().insert(id, addr);
+    }
+
+    /// Records a closed connection; `true` when it was the peer's last.
+    pub fn disconnected(&mut self, peer: &PeerId, id: ConnectionId) -> bool {
+        let Some(conns) = self.connections.get_mut(peer) else {
+            return true;
+        };
+        conns.remove(&id);
+        if conns.is_empty() {
+            self.connections.remove(peer);
+            self.agents.remove(peer);
+            return true;
+        }
+        false
+    }
+
+    /// Whether any connection to the peer is open.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.connections.contains_key(peer)
+    }
+
+    /// Whether the given connection goes through a relay.
+    pub fn connection_is_relayed(&self, peer: &PeerId, id: ConnectionId) -> bool {
+        self.connections
+            .get(peer)
+            .and_then(|c| c.get(&id))
+            .is_some_and(is_relayed)
+    }
+
+    /// Remembers an address of a peer, bounded per peer and in total.
+    pub fn add_address(&mut self, peer: PeerId, addr: Multiaddr) {
+        if !self.addresses.contains_key(&peer) && self.addresses.len() >= MAX_KNOWN_PEERS {
+            return;
+        }
+        let addrs = self.addresses.entry(peer).or_default();
+        if !addrs.contains(&addr) && addrs.len() < MAX_ADDRS_PER_PEER {
+            addrs.push(addr);
+        }
+    }
+
+    /// Forgets one address (mDNS expiry).
+    pub fn remove_address(&mut self, peer: &PeerId, addr: &Multiaddr) {
+        if let Some(addrs) = self.addresses.get_mut(peer) {
+            addrs.retain(|a| a != addr);
+        }
+    }
+
+    /// Known addresses of a peer, direct ones first.
+    pub fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        let mut addrs = self.addresses.get(peer).cloned().unwrap_or_default();
+        addrs.sort_by_key(is_relayed);
+        addrs
+    }
+
+    /// Records a peer's identify agent.
+    pub fn set_agent(&mut self, peer: PeerId, agent: String) {
+        if self.connections.contains_key(&peer) {
+            self.agents.insert(peer, agent);
+        }
+    }
+
+    /// Every connected peer.
+    pub fn connected_peers(&self) -> Vec<ConnectedPeer> {
+        let mut list: Vec<ConnectedPeer> = self
+            .connections
+            .iter()
+            .map(|(peer, conns)| ConnectedPeer {
+                peer: *peer,
+                addrs: conns.values().cloned().collect(),
+                agent: self.agents.get(peer).cloned(),
+            })
+            .collect();
+        list.sort_by_key(|p| p.peer.to_base58());
+        list
+    }
+
+    /// Number of connected peers.
+    pub fn connected_count(&self) -> usize {
+        self.connections.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_addresses_come_before_circuits() {
+        let mut peers = Peers::default();
+        let peer = PeerId::random();
+        let circuit: Multiaddr = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit"
+            .parse()
+            .expect("valid");
+        let direct: Multiaddr = "/ip4/127.0.0.1/tcp/2".parse().expect("valid");
+        peers.add_address(peer, circuit.clone());
+        peers.add_address(peer, direct.clone());
+        peers.add_address(peer, direct.clone());
+        assert_eq!(peers.addresses_of(&peer), vec![direct, circuit]);
+    }
+
+    #[test]
+    fn addresses_per_peer_are_bounded() {
+        let mut peers = Peers::default();
+        let peer = PeerId::random();
+        for port in 0..100u16 {
+            peers.add_address(peer, format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("valid"));
+        }
+        assert_eq!(peers.addresses_of(&peer).len(), MAX_ADDRS_PER_PEER);
+    }
+}

@@ -1,0 +1,231 @@
+//! Swarm events other than rooms and DMs: connections, listeners, identify, ping, Kademlia, the
+//! relay client, and what a platform extension reports.
+
+use libp2p::{
+    identify, kad, ping, relay,
+    swarm::{DialError, SwarmEvent},
+    Multiaddr, PeerId,
+};
+
+use super::event::Event;
+use super::peers::is_relayed;
+use super::{ChatError, EventLoop};
+use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
+use crate::protocol::MAX_ADDRS_PER_PEER;
+
+impl<X: Extension> EventLoop<X> {
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                let addr = endpoint.get_remote_address().clone();
+                let first = !self.peers.is_connected(&peer_id);
+                self.peers.connected(peer_id, connection_id, addr.clone());
+                if let Some(reply) = self.pending.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                tracing::debug!(peer = %peer_id, %addr, "connected");
+                if first {
+                    let relayed = is_relayed(&addr);
+                    self.emit(Event::Connected { peer: peer_id, addr, relayed });
+                }
+                self.dms_on_connected(&peer_id);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+                tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                if self.peers.disconnected(&peer_id, connection_id) {
+                    self.emit(Event::Disconnected { peer: peer_id });
+                    self.relay_disconnected(&peer_id);
+                    self.recheck_rooms();
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
+                let text = dial_error_text(&error);
+                if let Some(reply) = self.pending.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(ChatError::Network(text.clone())));
+                }
+                if let Some(peer) = peer_id {
+                    self.dms_on_dial_failed(&peer, &text);
+                }
+                if !matches!(error, DialError::DialPeerConditionFalse(_)) {
+                    self.emit(Event::DialFailed { peer: peer_id, error: text });
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.emit(Event::Listening { addr: address });
+            }
+            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                let reason = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                for addr in addresses {
+                    self.emit(Event::ListenerClosed { addr, reason: reason.clone() });
+                }
+                self.relay_listener_closed(listener_id);
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.emit(Event::ExternalAddr { addr: address });
+            }
+            other => tracing::trace!(?other, "swarm event"),
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent<X>) {
+        match event {
+            BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
+            BehaviourEvent::Dm(event) => self.on_dm_event(event),
+            BehaviourEvent::Identify(event) => self.on_identify(event),
+            BehaviourEvent::Ping(event) => self.on_ping(event),
+            BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
+            BehaviourEvent::Ext(event) => {
+                if let Some(notice) = X::notice(event) {
+                    self.on_notice(notice);
+                }
+            }
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        self.peers.set_agent(peer_id, info.agent_version.clone());
+        // The hub adds every peer to its DHT table so that anyone can be found through it;
+        // a peer adds only those that serve the DHT.
+        let serves_kad = info.protocols.iter().any(|p| *p == kad::PROTOCOL_NAME);
+        let add_to_dht = serves_kad || self.role == Role::Relay;
+        for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+            self.peers.add_address(peer_id, addr.clone());
+            if add_to_dht {
+                self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            }
+        }
+    }
+
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(rtt) => {
+                for (_, reply) in self.pending.pings.remove(&event.peer).unwrap_or_default() {
+                    let _ = reply.send(Ok(rtt));
+                }
+            }
+            Err(error) => {
+                // A dead connection would otherwise linger (and stay in the gossipsub mesh).
+                tracing::debug!(peer = %event.peer, %error, "ping failed; closing connection");
+                self.swarm.close_connection(event.connection);
+            }
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else {
+            return;
+        };
+        let kad::QueryResult::GetClosestPeers(result) = result else {
+            return;
+        };
+        let Some((target, _, _)) = self.pending.finds.get(&id) else {
+            return;
+        };
+        let target = *target;
+        let peers = match result {
+            Ok(ok) => ok.peers,
+            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let found: Vec<Multiaddr> = peers
+            .into_iter()
+            .filter(|p| p.peer_id == target)
+            .flat_map(|p| p.addrs)
+            .collect();
+        if !found.is_empty() || step.last {
+            if let Some((_, _, reply)) = self.pending.finds.remove(&id) {
+                for addr in &found {
+                    self.peers.add_address(target, addr.clone());
+                }
+                let result =
+                    if found.is_empty() { Err(ChatError::NotFound(target)) } else { Ok(found) };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
+                if !renewal {
+                    tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                    self.relay_reserved(relay_peer_id);
+                }
+            }
+            other => tracing::debug!(?other, "relay client"),
+        }
+    }
+
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Discovered(found) => {
+                let mut peers: Vec<PeerId> = Vec::new();
+                for (peer, addr) in found {
+                    self.peers.add_address(peer, addr.clone());
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    if !peers.contains(&peer) {
+                        peers.push(peer);
+                    }
+                }
+                for peer in &peers {
+                    if !self.peers.is_connected(peer) {
+                        let _ = self.swarm.dial(*peer);
+                    }
+                }
+                self.emit(Event::Discovered { peers });
+            }
+            Notice::Expired(gone) => {
+                for (peer, addr) in gone {
+                    self.peers.remove_address(&peer, &addr);
+                }
+            }
+            Notice::NatStatus(status) => {
+                self.nat_status = status.clone();
+                self.emit(Event::NatStatus { status });
+            }
+            Notice::HolePunch { peer, result } => {
+                let (ok, error) = match result {
+                    Ok(()) => (true, None),
+                    Err(e) => (false, Some(e)),
+                };
+                self.emit(Event::HolePunch { peer, ok, error });
+            }
+            Notice::Log(line) => tracing::debug!("{line}"),
+        }
+    }
+}
+
+/// One line saying why a dial failed.
+fn dial_error_text(error: &DialError) -> String {
+    match error {
+        DialError::Transport(attempts) => attempts
+            .iter()
+            .map(|(addr, e)| format!("{addr}: {}", error_chain(e)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => error_chain(other),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

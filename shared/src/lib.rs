@@ -1,0 +1,17 @@
+//! p2p-chat's shared crate: the wire contract and the chat core.
+//!
+//! - [`protocol`]: protocol ids, the room/topic rule and every size limit.
+//! - [`envelope`]: the bytes of a chat message (versioned JSON), decoding of untrusted payloads.
+//! - [`dm`]: the direct-message protocol and its acknowledgement.
+//! - [`behaviour`]: the libp2p behaviour every peer runs, with a slot for native extras.
+//! - [`core`]: the runtime-agnostic event loop, its [`core::Client`] and [`core::Event`]s.
+//! - [`text`]: nicknames, display-safe text, times.
+//!
+//! Builds for native targets and for `wasm32-unknown-unknown`.
+
+pub mod behaviour;
+pub mod core;
+pub mod dm;
+pub mod envelope;
+pub mod protocol;
+pub mod text;
