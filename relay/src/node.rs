@@ -101,7 +101,7 @@ pub async fn start_relay(
     for addr in external_addrs {
         swarm.add_external_address(addr.clone());
     }
-    Ok(spawn(swarm, CoreConfig::relay()))
+    Ok(spawn(swarm, CoreConfig::relay(external_addrs.is_empty())))
 }
 
 /// How a chat peer starts.

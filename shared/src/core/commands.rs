@@ -21,13 +21,24 @@ use crate::text::clean_nick;
 /// How long `/ping` and `/find` wait for the network.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A DHT lookup under way. Peers in client mode (most chat peers) never answer DHT queries, so
+/// the lookup's own result leaves them out; the addresses the DHT handed out for the target are
+/// caught as the lookup dials them.
+#[derive(Debug)]
+pub struct Find {
+    pub(super) target: PeerId,
+    pub(super) started: Instant,
+    pub(super) found: Vec<Multiaddr>,
+    pub(super) reply: Reply<Vec<Multiaddr>>,
+}
+
 /// Replies waiting on the network.
 #[derive(Default, Debug)]
 pub struct Pending {
     /// `/connect`: by the dial's connection id.
     pub(super) dials: HashMap<ConnectionId, Reply<PeerId>>,
-    /// `/find`: by query, with the peer looked for.
-    pub(super) finds: HashMap<QueryId, (PeerId, Instant, Reply<Vec<Multiaddr>>)>,
+    /// `/find`: by query.
+    pub(super) finds: HashMap<QueryId, Find>,
     /// `/ping`: by peer, answered by its next ping result.
     pub(super) pings: HashMap<PeerId, Vec<(Instant, Reply<Duration>)>>,
     /// Direct messages.
@@ -76,7 +87,8 @@ impl<X: Extension> EventLoop<X> {
                     return;
                 }
                 let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                self.pending.finds.insert(query, (peer, Instant::now(), reply));
+                let find = Find { target: peer, started: Instant::now(), found: Vec::new(), reply };
+                self.pending.finds.insert(query, find);
             }
             Command::Ping { peer, reply } => self.ping(peer, reply),
             Command::Info { reply } => {
@@ -199,12 +211,12 @@ impl<X: Extension> EventLoop<X> {
             .pending
             .finds
             .iter()
-            .filter(|(_, (_, started, _))| now.duration_since(*started) >= LOOKUP_TIMEOUT)
+            .filter(|(_, find)| now.duration_since(find.started) >= LOOKUP_TIMEOUT)
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            if let Some((_, _, reply)) = self.pending.finds.remove(&id) {
-                let _ = reply.send(Err(timeout()));
+            if let Some(find) = self.pending.finds.remove(&id) {
+                let _ = find.reply.send(Err(timeout()));
             }
         }
         for waiting in self.pending.pings.values_mut() {

@@ -32,6 +32,7 @@ pub struct EventLoop<X: Extension> {
     /// Events dropped since the UI last kept up.
     missed: u64,
     pub(super) role: Role,
+    pub(super) listen_addrs_are_external: bool,
     pub(super) nick: String,
     /// Rooms we are in (as a peer).
     pub(super) rooms: HashMap<String, Room>,
@@ -60,6 +61,7 @@ impl<X: Extension> EventLoop<X> {
             events,
             missed: 0,
             role: config.role,
+            listen_addrs_are_external: config.listen_addrs_are_external,
             nick: clean_nick(&config.nick).unwrap_or_else(random_nick),
             rooms: HashMap::new(),
             hub_rooms: HashSet::new(),

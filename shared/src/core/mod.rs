@@ -38,17 +38,30 @@ pub struct CoreConfig {
     pub nick: String,
     /// Capacity of the event queue to the user interface.
     pub event_capacity: usize,
+    /// Treat every listen address as reachable from outside. A relay with no configured public
+    /// address needs this: it only hands out reservations that carry an address of its own.
+    pub listen_addrs_are_external: bool,
 }
 
 impl CoreConfig {
     /// A chat peer with this nickname.
     pub fn peer(nick: &str) -> Self {
-        Self { role: Role::Peer, nick: nick.to_owned(), event_capacity: 1024 }
+        Self {
+            role: Role::Peer,
+            nick: nick.to_owned(),
+            event_capacity: 1024,
+            listen_addrs_are_external: false,
+        }
     }
 
-    /// A relay (hub).
-    pub fn relay() -> Self {
-        Self { role: Role::Relay, nick: "relay".to_owned(), event_capacity: 1024 }
+    /// A relay (hub); `listen_addrs_are_external` when it was given no public address.
+    pub fn relay(listen_addrs_are_external: bool) -> Self {
+        Self {
+            role: Role::Relay,
+            nick: "relay".to_owned(),
+            event_capacity: 1024,
+            listen_addrs_are_external,
+        }
     }
 }
 

@@ -19,15 +19,16 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
 /// Peer bookkeeping of the event loop.
 #[derive(Debug, Default)]
 pub struct Peers {
-    connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    /// Remote address of each connection, and whether it is relayed.
+    connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool)>>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     agents: HashMap<PeerId, String>,
 }
 
 impl Peers {
     /// Records an open connection.
-    pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr) {
-        self.connections.entry(peer).or_default().insert(id, addr);
+    pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr, relayed: bool) {
+        self.connections.entry(peer).or_default().insert(id, (addr, relayed));
     }
 
     /// Records a closed connection; `true` when it was the peer's last.
@@ -54,7 +55,7 @@ impl Peers {
         self.connections
             .get(peer)
             .and_then(|c| c.get(&id))
-            .is_some_and(is_relayed)
+            .is_some_and(|(_, relayed)| *relayed)
     }
 
     /// Remembers an address of a peer, bounded per peer and in total.
@@ -96,7 +97,7 @@ impl Peers {
             .iter()
             .map(|(peer, conns)| ConnectedPeer {
                 peer: *peer,
-                addrs: conns.values().cloned().collect(),
+                addrs: conns.values().map(|(addr, _)| addr.clone()).collect(),
                 agent: self.agents.get(peer).cloned(),
             })
             .collect();

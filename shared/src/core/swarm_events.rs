@@ -8,7 +8,6 @@ use libp2p::{
 };
 
 use super::event::Event;
-use super::peers::is_relayed;
 use super::{ChatError, EventLoop};
 use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
 use crate::protocol::MAX_ADDRS_PER_PEER;
@@ -19,14 +18,17 @@ impl<X: Extension> EventLoop<X> {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 let addr = endpoint.get_remote_address().clone();
+                let relayed = endpoint.is_relayed();
                 let first = !self.peers.is_connected(&peer_id);
-                self.peers.connected(peer_id, connection_id, addr.clone());
+                self.peers.connected(peer_id, connection_id, addr.clone(), relayed);
+                if endpoint.is_dialer() {
+                    self.finds_saw_address(&peer_id, [addr.clone()]);
+                }
                 if let Some(reply) = self.pending.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
                 tracing::debug!(peer = %peer_id, %addr, "connected");
                 if first {
-                    let relayed = is_relayed(&addr);
                     self.emit(Event::Connected { peer: peer_id, addr, relayed });
                 }
                 self.dms_on_connected(&peer_id);
@@ -45,6 +47,9 @@ impl<X: Extension> EventLoop<X> {
                     let _ = reply.send(Err(ChatError::Network(text.clone())));
                 }
                 if let Some(peer) = peer_id {
+                    if let DialError::Transport(attempts) = &error {
+                        self.finds_saw_address(&peer, attempts.iter().map(|(a, _)| a.clone()));
+                    }
                     self.dms_on_dial_failed(&peer, &text);
                 }
                 if !matches!(error, DialError::DialPeerConditionFalse(_)) {
@@ -53,6 +58,9 @@ impl<X: Extension> EventLoop<X> {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                if self.listen_addrs_are_external {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.emit(Event::Listening { addr: address });
             }
             SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
@@ -60,6 +68,7 @@ impl<X: Extension> EventLoop<X> {
                     Ok(()) => "closed".to_owned(),
                     Err(e) => e.to_string(),
                 };
+                tracing::debug!(?listener_id, reason, "listener closed");
                 for addr in addresses {
                     self.emit(Event::ListenerClosed { addr, reason: reason.clone() });
                 }
@@ -131,27 +140,43 @@ impl<X: Extension> EventLoop<X> {
         let kad::QueryResult::GetClosestPeers(result) = result else {
             return;
         };
-        let Some((target, _, _)) = self.pending.finds.get(&id) else {
+        let Some(find) = self.pending.finds.get_mut(&id) else {
             return;
         };
-        let target = *target;
         let peers = match result {
             Ok(ok) => ok.peers,
             Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
         };
-        let found: Vec<Multiaddr> = peers
-            .into_iter()
-            .filter(|p| p.peer_id == target)
-            .flat_map(|p| p.addrs)
-            .collect();
-        if !found.is_empty() || step.last {
-            if let Some((_, _, reply)) = self.pending.finds.remove(&id) {
-                for addr in &found {
-                    self.peers.add_address(target, addr.clone());
+        for info in peers.into_iter().filter(|p| p.peer_id == find.target) {
+            for addr in info.addrs {
+                if !find.found.contains(&addr) {
+                    find.found.push(addr);
                 }
-                let result =
-                    if found.is_empty() { Err(ChatError::NotFound(target)) } else { Ok(found) };
-                let _ = reply.send(result);
+            }
+        }
+        if !step.last {
+            return;
+        }
+        if let Some(find) = self.pending.finds.remove(&id) {
+            for addr in &find.found {
+                self.peers.add_address(find.target, addr.clone());
+            }
+            let result = if find.found.is_empty() {
+                Err(ChatError::NotFound(find.target))
+            } else {
+                Ok(find.found)
+            };
+            let _ = find.reply.send(result);
+        }
+    }
+
+    /// A lookup for `peer` dialled these addresses (the DHT handed them out).
+    fn finds_saw_address(&mut self, peer: &PeerId, addrs: impl IntoIterator<Item = Multiaddr> + Clone) {
+        for find in self.pending.finds.values_mut().filter(|f| f.target == *peer) {
+            for addr in addrs.clone() {
+                if !find.found.contains(&addr) {
+                    find.found.push(addr);
+                }
             }
         }
     }
