@@ -125,6 +125,13 @@ impl<X: Extension> EventLoop<X> {
                     let _ = reply.send(Ok(rtt));
                 }
             }
+            Err(ping::Failure::Unsupported) => {
+                // Another libp2p app without ping: alive, just not measurable.
+                for (_, reply) in self.pending.pings.remove(&event.peer).unwrap_or_default() {
+                    let reason = format!("{} does not support ping", event.peer);
+                    let _ = reply.send(Err(ChatError::Network(reason)));
+                }
+            }
             Err(error) => {
                 // A dead connection would otherwise linger (and stay in the gossipsub mesh).
                 tracing::debug!(peer = %event.peer, %error, "ping failed; closing connection");
