@@ -16,9 +16,13 @@ step "fetch crates (locked)"
 cargo fetch --locked
 
 step "Rust tests (unit and integration)"
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+rust_summary="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"
 
 step "WebAssembly build check: shared and web for wasm32-unknown-unknown"
 cargo check --locked -p p2p-chat-shared -p p2p-chat-web --target wasm32-unknown-unknown
 
 step "all tests passed"
+echo "rust: $rust_summary"

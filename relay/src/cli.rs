@@ -56,7 +56,11 @@ pub struct RelayArgs {
     pub data_dir: Option<PathBuf>,
     /// A public address of this relay (repeatable), e.g. /ip4/203.0.113.7/tcp/4001. Peers learn
     /// it; without any, the relay still serves reservations on every address it listens on.
-    #[arg(long = "external-addr", env = "P2P_CHAT_EXTERNAL_ADDR", value_delimiter = ',')]
+    #[arg(
+        long = "external-addr",
+        env = "P2P_CHAT_EXTERNAL_ADDR",
+        value_delimiter = ','
+    )]
     pub external_addrs: Vec<Multiaddr>,
 }
 

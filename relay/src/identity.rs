@@ -26,7 +26,9 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// The file exists but does not hold a key or certificate.
-    #[error("{path} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`")]
+    #[error(
+        "{path} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`"
+    )]
     BadKey {
         /// The file.
         path: PathBuf,
@@ -44,12 +46,17 @@ pub enum IdentityError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
-    move |source| IdentityError::Io { path: path.to_owned(), source }
+    move |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The text of a key file for `key`.
 pub fn key_file_text(key: &Keypair) -> String {
-    let bytes = key.to_protobuf_encoding().expect("an Ed25519 keypair always encodes");
+    let bytes = key
+        .to_protobuf_encoding()
+        .expect("an Ed25519 keypair always encodes");
     format!(
         "# p2p-chat identity key: keep this file secret\n# peer id: {}\n{}\n",
         key.public().to_peer_id(),
@@ -64,21 +71,28 @@ pub fn parse_key(text: &str) -> Result<Keypair, String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .ok_or("no key line")?;
-    let bytes = STANDARD.decode(line).map_err(|e| format!("not base64: {e}"))?;
+    let bytes = STANDARD
+        .decode(line)
+        .map_err(|e| format!("not base64: {e}"))?;
     Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("not a libp2p key: {e}"))
 }
 
 /// Reads the key at `path`, or creates one there when the file does not exist.
 pub fn load_or_create_key(path: &Path) -> Result<Keypair, IdentityError> {
     match fs::read_to_string(path) {
-        Ok(text) => parse_key(&text)
-            .map_err(|reason| IdentityError::BadKey { path: path.to_owned(), reason }),
+        Ok(text) => parse_key(&text).map_err(|reason| IdentityError::BadKey {
+            path: path.to_owned(),
+            reason,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Keypair::generate_ed25519();
             write_private(path, key_file_text(&key).as_bytes())?;
             Ok(key)
         }
-        Err(e) => Err(IdentityError::Io { path: path.to_owned(), source: e }),
+        Err(e) => Err(IdentityError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
@@ -97,14 +111,18 @@ pub fn load_or_create_certificate(path: &Path) -> Result<Certificate, IdentityEr
             reason: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cert = crate::swarm::new_certificate().map_err(|e| IdentityError::BadCertificate {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            let cert =
+                crate::swarm::new_certificate().map_err(|e| IdentityError::BadCertificate {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
             write_private(path, cert.serialize_pem().as_bytes())?;
             Ok(cert)
         }
-        Err(e) => Err(IdentityError::Io { path: path.to_owned(), source: e }),
+        Err(e) => Err(IdentityError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
@@ -162,7 +180,12 @@ pub fn claim_data_dir(base: &Path, fallback: bool) -> Result<DataDir, IdentityEr
         match lock.try_lock() {
             Ok(()) => return Ok(DataDir { path, _lock: lock }),
             Err(fs::TryLockError::WouldBlock) => continue,
-            Err(fs::TryLockError::Error(e)) => return Err(IdentityError::Io { path: lock_path, source: e }),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(IdentityError::Io {
+                    path: lock_path,
+                    source: e,
+                })
+            }
         }
     }
     Err(IdentityError::Io {
@@ -201,7 +224,10 @@ mod tests {
         fs::write(&path, "not a key\n").expect("write");
         let err = load_or_create_key(&path).expect_err("must refuse");
         assert!(err.to_string().contains("genkey"), "{err}");
-        assert_eq!(fs::read_to_string(&path).expect("still there"), "not a key\n");
+        assert_eq!(
+            fs::read_to_string(&path).expect("still there"),
+            "not a key\n"
+        );
         let _ = fs::remove_dir_all(dir);
     }
 
@@ -211,7 +237,10 @@ mod tests {
         let first = claim_data_dir(&base, true).expect("first");
         let second = claim_data_dir(&base, true).expect("second");
         assert_ne!(first.path, second.path);
-        assert!(claim_data_dir(&base, false).is_err(), "no fallback: refused");
+        assert!(
+            claim_data_dir(&base, false).is_err(),
+            "no fallback: refused"
+        );
         drop(first);
         assert_eq!(claim_data_dir(&base, false).expect("free again").path, base);
         let _ = fs::remove_dir_all(base.parent().expect("parent"));

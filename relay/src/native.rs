@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use libp2p::{
-    autonat, connection_limits, dcutr, identity::Keypair, mdns, relay,
+    autonat, connection_limits, dcutr,
+    identity::Keypair,
+    mdns, relay,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     upnp,
 };
@@ -90,14 +92,20 @@ impl Native {
             (None, peer_limits())
         };
         let mdns = if options.mdns {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
         } else {
             None
         };
         let autonat = options.autonat.then(|| {
             autonat::Behaviour::new(
                 peer_id,
-                autonat::Config { only_global_ips: !options.relay_server, ..Default::default() },
+                autonat::Config {
+                    only_global_ips: !options.relay_server,
+                    ..Default::default()
+                },
             )
         });
         Ok(Self {
@@ -116,7 +124,10 @@ impl Extension for Native {
         Some(match event {
             NativeEvent::Limits(never) => match never {},
             NativeEvent::Relay(event) => Notice::Log(format!("relay server: {event:?}")),
-            NativeEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => Notice::HolePunch {
+            NativeEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => Notice::HolePunch {
                 peer: remote_peer_id,
                 result: result.map(|_| ()).map_err(|e| e.to_string()),
             },

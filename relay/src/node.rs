@@ -71,9 +71,14 @@ impl RelayPorts {
                 });
                 [
                     base.clone().with(Protocol::Tcp(self.port)),
-                    base.clone().with(Protocol::Udp(self.port)).with(Protocol::QuicV1),
-                    base.clone().with(Protocol::Tcp(self.ws_port)).with(Protocol::Ws("/".into())),
-                    base.with(Protocol::Udp(self.webrtc_port)).with(Protocol::WebRTCDirect),
+                    base.clone()
+                        .with(Protocol::Udp(self.port))
+                        .with(Protocol::QuicV1),
+                    base.clone()
+                        .with(Protocol::Tcp(self.ws_port))
+                        .with(Protocol::Ws("/".into())),
+                    base.with(Protocol::Udp(self.webrtc_port))
+                        .with(Protocol::WebRTCDirect),
                 ]
             })
             .collect()
@@ -81,7 +86,13 @@ impl RelayPorts {
 
     /// Loopback with OS-chosen ports: for tests.
     pub fn loopback_ephemeral() -> Self {
-        Self { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), ipv6: false, port: 0, ws_port: 0, webrtc_port: 0 }
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ipv6: false,
+            port: 0,
+            ws_port: 0,
+            webrtc_port: 0,
+        }
     }
 }
 
@@ -92,11 +103,21 @@ pub async fn start_relay(
     ports: &RelayPorts,
     external_addrs: &[Multiaddr],
 ) -> Result<Node, StartError> {
-    let options =
-        NativeOptions { relay_server: true, dcutr: false, autonat: true, mdns: false, upnp: false };
+    let options = NativeOptions {
+        relay_server: true,
+        dcutr: false,
+        autonat: true,
+        mdns: false,
+        upnp: false,
+    };
     let mut swarm = swarm::build(key, certificate, Role::Relay, &options).await?;
     for addr in ports.listen_addrs() {
-        swarm.listen_on(addr.clone()).map_err(|e| StartError::Listen { addr, reason: e.to_string() })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| StartError::Listen {
+                addr,
+                reason: e.to_string(),
+            })?;
     }
     for addr in external_addrs {
         swarm.add_external_address(addr.clone());
@@ -146,7 +167,10 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
     for addr in &setup.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| StartError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            .map_err(|e| StartError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
     }
     Ok(spawn(swarm, CoreConfig::peer(&setup.nick)))
 }
@@ -155,5 +179,10 @@ fn spawn(swarm: swarm::NativeSwarm, config: CoreConfig) -> Node {
     let peer_id = *swarm.local_peer_id();
     let (client, events, event_loop) = core::new(swarm, config);
     let task = tokio::spawn(event_loop.run());
-    Node { peer_id, client, events, task }
+    Node {
+        peer_id,
+        client,
+        events,
+        task,
+    }
 }

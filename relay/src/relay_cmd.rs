@@ -8,17 +8,27 @@ use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
 
 use crate::cli::RelayArgs;
-use crate::identity::{claim_data_dir, default_data_dir, key_from_seed, load_or_create_certificate, load_or_create_key, parse_key};
+use crate::identity::{
+    claim_data_dir, default_data_dir, key_from_seed, load_or_create_certificate,
+    load_or_create_key, parse_key,
+};
 use crate::node::{start_relay, RelayPorts};
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
 fn next_port(base: u16, offset: u16) -> u16 {
-    if base == 0 { 0 } else { base.saturating_add(offset) }
+    if base == 0 {
+        0
+    } else {
+        base.saturating_add(offset)
+    }
 }
 
 /// Runs the relay until it is told to stop.
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
-    let base = args.data_dir.clone().unwrap_or_else(|| default_data_dir("relay"));
+    let base = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir("relay"));
     let data = claim_data_dir(&base, false)?;
     let key = match (args.secret_key_seed, &args.key_file) {
         (Some(seed), _) => key_from_seed(seed),
@@ -46,10 +56,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     println!("data dir: {}", data.path.display());
     println!("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
-        println!("external: {}", addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a));
+        println!(
+            "external: {}",
+            addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a)
+        );
     }
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             event = node.events.next() => match event {

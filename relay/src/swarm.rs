@@ -40,7 +40,11 @@ pub async fn build(
     let native = Native::new(&key, options).map_err(|e| BuildError::Behaviour(e.to_string()))?;
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(transport_err)?
         .with_quic()
         .with_other_transport(|key| {

@@ -16,7 +16,11 @@ use p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES;
 fn foreign_peer() -> Swarm<gossipsub::Behaviour> {
     SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .expect("tcp")
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
@@ -33,7 +37,11 @@ fn foreign_peer() -> Swarm<gossipsub::Behaviour> {
 
 /// Publishes every payload in order (retrying until the relay is subscribed), then keeps the
 /// swarm running so that they leave.
-async fn publish_all(mut swarm: Swarm<gossipsub::Behaviour>, relay: Multiaddr, payloads: Vec<Vec<u8>>) {
+async fn publish_all(
+    mut swarm: Swarm<gossipsub::Behaviour>,
+    relay: Multiaddr,
+    payloads: Vec<Vec<u8>>,
+) {
     let topic = gossipsub::IdentTopic::new("lobby");
     swarm.behaviour_mut().subscribe(&topic).expect("subscribe");
     swarm.dial(relay).expect("dial");
@@ -57,21 +65,30 @@ async fn publish_all(mut swarm: Swarm<gossipsub::Behaviour>, relay: Multiaddr, p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_text_is_shown_and_bad_payloads_are_dropped_and_counted() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let (_relay, relay_addr) = relay().await;
     let mut alice = hidden_peer("alice").await;
-    alice.client.connect(relay_addr.clone()).await.expect("dial relay");
+    alice
+        .client
+        .connect(relay_addr.clone())
+        .await
+        .expect("dial relay");
     alice.client.join("lobby").await.expect("join");
-    wait_for(&mut alice, "room ready", |e| matches!(e, Event::RoomReady { .. }).then_some(())).await;
+    wait_for(&mut alice, "room ready", |e| {
+        matches!(e, Event::RoomReady { .. }).then_some(())
+    })
+    .await;
 
     let foreign = foreign_peer();
     let foreign_id = *foreign.local_peer_id();
     let payloads = vec![
         b"hello from another chat".to_vec(),
-        br#"{"v":1,"type":"message"}"#.to_vec(),                      // no id, no body
+        br#"{"v":1,"type":"message"}"#.to_vec(), // no id, no body
         br#"{"v":9,"type":"message","id":"x","body":"from the future"}"#.to_vec(),
-        vec![0xff, 0xfe, 0xfd],                                          // not UTF-8
-        vec![b'a'; MAX_PAYLOAD_BYTES + 1],                               // over the cap
+        vec![0xff, 0xfe, 0xfd],            // not UTF-8
+        vec![b'a'; MAX_PAYLOAD_BYTES + 1], // over the cap
         br#"{"v":1,"type":"message","id":"spoof","nick":"alice","body":"I am alice"}"#.to_vec(),
         b"still here".to_vec(),
     ];
@@ -95,5 +112,8 @@ async fn foreign_text_is_shown_and_bad_payloads_are_dropped_and_counted() {
     assert_eq!(messages[2].text, "still here");
 
     let info = alice.client.info().await.expect("alice is alive");
-    assert_eq!(info.dropped_payloads, 4, "malformed, future version, not UTF-8, oversized");
+    assert_eq!(
+        info.dropped_payloads, 4,
+        "malformed, future version, not UTF-8, oversized"
+    );
 }

@@ -11,23 +11,43 @@ async fn a_direct_message_through_a_relay_circuit_is_acknowledged() {
     let mut alice = hidden_peer("alice").await;
     let mut bob = hidden_peer("bob").await;
     for node in [&mut alice, &mut bob] {
-        node.client.use_relay(relay_addr.clone()).await.expect("use relay");
-        wait_for(node, "reservation", |e| matches!(e, Event::ReservationAccepted { .. }).then_some(())).await;
+        node.client
+            .use_relay(relay_addr.clone())
+            .await
+            .expect("use relay");
+        wait_for(node, "reservation", |e| {
+            matches!(e, Event::ReservationAccepted { .. }).then_some(())
+        })
+        .await;
     }
 
-    let receipt = alice.client.dm(bob.peer_id, "psst, bob").await.expect("delivered");
+    let receipt = alice
+        .client
+        .dm(bob.peer_id, "psst, bob")
+        .await
+        .expect("delivered");
     assert_eq!(receipt.peer, bob.peer_id);
-    assert!(receipt.relayed, "neither peer listens directly, so it must go through the relay");
+    assert!(
+        receipt.relayed,
+        "neither peer listens directly, so it must go through the relay"
+    );
     let dm = wait_for(&mut bob, "the direct message", |e| match e {
         Event::DirectMessage(m) => Some(m.clone()),
         _ => None,
     })
     .await;
-    assert_eq!((dm.from, dm.nick.as_str(), dm.text.as_str()), (alice.peer_id, "alice", "psst, bob"));
+    assert_eq!(
+        (dm.from, dm.nick.as_str(), dm.text.as_str()),
+        (alice.peer_id, "alice", "psst, bob")
+    );
     assert_eq!(dm.id, receipt.id);
 
     // And back, over the circuit that is now open.
-    let back = bob.client.dm(alice.peer_id, "hi alice").await.expect("delivered");
+    let back = bob
+        .client
+        .dm(alice.peer_id, "hi alice")
+        .await
+        .expect("delivered");
     assert!(back.relayed);
 }
 
@@ -37,16 +57,27 @@ async fn a_direct_message_to_an_unreachable_peer_fails_with_a_reason() {
     let alice = hidden_peer("alice").await;
     let stranger = libp2p::PeerId::random();
     // No relay yet and no address: nothing to try.
-    assert_eq!(alice.client.dm(stranger, "hello?").await, Err(ChatError::NoRoute(stranger)));
+    assert_eq!(
+        alice.client.dm(stranger, "hello?").await,
+        Err(ChatError::NoRoute(stranger))
+    );
     // Through the relay, where the stranger has no reservation: the relay refuses the circuit.
     alice.client.use_relay(relay_addr).await.expect("use relay");
     let mut alice = alice;
-    wait_for(&mut alice, "reservation", |e| matches!(e, Event::ReservationAccepted { .. }).then_some(())).await;
+    wait_for(&mut alice, "reservation", |e| {
+        matches!(e, Event::ReservationAccepted { .. }).then_some(())
+    })
+    .await;
     match alice.client.dm(stranger, "hello?").await {
-        Err(ChatError::DmFailed(reason)) => assert!(reason.contains(&stranger.to_string()), "{reason}"),
+        Err(ChatError::DmFailed(reason)) => {
+            assert!(reason.contains(&stranger.to_string()), "{reason}")
+        }
         other => panic!("expected a delivery failure, got {other:?}"),
     }
-    assert_eq!(alice.client.dm(alice.peer_id, "me").await, Err(ChatError::SelfTarget));
+    assert_eq!(
+        alice.client.dm(alice.peer_id, "me").await,
+        Err(ChatError::SelfTarget)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,8 +90,16 @@ async fn a_peer_finds_another_peers_addresses_through_the_relay() {
         _ => None,
     })
     .await;
-    target.client.bootstrap(relay_addr.clone()).await.expect("target bootstraps");
-    seeker.client.bootstrap(relay_addr.clone()).await.expect("seeker bootstraps");
+    target
+        .client
+        .bootstrap(relay_addr.clone())
+        .await
+        .expect("target bootstraps");
+    seeker
+        .client
+        .bootstrap(relay_addr.clone())
+        .await
+        .expect("seeker bootstraps");
 
     // The relay learns the target's addresses through identify; retry while that settles.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -75,7 +114,9 @@ async fn a_peer_finds_another_peers_addresses_through_the_relay() {
         }
     };
     assert!(
-        found.iter().any(|a| a.to_string().starts_with(&target_addr.to_string())),
+        found
+            .iter()
+            .any(|a| a.to_string().starts_with(&target_addr.to_string())),
         "found {found:?}, expected one starting with {target_addr}"
     );
 }

@@ -49,7 +49,12 @@ fn spawn(args: &[&str]) -> Proc {
     let lines = pipe(Box::new(child.stdout.take().expect("stdout")));
     let errors = pipe(Box::new(child.stderr.take().expect("stderr")));
     let stdin = child.stdin.take();
-    Proc { child, stdin, lines, errors }
+    Proc {
+        child,
+        stdin,
+        lines,
+        errors,
+    }
 }
 
 impl Proc {
@@ -66,7 +71,11 @@ impl Proc {
     }
 
     fn next_event(&self, what: &str, mut pick: impl FnMut(&Value) -> bool) -> Value {
-        let line = self.next_line(what, |line| serde_json::from_str(line).map(|v| pick(&v)).unwrap_or(false));
+        let line = self.next_line(what, |line| {
+            serde_json::from_str(line)
+                .map(|v| pick(&v))
+                .unwrap_or(false)
+        });
         serde_json::from_str(&line).expect("json")
     }
 
@@ -89,7 +98,10 @@ impl Proc {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 }
@@ -102,7 +114,15 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Starts a relay on loopback; returns it, its peer id, TCP and WebRTC-direct addresses.
 fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
-    let relay = spawn(&["relay", "--listen-addr", "127.0.0.1", "--port", "0", "--data-dir", data_dir.to_str().expect("utf8")]);
+    let relay = spawn(&[
+        "relay",
+        "--listen-addr",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        data_dir.to_str().expect("utf8"),
+    ]);
     let id = relay.next_line("relay peer id", |l| l.starts_with("peer id: "));
     let id = id.trim_start_matches("peer id: ").to_owned();
     let (mut tcp, mut webrtc) = (None, None);
@@ -121,9 +141,20 @@ fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
 fn start_peer(relay: &str, nick: &str, data_dir: &Path) -> (Proc, String) {
     // WebRTC-direct dials need a UDP socket of their own: listen on one too.
     let peer = spawn(&[
-        "peer", "--relay", relay, "--nick", nick, "--json", "--no-mdns", "--no-upnp",
-        "--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/webrtc-direct",
-        "--data-dir", data_dir.to_str().expect("utf8"),
+        "peer",
+        "--relay",
+        relay,
+        "--nick",
+        nick,
+        "--json",
+        "--no-mdns",
+        "--no-upnp",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--listen",
+        "/ip4/127.0.0.1/udp/0/webrtc-direct",
+        "--data-dir",
+        data_dir.to_str().expect("utf8"),
     ]);
     let ready = peer.next_event("ready", |v| v["event"] == "ready");
     (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
@@ -133,47 +164,82 @@ fn start_peer(relay: &str, nick: &str, data_dir: &Path) -> (Proc, String) {
 fn a_relay_and_two_peer_processes_chat_dm_and_say_goodbye() {
     let dir = temp_dir("chat");
     let (relay, relay_id, relay_tcp, relay_webrtc) = start_relay(&dir.join("relay"));
-    assert!(relay_tcp.ends_with(&format!("/p2p/{relay_id}")), "{relay_tcp}");
+    assert!(
+        relay_tcp.ends_with(&format!("/p2p/{relay_id}")),
+        "{relay_tcp}"
+    );
     let (mut alice, alice_id) = start_peer(&relay_tcp, "alice", &dir.join("alice"));
     let (mut bob, bob_id) = start_peer(&relay_tcp, "bob", &dir.join("bob"));
 
-    let joined = |id: &str| { let id = id.to_owned(); move |v: &Value| v["event"] == "member_joined" && v["peer"] == id.as_str() };
+    let joined = |id: &str| {
+        let id = id.to_owned();
+        move |v: &Value| v["event"] == "member_joined" && v["peer"] == id.as_str()
+    };
     alice.next_event("bob in the member list", joined(&bob_id));
     bob.next_event("alice in the member list", joined(&alice_id));
 
     alice.send(json!({"cmd": "send", "text": "hi bob"}));
     let got = bob.next_event("alice's message", |v| v["event"] == "message");
-    assert_eq!((got["text"].as_str(), got["nick"].as_str(), got["from"].as_str()), (Some("hi bob"), Some("alice"), Some(alice_id.as_str())));
+    assert_eq!(
+        (
+            got["text"].as_str(),
+            got["nick"].as_str(),
+            got["from"].as_str()
+        ),
+        (Some("hi bob"), Some("alice"), Some(alice_id.as_str()))
+    );
     bob.send(json!({"cmd": "send", "text": "hi alice"}));
     let got = alice.next_event("bob's message", |v| v["event"] == "message");
     assert_eq!(got["text"], "hi alice");
 
     alice.send(json!({"cmd": "dm", "peer": bob_id, "text": "just you"}));
-    let receipt = alice.next_event("dm receipt", |v| v["event"] == "dm_delivered" || v["event"] == "dm_failed");
+    let receipt = alice.next_event("dm receipt", |v| {
+        v["event"] == "dm_delivered" || v["event"] == "dm_failed"
+    });
     assert_eq!(receipt["event"], "dm_delivered", "{receipt}");
     let dm = bob.next_event("the dm", |v| v["event"] == "direct_message");
-    assert_eq!((dm["text"].as_str(), dm["from"].as_str()), (Some("just you"), Some(alice_id.as_str())));
+    assert_eq!(
+        (dm["text"].as_str(), dm["from"].as_str()),
+        (Some("just you"), Some(alice_id.as_str()))
+    );
 
     // Bad input gets one clear line and the peer goes on.
     bob.send(json!({"cmd": "dm", "peer": "nobody", "text": "x"}));
     let error = bob.next_event("an error", |v| v["event"] == "error");
-    assert!(error["message"].as_str().unwrap_or_default().contains("not a peer id"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a peer id"),
+        "{error}"
+    );
     bob.send(json!({"cmd": "connect", "addr": "not-an-address"}));
     bob.next_event("an error", |v| v["event"] == "error");
     bob.send(json!({"cmd": "send", "text": "x".repeat(20_000)}));
     let error = bob.next_event("an error", |v| v["event"] == "error");
-    assert!(error["message"].as_str().unwrap_or_default().contains("limit"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit"),
+        "{error}"
+    );
 
     // The WebRTC-direct handshake works in the real binary (no rustls provider panic).
     bob.send(json!({"cmd": "connect", "addr": relay_webrtc}));
-    let dialed = bob.next_event("webrtc-direct dial", |v| v["event"] == "dialed" || v["event"] == "error");
+    let dialed = bob.next_event("webrtc-direct dial", |v| {
+        v["event"] == "dialed" || v["event"] == "error"
+    });
     assert_eq!(dialed["event"], "dialed", "{dialed}");
     assert_eq!(dialed["peer"], relay_id.as_str());
 
     // SIGTERM: alice says goodbye and exits cleanly.
     alice.signal("-TERM");
     let left = bob.next_event("alice leaving", |v| v["event"] == "member_left");
-    assert_eq!((left["peer"].as_str(), left["reason"].as_str()), (Some(alice_id.as_str()), Some("left")));
+    assert_eq!(
+        (left["peer"].as_str(), left["reason"].as_str()),
+        (Some(alice_id.as_str()), Some("left"))
+    );
     let status = alice.child.wait().expect("alice exits");
     assert!(status.success(), "{status}");
 
@@ -188,7 +254,11 @@ fn a_restarted_relay_keeps_its_peer_id_and_certhash() {
     drop(first);
     let (_second, id_again, _, webrtc_again) = start_relay(&dir);
     assert_eq!(id, id_again);
-    let certhash = |addr: &str| addr.split("/certhash/").nth(1).map(|s| s.split('/').next().unwrap_or_default().to_owned());
+    let certhash = |addr: &str| {
+        addr.split("/certhash/")
+            .nth(1)
+            .map(|s| s.split('/').next().unwrap_or_default().to_owned())
+    };
     assert_eq!(certhash(&webrtc), certhash(&webrtc_again));
     assert!(certhash(&webrtc).is_some());
     let _ = std::fs::remove_dir_all(dir);
@@ -199,12 +269,23 @@ fn a_frozen_peer_is_dropped_by_the_relay() {
     let dir = temp_dir("frozen");
     let (relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
     let (peer, peer_id) = start_peer(&relay_tcp, "sleepy", &dir.join("peer"));
-    relay.stderr_line("the peer's connection", &format!("peer connected peer={peer_id}"), WAIT);
+    relay.stderr_line(
+        "the peer's connection",
+        &format!("peer connected peer={peer_id}"),
+        WAIT,
+    );
     // A stopped process keeps its sockets open but answers nothing, like a closed laptop.
     peer.signal("-STOP");
     let started = Instant::now();
-    relay.stderr_line("the relay to drop the frozen peer", &format!("peer disconnected peer={peer_id}"), Duration::from_secs(60));
-    eprintln!("frozen peer dropped after {:.1} s", started.elapsed().as_secs_f64());
+    relay.stderr_line(
+        "the relay to drop the frozen peer",
+        &format!("peer disconnected peer={peer_id}"),
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "frozen peer dropped after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     peer.signal("-CONT");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -13,20 +13,40 @@ async fn two_peers_that_reach_only_the_relay_chat_both_ways() {
     let mut alice = hidden_peer("alice").await;
     let mut bob = hidden_peer("bob").await;
     for node in [&alice, &bob] {
-        node.client.connect(relay_addr.clone()).await.expect("dial relay");
+        node.client
+            .connect(relay_addr.clone())
+            .await
+            .expect("dial relay");
         node.client.join("lobby").await.expect("join");
     }
     wait_member(&mut alice, "lobby", bob.peer_id).await;
     wait_member(&mut bob, "lobby", alice.peer_id).await;
 
-    alice.client.send_message("lobby", "hello bob").await.expect("send");
-    assert_eq!(wait_message(&mut bob, "lobby", "hello bob").await, alice.peer_id);
-    bob.client.send_message("lobby", "hello alice").await.expect("send");
-    assert_eq!(wait_message(&mut alice, "lobby", "hello alice").await, bob.peer_id);
+    alice
+        .client
+        .send_message("lobby", "hello bob")
+        .await
+        .expect("send");
+    assert_eq!(
+        wait_message(&mut bob, "lobby", "hello bob").await,
+        alice.peer_id
+    );
+    bob.client
+        .send_message("lobby", "hello alice")
+        .await
+        .expect("send");
+    assert_eq!(
+        wait_message(&mut alice, "lobby", "hello alice").await,
+        bob.peer_id
+    );
 
     // Neither peer has a connection to the other: the relay carried everything.
     let peers = alice.client.peers(None).await.expect("peers");
-    assert_eq!(peers.connected.len(), 1, "alice is connected to the relay only: {peers:?}");
+    assert_eq!(
+        peers.connected.len(),
+        1,
+        "alice is connected to the relay only: {peers:?}"
+    );
     let nicks: Vec<&str> = peers.members.iter().map(|m| m.nick.as_str()).collect();
     assert_eq!(nicks, ["bob"]);
 }
@@ -37,8 +57,15 @@ async fn three_peers_in_two_rooms_each_see_exactly_their_rooms_messages_once() {
     let mut ann = hidden_peer("ann").await; // rust and go
     let mut ben = hidden_peer("ben").await; // rust
     let mut cat = hidden_peer("cat").await; // go
-    for (node, rooms) in [(&ann, &["rust", "go"][..]), (&ben, &["rust"]), (&cat, &["go"])] {
-        node.client.connect(relay_addr.clone()).await.expect("dial relay");
+    for (node, rooms) in [
+        (&ann, &["rust", "go"][..]),
+        (&ben, &["rust"]),
+        (&cat, &["go"]),
+    ] {
+        node.client
+            .connect(relay_addr.clone())
+            .await
+            .expect("dial relay");
         for room in rooms {
             node.client.join(*room).await.expect("join");
         }
@@ -48,10 +75,22 @@ async fn three_peers_in_two_rooms_each_see_exactly_their_rooms_messages_once() {
     wait_member(&mut ben, "rust", ann.peer_id).await;
     wait_member(&mut cat, "go", ann.peer_id).await;
 
-    ann.client.send_message("rust", "ann in rust").await.expect("send");
-    ann.client.send_message("go", "ann in go").await.expect("send");
-    ben.client.send_message("rust", "ben in rust").await.expect("send");
-    cat.client.send_message("go", "cat in go").await.expect("send");
+    ann.client
+        .send_message("rust", "ann in rust")
+        .await
+        .expect("send");
+    ann.client
+        .send_message("go", "ann in go")
+        .await
+        .expect("send");
+    ben.client
+        .send_message("rust", "ben in rust")
+        .await
+        .expect("send");
+    cat.client
+        .send_message("go", "cat in go")
+        .await
+        .expect("send");
 
     let window = Duration::from_secs(3);
     let (mut at_ann, mut at_ben, mut at_cat) = tokio::join!(
@@ -63,7 +102,10 @@ async fn three_peers_in_two_rooms_each_see_exactly_their_rooms_messages_once() {
         list.sort();
     }
     let pair = |room: &str, text: &str| (room.to_owned(), text.to_owned());
-    assert_eq!(at_ann, vec![pair("go", "cat in go"), pair("rust", "ben in rust")]);
+    assert_eq!(
+        at_ann,
+        vec![pair("go", "cat in go"), pair("rust", "ben in rust")]
+    );
     assert_eq!(at_ben, vec![pair("rust", "ann in rust")]);
     assert_eq!(at_cat, vec![pair("go", "ann in go")]);
 }
@@ -77,7 +119,10 @@ async fn the_hub_reaches_every_member_of_a_room_larger_than_a_default_mesh() {
     let mut members = Vec::new();
     for i in 0..MEMBERS {
         let node = hidden_peer(&format!("m{i}")).await;
-        node.client.connect(relay_addr.clone()).await.expect("dial relay");
+        node.client
+            .connect(relay_addr.clone())
+            .await
+            .expect("dial relay");
         node.client.join("big").await.expect("join");
         members.push(node);
     }
@@ -87,7 +132,11 @@ async fn the_hub_reaches_every_member_of_a_room_larger_than_a_default_mesh() {
     }
     for round in 0..3 {
         let text = format!("round {round}");
-        members[0].client.send_message("big", text.clone()).await.expect("send");
+        members[0]
+            .client
+            .send_message("big", text.clone())
+            .await
+            .expect("send");
         for node in members.iter_mut().skip(1) {
             assert_eq!(wait_message(node, "big", &text).await, sender);
         }

@@ -116,7 +116,9 @@ impl<X: Extension> Behaviour<X> {
             relay_client,
             identify,
             ping: ping::Behaviour::new(
-                ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT),
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
             ),
             gossipsub,
             kad,

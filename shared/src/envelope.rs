@@ -66,9 +66,15 @@ impl Kind {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Self::Message, Self::Join, Self::Leave, Self::Presence, Self::Dm]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Message,
+            Self::Join,
+            Self::Leave,
+            Self::Presence,
+            Self::Dm,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -278,7 +284,11 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
         v,
         kind,
         id,
-        nick: wire.nick.as_deref().and_then(clean_nick).unwrap_or_default(),
+        nick: wire
+            .nick
+            .as_deref()
+            .and_then(clean_nick)
+            .unwrap_or_default(),
         ts: wire.ts.unwrap_or(0),
         body,
     })
@@ -299,23 +309,36 @@ mod tests {
 
     #[test]
     fn the_documented_bytes_decode() {
-        let bytes = br#"{"v":1,"type":"message","id":"abc","nick":"bob","ts":5,"body":"hi","extra":true}"#;
+        let bytes =
+            br#"{"v":1,"type":"message","id":"abc","nick":"bob","ts":5,"body":"hi","extra":true}"#;
         let Payload::Envelope(env) = decode_room_payload(bytes).expect("decodes") else {
             panic!("not an envelope")
         };
-        assert_eq!((env.kind, env.id.as_str(), env.nick.as_str(), env.ts), (Kind::Message, "abc", "bob", 5));
+        assert_eq!(
+            (env.kind, env.id.as_str(), env.nick.as_str(), env.ts),
+            (Kind::Message, "abc", "bob", 5)
+        );
     }
 
     #[test]
     fn plain_text_from_other_chats_is_a_message() {
-        assert_eq!(decode_room_payload(b"hello from go").ok(), Some(Payload::Text("hello from go".into())));
+        assert_eq!(
+            decode_room_payload(b"hello from go").ok(),
+            Some(Payload::Text("hello from go".into()))
+        );
         // JSON that is not an envelope is still someone's text.
-        assert_eq!(decode_room_payload(br#"{"hi":1}"#).ok(), Some(Payload::Text(r#"{"hi":1}"#.into())));
+        assert_eq!(
+            decode_room_payload(br#"{"hi":1}"#).ok(),
+            Some(Payload::Text(r#"{"hi":1}"#.into()))
+        );
     }
 
     #[test]
     fn bad_payloads_are_errors_not_panics() {
-        assert!(matches!(decode_room_payload(&[0xff, 0xfe, 0x00]), Err(DecodeError::NotUtf8)));
+        assert!(matches!(
+            decode_room_payload(&[0xff, 0xfe, 0x00]),
+            Err(DecodeError::NotUtf8)
+        ));
         assert!(matches!(
             decode_room_payload(&vec![b'a'; MAX_PAYLOAD_BYTES + 1]),
             Err(DecodeError::TooLarge(_))
@@ -336,13 +359,19 @@ mod tests {
             decode_room_payload(br#"{"v":1,"type":"message","id":"","body":"x"}"#),
             Err(DecodeError::Malformed(_))
         ));
-        assert!(matches!(decode_envelope(b"just text"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode_envelope(b"just text"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn oversized_and_empty_messages_are_refused_before_sending() {
         let big = "x".repeat(MAX_BODY_BYTES + 1);
-        assert_eq!(Envelope::message("a", &big), Err(EnvelopeError::BodyTooLarge(big.len())));
+        assert_eq!(
+            Envelope::message("a", &big),
+            Err(EnvelopeError::BodyTooLarge(big.len()))
+        );
         assert_eq!(Envelope::message("a", "  "), Err(EnvelopeError::EmptyBody));
         let max = "x".repeat(MAX_BODY_BYTES);
         let env = Envelope::message(&"n".repeat(32), &max).expect("limit is inclusive");

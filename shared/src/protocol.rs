@@ -91,7 +91,9 @@ pub enum RoomNameError {
     #[error("room name is {0} bytes; the limit is {MAX_ROOM_NAME_BYTES}")]
     TooLong(usize),
     /// The name had whitespace or control characters.
-    #[error("room name {0:?} has spaces or control characters; use letters, digits, '-', '_' or '.'")]
+    #[error(
+        "room name {0:?} has spaces or control characters; use letters, digits, '-', '_' or '.'"
+    )]
     BadCharacter(String),
 }
 
@@ -123,8 +125,14 @@ mod tests {
     fn room_names_are_checked() {
         assert_eq!(validate_room("lobby"), Ok("lobby"));
         assert_eq!(validate_room(""), Err(RoomNameError::Empty));
-        assert!(matches!(validate_room("a b"), Err(RoomNameError::BadCharacter(_))));
-        assert!(matches!(validate_room(&"x".repeat(65)), Err(RoomNameError::TooLong(65))));
+        assert!(matches!(
+            validate_room("a b"),
+            Err(RoomNameError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            validate_room(&"x".repeat(65)),
+            Err(RoomNameError::TooLong(65))
+        ));
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub fn clean_nick(raw: &str) -> Option<String> {
 pub fn display_safe(text: &str) -> Cow<'_, str> {
     let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
     if text.chars().any(bad) {
-        Cow::Owned(text.chars().map(|c| if bad(c) { '\u{FFFD}' } else { c }).collect())
+        Cow::Owned(
+            text.chars()
+                .map(|c| if bad(c) { '\u{FFFD}' } else { c })
+                .collect(),
+        )
     } else {
         Cow::Borrowed(text)
     }
@@ -62,7 +66,10 @@ mod tests {
     fn nicknames_are_repaired_not_rejected() {
         assert_eq!(clean_nick("  alice  ").as_deref(), Some("alice"));
         assert_eq!(clean_nick("bo\u{1b}[31mb").as_deref(), Some("bo[31mb"));
-        assert_eq!(clean_nick(&"x".repeat(100)).map(|n| n.chars().count()), Some(32));
+        assert_eq!(
+            clean_nick(&"x".repeat(100)).map(|n| n.chars().count()),
+            Some(32)
+        );
         assert_eq!(clean_nick(" \n\t "), None);
     }
 

@@ -55,16 +55,19 @@ Type a line to send it to the current room. Commands:
   /quit               leave every room and exit (also Ctrl-C)";
 
 fn peer(arg: &str) -> Result<PeerId, String> {
-    arg.parse().map_err(|e| format!("{arg:?} is not a peer id ({e}); peer ids look like 12D3KooW..."))
+    arg.parse()
+        .map_err(|e| format!("{arg:?} is not a peer id ({e}); peer ids look like 12D3KooW..."))
 }
 
 fn multiaddr(arg: &str) -> Result<Multiaddr, String> {
-    arg.parse()
-        .map_err(|e| format!("{arg:?} is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."))
+    arg.parse().map_err(|e| {
+        format!("{arg:?} is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")
+    })
 }
 
 fn required<'a>(arg: Option<&'a str>, usage: &str) -> Result<&'a str, String> {
-    arg.filter(|a| !a.is_empty()).ok_or_else(|| format!("usage: {usage}"))
+    arg.filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("usage: {usage}"))
 }
 
 /// Parses a typed line. `Ok(None)` for a blank line.
@@ -74,9 +77,14 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
         return Ok(None);
     }
     let Some(command) = line.strip_prefix('/') else {
-        return Ok(Some(Input::Say { room: None, text: line.to_owned() }));
+        return Ok(Some(Input::Say {
+            room: None,
+            text: line.to_owned(),
+        }));
     };
-    let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let (name, rest) = command
+        .split_once(char::is_whitespace)
+        .unwrap_or((command, ""));
     let rest = rest.trim();
     let first = rest.split_whitespace().next();
     let input = match name {
@@ -91,7 +99,10 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
             let (target, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let target = required(Some(target), "/dm PEER TEXT")?;
             let text = required(Some(text.trim()), "/dm PEER TEXT")?;
-            Input::Dm { peer: peer(target)?, text: text.to_owned() }
+            Input::Dm {
+                peer: peer(target)?,
+                text: text.to_owned(),
+            }
         }
         "find" => Input::Find(peer(required(first, "/find PEER")?)?),
         "ping" => Input::Ping(peer(required(first, "/ping PEER")?)?),
@@ -99,7 +110,10 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
         "verbose" => Input::Verbose,
         "quit" | "exit" | "q" => Input::Quit,
         // "//text" sends "/text" literally.
-        _ if command.starts_with('/') => Input::Say { room: None, text: command.to_owned() },
+        _ if command.starts_with('/') => Input::Say {
+            room: None,
+            text: command.to_owned(),
+        },
         other => return Err(format!("unknown command /{other}; type /help for the list")),
     };
     Ok(Some(input))
@@ -137,7 +151,10 @@ pub fn parse_json(line: &str) -> Result<Input, String> {
         JsonCommand::Peers { room } => Input::Peers(room),
         JsonCommand::Nick { nick } => Input::Name(nick),
         JsonCommand::Info => Input::Info,
-        JsonCommand::Dm { peer: target, text } => Input::Dm { peer: peer(&target)?, text },
+        JsonCommand::Dm { peer: target, text } => Input::Dm {
+            peer: peer(&target)?,
+            text,
+        },
         JsonCommand::Find { peer: target } => Input::Find(peer(&target)?),
         JsonCommand::Ping { peer: target } => Input::Ping(peer(&target)?),
         JsonCommand::Connect { addr } => Input::Connect(multiaddr(&addr)?),
@@ -156,22 +173,42 @@ mod tests {
     fn a_plain_line_is_a_message() {
         assert_eq!(
             parse_line("hello there\n"),
-            Ok(Some(Input::Say { room: None, text: "hello there".into() }))
+            Ok(Some(Input::Say {
+                room: None,
+                text: "hello there".into()
+            }))
         );
         assert_eq!(parse_line("   \n"), Ok(None));
         assert_eq!(
             parse_line("//shrug"),
-            Ok(Some(Input::Say { room: None, text: "/shrug".into() }))
+            Ok(Some(Input::Say {
+                room: None,
+                text: "/shrug".into()
+            }))
         );
     }
 
     #[test]
     fn commands_parse_with_their_arguments() {
-        assert_eq!(parse_line("/join rust"), Ok(Some(Input::Join("rust".into()))));
+        assert_eq!(
+            parse_line("/join rust"),
+            Ok(Some(Input::Join("rust".into())))
+        );
         assert_eq!(parse_line("/leave"), Ok(Some(Input::Leave(None))));
-        assert_eq!(parse_line("/name Ada Lovelace"), Ok(Some(Input::Name("Ada Lovelace".into()))));
-        let dm = parse_line(&format!("/dm {PEER} hi  there")).expect("valid").expect("some");
-        assert_eq!(dm, Input::Dm { peer: PEER.parse().expect("peer"), text: "hi  there".into() });
+        assert_eq!(
+            parse_line("/name Ada Lovelace"),
+            Ok(Some(Input::Name("Ada Lovelace".into())))
+        );
+        let dm = parse_line(&format!("/dm {PEER} hi  there"))
+            .expect("valid")
+            .expect("some");
+        assert_eq!(
+            dm,
+            Input::Dm {
+                peer: PEER.parse().expect("peer"),
+                text: "hi  there".into()
+            }
+        );
     }
 
     #[test]
@@ -183,18 +220,26 @@ mod tests {
         let bad_addr = parse_line("/connect 127.0.0.1:4001").expect_err("bad addr");
         assert!(bad_addr.contains("not a multiaddr"), "{bad_addr}");
         assert_eq!(parse_line("/dm"), Err("usage: /dm PEER TEXT".into()));
-        assert_eq!(parse_line(&format!("/dm {PEER}")), Err("usage: /dm PEER TEXT".into()));
+        assert_eq!(
+            parse_line(&format!("/dm {PEER}")),
+            Err("usage: /dm PEER TEXT".into())
+        );
     }
 
     #[test]
     fn json_commands_parse() {
         assert_eq!(
             parse_json(r#"{"cmd":"send","text":"hi","room":"x"}"#),
-            Ok(Input::Say { room: Some("x".into()), text: "hi".into() })
+            Ok(Input::Say {
+                room: Some("x".into()),
+                text: "hi".into()
+            })
         );
         assert_eq!(parse_json(r#"{"cmd":"rooms"}"#), Ok(Input::Rooms));
         assert!(parse_json(r#"{"cmd":"launch"}"#).is_err());
-        assert!(parse_json("not json").expect_err("bad").contains("not a JSON command"));
+        assert!(parse_json("not json")
+            .expect_err("bad")
+            .contains("not a JSON command"));
         assert!(parse_json(r#"{"cmd":"dm","peer":"x","text":"y"}"#).is_err());
     }
 }

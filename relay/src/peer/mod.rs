@@ -29,7 +29,10 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Runs the CLI peer until `/quit`, end of input, Ctrl-C or SIGTERM.
 pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     let room = validate_room(&args.room).context("--room")?.to_owned();
-    let base = args.data_dir.clone().unwrap_or_else(|| default_data_dir("peer"));
+    let base = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir("peer"));
     let data = claim_data_dir(&base, args.data_dir.is_none())?;
     let key = match &args.key_file {
         Some(path) => {
@@ -43,20 +46,35 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     };
     let nick = choose_nick(args.nick.as_deref(), &data.path);
     let listen = if args.listen.is_empty() {
-        vec!["/ip4/0.0.0.0/tcp/0".parse()?, "/ip4/0.0.0.0/udp/0/quic-v1".parse()?]
+        vec![
+            "/ip4/0.0.0.0/tcp/0".parse()?,
+            "/ip4/0.0.0.0/udp/0/quic-v1".parse()?,
+        ]
     } else {
         args.listen.clone()
     };
-    let setup = PeerSetup { nick, listen, mdns: !args.no_mdns, upnp: !args.no_upnp, dcutr: true };
+    let setup = PeerSetup {
+        nick,
+        listen,
+        mdns: !args.no_mdns,
+        upnp: !args.no_upnp,
+        dcutr: true,
+    };
     let node = start_peer(key, &setup).await?;
     let client = node.client.clone();
-    let mut printer = Printer { json: args.json, verbose: false };
+    let mut printer = Printer {
+        json: args.json,
+        verbose: false,
+    };
 
     if let Some(relay) = &args.relay {
         client.use_relay(relay.clone()).await.context("--relay")?;
     }
     for addr in &args.bootstrap {
-        client.bootstrap(addr.clone()).await.context("--bootstrap")?;
+        client
+            .bootstrap(addr.clone())
+            .await
+            .context("--bootstrap")?;
     }
     let info = client.info().await?;
     printer.reply(&Reply::Ready {
@@ -65,7 +83,11 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         data_dir: data.path.display().to_string(),
     });
     client.join(room.clone()).await?;
-    let mut session = Session { client, current: Some(room.clone()), data_dir: data.path.clone() };
+    let mut session = Session {
+        client,
+        current: Some(room.clone()),
+        data_dir: data.path.clone(),
+    };
     printer.reply(&Reply::Joined { room });
 
     let (background_tx, mut background) = mpsc::channel::<Reply>(64);
@@ -122,16 +144,28 @@ struct Session {
 impl Session {
     /// Runs one command; waiting ones answer later through `background`.
     async fn execute(&mut self, input: Input, background: &mpsc::Sender<Reply>) -> Option<Reply> {
-        let error = |e: &dyn std::fmt::Display| Reply::Error { message: e.to_string() };
+        let error = |e: &dyn std::fmt::Display| Reply::Error {
+            message: e.to_string(),
+        };
         let client = self.client.clone();
         Some(match input {
             Input::Say { room, text } => {
                 let Some(room) = room.or_else(|| self.current.clone()) else {
-                    return Some(Reply::Error { message: "you are in no room; /join one first".into() });
+                    return Some(Reply::Error {
+                        message: "you are in no room; /join one first".into(),
+                    });
                 };
                 match client.send_message(room.clone(), text).await {
-                    Ok(SendOutcome::Published { id }) => Reply::Sent { room, id, queued: false },
-                    Ok(SendOutcome::Queued { id }) => Reply::Sent { room, id, queued: true },
+                    Ok(SendOutcome::Published { id }) => Reply::Sent {
+                        room,
+                        id,
+                        queued: false,
+                    },
+                    Ok(SendOutcome::Queued { id }) => Reply::Sent {
+                        room,
+                        id,
+                        queued: true,
+                    },
                     Err(e) => error(&e),
                 }
             }
@@ -144,7 +178,9 @@ impl Session {
             },
             Input::Leave(room) => {
                 let Some(room) = room.or_else(|| self.current.clone()) else {
-                    return Some(Reply::Error { message: "you are in no room".into() });
+                    return Some(Reply::Error {
+                        message: "you are in no room".into(),
+                    });
                 };
                 if let Err(e) = client.leave(room.clone()).await {
                     return Some(error(&e));
@@ -153,10 +189,16 @@ impl Session {
                     let rooms = client.rooms().await.unwrap_or_default();
                     self.current = rooms.first().map(|r| r.room.clone());
                 }
-                Reply::Left { room, current: self.current.clone() }
+                Reply::Left {
+                    room,
+                    current: self.current.clone(),
+                }
             }
             Input::Rooms => match client.rooms().await {
-                Ok(rooms) => Reply::Rooms { rooms, current: self.current.clone() },
+                Ok(rooms) => Reply::Rooms {
+                    rooms,
+                    current: self.current.clone(),
+                },
                 Err(e) => error(&e),
             },
             Input::Peers(room) => match client.peers(room.or_else(|| self.current.clone())).await {
@@ -183,7 +225,10 @@ impl Session {
                             relayed: r.relayed,
                             rtt_ms: r.round_trip.as_millis() as u64,
                         },
-                        Err(e) => Reply::DmFailed { peer, error: e.to_string() },
+                        Err(e) => Reply::DmFailed {
+                            peer,
+                            error: e.to_string(),
+                        },
                     }
                 });
                 return None;
@@ -192,7 +237,9 @@ impl Session {
                 in_background(background, async move {
                     match client.find(peer).await {
                         Ok(addrs) => Reply::Found { peer, addrs },
-                        Err(e) => Reply::Error { message: e.to_string() },
+                        Err(e) => Reply::Error {
+                            message: e.to_string(),
+                        },
                     }
                 });
                 return None;
@@ -200,8 +247,13 @@ impl Session {
             Input::Ping(peer) => {
                 in_background(background, async move {
                     match client.ping(peer).await {
-                        Ok(rtt) => Reply::Pong { peer, rtt_ms: rtt.as_secs_f64() * 1000.0 },
-                        Err(e) => Reply::Error { message: format!("ping {peer}: {e}") },
+                        Ok(rtt) => Reply::Pong {
+                            peer,
+                            rtt_ms: rtt.as_secs_f64() * 1000.0,
+                        },
+                        Err(e) => Reply::Error {
+                            message: format!("ping {peer}: {e}"),
+                        },
                     }
                 });
                 return None;
@@ -210,7 +262,9 @@ impl Session {
                 in_background(background, connect(client, addr));
                 return None;
             }
-            Input::Help => Reply::Help { text: HELP.to_owned() },
+            Input::Help => Reply::Help {
+                text: HELP.to_owned(),
+            },
             // Handled by the caller, which owns the printer and the loop.
             Input::Verbose | Input::Quit => return None,
         })
@@ -220,7 +274,9 @@ impl Session {
 async fn connect(client: Client, addr: Multiaddr) -> Reply {
     match client.connect(addr).await {
         Ok(peer) => Reply::Dialed { peer },
-        Err(e) => Reply::Error { message: e.to_string() },
+        Err(e) => Reply::Error {
+            message: e.to_string(),
+        },
     }
 }
 
@@ -258,9 +314,12 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
                         Ok(n) => skipped += n,
                     }
                 }
-                Err(format!("a line of {skipped} bytes was ignored; the limit is {MAX_LINE_BYTES}"))
+                Err(format!(
+                    "a line of {skipped} bytes was ignored; the limit is {MAX_LINE_BYTES}"
+                ))
             } else {
-                String::from_utf8(buf.clone()).map_err(|_| "line ignored: it is not UTF-8 text".to_owned())
+                String::from_utf8(buf.clone())
+                    .map_err(|_| "line ignored: it is not UTF-8 text".to_owned())
             };
             if tx.send(line).await.is_err() {
                 break;
@@ -277,8 +336,13 @@ fn terminate_signal() -> std::io::Result<tokio::signal::unix::Signal> {
 
 /// The nickname: the flag, else the one saved last time, else a new random one (saved).
 fn choose_nick(flag: Option<&str>, data_dir: &Path) -> String {
-    let saved = std::fs::read_to_string(data_dir.join("nick")).ok().and_then(|n| clean_nick(&n));
-    let nick = flag.and_then(clean_nick).or(saved).unwrap_or_else(random_nick);
+    let saved = std::fs::read_to_string(data_dir.join("nick"))
+        .ok()
+        .and_then(|n| clean_nick(&n));
+    let nick = flag
+        .and_then(clean_nick)
+        .or(saved)
+        .unwrap_or_else(random_nick);
     save_nick(data_dir, &nick);
     nick
 }

@@ -11,21 +11,40 @@ use serde::Serialize;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Reply {
     /// The peer is up.
-    Ready { peer_id: PeerId, nick: String, data_dir: String },
+    Ready {
+        peer_id: PeerId,
+        nick: String,
+        data_dir: String,
+    },
     /// A message went out (or waits for the room's first neighbour).
-    Sent { room: String, id: String, queued: bool },
+    Sent {
+        room: String,
+        id: String,
+        queued: bool,
+    },
     /// We joined a room; it is now the current one.
     Joined { room: String },
     /// We left a room.
-    Left { room: String, current: Option<String> },
+    Left {
+        room: String,
+        current: Option<String>,
+    },
     /// Our nickname is now this.
     Nick { nick: String },
     /// A direct message was acknowledged.
-    DmDelivered { peer: PeerId, id: String, relayed: bool, rtt_ms: u64 },
+    DmDelivered {
+        peer: PeerId,
+        id: String,
+        relayed: bool,
+        rtt_ms: u64,
+    },
     /// A direct message was not delivered.
     DmFailed { peer: PeerId, error: String },
     /// Our rooms.
-    Rooms { rooms: Vec<RoomInfo>, current: Option<String> },
+    Rooms {
+        rooms: Vec<RoomInfo>,
+        current: Option<String>,
+    },
     /// Members and connections.
     Peers(PeersInfo),
     /// Identity and addresses.
@@ -56,9 +75,17 @@ pub struct Printer {
 }
 
 fn clock(unix_ms: u64) -> String {
-    let ms = if unix_ms == 0 { chrono::Utc::now().timestamp_millis() } else { unix_ms as i64 };
+    let ms = if unix_ms == 0 {
+        chrono::Utc::now().timestamp_millis()
+    } else {
+        unix_ms as i64
+    };
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| "--:--:--".to_owned())
 }
 
@@ -130,32 +157,70 @@ impl Printer {
         }
         let line = match event {
             Event::Message(m) => {
-                let room = if current == Some(m.room.as_str()) { String::new() } else { format!("[{}] ", m.room) };
-                format!("[{}] {room}{}: {}", clock(m.sent_at), who(&m.nick, &m.from), display_safe(&m.text))
+                let room = if current == Some(m.room.as_str()) {
+                    String::new()
+                } else {
+                    format!("[{}] ", m.room)
+                };
+                format!(
+                    "[{}] {room}{}: {}",
+                    clock(m.sent_at),
+                    who(&m.nick, &m.from),
+                    display_safe(&m.text)
+                )
             }
             Event::DirectMessage(m) => {
-                format!("[{}] (dm) {}: {}", clock(m.sent_at), who(&m.nick, &m.from), display_safe(&m.text))
+                format!(
+                    "[{}] (dm) {}: {}",
+                    clock(m.sent_at),
+                    who(&m.nick, &m.from),
+                    display_safe(&m.text)
+                )
             }
-            Event::MemberJoined { room, peer, nick } => format!("* {} joined {room}", who(nick, peer)),
-            Event::MemberLeft { room, peer, nick, reason: LeftReason::Left } => {
+            Event::MemberJoined { room, peer, nick } => {
+                format!("* {} joined {room}", who(nick, peer))
+            }
+            Event::MemberLeft {
+                room,
+                peer,
+                nick,
+                reason: LeftReason::Left,
+            } => {
                 format!("* {} left {room}", who(nick, peer))
             }
-            Event::MemberLeft { room, peer, nick, reason: LeftReason::TimedOut } => {
+            Event::MemberLeft {
+                room,
+                peer,
+                nick,
+                reason: LeftReason::TimedOut,
+            } => {
                 format!("* {} left {room} (not heard from)", who(nick, peer))
             }
             Event::NickChanged { peer, old, new, .. } => {
                 format!("* {} is now {}", who(old, peer), display_safe(new))
             }
             Event::RoomReady { room } => format!("* {room}: connected, messages go out now"),
-            Event::QueuedSent { room, ids } => format!("* sent {} waiting message(s) to {room}", ids.len()),
+            Event::QueuedSent { room, ids } => {
+                format!("* sent {} waiting message(s) to {room}", ids.len())
+            }
             Event::ReservationAccepted { addr, .. } => format!("* reachable through relay {addr}"),
             Event::RelayLost { relay, retry_in_ms } => {
-                format!("* lost relay {relay}; retrying in {} s", retry_in_ms.div_ceil(1000))
+                format!(
+                    "* lost relay {relay}; retrying in {} s",
+                    retry_in_ms.div_ceil(1000)
+                )
             }
-            Event::HolePunch { peer, ok: true, .. } => format!("* direct connection to {} (hole punch)", short_peer_id(peer)),
+            Event::HolePunch { peer, ok: true, .. } => format!(
+                "* direct connection to {} (hole punch)",
+                short_peer_id(peer)
+            ),
             Event::NatStatus { status } => format!("* NAT status: {status}"),
-            Event::Discovered { peers } => format!("* found {} peer(s) on the local network", peers.len()),
-            Event::Lagged { missed } => format!("! the display fell behind; {missed} event(s) not shown"),
+            Event::Discovered { peers } => {
+                format!("* found {} peer(s) on the local network", peers.len())
+            }
+            Event::Lagged { missed } => {
+                format!("! the display fell behind; {missed} event(s) not shown")
+            }
             other if self.verbose => verbose_text(other),
             _ => return,
         };
@@ -165,12 +230,21 @@ impl Printer {
 
 fn verbose_text(event: &Event) -> String {
     match event {
-        Event::Connected { peer, addr, relayed } => {
-            format!("~ connected {peer} via {addr}{}", if *relayed { " (relayed)" } else { "" })
+        Event::Connected {
+            peer,
+            addr,
+            relayed,
+        } => {
+            format!(
+                "~ connected {peer} via {addr}{}",
+                if *relayed { " (relayed)" } else { "" }
+            )
         }
         Event::Disconnected { peer } => format!("~ disconnected {peer}"),
         Event::Listening { addr } => format!("~ listening on {addr}"),
-        Event::ListenerClosed { addr, reason } => format!("~ stopped listening on {addr}: {reason}"),
+        Event::ListenerClosed { addr, reason } => {
+            format!("~ stopped listening on {addr}: {reason}")
+        }
         Event::ExternalAddr { addr } => format!("~ reachable at {addr}"),
         Event::DialFailed { peer, error } => match peer {
             Some(peer) => format!("~ dial {peer} failed: {error}"),
@@ -191,7 +265,11 @@ fn rooms_text(rooms: &[RoomInfo], current: Option<&str>) -> String {
     rooms
         .iter()
         .map(|r| {
-            let mark = if Some(r.room.as_str()) == current { "*" } else { " " };
+            let mark = if Some(r.room.as_str()) == current {
+                "*"
+            } else {
+                " "
+            };
             let state = if r.ready { "" } else { ", connecting" };
             format!("{mark} {} ({} other member(s){state})", r.room, r.members)
         })
@@ -201,7 +279,11 @@ fn rooms_text(rooms: &[RoomInfo], current: Option<&str>) -> String {
 
 fn peers_text(info: &PeersInfo) -> String {
     let mut lines = vec![format!("members ({}):", info.members.len())];
-    lines.extend(info.members.iter().map(|m| format!("  {} in {}  {}", display_safe(&m.nick), m.room, m.peer)));
+    lines.extend(
+        info.members
+            .iter()
+            .map(|m| format!("  {} in {}  {}", display_safe(&m.nick), m.room, m.peer)),
+    );
     lines.push(format!("connections ({}):", info.connected.len()));
     lines.extend(info.connected.iter().map(|c| {
         let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
@@ -216,7 +298,11 @@ fn info_text(info: &Info) -> String {
         if addrs.is_empty() {
             "  (none)".to_owned()
         } else {
-            addrs.iter().map(|a| format!("  {a}")).collect::<Vec<_>>().join("\n")
+            addrs
+                .iter()
+                .map(|a| format!("  {a}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
     };
     format!(

@@ -31,22 +31,35 @@ pub async fn relay() -> (Node, Multiaddr) {
 
 fn is_plain_tcp(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
-        && !addr.iter().any(|p| matches!(p, Protocol::Ws(_) | Protocol::P2pCircuit))
+        && !addr
+            .iter()
+            .any(|p| matches!(p, Protocol::Ws(_) | Protocol::P2pCircuit))
 }
 
 /// A chat peer that listens on nothing: it can reach others only through the relay.
 pub async fn hidden_peer(nick: &str) -> Node {
-    let setup = PeerSetup { listen: vec![], ..PeerSetup::loopback(nick) };
-    start_peer(Keypair::generate_ed25519(), &setup).await.expect("peer starts")
+    let setup = PeerSetup {
+        listen: vec![],
+        ..PeerSetup::loopback(nick)
+    };
+    start_peer(Keypair::generate_ed25519(), &setup)
+        .await
+        .expect("peer starts")
 }
 
 /// A chat peer listening on loopback TCP.
 pub async fn peer(nick: &str) -> Node {
-    start_peer(Keypair::generate_ed25519(), &PeerSetup::loopback(nick)).await.expect("peer starts")
+    start_peer(Keypair::generate_ed25519(), &PeerSetup::loopback(nick))
+        .await
+        .expect("peer starts")
 }
 
 /// Waits (at most [`WAIT`]) for the first event `pick` accepts; other events are skipped.
-pub async fn wait_for<T>(node: &mut Node, what: &str, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    node: &mut Node,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
     let found = tokio::time::timeout(WAIT, async {
         while let Some(event) = node.events.next().await {
             if let Some(found) = pick(&event) {

@@ -21,13 +21,24 @@ pub enum Command {
     /// Leave a room: announce it and unsubscribe.
     Leave { room: String, reply: Reply<()> },
     /// Send a text message to a room we are in.
-    Send { room: String, text: String, reply: Reply<SendOutcome> },
+    Send {
+        room: String,
+        text: String,
+        reply: Reply<SendOutcome>,
+    },
     /// Change our nickname (announced to every room we are in).
     SetNick { nick: String, reply: Reply<String> },
     /// Send a direct message; the reply comes with the acknowledgement or the failure.
-    Dm { peer: PeerId, text: String, reply: Reply<DmReceipt> },
+    Dm {
+        peer: PeerId,
+        text: String,
+        reply: Reply<DmReceipt>,
+    },
     /// Dial an address; the reply comes once connected or failed.
-    Connect { addr: Multiaddr, reply: Reply<PeerId> },
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
     /// Listen on an address (a relay circuit address makes a reservation).
     Listen { addr: Multiaddr, reply: Reply<()> },
     /// Use a relay: reserve a `/p2p-circuit` slot on it and keep it reserved, reconnecting.
@@ -35,15 +46,24 @@ pub enum Command {
     /// Add a Kademlia bootstrap node and dial it.
     Bootstrap { addr: Multiaddr, reply: Reply<()> },
     /// Look a peer up in the DHT.
-    Find { peer: PeerId, reply: Reply<Vec<Multiaddr>> },
+    Find {
+        peer: PeerId,
+        reply: Reply<Vec<Multiaddr>>,
+    },
     /// Round-trip time to a peer (dials it if needed).
-    Ping { peer: PeerId, reply: Reply<Duration> },
+    Ping {
+        peer: PeerId,
+        reply: Reply<Duration>,
+    },
     /// Our identity, addresses and NAT status.
     Info { reply: Reply<Info> },
     /// The rooms we are in.
     Rooms { reply: Reply<Vec<RoomInfo>> },
     /// Members of a room and the peers we are connected to.
-    Peers { room: Option<String>, reply: Reply<PeersInfo> },
+    Peers {
+        room: Option<String>,
+        reply: Reply<PeersInfo>,
+    },
     /// Say goodbye in every room and stop the loop.
     Shutdown { reply: Reply<()> },
 }
@@ -68,7 +88,11 @@ impl Client {
     }
 
     async fn send(&self, command: Command) -> Result<(), ChatError> {
-        self.sender.clone().send(command).await.map_err(|_| ChatError::Stopped)
+        self.sender
+            .clone()
+            .send(command)
+            .await
+            .map_err(|_| ChatError::Stopped)
     }
 
     /// Joins a room.

@@ -46,7 +46,10 @@ pub struct Pending {
 }
 
 fn bad_address(addr: &Multiaddr, reason: impl std::fmt::Display) -> ChatError {
-    ChatError::Address { addr: addr.to_string(), reason: reason.to_string() }
+    ChatError::Address {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 impl<X: Extension> EventLoop<X> {
@@ -72,7 +75,11 @@ impl<X: Extension> EventLoop<X> {
             Command::Dm { peer, text, reply } => self.send_dm(peer, &text, reply),
             Command::Connect { addr, reply } => self.connect(addr, reply),
             Command::Listen { addr, reply } => {
-                let result = self.swarm.listen_on(addr.clone()).map(|_| ()).map_err(|e| bad_address(&addr, e));
+                let result = self
+                    .swarm
+                    .listen_on(addr.clone())
+                    .map(|_| ())
+                    .map_err(|e| bad_address(&addr, e));
                 let _ = reply.send(result);
             }
             Command::UseRelay { addr, reply } => {
@@ -87,7 +94,12 @@ impl<X: Extension> EventLoop<X> {
                     return;
                 }
                 let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                let find = Find { target: peer, started: Instant::now(), found: Vec::new(), reply };
+                let find = Find {
+                    target: peer,
+                    started: Instant::now(),
+                    found: Vec::new(),
+                    reply,
+                };
                 self.pending.finds.insert(query, find);
             }
             Command::Ping { peer, reply } => self.ping(peer, reply),
@@ -141,10 +153,15 @@ impl<X: Extension> EventLoop<X> {
 
     fn add_bootstrap(&mut self, addr: Multiaddr) -> Result<(), ChatError> {
         let peer = peer_of(&addr)?;
-        let without_peer: Multiaddr =
-            addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+        let without_peer: Multiaddr = addr
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
         self.peers.add_address(peer, without_peer.clone());
-        self.swarm.behaviour_mut().kad.add_address(&peer, without_peer);
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .add_address(&peer, without_peer);
         if let Err(e) = self.swarm.dial(addr.clone()) {
             return Err(bad_address(&addr, e));
         }
@@ -163,11 +180,17 @@ impl<X: Extension> EventLoop<X> {
                 let _ = reply.send(Err(ChatError::NoRoute(peer)));
                 return;
             }
-            let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build());
+            let _ = self
+                .swarm
+                .dial(DialOpts::peer_id(peer).addresses(addrs).build());
         }
         // Answered by the next ping on any connection to the peer (one runs on connect and
         // then every PING_INTERVAL).
-        self.pending.pings.entry(peer).or_default().push((Instant::now(), reply));
+        self.pending
+            .pings
+            .entry(peer)
+            .or_default()
+            .push((Instant::now(), reply));
     }
 
     fn peers_info(&self, room: Option<&str>) -> Result<PeersInfo, ChatError> {
@@ -189,7 +212,10 @@ impl<X: Extension> EventLoop<X> {
             })
             .collect();
         members.sort_by(|a, b| (&a.room, &a.nick).cmp(&(&b.room, &b.nick)));
-        Ok(PeersInfo { members, connected: self.peers.connected_peers() })
+        Ok(PeersInfo {
+            members,
+            connected: self.peers.connected_peers(),
+        })
     }
 
     fn info(&self) -> Info {

@@ -57,7 +57,12 @@ impl<X: Extension> EventLoop<X> {
                 return;
             }
         };
-        let outgoing = Outgoing { envelope, peer, started: Instant::now(), reply };
+        let outgoing = Outgoing {
+            envelope,
+            peer,
+            started: Instant::now(),
+            reply,
+        };
         if self.peers.is_connected(&peer) {
             self.dispatch_dm(outgoing);
             return;
@@ -77,12 +82,21 @@ impl<X: Extension> EventLoop<X> {
         if let Err(e) = self.swarm.dial(opts) {
             tracing::debug!(%peer, error = %e, "dm dial not started (one may be under way)");
         }
-        self.pending.dms.waiting.entry(peer).or_default().push(outgoing);
+        self.pending
+            .dms
+            .waiting
+            .entry(peer)
+            .or_default()
+            .push(outgoing);
     }
 
     fn dispatch_dm(&mut self, outgoing: Outgoing) {
         let request = RawEnvelope::from(&outgoing.envelope);
-        let id = self.swarm.behaviour_mut().dm.send_request(&outgoing.peer, request);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .dm
+            .send_request(&outgoing.peer, request);
         self.pending.dms.in_flight.insert(id, outgoing);
     }
 
@@ -107,11 +121,14 @@ impl<X: Extension> EventLoop<X> {
     /// Times out messages still waiting for a connection.
     pub(super) fn dms_tick(&mut self, now: Instant) {
         for list in self.pending.dms.waiting.values_mut() {
-            let (expired, kept): (Vec<_>, Vec<_>) =
-                list.drain(..).partition(|o| now.duration_since(o.started) >= DM_TIMEOUT);
+            let (expired, kept): (Vec<_>, Vec<_>) = list
+                .drain(..)
+                .partition(|o| now.duration_since(o.started) >= DM_TIMEOUT);
             *list = kept;
             for outgoing in expired {
-                let _ = outgoing.reply.send(Err(ChatError::Timeout(DM_TIMEOUT.as_secs())));
+                let _ = outgoing
+                    .reply
+                    .send(Err(ChatError::Timeout(DM_TIMEOUT.as_secs())));
             }
         }
         self.pending.dms.waiting.retain(|_, list| !list.is_empty());
@@ -121,16 +138,33 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn on_dm_event(&mut self, event: request_response::Event<RawEnvelope, DmAck>) {
         use request_response::{Event as E, Message};
         match event {
-            E::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let ack = self.receive_dm(peer, request);
-                if self.swarm.behaviour_mut().dm.send_response(channel, ack).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .dm
+                    .send_response(channel, ack)
+                    .is_err()
+                {
                     tracing::debug!(%peer, "dm sender went away before the acknowledgement");
                 }
             }
             E::Message {
                 peer,
                 connection_id,
-                message: Message::Response { request_id, response },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
             } => {
                 let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) else {
                     return;
@@ -149,7 +183,12 @@ impl<X: Extension> EventLoop<X> {
                 };
                 let _ = outgoing.reply.send(result);
             }
-            E::OutboundFailure { request_id, error, peer, .. } => {
+            E::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
                 if let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) {
                     let reason = format!("{peer}: {error}");
                     let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
@@ -167,12 +206,20 @@ impl<X: Extension> EventLoop<X> {
             Ok(env) if env.kind == Kind::Dm => env,
             Ok(env) => {
                 let reason = format!("expected a `dm` envelope, got `{}`", env.kind.as_str());
-                return DmAck { id: env.id, status: AckStatus::Rejected, reason: Some(reason) };
+                return DmAck {
+                    id: env.id,
+                    status: AckStatus::Rejected,
+                    reason: Some(reason),
+                };
             }
             Err(e) => {
                 self.dropped_payloads += 1;
                 let reason = Some(e.to_string());
-                return DmAck { id: String::new(), status: AckStatus::Rejected, reason };
+                return DmAck {
+                    id: String::new(),
+                    status: AckStatus::Rejected,
+                    reason,
+                };
             }
         };
         let id = envelope.id.clone();
@@ -191,6 +238,10 @@ impl<X: Extension> EventLoop<X> {
                 sent_at: envelope.ts,
             }));
         }
-        DmAck { id, status: AckStatus::Delivered, reason: None }
+        DmAck {
+            id,
+            status: AckStatus::Delivered,
+            reason: None,
+        }
     }
 }

@@ -70,11 +70,25 @@ pub enum Event {
     /// A direct message arrived (and was acknowledged).
     DirectMessage(DirectMessage),
     /// A member appeared in a room.
-    MemberJoined { room: String, peer: PeerId, nick: String },
+    MemberJoined {
+        room: String,
+        peer: PeerId,
+        nick: String,
+    },
     /// A member left a room (or timed out).
-    MemberLeft { room: String, peer: PeerId, nick: String, reason: LeftReason },
+    MemberLeft {
+        room: String,
+        peer: PeerId,
+        nick: String,
+        reason: LeftReason,
+    },
     /// A member changed its nickname.
-    NickChanged { room: String, peer: PeerId, old: String, new: String },
+    NickChanged {
+        room: String,
+        peer: PeerId,
+        old: String,
+        new: String,
+    },
     /// A room can now carry messages: a neighbour (usually the relay) is subscribed.
     RoomReady { room: String },
     /// Messages queued while a room was not ready have been published.
@@ -86,7 +100,11 @@ pub enum Event {
     /// An address of ours was confirmed reachable from outside.
     ExternalAddr { addr: Multiaddr },
     /// A connection to a peer opened (`relayed` when over a `/p2p-circuit`).
-    Connected { peer: PeerId, addr: Multiaddr, relayed: bool },
+    Connected {
+        peer: PeerId,
+        addr: Multiaddr,
+        relayed: bool,
+    },
     /// The last connection to a peer closed.
     Disconnected { peer: PeerId },
     /// A dial failed.
@@ -94,7 +112,11 @@ pub enum Event {
     /// A relay accepted our reservation: we are reachable through it.
     ReservationAccepted { relay: PeerId, addr: Multiaddr },
     /// A hole punch (DCUtR) finished.
-    HolePunch { peer: PeerId, ok: bool, error: Option<String> },
+    HolePunch {
+        peer: PeerId,
+        ok: bool,
+        error: Option<String>,
+    },
     /// Our NAT status changed (AutoNAT).
     NatStatus { status: String },
     /// Peers found on the local network (mDNS).

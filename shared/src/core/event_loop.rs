@@ -105,7 +105,9 @@ impl<X: Extension> EventLoop<X> {
     /// Hands an event to the UI without ever waiting for it.
     pub(super) fn emit(&mut self, event: Event) {
         if self.missed > 0 {
-            match self.events.try_send(Event::Lagged { missed: self.missed }) {
+            match self.events.try_send(Event::Lagged {
+                missed: self.missed,
+            }) {
                 Ok(()) => self.missed = 0,
                 Err(e) if e.is_disconnected() => return,
                 Err(_) => {

@@ -44,7 +44,10 @@ impl<X: Extension> EventLoop<X> {
         self.announce(room, Kind::Leave);
         self.rooms.remove(room);
         if !self.hub_rooms.contains(room) {
-            self.swarm.behaviour_mut().gossipsub.unsubscribe(&room_topic(room));
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .unsubscribe(&room_topic(room));
         }
         tracing::info!(room, "left");
         true
@@ -98,9 +101,15 @@ impl<X: Extension> EventLoop<X> {
         match self.publish(room, bytes.clone()) {
             Ok(()) => Ok(SendOutcome::Published { id }),
             Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => {
-                let state = self.rooms.get_mut(room).ok_or_else(|| ChatError::NotInRoom(room.into()))?;
+                let state = self
+                    .rooms
+                    .get_mut(room)
+                    .ok_or_else(|| ChatError::NotInRoom(room.into()))?;
                 state.ready = false;
-                if state.enqueue(Queued { id: id.clone(), bytes }) {
+                if state.enqueue(Queued {
+                    id: id.clone(),
+                    bytes,
+                }) {
                     Ok(SendOutcome::Queued { id })
                 } else {
                     Err(ChatError::QueueFull(room.to_owned()))
@@ -136,7 +145,10 @@ impl<X: Extension> EventLoop<X> {
                 .collect();
             for room in idle {
                 self.hub_rooms.remove(&room);
-                self.swarm.behaviour_mut().gossipsub.unsubscribe(&room_topic(&room));
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&room_topic(&room));
                 tracing::info!(room, "hub left empty room");
             }
         }
@@ -150,7 +162,11 @@ impl<X: Extension> EventLoop<X> {
             && validate_room(room).is_ok()
             && self.hub_rooms.len() < MAX_HUB_ROOMS
         {
-            let subscribed = self.swarm.behaviour_mut().gossipsub.subscribe(&room_topic(room));
+            let subscribed = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&room_topic(room));
             if subscribed.is_ok() {
                 self.hub_rooms.insert(room.to_owned());
                 tracing::info!(room, %peer, "hub joined room");
@@ -187,9 +203,14 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn on_gossipsub(&mut self, event: gossipsub::Event) {
         match event {
             gossipsub::Event::Message { message, .. } => self.on_room_message(message),
-            gossipsub::Event::Subscribed { peer_id, topic, .. } => self.on_subscribed(peer_id, topic),
+            gossipsub::Event::Subscribed { peer_id, topic, .. } => {
+                self.on_subscribed(peer_id, topic)
+            }
             gossipsub::Event::Unsubscribed { .. } => self.recheck_rooms(),
-            gossipsub::Event::SlowPeer { peer_id, failed_messages } => {
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
                 tracing::warn!(%peer_id, ?failed_messages, "peer is too slow; messages to it dropped");
             }
             other => tracing::trace!(?other, "gossipsub"),
@@ -224,7 +245,15 @@ impl<X: Extension> EventLoop<X> {
                 if self.seen.first_time(from, &id) {
                     let nick = short_peer_id(&from);
                     self.heard(&room, from, &nick, now);
-                    let msg = ChatMessage { room, id, from, nick, text, sent_at: 0, origin: Origin::Text };
+                    let msg = ChatMessage {
+                        room,
+                        id,
+                        from,
+                        nick,
+                        text,
+                        sent_at: 0,
+                        origin: Origin::Text,
+                    };
                     self.emit(Event::Message(msg));
                 }
             }
@@ -233,7 +262,11 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn on_envelope(&mut self, room: String, from: libp2p::PeerId, env: Envelope, now: Instant) {
-        let nick = if env.nick.is_empty() { short_peer_id(&from) } else { env.nick.clone() };
+        let nick = if env.nick.is_empty() {
+            short_peer_id(&from)
+        } else {
+            env.nick.clone()
+        };
         match env.kind {
             Kind::Message => {
                 self.heard(&room, from, &nick, now);
@@ -262,7 +295,12 @@ impl<X: Extension> EventLoop<X> {
             }
             Kind::Leave => {
                 if let Some(nick) = self.rooms.get_mut(&room).and_then(|s| s.remove(&from)) {
-                    self.emit(Event::MemberLeft { room, peer: from, nick, reason: LeftReason::Left });
+                    self.emit(Event::MemberLeft {
+                        room,
+                        peer: from,
+                        nick,
+                        reason: LeftReason::Left,
+                    });
                 }
             }
             Kind::Dm => {
@@ -284,7 +322,12 @@ impl<X: Extension> EventLoop<X> {
             }
             Heard::Renamed(old) => {
                 let (room, new) = (room.to_owned(), nick.to_owned());
-                self.emit(Event::NickChanged { room, peer, old, new });
+                self.emit(Event::NickChanged {
+                    room,
+                    peer,
+                    old,
+                    new,
+                });
                 false
             }
             Heard::Same => false,
@@ -295,13 +338,22 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn rooms_tick(&mut self, now: Instant) {
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
-            let Some(state) = self.rooms.get_mut(&room) else { continue };
+            let Some(state) = self.rooms.get_mut(&room) else {
+                continue;
+            };
             let expired = state.expire(now);
             let due = state.presence_due.is_some_and(|d| d <= now)
-                || state.last_presence.is_none_or(|t| now.duration_since(t) >= PRESENCE_INTERVAL);
+                || state
+                    .last_presence
+                    .is_none_or(|t| now.duration_since(t) >= PRESENCE_INTERVAL);
             for (peer, nick) in expired {
                 let room = room.clone();
-                self.emit(Event::MemberLeft { room, peer, nick, reason: LeftReason::TimedOut });
+                self.emit(Event::MemberLeft {
+                    room,
+                    peer,
+                    nick,
+                    reason: LeftReason::TimedOut,
+                });
             }
             if due {
                 self.announce(&room, Kind::Presence);

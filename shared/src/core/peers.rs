@@ -28,7 +28,10 @@ pub struct Peers {
 impl Peers {
     /// Records an open connection.
     pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr, relayed: bool) {
-        self.connections.entry(peer).or_default().insert(id, (addr, relayed));
+        self.connections
+            .entry(peer)
+            .or_default()
+            .insert(id, (addr, relayed));
     }
 
     /// Records a closed connection; `true` when it was the peer's last.
@@ -134,7 +137,10 @@ mod tests {
         let mut peers = Peers::default();
         let peer = PeerId::random();
         for port in 0..100u16 {
-            peers.add_address(peer, format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("valid"));
+            peers.add_address(
+                peer,
+                format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("valid"),
+            );
         }
         assert_eq!(peers.addresses_of(&peer).len(), MAX_ADDRS_PER_PEER);
     }

@@ -78,7 +78,10 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn reserve(&mut self, index: usize) {
-        let circuit = self.relays.slots[index].addr.clone().with(Protocol::P2pCircuit);
+        let circuit = self.relays.slots[index]
+            .addr
+            .clone()
+            .with(Protocol::P2pCircuit);
         match self.swarm.listen_on(circuit) {
             Ok(id) => {
                 let slot = &mut self.relays.slots[index];
@@ -103,12 +106,20 @@ impl<X: Extension> EventLoop<X> {
         slot.retry_at = Some(Instant::now() + backoff);
         let relay = slot.addr.clone();
         tracing::info!(%relay, ?backoff, "relay lost; will retry");
-        self.emit(Event::RelayLost { relay, retry_in_ms: backoff.as_millis() as u64 });
+        self.emit(Event::RelayLost {
+            relay,
+            retry_in_ms: backoff.as_millis() as u64,
+        });
     }
 
     /// A listener closed: when it was a relay's, schedule a retry.
     pub(super) fn relay_listener_closed(&mut self, listener: ListenerId) {
-        if let Some(index) = self.relays.slots.iter().position(|s| s.listener == Some(listener)) {
+        if let Some(index) = self
+            .relays
+            .slots
+            .iter()
+            .position(|s| s.listener == Some(listener))
+        {
             self.relay_lost(index);
         }
     }
@@ -149,7 +160,12 @@ impl<X: Extension> EventLoop<X> {
             .slots
             .iter()
             .filter(|s| s.reserved || self.peers.is_connected(&s.peer))
-            .map(|s| s.addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(target)))
+            .map(|s| {
+                s.addr
+                    .clone()
+                    .with(Protocol::P2pCircuit)
+                    .with(Protocol::P2p(target))
+            })
             .collect()
     }
 }

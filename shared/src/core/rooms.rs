@@ -85,7 +85,9 @@ impl Room {
 
     /// Current members and nicknames.
     pub fn members(&self) -> impl Iterator<Item = (&PeerId, &str)> {
-        self.members.iter().map(|(peer, (nick, _))| (peer, nick.as_str()))
+        self.members
+            .iter()
+            .map(|(peer, (nick, _))| (peer, nick.as_str()))
     }
 
     /// Number of members besides us.
@@ -141,7 +143,10 @@ mod tests {
         assert_eq!(room.heard(peer, "ann", t0), Heard::Same);
         assert_eq!(room.heard(peer, "anna", t0), Heard::Renamed("ann".into()));
         assert!(room.expire(t0).is_empty());
-        assert_eq!(room.expire(t0 + PRESENCE_EXPIRY * 2), vec![(peer, "anna".to_owned())]);
+        assert_eq!(
+            room.expire(t0 + PRESENCE_EXPIRY * 2),
+            vec![(peer, "anna".to_owned())]
+        );
         assert_eq!(room.member_count(), 0);
     }
 
@@ -170,8 +175,14 @@ mod tests {
     fn the_queue_is_bounded() {
         let mut room = Room::default();
         for i in 0..MAX_QUEUED_PER_ROOM {
-            assert!(room.enqueue(Queued { id: i.to_string(), bytes: vec![] }));
+            assert!(room.enqueue(Queued {
+                id: i.to_string(),
+                bytes: vec![]
+            }));
         }
-        assert!(!room.enqueue(Queued { id: "x".into(), bytes: vec![] }));
+        assert!(!room.enqueue(Queued {
+            id: "x".into(),
+            bytes: vec![]
+        }));
     }
 }

@@ -16,11 +16,17 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
                 let addr = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
                 let first = !self.peers.is_connected(&peer_id);
-                self.peers.connected(peer_id, connection_id, addr.clone(), relayed);
+                self.peers
+                    .connected(peer_id, connection_id, addr.clone(), relayed);
                 if endpoint.is_dialer() {
                     self.finds_saw_address(&peer_id, [addr.clone()]);
                 }
@@ -29,11 +35,20 @@ impl<X: Extension> EventLoop<X> {
                 }
                 tracing::debug!(peer = %peer_id, %addr, "connected");
                 if first {
-                    self.emit(Event::Connected { peer: peer_id, addr, relayed });
+                    self.emit(Event::Connected {
+                        peer: peer_id,
+                        addr,
+                        relayed,
+                    });
                 }
                 self.dms_on_connected(&peer_id);
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 if self.peers.disconnected(&peer_id, connection_id) {
                     self.emit(Event::Disconnected { peer: peer_id });
@@ -41,7 +56,11 @@ impl<X: Extension> EventLoop<X> {
                     self.recheck_rooms();
                 }
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, connection_id, error } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
                 let text = dial_error_text(&error);
                 if let Some(reply) = self.pending.dials.remove(&connection_id) {
                     let _ = reply.send(Err(ChatError::Network(text.clone())));
@@ -53,7 +72,10 @@ impl<X: Extension> EventLoop<X> {
                     self.dms_on_dial_failed(&peer, &text);
                 }
                 if !matches!(error, DialError::DialPeerConditionFalse(_)) {
-                    self.emit(Event::DialFailed { peer: peer_id, error: text });
+                    self.emit(Event::DialFailed {
+                        peer: peer_id,
+                        error: text,
+                    });
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -63,14 +85,21 @@ impl<X: Extension> EventLoop<X> {
                 }
                 self.emit(Event::Listening { addr: address });
             }
-            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
                 let reason = match reason {
                     Ok(()) => "closed".to_owned(),
                     Err(e) => e.to_string(),
                 };
                 tracing::debug!(?listener_id, reason, "listener closed");
                 for addr in addresses {
-                    self.emit(Event::ListenerClosed { addr, reason: reason.clone() });
+                    self.emit(Event::ListenerClosed {
+                        addr,
+                        reason: reason.clone(),
+                    });
                 }
                 self.relay_listener_closed(listener_id);
             }
@@ -108,7 +137,7 @@ impl<X: Extension> EventLoop<X> {
         self.peers.set_agent(peer_id, info.agent_version.clone());
         // The hub adds every peer to its DHT table so that anyone can be found through it;
         // a peer adds only those that serve the DHT.
-        let serves_kad = info.protocols.iter().any(|p| *p == kad::PROTOCOL_NAME);
+        let serves_kad = info.protocols.contains(&kad::PROTOCOL_NAME);
         let add_to_dht = serves_kad || self.role == Role::Relay;
         for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
             self.peers.add_address(peer_id, addr.clone());
@@ -141,7 +170,10 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn on_kad(&mut self, event: kad::Event) {
-        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
             return;
         };
         let kad::QueryResult::GetClosestPeers(result) = result else {
@@ -178,8 +210,17 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// A lookup for `peer` dialled these addresses (the DHT handed them out).
-    fn finds_saw_address(&mut self, peer: &PeerId, addrs: impl IntoIterator<Item = Multiaddr> + Clone) {
-        for find in self.pending.finds.values_mut().filter(|f| f.target == *peer) {
+    fn finds_saw_address(
+        &mut self,
+        peer: &PeerId,
+        addrs: impl IntoIterator<Item = Multiaddr> + Clone,
+    ) {
+        for find in self
+            .pending
+            .finds
+            .values_mut()
+            .filter(|f| f.target == *peer)
+        {
             for addr in addrs.clone() {
                 if !find.found.contains(&addr) {
                     find.found.push(addr);
@@ -190,7 +231,11 @@ impl<X: Extension> EventLoop<X> {
 
     fn on_relay_client(&mut self, event: relay::client::Event) {
         match event {
-            relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
                 if !renewal {
                     tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
                     self.relay_reserved(relay_peer_id);
