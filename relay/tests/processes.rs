@@ -289,3 +289,42 @@ fn a_frozen_peer_is_dropped_by_the_relay() {
     peer.signal("-CONT");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_peer_reading_plain_lines_from_a_pipe_chats_and_exits_at_end_of_input() {
+    let dir = temp_dir("pipe");
+    let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+    let (listener, _) = start_peer(&relay_tcp, "listener", &dir.join("listener"));
+    let mut talker = spawn(&[
+        "peer",
+        "--relay",
+        &relay_tcp,
+        "--nick",
+        "talker",
+        "--no-mdns",
+        "--no-upnp",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--data-dir",
+        dir.join("talker").to_str().expect("utf8"),
+    ]);
+    talker.next_line("the talker's greeting", |l| l.starts_with("p2p-chat peer "));
+    listener.next_event("the talker joining", |v| {
+        v["event"] == "member_joined" && v["nick"] == "talker"
+    });
+    writeln!(talker.stdin.as_mut().expect("stdin"), "plain words").expect("write");
+    let got = listener.next_event("the plain line", |v| {
+        v["event"] == "message" && v["text"] == "plain words"
+    });
+    assert_eq!(got["nick"], "talker");
+    // The talker sees the listener's join as a plain line, not JSON.
+    talker.next_line("a human-readable notice", |l| {
+        l.starts_with("* listener (") && l.ends_with("joined lobby")
+    });
+    drop(talker.stdin.take()); // end of input
+    listener.next_event("the talker's goodbye", |v| {
+        v["event"] == "member_left" && v["reason"] == "left"
+    });
+    assert!(talker.child.wait().expect("exits").success());
+    let _ = std::fs::remove_dir_all(dir);
+}
