@@ -18,13 +18,16 @@ use libp2p_webrtc::tokio::Certificate;
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// A key file the user named does not exist.
+    #[error("key file {0} does not exist; make one with `p2p-chat genkey > {0}`")]
+    MissingKey(PathBuf),
     /// The file exists but does not hold a key or certificate.
     #[error(
         "{path} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`"
@@ -46,9 +49,9 @@ pub enum IdentityError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
-    move |source| IdentityError::Io {
+    move |error| IdentityError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -77,6 +80,21 @@ pub fn parse_key(text: &str) -> Result<Keypair, String> {
     Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("not a libp2p key: {e}"))
 }
 
+/// Reads the key at `path`, which must exist (a key file the user named).
+pub fn load_key(path: &Path) -> Result<Keypair, IdentityError> {
+    let text = fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => IdentityError::MissingKey(path.to_owned()),
+        _ => IdentityError::Io {
+            path: path.to_owned(),
+            error: e,
+        },
+    })?;
+    parse_key(&text).map_err(|reason| IdentityError::BadKey {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
 /// Reads the key at `path`, or creates one there when the file does not exist.
 pub fn load_or_create_key(path: &Path) -> Result<Keypair, IdentityError> {
     match fs::read_to_string(path) {
@@ -91,7 +109,7 @@ pub fn load_or_create_key(path: &Path) -> Result<Keypair, IdentityError> {
         }
         Err(e) => Err(IdentityError::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         }),
     }
 }
@@ -121,7 +139,7 @@ pub fn load_or_create_certificate(path: &Path) -> Result<Certificate, IdentityEr
         }
         Err(e) => Err(IdentityError::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         }),
     }
 }
@@ -183,14 +201,14 @@ pub fn claim_data_dir(base: &Path, fallback: bool) -> Result<DataDir, IdentityEr
             Err(fs::TryLockError::Error(e)) => {
                 return Err(IdentityError::Io {
                     path: lock_path,
-                    source: e,
+                    error: e,
                 })
             }
         }
     }
     Err(IdentityError::Io {
         path: base.to_owned(),
-        source: std::io::Error::other("in use by another p2p-chat process; pass --data-dir"),
+        error: std::io::Error::other("in use by another p2p-chat process; pass --data-dir"),
     })
 }
 

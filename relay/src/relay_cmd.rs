@@ -2,15 +2,14 @@
 //! relay node, prints its peer id and every full address as it comes up, and runs until Ctrl-C
 //! or SIGTERM.
 
-use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
 
 use crate::cli::RelayArgs;
 use crate::identity::{
-    claim_data_dir, default_data_dir, key_from_seed, load_or_create_certificate,
-    load_or_create_key, parse_key,
+    claim_data_dir, default_data_dir, key_from_seed, load_key, load_or_create_certificate,
+    load_or_create_key,
 };
 use crate::node::{start_relay, RelayPorts};
 
@@ -32,13 +31,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let data = claim_data_dir(&base, false)?;
     let key = match (args.secret_key_seed, &args.key_file) {
         (Some(seed), _) => key_from_seed(seed),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read key file {}", path.display()))?;
-            parse_key(&text).map_err(|reason| {
-                anyhow::anyhow!("{} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`", path.display())
-            })?
-        }
+        (None, Some(path)) => load_key(path)?,
         (None, None) => load_or_create_key(&data.path.join("identity.key"))?,
     };
     let certificate = load_or_create_certificate(&data.path.join("webrtc.pem"))?;

@@ -129,10 +129,18 @@ fn two_peers_on_one_lan_find_each_other_with_mdns_and_chat() {
     };
     let dir = std::env::temp_dir().join(format!("p2p-chat-mdns-{}", std::process::id()));
     let mut ann = Peer::start(&_bed.names[0], "ann", &dir.join("ann"));
+    let ann_id = ann.wait("ann ready", |v| v["event"] == "ready")["peer_id"].clone();
+    ann.wait("ann listening on the LAN", |v| {
+        v["event"] == "listening"
+            && v["addr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("/ip4/10.77.0.1/"))
+    });
+    // The newcomer asks the LAN who is there; ann answers, and bob dials her.
     let bob = Peer::start(&_bed.names[1], "bob", &dir.join("bob"));
     let bob_id = bob.wait("bob ready", |v| v["event"] == "ready")["peer_id"].clone();
-    ann.wait("ann discovers bob", |v| {
-        v["event"] == "discovered" && v["peers"].as_array().is_some_and(|p| p.contains(&bob_id))
+    bob.wait("bob discovers ann", |v| {
+        v["event"] == "discovered" && v["peers"].as_array().is_some_and(|p| p.contains(&ann_id))
     });
     ann.wait("bob in ann's room", |v| {
         v["event"] == "member_joined" && v["peer"] == bob_id

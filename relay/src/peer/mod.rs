@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use crate::cli::PeerArgs;
-use crate::identity::{claim_data_dir, default_data_dir, load_or_create_key, parse_key};
+use crate::identity::{claim_data_dir, default_data_dir, load_key, load_or_create_key};
 use crate::node::{start_peer, PeerSetup};
 use input::{parse_json, parse_line, Input, HELP};
 use output::{Printer, Reply};
@@ -35,13 +35,7 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_data_dir("peer"));
     let data = claim_data_dir(&base, args.data_dir.is_none())?;
     let key = match &args.key_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read key file {}", path.display()))?;
-            parse_key(&text).map_err(|reason| {
-                anyhow::anyhow!("{} is not a p2p-chat key file ({reason}); make one with `p2p-chat genkey > FILE`", path.display())
-            })?
-        }
+        Some(path) => load_key(path)?,
         None => load_or_create_key(&data.path.join("identity.key"))?,
     };
     let nick = choose_nick(args.nick.as_deref(), &data.path);

@@ -76,13 +76,24 @@ pub async fn wait_for<T>(
     }
 }
 
-/// Waits until `node` lists `member` in `room`.
+/// Waits until `node` lists `member` in `room` (asks the core, so no event is consumed).
 pub async fn wait_member(node: &mut Node, room: &str, member: PeerId) {
-    wait_for(node, &format!("{member} to join {room}"), |e| match e {
-        Event::MemberJoined { room: r, peer, .. } if r == room && *peer == member => Some(()),
-        _ => None,
-    })
-    .await
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let peers = node
+            .client
+            .peers(Some(room.to_owned()))
+            .await
+            .expect("peers");
+        if peers.members.iter().any(|m| m.peer == member) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {member} to join {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits for a room message with this text; returns the author.
