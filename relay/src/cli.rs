@@ -62,6 +62,13 @@ pub struct RelayArgs {
         value_delimiter = ','
     )]
     pub external_addrs: Vec<Multiaddr>,
+    /// Address of the HTTP server: the web app, config.json (the addresses browsers dial) and
+    /// /healthz.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "P2P_CHAT_HTTP_ADDR")]
+    pub http_addr: std::net::SocketAddr,
+    /// Directory of the built web app (trunk's output).
+    #[arg(long, default_value = "dist", env = "P2P_CHAT_WEB_DIR")]
+    pub web_dir: PathBuf,
 }
 
 /// Flags of `p2p-chat peer`.

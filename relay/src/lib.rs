@@ -5,9 +5,11 @@
 //! - [`swarm`]: the native transports.
 //! - [`node`]: starting a relay or a peer.
 //! - [`identity`]: key files, the WebRTC certificate, data directories.
+//! - [`http`]: the web app, `config.json` and `/healthz` over HTTP.
 //! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`]: the `relay` and `peer` subcommands.
 
 pub mod cli;
+pub mod http;
 pub mod identity;
 pub mod native;
 pub mod node;

@@ -2,11 +2,13 @@
 //! relay node, prints its peer id and every full address as it comes up, and runs until Ctrl-C
 //! or SIGTERM.
 
+use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
 
 use crate::cli::RelayArgs;
+use crate::http::BrowserAddrs;
 use crate::identity::{
     claim_data_dir, default_data_dir, key_from_seed, load_key, load_or_create_certificate,
     load_or_create_key,
@@ -44,9 +46,22 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     };
     let mut node = start_relay(key, certificate, &ports, &args.external_addrs).await?;
     let peer_id = node.peer_id;
+    let browser_addrs = BrowserAddrs::default();
+    for addr in &args.external_addrs {
+        browser_addrs.add(addr, peer_id);
+    }
+    let http = crate::http::serve(
+        args.http_addr,
+        args.web_dir.clone(),
+        peer_id,
+        browser_addrs.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
     println!("p2p-chat relay {}", env!("CARGO_PKG_VERSION"));
     println!("peer id: {peer_id}");
     println!("data dir: {}", data.path.display());
+    println!("web app: http://{http}");
     println!("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
         println!(
@@ -65,6 +80,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                         addr.with(Protocol::P2p(peer_id))
                     };
                     println!("listening: {full}");
+                    browser_addrs.add(&full, peer_id);
                 }
                 Some(Event::Connected { peer, addr, .. }) => tracing::info!(%peer, %addr, "peer connected"),
                 Some(Event::Disconnected { peer }) => tracing::info!(%peer, "peer disconnected"),

@@ -12,7 +12,7 @@ async fn a_direct_message_through_a_relay_circuit_is_acknowledged() {
     let mut bob = hidden_peer("bob").await;
     for node in [&mut alice, &mut bob] {
         node.client
-            .use_relay(relay_addr.clone())
+            .use_relay(vec![relay_addr.clone()])
             .await
             .expect("use relay");
         wait_for(node, "reservation", |e| {
@@ -62,7 +62,11 @@ async fn a_direct_message_to_an_unreachable_peer_fails_with_a_reason() {
         Err(ChatError::NoRoute(stranger))
     );
     // Through the relay, where the stranger has no reservation: the relay refuses the circuit.
-    alice.client.use_relay(relay_addr).await.expect("use relay");
+    alice
+        .client
+        .use_relay(vec![relay_addr])
+        .await
+        .expect("use relay");
     let mut alice = alice;
     wait_for(&mut alice, "reservation", |e| {
         matches!(e, Event::ReservationAccepted { .. }).then_some(())

@@ -120,6 +120,8 @@ fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
         "127.0.0.1",
         "--port",
         "0",
+        "--http-addr",
+        "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().expect("utf8"),
     ]);

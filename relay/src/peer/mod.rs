@@ -62,7 +62,10 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     };
 
     if let Some(relay) = &args.relay {
-        client.use_relay(relay.clone()).await.context("--relay")?;
+        client
+            .use_relay(vec![relay.clone()])
+            .await
+            .context("--relay")?;
     }
     for addr in &args.bootstrap {
         client

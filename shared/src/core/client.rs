@@ -42,7 +42,11 @@ pub enum Command {
     /// Listen on an address (a relay circuit address makes a reservation).
     Listen { addr: Multiaddr, reply: Reply<()> },
     /// Use a relay: reserve a `/p2p-circuit` slot on it and keep it reserved, reconnecting.
-    UseRelay { addr: Multiaddr, reply: Reply<()> },
+    /// Its addresses are tried in order.
+    UseRelay {
+        addrs: Vec<Multiaddr>,
+        reply: Reply<()>,
+    },
     /// Add a Kademlia bootstrap node and dial it.
     Bootstrap { addr: Multiaddr, reply: Reply<()> },
     /// Look a peer up in the DHT.
@@ -139,9 +143,10 @@ impl Client {
         request!(self, Listen { addr })
     }
 
-    /// Keeps a reservation on a relay (its address must end in `/p2p/<relay id>`).
-    pub async fn use_relay(&self, addr: Multiaddr) -> Result<(), ChatError> {
-        request!(self, UseRelay { addr })
+    /// Keeps a reservation on a relay, reached at the first of `addrs` that works (each must
+    /// end in `/p2p/<relay id>`).
+    pub async fn use_relay(&self, addrs: Vec<Multiaddr>) -> Result<(), ChatError> {
+        request!(self, UseRelay { addrs })
     }
 
     /// Adds a DHT bootstrap node (its address must end in `/p2p/<peer id>`).

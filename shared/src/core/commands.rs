@@ -82,8 +82,8 @@ impl<X: Extension> EventLoop<X> {
                     .map_err(|e| bad_address(&addr, e));
                 let _ = reply.send(result);
             }
-            Command::UseRelay { addr, reply } => {
-                let _ = reply.send(self.use_relay(addr));
+            Command::UseRelay { addrs, reply } => {
+                let _ = reply.send(self.use_relay(addrs));
             }
             Command::Bootstrap { addr, reply } => {
                 let _ = reply.send(self.add_bootstrap(addr));

@@ -1,5 +1,8 @@
 //! Relays we use: a `/p2p-circuit` reservation on each, kept alive across relay restarts and
-//! network loss by re-listening with exponential backoff.
+//! network loss by re-listening with exponential backoff. A relay may be given several
+//! addresses (a browser: WebRTC-direct, then WebSocket): when one fails before a reservation,
+//! the next is tried at once; after a full round, or after losing a working one, the first
+//! again, with backoff.
 
 use std::time::Duration;
 
@@ -16,8 +19,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 struct Slot {
-    /// The relay's address, ending in `/p2p/<relay>`.
-    addr: Multiaddr,
+    /// The relay's addresses, each ending in `/p2p/<relay>`, best first.
+    addrs: Vec<Multiaddr>,
+    /// The one in use.
+    current: usize,
     peer: PeerId,
     listener: Option<ListenerId>,
     reserved: bool,
@@ -29,6 +34,12 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct Relays {
     slots: Vec<Slot>,
+}
+
+impl Slot {
+    fn addr(&self) -> &Multiaddr {
+        &self.addrs[self.current]
+    }
 }
 
 impl Relays {
@@ -51,21 +62,38 @@ pub fn peer_of(addr: &Multiaddr) -> Result<PeerId, ChatError> {
 }
 
 impl<X: Extension> EventLoop<X> {
-    /// Starts keeping a reservation on the relay at `addr`.
-    pub(super) fn use_relay(&mut self, addr: Multiaddr) -> Result<(), ChatError> {
-        let peer = peer_of(&addr)?;
-        if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+    /// Starts keeping a reservation on the relay reachable at `addrs` (best first).
+    pub(super) fn use_relay(&mut self, addrs: Vec<Multiaddr>) -> Result<(), ChatError> {
+        let Some(first) = addrs.first() else {
             return Err(ChatError::Address {
-                addr: addr.to_string(),
-                reason: "give the relay's own address, without /p2p-circuit".into(),
+                addr: String::new(),
+                reason: "no relay address given".into(),
             });
+        };
+        let peer = peer_of(first)?;
+        for addr in &addrs {
+            if peer_of(addr)? != peer {
+                return Err(ChatError::Address {
+                    addr: addr.to_string(),
+                    reason: format!("every address of one relay must end with /p2p/{peer}"),
+                });
+            }
+            if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+                return Err(ChatError::Address {
+                    addr: addr.to_string(),
+                    reason: "give the relay's own address, without /p2p-circuit".into(),
+                });
+            }
         }
         if self.relays.is_relay(&peer) {
             return Ok(());
         }
-        self.peers.add_address(peer, addr.clone());
+        for addr in &addrs {
+            self.peers.add_address(peer, addr.clone());
+        }
         self.relays.slots.push(Slot {
-            addr,
+            addrs,
+            current: 0,
             peer,
             listener: None,
             reserved: false,
@@ -79,7 +107,7 @@ impl<X: Extension> EventLoop<X> {
 
     fn reserve(&mut self, index: usize) {
         let circuit = self.relays.slots[index]
-            .addr
+            .addr()
             .clone()
             .with(Protocol::P2pCircuit);
         match self.swarm.listen_on(circuit) {
@@ -98,28 +126,30 @@ impl<X: Extension> EventLoop<X> {
     fn relay_lost(&mut self, index: usize) {
         let slot = &mut self.relays.slots[index];
         slot.listener = None;
-        slot.reserved = false;
+        let was_reserved = std::mem::replace(&mut slot.reserved, false);
+        if !was_reserved && slot.current + 1 < slot.addrs.len() {
+            // This address never worked: try the next one now.
+            slot.current += 1;
+            tracing::info!(next = %slot.addr(), "relay address failed; trying the next");
+            self.reserve(index);
+            return;
+        }
+        slot.current = 0;
         let backoff = FIRST_BACKOFF
             .saturating_mul(2u32.saturating_pow(slot.failures))
             .min(MAX_BACKOFF);
         slot.failures = slot.failures.saturating_add(1);
         slot.retry_at = Some(Instant::now() + backoff);
-        let relay = slot.addr.clone();
+        let relay = slot.addr().clone();
         tracing::info!(%relay, ?backoff, "relay lost; will retry");
-        self.emit(Event::RelayLost {
-            relay,
-            retry_in_ms: backoff.as_millis() as u64,
-        });
+        let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+        self.emit(Event::RelayLost { relay, retry_in_ms });
     }
 
     /// A listener closed: when it was a relay's, schedule a retry.
     pub(super) fn relay_listener_closed(&mut self, listener: ListenerId) {
-        if let Some(index) = self
-            .relays
-            .slots
-            .iter()
-            .position(|s| s.listener == Some(listener))
-        {
+        let slots = &self.relays.slots;
+        if let Some(index) = slots.iter().position(|s| s.listener == Some(listener)) {
             self.relay_lost(index);
         }
     }
@@ -139,7 +169,7 @@ impl<X: Extension> EventLoop<X> {
         if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == relay) {
             slot.reserved = true;
             slot.failures = 0;
-            let addr = slot.addr.clone().with(Protocol::P2pCircuit);
+            let addr = slot.addr().clone().with(Protocol::P2pCircuit);
             self.emit(Event::ReservationAccepted { relay, addr });
         }
     }
@@ -156,16 +186,18 @@ impl<X: Extension> EventLoop<X> {
 
     /// Circuit addresses to reach `target` through each relay we are reserved on.
     pub(super) fn circuit_addrs(&self, target: PeerId) -> Vec<Multiaddr> {
+        let usable = |s: &&Slot| s.reserved || self.peers.is_connected(&s.peer);
+        let through = |s: &Slot| {
+            s.addr()
+                .clone()
+                .with(Protocol::P2pCircuit)
+                .with(Protocol::P2p(target))
+        };
         self.relays
             .slots
             .iter()
-            .filter(|s| s.reserved || self.peers.is_connected(&s.peer))
-            .map(|s| {
-                s.addr
-                    .clone()
-                    .with(Protocol::P2pCircuit)
-                    .with(Protocol::P2p(target))
-            })
+            .filter(usable)
+            .map(through)
             .collect()
     }
 }

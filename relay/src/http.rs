@@ -1,0 +1,133 @@
+//! The relay's HTTP side: the built web app, `config.json` (the relay's browser-dialable
+//! addresses, so a page finds the relay that served it), and `/healthz`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use libp2p::core::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// The relay's addresses a browser can dial, kept current by the relay as it listens.
+#[derive(Debug, Clone, Default)]
+pub struct BrowserAddrs(Arc<RwLock<Vec<Multiaddr>>>);
+
+impl BrowserAddrs {
+    /// Records a listen or external address if a browser can dial it (WebRTC-direct with its
+    /// certhash, or WebSocket), with the relay's `/p2p` suffix.
+    pub fn add(&self, addr: &Multiaddr, relay: PeerId) {
+        let dialable = addr.iter().any(|p| {
+            matches!(
+                p,
+                Protocol::WebRTCDirect | Protocol::Ws(_) | Protocol::Wss(_)
+            )
+        });
+        let unspecified = addr.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_unspecified(),
+            Protocol::Ip6(ip) => ip.is_unspecified(),
+            _ => false,
+        });
+        if !dialable || unspecified || addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            return;
+        }
+        let full = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+            addr.clone()
+        } else {
+            addr.clone().with(Protocol::P2p(relay))
+        };
+        if let Ok(mut list) = self.0.write() {
+            if !list.contains(&full) {
+                list.push(full);
+            }
+        }
+    }
+
+    /// Addresses for a page loaded from `host`: those on that host first (a page from
+    /// 127.0.0.1 should not be sent to a LAN address), WebRTC-direct before WebSocket.
+    pub fn for_host(&self, host: Option<&str>) -> Vec<String> {
+        let list = self.0.read().map(|l| l.clone()).unwrap_or_default();
+        let on_host = |a: &Multiaddr| {
+            host.is_some_and(|h| {
+                a.iter().any(|p| match p {
+                    Protocol::Ip4(ip) => ip.to_string() == h,
+                    Protocol::Ip6(ip) => format!("[{ip}]") == h || ip.to_string() == h,
+                    Protocol::Dns(d) | Protocol::Dns4(d) | Protocol::Dns6(d) => d == h,
+                    _ => false,
+                })
+            })
+        };
+        let mut chosen: Vec<&Multiaddr> = list.iter().filter(|a| on_host(a)).collect();
+        if chosen.is_empty() {
+            chosen = list.iter().collect();
+        }
+        chosen.sort_by_key(|a| !a.iter().any(|p| p == Protocol::WebRTCDirect));
+        chosen.into_iter().map(ToString::to_string).collect()
+    }
+}
+
+#[derive(Serialize)]
+struct Config {
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    relay: PeerId,
+    addrs: BrowserAddrs,
+}
+
+async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+                .map_or(h, |(host, _)| host)
+        });
+    let body = Config {
+        peer_id: state.relay.to_string(),
+        addrs: state.addrs.for_host(host),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Json(body))
+}
+
+const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app is not built</h1>\
+<p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
+or pass <code>--web-dir</code>.</p>";
+
+/// Starts the HTTP server; returns the address it is bound to.
+pub async fn serve(
+    listen: SocketAddr,
+    web_dir: PathBuf,
+    relay: PeerId,
+    addrs: BrowserAddrs,
+) -> std::io::Result<SocketAddr> {
+    let state = AppState { relay, addrs };
+    let mut app = Router::new()
+        .route("/config.json", get(config))
+        .route("/healthz", get(|| async { "ok" }));
+    app = if web_dir.join("index.html").is_file() {
+        let index = ServeFile::new(web_dir.join("index.html"));
+        app.fallback_service(ServeDir::new(&web_dir).fallback(index))
+    } else {
+        tracing::warn!(dir = %web_dir.display(), "no web app there; serving a hint page");
+        app.fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, Html(NOT_BUILT)) })
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.with_state(state)).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,306 @@
+//! The page's state as signals, provided through context, and how each chat core event changes
+//! it. Chat logic (membership, dedup, delivery) stays in the core; this only mirrors it for display.
+
+use leptos::prelude::*;
+use libp2p::{Multiaddr, PeerId};
+use p2p_chat_shared::core::{Client, Event, LeftReason};
+use p2p_chat_shared::text::short_peer_id;
+
+use crate::relay_addr::transport_name;
+
+/// Connection state shown at the top of the page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Starting up.
+    Starting,
+    /// No relay address known: the user must paste one.
+    NoRelay(String),
+    /// Dialling the relay.
+    Connecting,
+    /// Connected to the relay over a transport.
+    Connected {
+        transport: &'static str,
+        relay: String,
+    },
+    /// Lost the relay; retrying.
+    Reconnecting { in_ms: u64 },
+}
+
+impl Status {
+    /// One line for the status bar.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Starting => "starting…".into(),
+            Self::NoRelay(why) => format!("no relay: {why}"),
+            Self::Connecting => "connecting…".into(),
+            Self::Connected { transport, relay } => {
+                format!("connected via {transport} to relay {relay}")
+            }
+            Self::Reconnecting { in_ms } => format!("reconnecting in {} s…", in_ms.div_ceil(1000)),
+        }
+    }
+
+    /// A CSS class / test id for the state.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Starting | Self::Connecting => "connecting",
+            Self::NoRelay(_) => "no-relay",
+            Self::Connected { .. } => "connected",
+            Self::Reconnecting { .. } => "reconnecting",
+        }
+    }
+}
+
+/// One line in a room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub id: String,
+    pub from: Option<PeerId>,
+    pub nick: String,
+    pub text: String,
+    pub time: String,
+    pub own: bool,
+    /// A join/leave notice rather than a message.
+    pub notice: bool,
+    /// Own message waiting for the room to be ready.
+    pub queued: bool,
+}
+
+/// A room the page is in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomView {
+    pub name: String,
+    pub lines: Vec<Line>,
+    pub members: Vec<(PeerId, String)>,
+    pub unread: usize,
+    pub ready: bool,
+}
+
+impl RoomView {
+    pub fn new(name: String) -> Self {
+        Self {
+            name,
+            lines: Vec::new(),
+            members: Vec::new(),
+            unread: 0,
+            ready: false,
+        }
+    }
+}
+
+/// Delivery state of a direct message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DmState {
+    Received,
+    Sending,
+    Delivered,
+    Failed(String),
+}
+
+/// One direct message, in or out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DmLine {
+    pub key: u64,
+    pub peer: PeerId,
+    pub nick: String,
+    pub text: String,
+    pub time: String,
+    pub state: DmState,
+}
+
+/// Most lines kept per room in the page.
+const MAX_LINES: usize = 500;
+
+/// The page's state.
+#[derive(Clone, Copy)]
+pub struct Chat {
+    pub status: RwSignal<Status>,
+    pub me: RwSignal<Option<PeerId>>,
+    pub nick: RwSignal<String>,
+    pub relay: RwSignal<Option<PeerId>>,
+    pub rooms: RwSignal<Vec<RoomView>>,
+    pub current: RwSignal<Option<String>>,
+    pub dms: RwSignal<Vec<DmLine>>,
+    pub dm_target: RwSignal<Option<(PeerId, String)>>,
+    pub error: RwSignal<Option<String>>,
+    pub client: StoredValue<Option<Client>>,
+    next_key: StoredValue<u64>,
+}
+
+/// `HH:MM:SS` in the browser's time zone (now when `ms` is 0).
+pub fn clock(ms: u64) -> String {
+    let date = if ms == 0 {
+        js_sys::Date::new_0()
+    } else {
+        js_sys::Date::new(&(ms as f64).into())
+    };
+    format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    )
+}
+
+impl Chat {
+    pub fn new() -> Self {
+        Self {
+            status: RwSignal::new(Status::Starting),
+            me: RwSignal::new(None),
+            nick: RwSignal::new(String::new()),
+            relay: RwSignal::new(None),
+            rooms: RwSignal::new(Vec::new()),
+            current: RwSignal::new(None),
+            dms: RwSignal::new(Vec::new()),
+            dm_target: RwSignal::new(None),
+            error: RwSignal::new(None),
+            client: StoredValue::new(None),
+            next_key: StoredValue::new(0),
+        }
+    }
+
+    /// The chat core's handle, once started.
+    pub fn client(&self) -> Option<Client> {
+        self.client.get_value()
+    }
+
+    pub fn key(&self) -> u64 {
+        let key = self.next_key.get_value();
+        self.next_key.set_value(key + 1);
+        key
+    }
+
+    fn with_room(&self, room: &str, f: impl FnOnce(&mut RoomView)) {
+        self.rooms.update(|rooms| {
+            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
+                f(r);
+            }
+        });
+    }
+
+    /// Appends a line to a room (counting it unread when the room is not shown).
+    pub fn push_line(&self, room: &str, line: Line) {
+        let shown = self.current.get_untracked().as_deref() == Some(room);
+        self.with_room(room, |r| {
+            if r.lines.iter().any(|l| l.id == line.id && !line.notice) {
+                return;
+            }
+            if !shown && !line.own && !line.notice {
+                r.unread += 1;
+            }
+            r.lines.push(line);
+            if r.lines.len() > MAX_LINES {
+                let extra = r.lines.len() - MAX_LINES;
+                r.lines.drain(..extra);
+            }
+        });
+    }
+
+    fn notice(&self, room: &str, text: String) {
+        let id = format!("notice-{}", self.key());
+        let line = Line {
+            id,
+            from: None,
+            nick: String::new(),
+            text,
+            time: clock(0),
+            own: false,
+            notice: true,
+            queued: false,
+        };
+        self.push_line(room, line);
+    }
+
+    /// Mirrors one chat core event.
+    pub fn apply(&self, event: Event) {
+        match event {
+            Event::Message(m) => {
+                let line = Line {
+                    id: m.id,
+                    from: Some(m.from),
+                    nick: m.nick,
+                    text: m.text,
+                    time: clock(m.sent_at),
+                    own: false,
+                    notice: false,
+                    queued: false,
+                };
+                self.push_line(&m.room, line);
+            }
+            Event::DirectMessage(d) => {
+                let key = self.key();
+                self.dms.update(|dms| {
+                    dms.push(DmLine {
+                        key,
+                        peer: d.from,
+                        nick: d.nick,
+                        text: d.text,
+                        time: clock(d.sent_at),
+                        state: DmState::Received,
+                    })
+                });
+            }
+            Event::MemberJoined { room, peer, nick } => {
+                self.with_room(&room, |r| {
+                    r.members.retain(|(p, _)| *p != peer);
+                    r.members.push((peer, nick.clone()));
+                    r.members.sort_by(|a, b| a.1.cmp(&b.1));
+                });
+                self.notice(&room, format!("{nick} ({}) joined", short_peer_id(&peer)));
+            }
+            Event::MemberLeft {
+                room,
+                peer,
+                nick,
+                reason,
+            } => {
+                self.with_room(&room, |r| r.members.retain(|(p, _)| *p != peer));
+                let how = if reason == LeftReason::Left {
+                    "left"
+                } else {
+                    "went away"
+                };
+                self.notice(&room, format!("{nick} ({}) {how}", short_peer_id(&peer)));
+            }
+            Event::NickChanged {
+                room, peer, new, ..
+            } => {
+                self.with_room(&room, |r| {
+                    for member in r.members.iter_mut().filter(|(p, _)| *p == peer) {
+                        member.1 = new.clone();
+                    }
+                });
+            }
+            Event::RoomReady { room } => self.with_room(&room, |r| r.ready = true),
+            Event::QueuedSent { room, ids } => self.with_room(&room, |r| {
+                for line in r.lines.iter_mut().filter(|l| ids.contains(&l.id)) {
+                    line.queued = false;
+                }
+            }),
+            Event::Connected { peer, addr, .. } if Some(peer) == self.relay.get_untracked() => {
+                self.connected_to_relay(peer, &addr);
+            }
+            Event::Disconnected { peer } if Some(peer) == self.relay.get_untracked() => {
+                self.rooms
+                    .update(|rooms| rooms.iter_mut().for_each(|r| r.ready = false));
+                self.status.set(Status::Reconnecting { in_ms: 1000 });
+            }
+            Event::RelayLost { retry_in_ms, .. } => {
+                self.rooms
+                    .update(|rooms| rooms.iter_mut().for_each(|r| r.ready = false));
+                self.status.set(Status::Reconnecting { in_ms: retry_in_ms });
+            }
+            Event::Lagged { missed } => self.error.set(Some(format!(
+                "{missed} events were not shown (the page fell behind)"
+            ))),
+            _ => {}
+        }
+    }
+
+    fn connected_to_relay(&self, relay: PeerId, addr: &Multiaddr) {
+        self.status.set(Status::Connected {
+            transport: transport_name(addr),
+            relay: short_peer_id(&relay),
+        });
+    }
+}

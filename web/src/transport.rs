@@ -1,0 +1,88 @@
+//! The browser's swarm: WebRTC-direct and WebSocket transports plus the relay client, around
+//! the shared chat behaviour.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use libp2p::core::multiaddr::Protocol;
+use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
+use libp2p::core::upgrade::Version;
+use libp2p::{identity::Keypair, noise, websocket_websys, yamux, Multiaddr, Swarm, Transport};
+use p2p_chat_shared::behaviour::{Behaviour, NoExtension, Role};
+use p2p_chat_shared::protocol::IDLE_CONNECTION_TIMEOUT;
+
+/// The browser swarm.
+pub type BrowserSwarm = Swarm<Behaviour<NoExtension>>;
+
+/// Refuses `/p2p-circuit` addresses so that the relay client transport gets them. The WebRTC
+/// transport would otherwise claim `/.../webrtc-direct/.../p2p/RELAY/p2p-circuit/p2p/TARGET`,
+/// dial the relay itself and fail with `WrongPeerId` (rust-libp2p issue #5453).
+struct NoCircuit<T>(T);
+
+impl<T: Transport + Unpin> Transport for NoCircuit<T> {
+    type Output = T::Output;
+    type Error = T::Error;
+    type ListenerUpgrade = T::ListenerUpgrade;
+    type Dial = T::Dial;
+
+    fn listen_on(
+        &mut self,
+        id: ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), TransportError<Self::Error>> {
+        self.0.listen_on(id, addr)
+    }
+
+    fn remove_listener(&mut self, id: ListenerId) -> bool {
+        self.0.remove_listener(id)
+    }
+
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        opts: DialOpts,
+    ) -> Result<Self::Dial, TransportError<Self::Error>> {
+        if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        }
+        self.0.dial(addr, opts)
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Builds the browser swarm for `key`.
+pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_wasm_bindgen()
+        .with_other_transport(|key| {
+            NoCircuit(libp2p::webrtc_websys::Transport::new(
+                libp2p::webrtc_websys::Config::new(key),
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+            Ok(websocket_websys::Transport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default()))
+        })
+        .map_err(|e| e.to_string())?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| e.to_string())?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::new(key, relay_client, NoExtension {}, Role::Peer)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+        })
+        .map_err(|e| e.to_string())?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}
