@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds p2p-chat in release mode and runs a relay on the default ports (TCP/QUIC 4001,
-# WebSocket 4002, WebRTC-direct 4003). Extra arguments go to `p2p-chat relay`, e.g.
-#   ./scripts/run.sh --listen-addr 127.0.0.1 --external-addr /ip4/203.0.113.7/tcp/4001
+# Builds p2p-chat in release mode (the relay and the web app) and runs a relay that serves the
+# app: open http://127.0.0.1:8080 and chat. Ports: TCP/QUIC 4001, WebSocket 4002,
+# WebRTC-direct 4003. Extra arguments go to `p2p-chat relay`, e.g.
+#   ./scripts/run.sh --external-addr /ip4/203.0.113.7/tcp/4001 --http-addr 0.0.0.0:8080
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+./scripts/setup.sh
+trunk build --release
 cargo build --release --locked -p p2p-chat-relay
-target_dir="${CARGO_TARGET_DIR:-target}"
-exec "$target_dir/release/p2p-chat" relay "$@"
+exec "$CARGO_TARGET_DIR/release/p2p-chat" relay --web-dir dist "$@"

@@ -14,6 +14,7 @@ use crate::identity::{
     load_or_create_key,
 };
 use crate::node::{start_relay, RelayPorts};
+use crate::say;
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
 fn next_port(base: u16, offset: u16) -> u16 {
@@ -58,16 +59,18 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
-    println!("p2p-chat relay {}", env!("CARGO_PKG_VERSION"));
-    println!("peer id: {peer_id}");
-    println!("data dir: {}", data.path.display());
-    println!("web app: http://{http}");
-    println!("peers connect with: p2p-chat peer --relay <one of the addresses below>");
+    say(format!("p2p-chat relay {}", env!("CARGO_PKG_VERSION")));
+    say(format!("peer id: {peer_id}"));
+    say(format!("data dir: {}", data.path.display()));
+    say(format!("web app: http://{http}"));
+    say(format!(
+        "peers connect with: p2p-chat peer --relay <one of the addresses below>"
+    ));
     for addr in &args.external_addrs {
-        println!(
+        say(format!(
             "external: {}",
             addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a)
-        );
+        ));
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -79,7 +82,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     } else {
                         addr.with(Protocol::P2p(peer_id))
                     };
-                    println!("listening: {full}");
+                    say(format!("listening: {full}"));
                     browser_addrs.add(&full, peer_id);
                 }
                 Some(Event::Connected { peer, addr, .. }) => tracing::info!(%peer, %addr, "peer connected"),
@@ -92,6 +95,6 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         }
     }
     let _ = node.client.shutdown().await;
-    println!("relay stopped");
+    say(format!("relay stopped"));
     Ok(())
 }

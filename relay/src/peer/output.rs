@@ -6,6 +6,8 @@ use p2p_chat_shared::core::{Event, Info, LeftReason, PeersInfo, RoomInfo};
 use p2p_chat_shared::text::{display_safe, short_peer_id};
 use serde::Serialize;
 
+use crate::say;
+
 /// The answer to something the user asked.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -93,16 +95,9 @@ fn who(nick: &str, peer: &PeerId) -> String {
     format!("{} ({})", display_safe(nick), short_peer_id(peer))
 }
 
-/// Writes one line to stdout. A closed stdout (`p2p-chat peer | head`) is not worth a panic.
-fn say(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
-
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string(value) {
-        Ok(line) => say(&line),
+        Ok(line) => say(line),
         Err(e) => tracing::error!(error = %e, "could not encode output"),
     }
 }
@@ -146,7 +141,7 @@ impl Printer {
             Reply::Error { message } => format!("! {message}"),
             Reply::Bye => "* bye".to_owned(),
         };
-        say(&text);
+        say(text);
     }
 
     /// Prints a chat core event (`current` is the current room: others are labelled).
@@ -224,7 +219,7 @@ impl Printer {
             other if self.verbose => verbose_text(other),
             _ => return,
         };
-        say(&line);
+        say(line);
     }
 }
 

@@ -1,0 +1,149 @@
+// Processes and page objects for the end-to-end tests: a real `p2p-chat relay` serving the
+// built app, real `p2p-chat peer --json` CLI peers, and the page in headless Chromium.
+import { spawn, ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { expect, Page, Browser } from '@playwright/test';
+
+const repo = resolve(__dirname, '..', '..');
+const targetDir = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
+export const BIN = process.env.P2P_CHAT_BIN ?? join(targetDir, 'debug', 'p2p-chat');
+const WEB_DIR = process.env.P2P_CHAT_WEB_DIR ?? join(repo, 'dist');
+if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build it (cargo build -p p2p-chat-relay) or set P2P_CHAT_BIN`);
+if (!existsSync(join(WEB_DIR, 'index.html'))) throw new Error(`${WEB_DIR} has no built app: run trunk build`);
+
+/** Lines of a child's stdout, waited on with a predicate. */
+class Lines {
+  private lines: string[] = [];
+  private waiters: Array<() => void> = [];
+  constructor(child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lines.push(line);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+  /** The first line from `from` on that matches, and the index after it. */
+  async find(what: string, pick: (line: string) => boolean, from = 0, timeoutMs = 30_000): Promise<[string, number]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < this.lines.length; i++) if (pick(this.lines[i])) return [this.lines[i], i + 1];
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; output so far:\n${this.lines.slice(-20).join('\n')}`);
+      await new Promise<void>((res) => { const t = setTimeout(res, left); this.waiters.push(() => { clearTimeout(t); res(); }); });
+    }
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const port = (s.address() as any).port; s.close(() => res(port)); });
+    s.on('error', rej);
+  });
+}
+
+export class Relay {
+  child!: ChildProcess;
+  url = ''; peerId = ''; tcp = ''; ws = ''; webrtc = '';
+  constructor(readonly dataDir: string, readonly port: number) {}
+
+  static async start(opts: { dataDir?: string; port?: number } = {}): Promise<Relay> {
+    const relay = new Relay(opts.dataDir ?? mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-relay-')), opts.port ?? 0);
+    await relay.launch();
+    return relay;
+  }
+
+  async launch() {
+    this.child = spawn(BIN, [
+      'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0',
+      '--web-dir', WEB_DIR, '--data-dir', this.dataDir,
+    ], { env: { ...process.env, RUST_LOG: 'warn,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines = new Lines(this.child);
+    this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);
+    this.url = (await lines.find('relay web address', (l) => l.startsWith('web app: ')))[0].slice(9) + '/';
+    const addr = async (what: string, test: (a: string) => boolean) =>
+      (await lines.find(what, (l) => l.startsWith('listening: ') && test(l.slice(11))))[0].slice(11);
+    this.webrtc = await addr('webrtc-direct address', (a) => a.includes('/webrtc-direct/certhash/'));
+    this.ws = await addr('websocket address', (a) => a.includes('/ws/'));
+    this.tcp = await addr('tcp address', (a) => a.includes('/tcp/') && !a.includes('/ws'));
+  }
+
+  /** The page URL that makes the browser use one transport. */
+  pageUrl(transport: 'webrtc' | 'ws' | 'auto'): string {
+    if (transport === 'auto') return this.url;
+    return `${this.url}?relay=${encodeURIComponent(transport === 'webrtc' ? this.webrtc : this.ws)}`;
+  }
+
+  async stop() {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((res) => this.child.once('exit', res));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+export class CliPeer {
+  child!: ChildProcess;
+  lines!: Lines;
+  cursor = 0;
+  peerId = '';
+  static async start(relay: Relay, nick: string): Promise<CliPeer> {
+    const peer = new CliPeer();
+    const dir = mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-peer-'));
+    peer.child = spawn(BIN, ['peer', '--relay', relay.tcp, '--nick', nick, '--json', '--no-mdns', '--no-upnp',
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    peer.lines = new Lines(peer.child);
+    peer.peerId = (await peer.event('ready', (e) => e.event === 'ready')).peer_id;
+    return peer;
+  }
+  /** The next JSON event (after the previous one returned) that matches. */
+  async event(what: string, pick: (e: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    const [line, next] = await this.lines.find(what, (l) => { try { return pick(JSON.parse(l)); } catch { return false; } }, this.cursor, timeoutMs);
+    this.cursor = next;
+    return JSON.parse(line);
+  }
+  send(command: object) { this.child.stdin!.write(JSON.stringify(command) + '\n'); }
+  async stop() { if (this.child.exitCode === null) { const e = new Promise((r) => this.child.once('exit', r)); this.child.kill('SIGTERM'); await e; } }
+}
+
+/** A chat page: the page object the specs drive. */
+export class ChatPage {
+  errors: string[] = [];
+  constructor(readonly page: Page) {
+    // A known harmless bug of libp2p-webrtc-websys 0.5 (a data channel event after its stream
+    // was dropped); every other page error fails the test.
+    page.on('pageerror', (e) => { if (!e.message.includes('closure invoked recursively or after being dropped')) this.errors.push(e.message); });
+  }
+  static async open(browser: Browser, url: string): Promise<ChatPage> {
+    const context = await browser.newContext();
+    const chat = new ChatPage(await context.newPage());
+    await chat.page.goto(url);
+    return chat;
+  }
+  status() { return this.page.getByTestId('status'); }
+  async connected() { await expect(this.status()).toHaveAttribute('data-state', 'connected'); }
+  async ready() { await expect(this.page.getByTestId('composer')).toHaveAttribute('data-ready', 'true'); }
+  async peerId(): Promise<string> { return (await this.page.getByTestId('peer-id').textContent())!.trim(); }
+  async nick(): Promise<string> { return (await this.page.getByTestId('nick').textContent())!.trim(); }
+  async setNick(nick: string) {
+    await this.page.getByTestId('nick-input').fill(nick);
+    await this.page.getByTestId('nick-input').press('Enter');
+    await expect(this.page.getByTestId('nick')).toHaveText(nick);
+  }
+  async send(text: string) {
+    await this.page.getByTestId('composer').fill(text);
+    await this.page.getByTestId('composer').press('Enter');
+  }
+  message(text: string) { return this.page.getByTestId('message').filter({ hasText: text }); }
+  member(peerId: string) { return this.page.locator(`[data-testid=member][data-peer="${peerId}"]`); }
+  async dm(peerId: string, text: string) {
+    await this.member(peerId).getByTestId('dm-button').click();
+    await this.page.getByTestId('dm-input').fill(text);
+    await this.page.getByTestId('dm-input').press('Enter');
+  }
+  dmLine(text: string) { return this.page.getByTestId('dm').filter({ hasText: text }); }
+  async close() { await this.page.context().close(); }
+}

@@ -1,0 +1,49 @@
+// What a user keeps across a reload, and what happens when the relay restarts.
+import { test, expect } from '@playwright/test';
+import { ChatPage, CliPeer, Relay, freePort } from './fixtures';
+
+test('a reload keeps the peer id, the nickname and the rooms', async ({ browser }) => {
+  const relay = await Relay.start();
+  try {
+    const page = await ChatPage.open(browser, relay.pageUrl('webrtc'));
+    await page.connected();
+    await page.setNick('stays');
+    await page.page.getByTestId('join-input').fill('second');
+    await page.page.getByTestId('join-input').press('Enter');
+    await expect(page.page.locator('[data-testid=room][data-room=second]')).toBeVisible();
+    const id = await page.peerId();
+    expect(id).toMatch(/^12D3KooW/);
+
+    await page.page.reload();
+    await page.connected();
+    expect(await page.peerId()).toBe(id);
+    expect(await page.nick()).toBe('stays');
+    await expect(page.page.locator('[data-testid=room][data-room=second]')).toBeVisible();
+    await expect(page.page.locator('[data-testid=room][data-room=lobby]')).toBeVisible();
+  } finally {
+    await relay.stop();
+  }
+});
+
+test('after a relay restart the page reconnects and chats again (webrtc)', async ({ browser }) => {
+  // Fixed ports and data directory: the restarted relay has the same addresses and certhash.
+  const relay = await Relay.start({ port: await freePort() });
+  const page = await ChatPage.open(browser, relay.pageUrl('webrtc'));
+  try {
+    await page.connected();
+    await page.ready();
+    await relay.stop();
+    // A vanished relay is noticed when its ping times out (10 s period, 10 s timeout).
+    await expect(page.status()).toHaveAttribute('data-state', 'reconnecting', { timeout: 45_000 });
+    await relay.launch();
+    await page.connected();
+    await page.ready();
+    const cli = await CliPeer.start(relay, 'after');
+    await expect(page.member(cli.peerId)).toBeVisible();
+    await page.send('back again');
+    await cli.event('the message after the restart', (e) => e.event === 'message' && e.text === 'back again');
+    await cli.stop();
+  } finally {
+    await relay.stop();
+  }
+});

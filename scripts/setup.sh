@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and testing p2p-chat needs, idempotently: each step is skipped when
+# what it installs is already there at the pinned version. Sourced by run.sh and test.sh.
+#   ./scripts/setup.sh          build tools (wasm target, wasm-bindgen, trunk)
+#   ./scripts/setup.sh --test   also Chromium and the Playwright packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION=0.2.108   # must equal wasm-bindgen in Cargo.lock (pinned by libp2p 0.57)
+TRUNK_VERSION=0.21.14          # trunk 0.22 needs a newer rustc than this machine's 1.95
+
+say() { printf '==> %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
+  cargo install --locked wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+  say "installing trunk $TRUNK_VERSION (several minutes, once)"
+  cargo install --locked trunk --version "$TRUNK_VERSION"
+fi
+
+# trunk runs cargo offline (Trunk.toml): fetch every crate first.
+cargo fetch --locked >/dev/null
+
+if [ "${1:-}" = "--test" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's Chromium"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq chromium chromium-driver
+  fi
+  if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
+    say "installing the Playwright packages (npm, no browser download)"
+    (cd playwright && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+fi
