@@ -2,7 +2,7 @@
 //! core. The `p2p-chat` binary (`main.rs`) only parses arguments and wires these together.
 //!
 //! - [`native`]: behaviours only native peers run (relay server, DCUtR, AutoNAT, mDNS, UPnP).
-//! - [`swarm`]: the native transports.
+//! - [`swarm`]: the native transports; [`webrtc_hold`]: a fix for browsers over WebRTC-direct.
 //! - [`node`]: starting a relay or a peer.
 //! - [`identity`]: key files, the WebRTC certificate, data directories.
 //! - [`http`]: the web app, `config.json` and `/healthz` over HTTP.
@@ -16,6 +16,7 @@ pub mod node;
 pub mod peer;
 pub mod relay_cmd;
 pub mod swarm;
+pub mod webrtc_hold;
 
 /// Installs the process-wide rustls crypto provider. QUIC brings rustls with aws-lc-rs and
 /// WebSocket with ring; WebRTC's DTLS then cannot pick one and panics on the first browser

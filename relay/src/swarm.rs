@@ -10,6 +10,7 @@ use p2p_chat_shared::behaviour::{Behaviour, Role};
 use p2p_chat_shared::protocol::IDLE_CONNECTION_TIMEOUT;
 
 use crate::native::{Native, NativeOptions};
+use crate::webrtc_hold::HoldOutbound;
 
 /// The native chat swarm.
 pub type NativeSwarm = Swarm<Behaviour<Native>>;
@@ -48,8 +49,17 @@ pub async fn build(
         .map_err(transport_err)?
         .with_quic()
         .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
+                |(peer, conn), endpoint| {
+                    // Browsers dial in; see webrtc_hold for why their first streams must wait.
+                    let muxer = if endpoint.is_listener() {
+                        StreamMuxerBox::new(HoldOutbound::new(conn))
+                    } else {
+                        StreamMuxerBox::new(conn)
+                    };
+                    (peer, muxer)
+                },
+            )
         })
         .map_err(transport_err)?
         .with_dns()
