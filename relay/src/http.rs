@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
@@ -82,6 +83,24 @@ struct Config {
 struct AppState {
     relay: PeerId,
     addrs: BrowserAddrs,
+    connected: Arc<AtomicUsize>,
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    connected_peers: usize,
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let connected_peers = state.connected.load(Ordering::Relaxed);
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(Health {
+            status: "ok",
+            connected_peers,
+        }),
+    )
 }
 
 async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
@@ -104,17 +123,23 @@ const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app i
 <p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
 or pass <code>--web-dir</code>.</p>";
 
-/// Starts the HTTP server; returns the address it is bound to.
+/// Starts the HTTP server; returns the address it is bound to. `connected` is the relay's
+/// count of connected peers, reported by `/healthz`.
 pub async fn serve(
     listen: SocketAddr,
     web_dir: PathBuf,
     relay: PeerId,
     addrs: BrowserAddrs,
+    connected: Arc<AtomicUsize>,
 ) -> std::io::Result<SocketAddr> {
-    let state = AppState { relay, addrs };
+    let state = AppState {
+        relay,
+        addrs,
+        connected,
+    };
     let mut app = Router::new()
         .route("/config.json", get(config))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(health));
     app = if web_dir.join("index.html").is_file() {
         let index = ServeFile::new(web_dir.join("index.html"));
         app.fallback_service(ServeDir::new(&web_dir).fallback(index))

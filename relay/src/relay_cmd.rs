@@ -2,6 +2,9 @@
 //! relay node, prints its peer id and every full address as it comes up, and runs until Ctrl-C
 //! or SIGTERM.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
@@ -51,11 +54,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     for addr in &args.external_addrs {
         browser_addrs.add(addr, peer_id);
     }
+    let connected = Arc::new(AtomicUsize::new(0));
     let http = crate::http::serve(
         args.http_addr,
         args.web_dir.clone(),
         peer_id,
         browser_addrs.clone(),
+        connected.clone(),
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
@@ -85,8 +90,14 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     say(format!("listening: {full}"));
                     browser_addrs.add(&full, peer_id);
                 }
-                Some(Event::Connected { peer, addr, .. }) => tracing::info!(%peer, %addr, "peer connected"),
-                Some(Event::Disconnected { peer }) => tracing::info!(%peer, "peer disconnected"),
+                Some(Event::Connected { peer, addr, .. }) => {
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, %addr, "peer connected");
+                }
+                Some(Event::Disconnected { peer }) => {
+                    connected.fetch_sub(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "peer disconnected");
+                }
                 Some(other) => tracing::debug!(?other, "relay event"),
                 None => break,
             },

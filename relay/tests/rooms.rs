@@ -142,3 +142,37 @@ async fn the_hub_reaches_every_member_of_a_room_larger_than_a_default_mesh() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_connection_drops_leaves_the_others_lists_at_once() {
+    let (_relay, relay_addr) = relay().await;
+    let mut alice = hidden_peer("alice").await;
+    let mut bob = hidden_peer("bob").await;
+    for node in [&alice, &bob] {
+        node.client
+            .use_relay(vec![relay_addr.clone()])
+            .await
+            .expect("use relay");
+        node.client.join("lobby").await.expect("join");
+    }
+    wait_member(&mut alice, "lobby", bob.peer_id).await;
+    wait_member(&mut bob, "lobby", alice.peer_id).await;
+
+    // No goodbye: the process is gone, like a closed tab.
+    bob.task.abort();
+    let started = std::time::Instant::now();
+    let bob_id = bob.peer_id;
+    let reason = wait_for(&mut alice, "bob to leave", |e| match e {
+        p2p_chat_shared::core::Event::MemberLeft { peer, reason, .. } if *peer == bob_id => {
+            Some(*reason)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, p2p_chat_shared::core::LeftReason::Disconnected);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -11,7 +11,7 @@
 //! | field | meaning |
 //! | --- | --- |
 //! | `v` | envelope version, `1`. A decoder refuses other versions (counted, not shown). |
-//! | `type` | `message`, `join`, `leave`, `presence` (periodic "still here", and the answer to a join) or `dm`. Unknown types are dropped, so new ones can be added. |
+//! | `type` | `message`, `join`, `leave`, `presence` (periodic "still here", and the answer to a join), `gone` (from a relay: the peer in `body` disconnected; believed only from one's own relay) or `dm`. Unknown types are dropped, so new ones can be added. |
 //! | `id` | unique message id, 1–64 printable ASCII characters (we send 32 hex digits of randomness). |
 //! | `nick` | the sender's display name; never an identity. |
 //! | `ts` | sender's clock, unix milliseconds. |
@@ -49,6 +49,8 @@ pub enum Kind {
     Leave,
     /// The sender is (still) in the room: periodic, and in answer to a join.
     Presence,
+    /// A relay's notice that the peer in the body disconnected.
+    Gone,
     /// A direct message (only over the DM protocol).
     Dm,
 }
@@ -61,6 +63,7 @@ impl Kind {
             Self::Join => "join",
             Self::Leave => "leave",
             Self::Presence => "presence",
+            Self::Gone => "gone",
             Self::Dm => "dm",
         }
     }
@@ -71,6 +74,7 @@ impl Kind {
             Self::Join,
             Self::Leave,
             Self::Presence,
+            Self::Gone,
             Self::Dm,
         ]
         .into_iter()
@@ -217,6 +221,11 @@ impl Envelope {
         Ok(envelope)
     }
 
+    /// A relay's notice that `peer` disconnected.
+    pub fn gone(peer: &libp2p::PeerId) -> Self {
+        Self::new(Kind::Gone, "relay", peer.to_base58())
+    }
+
     /// A join, leave or presence notice.
     pub fn notice(kind: Kind, nick: &str) -> Self {
         Self::new(kind, nick, String::new())
@@ -276,6 +285,11 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
             "body is {} bytes; the limit is {MAX_BODY_BYTES}",
             body.len()
         )));
+    }
+    if kind == Kind::Gone && body.parse::<libp2p::PeerId>().is_err() {
+        return Err(DecodeError::Malformed(
+            "`gone` needs a peer id as its body".into(),
+        ));
     }
     if matches!(kind, Kind::Message | Kind::Dm) && body.trim().is_empty() {
         return Err(DecodeError::Malformed("a message needs a body".into()));

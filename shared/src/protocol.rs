@@ -52,10 +52,10 @@ pub const MAX_DM_FRAME_BYTES: u64 = MAX_PAYLOAD_BYTES as u64;
 pub const DM_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Ping period; a connection whose ping fails is closed (dead peers must not linger).
-pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long a ping may wait for its answer.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection with no protocol in use is closed after this long.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);

@@ -59,6 +59,7 @@ async fn start(chat: Chat) {
         }
     };
     let (client, mut events, event_loop) = core::new(swarm, CoreConfig::peer(&nick));
+    say_goodbye_on_close(client.clone());
     chat.client.set_value(Some(client));
     spawn_local(event_loop.run());
     spawn_local(async move {
@@ -87,6 +88,25 @@ async fn start(chat: Chat) {
             .set(Status::NoRelay("the relay published no address".into())),
         Err(e) => chat.status.set(Status::NoRelay(e)),
     }
+}
+
+/// When the tab closes, leave every room with a goodbye: the members see the tab go at once
+/// instead of when the relay's ping gives up on it. The work runs in microtasks, which the
+/// browser finishes before it tears the page down.
+fn say_goodbye_on_close(client: p2p_chat_shared::core::Client) {
+    use wasm_bindgen::{closure::Closure, JsCast};
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let handler = Closure::<dyn FnMut()>::new(move || {
+        let client = client.clone();
+        spawn_local(async move {
+            let _ = client.shutdown().await;
+        });
+    });
+    let _ = window.add_event_listener_with_callback("pagehide", handler.as_ref().unchecked_ref());
+    // The page lives as long as the handler is needed.
+    handler.forget();
 }
 
 /// Connects to a relay (addresses best first); the core keeps reconnecting.

@@ -179,17 +179,14 @@ impl Printer {
                 room,
                 peer,
                 nick,
-                reason: LeftReason::Left,
+                reason,
             } => {
-                format!("* {} left {room}", who(nick, peer))
-            }
-            Event::MemberLeft {
-                room,
-                peer,
-                nick,
-                reason: LeftReason::TimedOut,
-            } => {
-                format!("* {} left {room} (not heard from)", who(nick, peer))
+                let why = match reason {
+                    LeftReason::Left => "",
+                    LeftReason::TimedOut => " (not heard from)",
+                    LeftReason::Disconnected => " (disconnected)",
+                };
+                format!("* {} left {room}{why}", who(nick, peer))
             }
             Event::NickChanged { peer, old, new, .. } => {
                 format!("* {} is now {}", who(old, peer), display_safe(new))

@@ -58,6 +58,8 @@ pub enum LeftReason {
     Left,
     /// It was not heard from for [`crate::protocol::PRESENCE_EXPIRY`].
     TimedOut,
+    /// Its relay saw its connection close (a closed tab, a lost network).
+    Disconnected,
 }
 
 /// Something the user interface may show. Handed out through a bounded queue: when the UI

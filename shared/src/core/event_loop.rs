@@ -36,8 +36,8 @@ pub struct EventLoop<X: Extension> {
     pub(super) nick: String,
     /// Rooms we are in (as a peer).
     pub(super) rooms: HashMap<String, Room>,
-    /// Rooms the relay subscribed to because a peer did.
-    pub(super) hub_rooms: HashSet<String>,
+    /// Rooms the relay subscribed to because a peer did, with the peers subscribed.
+    pub(super) hub_rooms: HashMap<String, HashSet<libp2p::PeerId>>,
     pub(super) seen: SeenIds,
     pub(super) peers: Peers,
     pub(super) relays: Relays,
@@ -64,7 +64,7 @@ impl<X: Extension> EventLoop<X> {
             listen_addrs_are_external: config.listen_addrs_are_external,
             nick: clean_nick(&config.nick).unwrap_or_else(random_nick),
             rooms: HashMap::new(),
-            hub_rooms: HashSet::new(),
+            hub_rooms: HashMap::new(),
             seen: SeenIds::default(),
             peers: Peers::default(),
             relays: Relays::default(),

@@ -1,7 +1,10 @@
 //! Rooms over gossipsub: joining and leaving, publishing (or queueing until a neighbour is
 //! subscribed), decoding what arrives, membership by presence, and the relay's hub role.
 
+use std::collections::HashSet;
+
 use libp2p::gossipsub::{self, PublishError, TopicHash};
+use libp2p::PeerId;
 use web_time::Instant;
 
 use super::event::{ChatMessage, LeftReason, Origin, SendOutcome};
@@ -43,7 +46,7 @@ impl<X: Extension> EventLoop<X> {
         }
         self.announce(room, Kind::Leave);
         self.rooms.remove(room);
-        if !self.hub_rooms.contains(room) {
+        if !self.hub_rooms.contains_key(room) {
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -139,7 +142,7 @@ impl<X: Extension> EventLoop<X> {
         if self.role == Role::Relay {
             let idle: Vec<String> = self
                 .hub_rooms
-                .iter()
+                .keys()
                 .filter(|room| !self.has_subscribed_neighbour(&room_topic(room).hash()))
                 .cloned()
                 .collect();
@@ -158,7 +161,7 @@ impl<X: Extension> EventLoop<X> {
     fn on_subscribed(&mut self, peer: libp2p::PeerId, topic: TopicHash) {
         let room = topic.as_str();
         if self.role == Role::Relay
-            && !self.hub_rooms.contains(room)
+            && !self.hub_rooms.contains_key(room)
             && validate_room(room).is_ok()
             && self.hub_rooms.len() < MAX_HUB_ROOMS
         {
@@ -168,9 +171,12 @@ impl<X: Extension> EventLoop<X> {
                 .gossipsub
                 .subscribe(&room_topic(room));
             if subscribed.is_ok() {
-                self.hub_rooms.insert(room.to_owned());
+                self.hub_rooms.insert(room.to_owned(), HashSet::new());
                 tracing::info!(room, %peer, "hub joined room");
             }
+        }
+        if let Some(members) = self.hub_rooms.get_mut(room) {
+            members.insert(peer);
         }
         let Some(state) = self.rooms.get_mut(room) else {
             return;
@@ -206,7 +212,10 @@ impl<X: Extension> EventLoop<X> {
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 self.on_subscribed(peer_id, topic)
             }
-            gossipsub::Event::Unsubscribed { .. } => self.recheck_rooms(),
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                self.hub_member_gone(peer_id, Some(topic.as_str()));
+                self.recheck_rooms();
+            }
             gossipsub::Event::SlowPeer {
                 peer_id,
                 failed_messages,
@@ -303,9 +312,48 @@ impl<X: Extension> EventLoop<X> {
                     });
                 }
             }
+            Kind::Gone => self.on_gone(room, from, &env.body),
             Kind::Dm => {
                 self.dropped_payloads += 1; // DMs travel over their own protocol only
             }
+        }
+    }
+
+    /// The hub: `peer` left `room` (or, with `None`, every room: it disconnected). Tells the
+    /// rest of each room at once, instead of leaving them to wait for its presence to expire.
+    pub(super) fn hub_member_gone(&mut self, peer: PeerId, room: Option<&str>) {
+        let rooms: Vec<String> = self
+            .hub_rooms
+            .iter_mut()
+            .filter(|(name, _)| room.is_none_or(|r| r == name.as_str()))
+            .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
+            .collect();
+        for room in rooms {
+            let notice = Envelope::gone(&peer);
+            if let Err(e) = self.publish(&room, notice.to_bytes()) {
+                tracing::debug!(room, %peer, error = %e, "no one to tell about a departure");
+            }
+        }
+    }
+
+    /// A relay says `body` (a peer id) is gone from `room`. Only our relays are believed: anyone
+    /// else could empty member lists.
+    fn on_gone(&mut self, room: String, from: PeerId, body: &str) {
+        if !self.relays.is_relay(&from) {
+            tracing::debug!(%from, room, "ignored a departure notice from a peer that is not our relay");
+            return;
+        }
+        let Ok(peer) = body.parse::<PeerId>() else {
+            return;
+        };
+        if let Some(nick) = self.rooms.get_mut(&room).and_then(|s| s.remove(&peer)) {
+            let reason = LeftReason::Disconnected;
+            self.emit(Event::MemberLeft {
+                room,
+                peer,
+                nick,
+                reason,
+            });
         }
     }
 

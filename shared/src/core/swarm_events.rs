@@ -53,6 +53,9 @@ impl<X: Extension> EventLoop<X> {
                 if self.peers.disconnected(&peer_id, connection_id) {
                     self.emit(Event::Disconnected { peer: peer_id });
                     self.relay_disconnected(&peer_id);
+                    if self.role == Role::Relay {
+                        self.hub_member_gone(peer_id, None);
+                    }
                     self.recheck_rooms();
                 }
             }
