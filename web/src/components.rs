@@ -148,16 +148,7 @@ fn line_view(line: Line) -> impl IntoView {
 #[component]
 pub fn Messages() -> impl IntoView {
     let chat = chat();
-    let lines = move || {
-        let current = chat.current.get();
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .find(|r| Some(&r.name) == current.as_ref())
-                .map(|r| r.lines.clone())
-                .unwrap_or_default()
-        })
-    };
+    let lines = move || chat.with_current(|r| r.lines.clone());
     view! {
         <h2 class="room-title">{move || chat.current.get().map(|r| format!("#{r}")).unwrap_or_else(|| "no room".into())}</h2>
         <ul class="messages" data-testid="messages">
@@ -171,14 +162,7 @@ pub fn Messages() -> impl IntoView {
 pub fn Composer() -> impl IntoView {
     let chat = chat();
     let draft = RwSignal::new(String::new());
-    let ready = move || {
-        let current = chat.current.get();
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .any(|r| Some(&r.name) == current.as_ref() && r.ready)
-        })
-    };
+    let ready = move || chat.with_current(|r| r.ready);
     let send = move || {
         let text = draft.get_untracked();
         if !text.trim().is_empty() {
@@ -202,16 +186,7 @@ pub fn Composer() -> impl IntoView {
 #[component]
 pub fn Members() -> impl IntoView {
     let chat = chat();
-    let members = move || {
-        let current = chat.current.get();
-        chat.rooms.with(|rooms| {
-            rooms
-                .iter()
-                .find(|r| Some(&r.name) == current.as_ref())
-                .map(|r| r.members.clone())
-                .unwrap_or_default()
-        })
-    };
+    let members = move || chat.with_current(|r| r.members.clone());
     view! {
         <h2>"Members"</h2>
         <ul class="members" data-testid="members">

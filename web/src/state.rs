@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{Client, Event, LeftReason};
+use p2p_chat_shared::core::{Client, Event};
 use p2p_chat_shared::text::short_peer_id;
 
 use crate::relay_addr::transport_name;
@@ -170,6 +170,18 @@ impl Chat {
         key
     }
 
+    /// Applies `f` to the room on screen (tracked: reruns when the rooms or the selection change).
+    pub fn with_current<T: Default>(&self, f: impl FnOnce(&RoomView) -> T) -> T {
+        let current = self.current.get();
+        self.rooms.with(|rooms| {
+            rooms
+                .iter()
+                .find(|r| Some(&r.name) == current.as_ref())
+                .map(f)
+                .unwrap_or_default()
+        })
+    }
+
     fn with_room(&self, room: &str, f: impl FnOnce(&mut RoomView)) {
         self.rooms.update(|rooms| {
             if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
@@ -255,12 +267,8 @@ impl Chat {
                 reason,
             } => {
                 self.with_room(&room, |r| r.members.retain(|(p, _)| *p != peer));
-                let how = if reason == LeftReason::Left {
-                    "left"
-                } else {
-                    "went away"
-                };
-                self.notice(&room, format!("{nick} ({}) {how}", short_peer_id(&peer)));
+                let who = short_peer_id(&peer);
+                self.notice(&room, format!("{nick} ({who}) left{}", reason.suffix()));
             }
             Event::NickChanged {
                 room, peer, new, ..

@@ -2,7 +2,7 @@
 //! human lines (remote text made terminal-safe) or, in `--json` mode, one JSON object a line.
 
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{Event, Info, LeftReason, PeersInfo, RoomInfo};
+use p2p_chat_shared::core::{Event, Info, PeersInfo, RoomInfo};
 use p2p_chat_shared::text::{display_safe, short_peer_id};
 use serde::Serialize;
 
@@ -181,12 +181,7 @@ impl Printer {
                 nick,
                 reason,
             } => {
-                let why = match reason {
-                    LeftReason::Left => "",
-                    LeftReason::TimedOut => " (not heard from)",
-                    LeftReason::Disconnected => " (disconnected)",
-                };
-                format!("* {} left {room}{why}", who(nick, peer))
+                format!("* {} left {room}{}", who(nick, peer), reason.suffix())
             }
             Event::NickChanged { peer, old, new, .. } => {
                 format!("* {} is now {}", who(old, peer), display_safe(new))

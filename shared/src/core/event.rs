@@ -62,6 +62,17 @@ pub enum LeftReason {
     Disconnected,
 }
 
+impl LeftReason {
+    /// What to add to "… left": nothing, " (not heard from)" or " (disconnected)".
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Left => "",
+            Self::TimedOut => " (not heard from)",
+            Self::Disconnected => " (disconnected)",
+        }
+    }
+}
+
 /// Something the user interface may show. Handed out through a bounded queue: when the UI
 /// falls behind, the core never waits; it drops and then reports [`Event::Lagged`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
