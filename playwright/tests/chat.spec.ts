@@ -57,3 +57,22 @@ for (const transport of ['webrtc', 'ws'] as const) {
     }
   });
 }
+
+test('a browser and a CLI peer chat over WebSocket with TLS (/tls/ws)', async ({ browser }) => {
+  const relay = await Relay.start({ tls: true });
+  try {
+    const cli = await CliPeer.start(relay, 'terminal');
+    const page = await ChatPage.open(browser, relay.pageUrl('wss'));
+    await page.connected();
+    await expect(page.status()).toContainText('via WebSocket (TLS)');
+    await page.ready();
+    await expect(page.member(cli.peerId)).toBeVisible();
+    await page.send('over tls');
+    await cli.event('the page message', (e) => e.event === 'message' && e.text === 'over tls');
+    cli.send({ cmd: 'send', text: 'tls back' });
+    await expect(page.message('tls back')).toBeVisible();
+    await cli.stop();
+  } finally {
+    await relay.stop();
+  }
+});

@@ -1,6 +1,6 @@
 // Processes and page objects for the end-to-end tests: a real `p2p-chat relay` serving the
 // built app, real `p2p-chat peer --json` CLI peers, and the page in headless Chromium.
-import { spawn, ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,19 +47,28 @@ export async function freePort(): Promise<number> {
 
 export class Relay {
   child!: ChildProcess;
-  url = ''; peerId = ''; tcp = ''; ws = ''; webrtc = '';
-  constructor(readonly dataDir: string, readonly port: number) {}
+  url = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
+  constructor(readonly dataDir: string, readonly port: number, readonly tls: boolean) {}
 
-  static async start(opts: { dataDir?: string; port?: number } = {}): Promise<Relay> {
-    const relay = new Relay(opts.dataDir ?? mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-relay-')), opts.port ?? 0);
+  /** `tls`: a self-signed certificate for 127.0.0.1, so the relay also listens on `/tls/ws`. */
+  static async start(opts: { dataDir?: string; port?: number; tls?: boolean } = {}): Promise<Relay> {
+    const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-relay-'));
+    const relay = new Relay(dataDir, opts.port ?? 0, opts.tls ?? false);
     await relay.launch();
     return relay;
   }
 
   async launch() {
+    const tlsArgs: string[] = [];
+    if (this.tls) {
+      const [cert, key] = [join(this.dataDir, 'tls-cert.pem'), join(this.dataDir, 'tls-key.pem')];
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+        '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+      tlsArgs.push('--tls-cert', cert, '--tls-key', key);
+    }
     this.child = spawn(BIN, [
       'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0',
-      '--web-dir', WEB_DIR, '--data-dir', this.dataDir,
+      '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs,
     ], { env: { ...process.env, RUST_LOG: 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = new Lines(this.child);
     this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);
@@ -67,14 +76,16 @@ export class Relay {
     const addr = async (what: string, test: (a: string) => boolean) =>
       (await lines.find(what, (l) => l.startsWith('listening: ') && test(l.slice(11))))[0].slice(11);
     this.webrtc = await addr('webrtc-direct address', (a) => a.includes('/webrtc-direct/certhash/'));
-    this.ws = await addr('websocket address', (a) => a.includes('/ws/'));
+    this.ws = await addr('websocket address', (a) => a.includes('/ws/') && !a.includes('/tls/'));
+    if (this.tls) this.wss = await addr('websocket-over-TLS address', (a) => a.includes('/tls/ws/'));
     this.tcp = await addr('tcp address', (a) => a.includes('/tcp/') && !a.includes('/ws'));
   }
 
   /** The page URL that makes the browser use one transport. */
-  pageUrl(transport: 'webrtc' | 'ws' | 'auto'): string {
+  pageUrl(transport: 'webrtc' | 'ws' | 'wss' | 'auto'): string {
     if (transport === 'auto') return this.url;
-    return `${this.url}?relay=${encodeURIComponent(transport === 'webrtc' ? this.webrtc : this.ws)}`;
+    const addr = { webrtc: this.webrtc, ws: this.ws, wss: this.wss }[transport];
+    return `${this.url}?relay=${encodeURIComponent(addr)}`;
   }
 
   async stop() {
@@ -118,7 +129,8 @@ export class ChatPage {
     page.on('pageerror', (e) => { if (!e.message.includes('closure invoked recursively or after being dropped')) this.errors.push(e.message); });
   }
   static async open(browser: Browser, url: string): Promise<ChatPage> {
-    const context = await browser.newContext();
+    // The /wss test's relay has a self-signed certificate.
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const chat = new ChatPage(await context.newPage());
     await chat.page.goto(url);
     return chat;

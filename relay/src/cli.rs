@@ -66,6 +66,16 @@ pub struct RelayArgs {
     /// /healthz.
     #[arg(long, default_value = "127.0.0.1:8080", env = "P2P_CHAT_HTTP_ADDR")]
     pub http_addr: std::net::SocketAddr,
+    /// TLS certificate chain (PEM) for WebSocket over TLS (`/tls/ws`), which browsers on an
+    /// https page need. Use with --tls-key.
+    #[arg(long, requires = "tls_key", env = "P2P_CHAT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8 or PKCS#1) for --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "P2P_CHAT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// WebSocket-over-TLS port [default: --port + 3, or 0 when --port is 0]; used with --tls-cert.
+    #[arg(long, env = "P2P_CHAT_WSS_PORT")]
+    pub wss_port: Option<u16>,
     /// Directory of the built web app (trunk's output).
     #[arg(long, default_value = "dist", env = "P2P_CHAT_WEB_DIR")]
     pub web_dir: PathBuf,

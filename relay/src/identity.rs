@@ -25,6 +25,14 @@ pub enum IdentityError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// The TLS certificate or key for `/wss` is unusable.
+    #[error("{path}: {reason}")]
+    BadTls {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A key file the user named does not exist.
     #[error("key file {0} does not exist; make one with `p2p-chat genkey > {0}`")]
     MissingKey(PathBuf),
@@ -142,6 +150,41 @@ pub fn load_or_create_certificate(path: &Path) -> Result<Certificate, IdentityEr
             error: e,
         }),
     }
+}
+
+/// The TLS configuration for `/wss` from a PEM certificate chain and a PEM private key (PKCS#8
+/// or PKCS#1), as an operator gets them from their certificate authority.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<libp2p::websocket::tls::Config, IdentityError> {
+    use libp2p::websocket::tls;
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let bad = |path: &Path, reason: String| IdentityError::BadTls {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect())
+        .map_err(|e| bad(cert, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(cert, "no certificate in it".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(key, format!("not a PEM private key: {e}")))?;
+    let key_bytes = key_der.secret_der().to_vec();
+    // tls::PrivateKey::new panics on other formats (SEC1): check first.
+    if PrivateKeyDer::try_from(key_bytes.clone()).is_err() {
+        return Err(bad(
+            key,
+            "the key must be PKCS#8 or PKCS#1 (convert with `openssl pkcs8 -topk8 -nocrypt`)"
+                .into(),
+        ));
+    }
+    let certs = certs.into_iter().map(|c| tls::Certificate::new(c.to_vec()));
+    tls::Config::new(tls::PrivateKey::new(key_bytes), certs).map_err(|e| {
+        bad(
+            cert,
+            format!("certificate and key do not make a TLS configuration: {e}"),
+        )
+    })
 }
 
 /// Writes a secret file readable by its owner only, atomically (temp file, then rename).

@@ -54,6 +54,8 @@ pub struct RelayPorts {
     pub ws_port: u16,
     /// WebRTC-direct (UDP) port.
     pub webrtc_port: u16,
+    /// WebSocket over TLS (`/tls/ws`) port, when the relay has a certificate.
+    pub wss_port: Option<u16>,
 }
 
 impl RelayPorts {
@@ -69,17 +71,25 @@ impl RelayPorts {
                     IpAddr::V4(v4) => Protocol::Ip4(v4),
                     IpAddr::V6(v6) => Protocol::Ip6(v6),
                 });
-                [
-                    base.clone().with(Protocol::Tcp(self.port)),
-                    base.clone()
-                        .with(Protocol::Udp(self.port))
-                        .with(Protocol::QuicV1),
-                    base.clone()
-                        .with(Protocol::Tcp(self.ws_port))
-                        .with(Protocol::Ws("/".into())),
-                    base.with(Protocol::Udp(self.webrtc_port))
-                        .with(Protocol::WebRTCDirect),
-                ]
+                let wss = self.wss_port.map(|port| {
+                    let tls_ws = base.clone().with(Protocol::Tcp(port)).with(Protocol::Tls);
+                    tls_ws.with(Protocol::Ws("/".into()))
+                });
+                let quic = base
+                    .clone()
+                    .with(Protocol::Udp(self.port))
+                    .with(Protocol::QuicV1);
+                let ws = base
+                    .clone()
+                    .with(Protocol::Tcp(self.ws_port))
+                    .with(Protocol::Ws("/".into()));
+                let webrtc = base
+                    .clone()
+                    .with(Protocol::Udp(self.webrtc_port))
+                    .with(Protocol::WebRTCDirect);
+                [base.with(Protocol::Tcp(self.port)), quic, ws, webrtc]
+                    .into_iter()
+                    .chain(wss)
             })
             .collect()
     }
@@ -92,6 +102,7 @@ impl RelayPorts {
             port: 0,
             ws_port: 0,
             webrtc_port: 0,
+            wss_port: None,
         }
     }
 }
@@ -100,6 +111,7 @@ impl RelayPorts {
 pub async fn start_relay(
     key: Keypair,
     certificate: Certificate,
+    tls: Option<libp2p::websocket::tls::Config>,
     ports: &RelayPorts,
     external_addrs: &[Multiaddr],
 ) -> Result<Node, StartError> {
@@ -110,7 +122,7 @@ pub async fn start_relay(
         mdns: false,
         upnp: false,
     };
-    let mut swarm = swarm::build(key, certificate, Role::Relay, &options).await?;
+    let mut swarm = swarm::build(key, certificate, tls, Role::Relay, &options).await?;
     for addr in ports.listen_addrs() {
         swarm
             .listen_on(addr.clone())
@@ -163,7 +175,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         upnp: setup.upnp,
     };
     let certificate = swarm::new_certificate()?;
-    let mut swarm = swarm::build(key, certificate, Role::Peer, &options).await?;
+    let mut swarm = swarm::build(key, certificate, None, Role::Peer, &options).await?;
     for addr in &setup.listen {
         swarm
             .listen_on(addr.clone())

@@ -14,7 +14,7 @@ use crate::cli::RelayArgs;
 use crate::http::BrowserAddrs;
 use crate::identity::{
     claim_data_dir, default_data_dir, key_from_seed, load_key, load_or_create_certificate,
-    load_or_create_key,
+    load_or_create_key, load_tls,
 };
 use crate::node::{start_relay, RelayPorts};
 use crate::say;
@@ -41,14 +41,21 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         (None, None) => load_or_create_key(&data.path.join("identity.key"))?,
     };
     let certificate = load_or_create_certificate(&data.path.join("webrtc.pem"))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key)?),
+        _ => None,
+    };
     let ports = RelayPorts {
         ip: args.listen_addr,
         ipv6: args.ipv6,
         port: args.port,
         ws_port: args.ws_port.unwrap_or_else(|| next_port(args.port, 1)),
         webrtc_port: args.webrtc_port.unwrap_or_else(|| next_port(args.port, 2)),
+        wss_port: tls
+            .is_some()
+            .then(|| args.wss_port.unwrap_or_else(|| next_port(args.port, 3))),
     };
-    let mut node = start_relay(key, certificate, &ports, &args.external_addrs).await?;
+    let mut node = start_relay(key, certificate, tls, &ports, &args.external_addrs).await?;
     let peer_id = node.peer_id;
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {

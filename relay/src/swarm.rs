@@ -2,8 +2,9 @@
 //! transport, around the shared chat [`Behaviour`] with the [`Native`] extension.
 
 use libp2p::{
-    core::muxing::StreamMuxerBox, identity::Keypair, noise, tcp, yamux, Swarm, SwarmBuilder,
-    Transport,
+    core::{muxing::StreamMuxerBox, transport::OptionalTransport, upgrade::Version},
+    identity::Keypair,
+    noise, tcp, websocket, yamux, Swarm, SwarmBuilder, Transport,
 };
 use libp2p_webrtc::tokio::Certificate;
 use p2p_chat_shared::behaviour::{Behaviour, Role};
@@ -31,10 +32,12 @@ fn transport_err(e: impl std::fmt::Display) -> BuildError {
 }
 
 /// Builds a swarm for `role`. `certificate` is the WebRTC-direct certificate (persisted by the
-/// relay so its certhash survives restarts).
+/// relay so its certhash survives restarts); `tls`, when given, lets WebSocket listen on
+/// `/tls/ws` (what browsers on an `https` page need).
 pub async fn build(
     key: Keypair,
     certificate: Certificate,
+    tls: Option<websocket::tls::Config>,
     role: Role,
     options: &NativeOptions,
 ) -> Result<NativeSwarm, BuildError> {
@@ -61,6 +64,24 @@ pub async fn build(
                 },
             )
         })
+        .map_err(transport_err)?
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                // Ahead of the plain WebSocket transport: with a certificate, this one serves both
+                // `/ws` and `/tls/ws`.
+                let Some(tls) = tls else {
+                    return Ok(OptionalTransport::none());
+                };
+                let mut ws =
+                    websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
+                ws.set_tls_config(tls);
+                Ok(OptionalTransport::some(
+                    ws.upgrade(Version::V1Lazy)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                ))
+            },
+        )
         .map_err(transport_err)?
         .with_dns()
         .map_err(transport_err)?

@@ -17,7 +17,7 @@ pub async fn relay() -> (Node, Multiaddr) {
     p2p_chat_relay::install_crypto_provider();
     let key = Keypair::generate_ed25519();
     let cert = p2p_chat_relay::swarm::new_certificate().expect("certificate");
-    let mut node = start_relay(key, cert, &RelayPorts::loopback_ephemeral(), &[])
+    let mut node = start_relay(key, cert, None, &RelayPorts::loopback_ephemeral(), &[])
         .await
         .expect("relay starts");
     let peer_id = node.peer_id;
