@@ -213,7 +213,12 @@ impl<X: Extension> EventLoop<X> {
                 self.on_subscribed(peer_id, topic)
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
-                self.hub_member_gone(peer_id, Some(topic.as_str()));
+                // No departure notice here: a member that unsubscribes sends its own goodbye,
+                // and a notice sent now would overtake it (gossipsub sends the unsubscription
+                // before the goodbye it published just before).
+                if let Some(members) = self.hub_rooms.get_mut(topic.as_str()) {
+                    members.remove(&peer_id);
+                }
                 self.recheck_rooms();
             }
             gossipsub::Event::SlowPeer {
@@ -319,13 +324,12 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// The hub: `peer` left `room` (or, with `None`, every room: it disconnected). Tells the
-    /// rest of each room at once, instead of leaving them to wait for its presence to expire.
-    pub(super) fn hub_member_gone(&mut self, peer: PeerId, room: Option<&str>) {
+    /// The hub: `peer` disconnected. Tells the rest of each of its rooms at once, instead of
+    /// leaving them to wait for its presence to expire.
+    pub(super) fn hub_member_gone(&mut self, peer: PeerId) {
         let rooms: Vec<String> = self
             .hub_rooms
             .iter_mut()
-            .filter(|(name, _)| room.is_none_or(|r| r == name.as_str()))
             .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
             .collect();
         for room in rooms {

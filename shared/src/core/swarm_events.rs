@@ -54,7 +54,7 @@ impl<X: Extension> EventLoop<X> {
                     self.emit(Event::Disconnected { peer: peer_id });
                     self.relay_disconnected(&peer_id);
                     if self.role == Role::Relay {
-                        self.hub_member_gone(peer_id, None);
+                        self.hub_member_gone(peer_id);
                     }
                     self.recheck_rooms();
                 }
