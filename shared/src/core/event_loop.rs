@@ -129,9 +129,12 @@ impl<X: Extension> EventLoop<X> {
     /// Says goodbye in every room, then stops after a short grace period.
     pub(super) fn start_shutdown(&mut self, reply: Option<Reply<()>>) {
         if self.shutdown.is_none() {
+            // Goodbyes only, no unsubscriptions: gossipsub sends control messages ahead of
+            // messages, and a closing browser tab may get just one write out. The
+            // subscriptions end with the connections.
             let rooms: Vec<String> = self.rooms.keys().cloned().collect();
             for room in rooms {
-                self.leave_room(&room);
+                self.announce(&room, crate::envelope::Kind::Leave);
             }
             self.shutdown = Some((Instant::now() + SHUTDOWN_GRACE, Vec::new()));
             self.tick.reset(SHUTDOWN_GRACE);
