@@ -75,9 +75,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     say(format!("peer id: {peer_id}"));
     say(format!("data dir: {}", data.path.display()));
     say(format!("web app: http://{http}"));
-    say(format!(
-        "peers connect with: p2p-chat peer --relay <one of the addresses below>"
-    ));
+    say("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
         say(format!(
             "external: {}",
@@ -113,6 +111,6 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         }
     }
     let _ = node.client.shutdown().await;
-    say(format!("relay stopped"));
+    say("relay stopped");
     Ok(())
 }
