@@ -174,8 +174,7 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         if !self.peers.is_connected(&peer) {
-            let mut addrs = self.peers.addresses_of(&peer);
-            addrs.extend(self.circuit_addrs(peer));
+            let addrs = self.routes_to(peer);
             if addrs.is_empty() {
                 let _ = reply.send(Err(ChatError::NoRoute(peer)));
                 return;

@@ -68,8 +68,7 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         // Direct addresses first, relay circuits after: tried one at a time, in that order.
-        let mut addrs = self.peers.addresses_of(&peer);
-        addrs.extend(self.circuit_addrs(peer));
+        let addrs = self.routes_to(peer);
         if addrs.is_empty() {
             let _ = outgoing.reply.send(Err(ChatError::NoRoute(peer)));
             return;

@@ -184,8 +184,16 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
+    /// Every way to dial `target`: its known addresses, direct ones first, then a circuit
+    /// through each relay we use. Dialled one at a time in this order.
+    pub(super) fn routes_to(&self, target: PeerId) -> Vec<Multiaddr> {
+        let mut addrs = self.peers.addresses_of(&target);
+        addrs.extend(self.circuit_addrs(target));
+        addrs
+    }
+
     /// Circuit addresses to reach `target` through each relay we are reserved on.
-    pub(super) fn circuit_addrs(&self, target: PeerId) -> Vec<Multiaddr> {
+    fn circuit_addrs(&self, target: PeerId) -> Vec<Multiaddr> {
         let usable = |s: &&Slot| s.reserved || self.peers.is_connected(&s.peer);
         let through = |s: &Slot| {
             s.addr()
