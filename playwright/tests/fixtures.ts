@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { expect, Page, Browser } from '@playwright/test';
 
 const repo = resolve(__dirname, '..', '..');
@@ -37,12 +38,28 @@ class Lines {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const port = (s.address() as any).port; s.close(() => res(port)); });
-    s.on('error', rej);
+function bindable(port: number, kind: 'tcp' | 'udp'): Promise<boolean> {
+  return new Promise((res) => {
+    if (kind === 'tcp') {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+    } else {
+      const s = createSocket('udp4');
+      s.once('error', () => { s.close(); res(false); });
+      s.bind(port, '127.0.0.1', () => s.close(() => res(true)));
+    }
   });
+}
+
+/** A base port P whose relay ports are all free: TCP P and P+1 (/ws), UDP P (QUIC) and P+2 (WebRTC). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 40_000);
+    const free = await Promise.all([bindable(port, 'tcp'), bindable(port + 1, 'tcp'), bindable(port, 'udp'), bindable(port + 2, 'udp')]);
+    if (free.every(Boolean)) return port;
+  }
+  throw new Error('no free port range for a relay');
 }
 
 export class Relay {
