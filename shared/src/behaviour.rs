@@ -3,9 +3,11 @@
 //! native crate plugs in as an [`Extension`]. The browser plugs in [`NoExtension`].
 
 use libp2p::{
-    gossipsub, identify, identity::Keypair, kad, ping, relay, swarm::dummy,
-    swarm::NetworkBehaviour, Multiaddr, PeerId,
+    gossipsub, identify, identity::Keypair, ping, relay, swarm::dummy, swarm::NetworkBehaviour,
+    Multiaddr, PeerId,
 };
+
+use crate::dht::{Dht, DhtSlot};
 
 use crate::dm::{dm_behaviour, DmBehaviour};
 use crate::protocol::{
@@ -72,8 +74,8 @@ pub struct Behaviour<X: Extension> {
     pub ping: ping::Behaviour,
     /// Rooms.
     pub gossipsub: gossipsub::Behaviour,
-    /// Peer discovery and lookups.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Peer discovery and lookups (Kademlia; empty in the browser build, see [`crate::dht`]).
+    pub kad: Dht,
     /// Direct messages with acknowledgements.
     pub dm: DmBehaviour,
     /// What the platform adds.
@@ -104,14 +106,7 @@ impl<X: Extension> Behaviour<X> {
                 .with_agent_version(agent_version())
                 .with_push_listen_addr_updates(true),
         );
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad::Config::new(kad::PROTOCOL_NAME),
-        );
-        if role == Role::Relay {
-            kad.set_mode(Some(kad::Mode::Server));
-        }
+        let kad = Dht::for_role(peer_id, role);
         Ok(Self {
             relay_client,
             identify,

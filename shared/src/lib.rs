@@ -2,6 +2,7 @@
 //!
 //! - [`protocol`]: protocol ids, the room/topic rule and every size limit.
 //! - [`envelope`]: the bytes of a chat message (versioned JSON), decoding of untrusted payloads.
+//! - [`dht`]: the Kademlia slot (native only; empty in the browser build).
 //! - [`dm`]: the direct-message protocol and its acknowledgement.
 //! - [`behaviour`]: the libp2p behaviour every peer runs, with a slot for native extras.
 //! - [`core`]: the runtime-agnostic event loop, its [`core::Client`] and [`core::Event`]s.
@@ -11,6 +12,7 @@
 
 pub mod behaviour;
 pub mod core;
+pub mod dht;
 pub mod dm;
 pub mod envelope;
 pub mod protocol;

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use libp2p::{
-    core::multiaddr::Protocol, kad::QueryId, swarm::dial_opts::DialOpts, swarm::ConnectionId,
+    core::multiaddr::Protocol, swarm::dial_opts::DialOpts, swarm::ConnectionId,
     Multiaddr, PeerId,
 };
 use web_time::Instant;
+
+use crate::dht::{DhtSlot, QueryId};
 
 use super::client::{Command, Reply};
 use super::direct::Dms;
@@ -93,7 +95,10 @@ impl<X: Extension> EventLoop<X> {
                     let _ = reply.send(Err(ChatError::SelfTarget));
                     return;
                 }
-                let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                let Some(query) = DhtSlot::find(&mut self.swarm.behaviour_mut().kad, peer) else {
+                    let _ = reply.send(Err(ChatError::NoDht));
+                    return;
+                };
                 let find = Find {
                     target: peer,
                     started: Instant::now(),

@@ -103,6 +103,9 @@ pub enum ChatError {
     /// The DHT does not know the peer.
     #[error("{0} was not found in the DHT")]
     NotFound(libp2p::PeerId),
+    /// A lookup on a peer without a DHT (the browser build).
+    #[error("this peer has no DHT to look anyone up in; reach peers through the relay")]
+    NoDht,
     /// A nickname with nothing visible in it.
     #[error("a nickname needs at least one visible character")]
     BadNick,

@@ -1,8 +1,10 @@
 //! Swarm events other than rooms and DMs: connections, listeners, identify, ping, Kademlia, the
 //! relay client, and what a platform extension reports.
 
+#[cfg(not(target_arch = "wasm32"))]
+use libp2p::kad;
 use libp2p::{
-    identify, kad, ping, relay,
+    identify, ping, relay,
     swarm::{DialError, SwarmEvent},
     Multiaddr, PeerId,
 };
@@ -10,6 +12,7 @@ use libp2p::{
 use super::event::Event;
 use super::{ChatError, EventLoop};
 use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
+use crate::dht::{Dht, DhtEvent, DhtSlot};
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
 impl<X: Extension> EventLoop<X> {
@@ -140,8 +143,7 @@ impl<X: Extension> EventLoop<X> {
         self.peers.set_agent(peer_id, info.agent_version.clone());
         // The hub adds every peer to its DHT table so that anyone can be found through it;
         // a peer adds only those that serve the DHT.
-        let serves_kad = info.protocols.contains(&kad::PROTOCOL_NAME);
-        let add_to_dht = serves_kad || self.role == Role::Relay;
+        let add_to_dht = Dht::served_by(&info.protocols) || self.role == Role::Relay;
         for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
             self.peers.add_address(peer_id, addr.clone());
             if add_to_dht {
@@ -172,7 +174,13 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    fn on_kad(&mut self, event: kad::Event) {
+    #[cfg(target_arch = "wasm32")]
+    fn on_kad(&mut self, event: DhtEvent) {
+        match event {}
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn on_kad(&mut self, event: DhtEvent) {
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
         } = event
