@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
@@ -18,7 +19,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a relay: circuit relay v2, gossipsub hub for every room, Kademlia DHT server.
+    /// Run a relay: circuit relay v2, gossipsub hub for every room, Kademlia DHT server, store of
+    /// room history and of direct messages for offline peers.
     Relay(RelayArgs),
     /// Chat from this terminal.
     Peer(PeerArgs),
@@ -79,6 +81,45 @@ pub struct RelayArgs {
     /// Directory of the built web app (trunk's output).
     #[arg(long, default_value = "dist", env = "P2P_CHAT_WEB_DIR")]
     pub web_dir: PathBuf,
+    /// Room messages older than this are deleted from the store (e.g. 30d, 12h, 90m, 45s).
+    #[arg(long, default_value = "30d", value_parser = parse_duration, env = "P2P_CHAT_HISTORY_MAX_AGE")]
+    pub history_max_age: Duration,
+    /// Most messages the store keeps per room; the oldest go first.
+    #[arg(long, default_value_t = 10_000, env = "P2P_CHAT_HISTORY_MAX_PER_ROOM")]
+    pub history_max_per_room: u64,
+    /// Direct messages kept for an offline peer are deleted after this (e.g. 30d).
+    #[arg(long, default_value = "30d", value_parser = parse_duration, env = "P2P_CHAT_MAILBOX_MAX_AGE")]
+    pub mailbox_max_age: Duration,
+    /// Most direct messages kept for one offline peer; further ones are refused.
+    #[arg(long, default_value_t = 1000, env = "P2P_CHAT_MAILBOX_MAX_PER_PEER")]
+    pub mailbox_max_per_peer: u64,
+}
+
+/// A duration: a whole number and a unit, `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: s, m, h or d (e.g. 30d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} must start with a whole number (e.g. 30d)"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use s, m, h or d"
+            ))
+        }
+    };
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Flags of `p2p-chat peer`.

@@ -5,6 +5,7 @@
 //! - [`swarm`]: the native transports; [`webrtc_hold`]: a fix for browsers over WebRTC-direct.
 //! - [`node`]: starting a relay or a peer.
 //! - [`identity`]: key files, the WebRTC certificate, data directories.
+//! - [`store`]: the relay's store of room history and sealed DMs (redb).
 //! - [`http`]: the web app, `config.json` and `/healthz` over HTTP.
 //! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`]: the `relay` and `peer` subcommands.
 
@@ -15,6 +16,7 @@ pub mod native;
 pub mod node;
 pub mod peer;
 pub mod relay_cmd;
+pub mod store;
 pub mod swarm;
 pub mod webrtc_hold;
 

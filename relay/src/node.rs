@@ -8,6 +8,7 @@ use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
 use libp2p_webrtc::tokio::Certificate;
 use p2p_chat_shared::behaviour::Role;
 use p2p_chat_shared::core::{self, Client, CoreConfig, Event};
+use p2p_chat_shared::store::StoreHandle;
 use tokio::task::JoinHandle;
 
 use crate::native::NativeOptions;
@@ -107,13 +108,15 @@ impl RelayPorts {
     }
 }
 
-/// Starts a relay: circuit relay server, gossipsub hub, DHT server.
+/// Starts a relay: circuit relay server, gossipsub hub, DHT server, and the store protocol
+/// answered from `store` (see [`crate::store::open`]).
 pub async fn start_relay(
     key: Keypair,
     certificate: Certificate,
     tls: Option<libp2p::websocket::tls::Config>,
     ports: &RelayPorts,
     external_addrs: &[Multiaddr],
+    store: Option<StoreHandle>,
 ) -> Result<Node, StartError> {
     let options = NativeOptions {
         relay_server: true,
@@ -134,7 +137,11 @@ pub async fn start_relay(
     for addr in external_addrs {
         swarm.add_external_address(addr.clone());
     }
-    Ok(spawn(swarm, CoreConfig::relay(external_addrs.is_empty())))
+    let config = CoreConfig {
+        store,
+        ..CoreConfig::relay(external_addrs.is_empty())
+    };
+    Ok(spawn(swarm, config))
 }
 
 /// How a chat peer starts.
@@ -175,6 +182,10 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         upnp: setup.upnp,
     };
     let certificate = swarm::new_certificate()?;
+    let config = CoreConfig {
+        identity: Some(key.clone()),
+        ..CoreConfig::peer(&setup.nick)
+    };
     let mut swarm = swarm::build(key, certificate, None, Role::Peer, &options).await?;
     for addr in &setup.listen {
         swarm
@@ -184,7 +195,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
                 reason: e.to_string(),
             })?;
     }
-    Ok(spawn(swarm, CoreConfig::peer(&setup.nick)))
+    Ok(spawn(swarm, config))
 }
 
 fn spawn(swarm: swarm::NativeSwarm, config: CoreConfig) -> Node {

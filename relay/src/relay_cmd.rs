@@ -18,6 +18,7 @@ use crate::identity::{
 };
 use crate::node::{start_relay, RelayPorts};
 use crate::say;
+use crate::store::Retention;
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
 fn next_port(base: u16, offset: u16) -> u16 {
@@ -55,7 +56,23 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             .is_some()
             .then(|| args.wss_port.unwrap_or_else(|| next_port(args.port, 3))),
     };
-    let mut node = start_relay(key, certificate, tls, &ports, &args.external_addrs).await?;
+    let retention = Retention {
+        max_age: args.history_max_age,
+        max_per_room: args.history_max_per_room,
+        mailbox_max_age: args.mailbox_max_age,
+        mailbox_max_per_peer: args.mailbox_max_per_peer,
+    };
+    let store_path = data.path.join("store.redb");
+    let (store, store_thread) = crate::store::open(&store_path, retention)?;
+    let mut node = start_relay(
+        key,
+        certificate,
+        tls,
+        &ports,
+        &args.external_addrs,
+        Some(store),
+    )
+    .await?;
     let peer_id = node.peer_id;
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {
@@ -74,6 +91,14 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     say(format!("p2p-chat relay {}", env!("CARGO_PKG_VERSION")));
     say(format!("peer id: {peer_id}"));
     say(format!("data dir: {}", data.path.display()));
+    say(format!(
+        "store: {} (rooms: {} messages / {} days each; offline DMs: {} per peer / {} days)",
+        store_path.display(),
+        retention.max_per_room,
+        retention.max_age.as_secs() / 86_400,
+        retention.mailbox_max_per_peer,
+        retention.mailbox_max_age.as_secs() / 86_400,
+    ));
     say(format!("web app: http://{http}"));
     say("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
@@ -111,6 +136,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         }
     }
     let _ = node.client.shutdown().await;
+    // The core's end of the store queue is gone with it: the store finishes its last batch.
+    drop(node);
+    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
     say("relay stopped");
     Ok(())
 }

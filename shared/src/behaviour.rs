@@ -8,6 +8,7 @@ use libp2p::{
 };
 
 use crate::dht::{Dht, DhtSlot};
+use crate::store::{store_behaviour, StoreBehaviour};
 
 use crate::dm::{dm_behaviour, DmBehaviour};
 use crate::protocol::{
@@ -78,6 +79,8 @@ pub struct Behaviour<X: Extension> {
     pub kad: Dht,
     /// Direct messages with acknowledgements.
     pub dm: DmBehaviour,
+    /// History, store receipts and the mailbox of sealed DMs (the relay serves it).
+    pub store: StoreBehaviour,
     /// What the platform adds.
     pub ext: X,
 }
@@ -118,6 +121,7 @@ impl<X: Extension> Behaviour<X> {
             gossipsub,
             kad,
             dm: dm_behaviour(),
+            store: store_behaviour(role == Role::Relay),
             ext,
         })
     }

@@ -32,6 +32,8 @@ pub enum Input {
     Ping(PeerId),
     /// Dial an address.
     Connect(Multiaddr),
+    /// The last N messages of the current room from the local history.
+    History(Option<usize>),
     /// Toggle connection events.
     Verbose,
     /// Say goodbye and exit.
@@ -51,6 +53,7 @@ Type a line to send it to the current room. Commands:
   /find PEER          look PEER up in the DHT
   /ping PEER          round-trip time to PEER
   /connect MULTIADDR  dial an address
+  /history [N]        the last N messages of the current room (default 50), kept across restarts
   /verbose            show or hide connection events
   /quit               leave every room and exit (also Ctrl-C)";
 
@@ -63,6 +66,16 @@ fn multiaddr(arg: &str) -> Result<Multiaddr, String> {
     arg.parse().map_err(|e| {
         format!("{arg:?} is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")
     })
+}
+
+fn count(arg: Option<&str>) -> Result<Option<usize>, String> {
+    arg.map(|a| {
+        a.parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{a:?} is not a count; usage: /history [N], e.g. /history 100"))
+    })
+    .transpose()
 }
 
 fn required<'a>(arg: Option<&'a str>, usage: &str) -> Result<&'a str, String> {
@@ -107,6 +120,7 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
         "find" => Input::Find(peer(required(first, "/find PEER")?)?),
         "ping" => Input::Ping(peer(required(first, "/ping PEER")?)?),
         "connect" => Input::Connect(multiaddr(required(first, "/connect MULTIADDR")?)?),
+        "history" => Input::History(count(first)?),
         "verbose" => Input::Verbose,
         "quit" | "exit" | "q" => Input::Quit,
         // "//text" sends "/text" literally.
@@ -134,6 +148,7 @@ enum JsonCommand {
     Find { peer: String },
     Ping { peer: String },
     Connect { addr: String },
+    History { count: Option<usize> },
     Help,
     Quit,
 }
@@ -158,6 +173,7 @@ pub fn parse_json(line: &str) -> Result<Input, String> {
         JsonCommand::Find { peer: target } => Input::Find(peer(&target)?),
         JsonCommand::Ping { peer: target } => Input::Ping(peer(&target)?),
         JsonCommand::Connect { addr } => Input::Connect(multiaddr(&addr)?),
+        JsonCommand::History { count } => Input::History(count),
         JsonCommand::Help => Input::Help,
         JsonCommand::Quit => Input::Quit,
     })
@@ -220,6 +236,11 @@ mod tests {
         let bad_addr = parse_line("/connect 127.0.0.1:4001").expect_err("bad addr");
         assert!(bad_addr.contains("not a multiaddr"), "{bad_addr}");
         assert_eq!(parse_line("/dm"), Err("usage: /dm PEER TEXT".into()));
+        assert_eq!(parse_line("/history"), Ok(Some(Input::History(None))));
+        assert_eq!(parse_line("/history 5"), Ok(Some(Input::History(Some(5)))));
+        assert!(parse_line("/history lots")
+            .expect_err("bad")
+            .contains("usage"));
         assert_eq!(
             parse_line(&format!("/dm {PEER}")),
             Err("usage: /dm PEER TEXT".into())

@@ -3,6 +3,7 @@
 //! comes back. Waiting commands (`/dm`, `/ping`, `/find`, `/connect`) run in their own tasks so
 //! the prompt never blocks; everything else runs in order.
 
+pub mod history;
 pub mod input;
 pub mod output;
 
@@ -10,8 +11,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use futures::StreamExt;
+use history::LocalHistory;
 use libp2p::Multiaddr;
-use p2p_chat_shared::core::{Client, SendOutcome};
+use libp2p::PeerId;
+use p2p_chat_shared::core::{ChatMessage, Client, Event, Origin, SendOutcome};
 use p2p_chat_shared::protocol::validate_room;
 use p2p_chat_shared::text::{clean_nick, random_nick};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
@@ -76,18 +79,34 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     let info = client.info().await?;
     printer.reply(&Reply::Ready {
         peer_id: node.peer_id,
-        nick: info.nick,
+        nick: info.nick.clone(),
         data_dir: data.path.display().to_string(),
     });
-    client.join(room.clone()).await?;
+    let history = match LocalHistory::open(&data.path.join("history.redb")) {
+        Ok(history) => Some(history),
+        Err(e) => {
+            printer.reply(&Reply::Error {
+                message: format!(
+                    "history is off: cannot open {}: {e}",
+                    data.path.join("history.redb").display()
+                ),
+            });
+            None
+        }
+    };
     let mut session = Session {
         client,
-        current: Some(room.clone()),
+        current: None,
         data_dir: data.path.clone(),
+        history,
+        me: node.peer_id,
+        nick: info.nick.clone(),
     };
-    printer.reply(&Reply::Joined { room });
-
     let (background_tx, mut background) = mpsc::channel::<Reply>(64);
+    if let Some(reply) = session.execute(Input::Join(room), &background_tx).await {
+        printer.reply(&reply);
+    }
+
     let mut lines = spawn_stdin_reader();
     let mut events = node.events;
     let mut terminate = terminate_signal()?;
@@ -118,7 +137,10 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
             }
             Some(reply) = background.recv() => printer.reply(&reply),
             event = events.next() => match event {
-                Some(event) => printer.event(&event, session.current.as_deref()),
+                Some(event) => {
+                    session.keep(&event);
+                    printer.event(&event, session.current.as_deref());
+                }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
@@ -131,14 +153,49 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The CLI's own state: the current room and where to keep the nickname.
+/// The CLI's own state: the current room, where to keep the nickname, the local history.
 struct Session {
     client: Client,
     current: Option<String>,
     data_dir: std::path::PathBuf,
+    history: Option<LocalHistory>,
+    me: PeerId,
+    nick: String,
 }
 
+/// Messages shown when joining a room, from the local history.
+const SHOWN_ON_JOIN: usize = 10;
+/// Default count of `/history`.
+const HISTORY_DEFAULT: usize = 50;
+
 impl Session {
+    /// Keeps the room messages an event carries in the local history.
+    fn keep(&self, event: &Event) {
+        let messages = match event {
+            Event::Message(m) => std::slice::from_ref(m),
+            Event::History { messages, .. } => messages.as_slice(),
+            _ => return,
+        };
+        self.save(messages);
+    }
+
+    fn save(&self, messages: &[ChatMessage]) {
+        if let Some(history) = &self.history {
+            if let Err(e) = history.append(messages) {
+                tracing::error!(error = %e, "could not keep messages in the local history");
+            }
+        }
+    }
+
+    fn recent(&self, room: &str, n: usize) -> Result<Vec<ChatMessage>, String> {
+        match &self.history {
+            Some(history) => history
+                .last(room, n)
+                .map_err(|e| format!("cannot read the local history: {e}")),
+            None => Err("the local history is off (see the error at start)".to_owned()),
+        }
+    }
+
     /// Runs one command; waiting ones answer later through `background`.
     async fn execute(&mut self, input: Input, background: &mpsc::Sender<Reply>) -> Option<Reply> {
         let error = |e: &dyn std::fmt::Display| Reply::Error {
@@ -152,27 +209,50 @@ impl Session {
                         message: "you are in no room; /join one first".into(),
                     });
                 };
-                match client.send_message(room.clone(), text).await {
-                    Ok(SendOutcome::Published { id }) => Reply::Sent {
-                        room,
-                        id,
-                        queued: false,
-                    },
-                    Ok(SendOutcome::Queued { id }) => Reply::Sent {
-                        room,
-                        id,
-                        queued: true,
-                    },
+                match client.send_message(room.clone(), text.clone()).await {
+                    Ok(outcome) => {
+                        let queued = matches!(outcome, SendOutcome::Queued { .. });
+                        let id = outcome.id().to_owned();
+                        self.save(&[ChatMessage {
+                            room: room.clone(),
+                            id: id.clone(),
+                            from: self.me,
+                            nick: self.nick.clone(),
+                            text,
+                            sent_at: p2p_chat_shared::text::now_unix_ms(),
+                            origin: Origin::Envelope,
+                        }]);
+                        Reply::Sent { room, id, queued }
+                    }
                     Err(e) => error(&e),
                 }
             }
-            Input::Join(room) => match client.join(room.clone()).await {
-                Ok(()) => {
-                    self.current = Some(room.clone());
-                    Reply::Joined { room }
+            Input::Join(room) => {
+                // What we hold of the room: shown now, and where the catch-up starts.
+                let mark = self
+                    .history
+                    .as_ref()
+                    .and_then(|h| h.mark(&room).ok().flatten());
+                match client.join_after(room.clone(), mark).await {
+                    Ok(()) => {
+                        self.current = Some(room.clone());
+                        let recent = self.recent(&room, SHOWN_ON_JOIN).unwrap_or_default();
+                        Reply::Joined { room, recent }
+                    }
+                    Err(e) => error(&e),
                 }
-                Err(e) => error(&e),
-            },
+            }
+            Input::History(count) => {
+                let Some(room) = self.current.clone() else {
+                    return Some(Reply::Error {
+                        message: "you are in no room; /join one first".into(),
+                    });
+                };
+                match self.recent(&room, count.unwrap_or(HISTORY_DEFAULT)) {
+                    Ok(messages) => Reply::Recent { room, messages },
+                    Err(message) => Reply::Error { message },
+                }
+            }
             Input::Leave(room) => {
                 let Some(room) = room.or_else(|| self.current.clone()) else {
                     return Some(Reply::Error {
@@ -205,6 +285,7 @@ impl Session {
             Input::Name(nick) => match client.set_nick(nick).await {
                 Ok(nick) => {
                     save_nick(&self.data_dir, &nick);
+                    self.nick = nick.clone();
                     Reply::Nick { nick }
                 }
                 Err(e) => error(&e),
@@ -216,6 +297,7 @@ impl Session {
             Input::Dm { peer, text } => {
                 in_background(background, async move {
                     match client.dm(peer, text).await {
+                        Ok(r) if r.stored => Reply::DmStored { peer, id: r.id },
                         Ok(r) => Reply::DmDelivered {
                             peer,
                             id: r.id,

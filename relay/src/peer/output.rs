@@ -2,7 +2,7 @@
 //! human lines (remote text made terminal-safe) or, in `--json` mode, one JSON object a line.
 
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{Event, Info, PeersInfo, RoomInfo};
+use p2p_chat_shared::core::{ChatMessage, Event, Info, PeersInfo, RoomInfo};
 use p2p_chat_shared::text::{display_safe, short_peer_id};
 use serde::Serialize;
 
@@ -24,8 +24,12 @@ pub enum Reply {
         id: String,
         queued: bool,
     },
-    /// We joined a room; it is now the current one.
-    Joined { room: String },
+    /// We joined a room; it is now the current one. `recent`: its last messages kept here.
+    Joined {
+        room: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        recent: Vec<ChatMessage>,
+    },
     /// We left a room.
     Left {
         room: String,
@@ -40,8 +44,15 @@ pub enum Reply {
         relayed: bool,
         rtt_ms: u64,
     },
+    /// The recipient was unreachable: the relay keeps the message, sealed, until it returns.
+    DmStored { peer: PeerId, id: String },
     /// A direct message was not delivered.
     DmFailed { peer: PeerId, error: String },
+    /// Messages of a room from the local history (`/history`, and on joining).
+    Recent {
+        room: String,
+        messages: Vec<ChatMessage>,
+    },
     /// Our rooms.
     Rooms {
         rooms: Vec<RoomInfo>,
@@ -117,7 +128,14 @@ impl Printer {
             Reply::Sent { room, queued: true, .. } => {
                 format!("* nobody reachable in {room} yet; your message goes out as soon as someone is")
             }
-            Reply::Joined { room } => format!("* joined {room} (now the current room)"),
+            Reply::Joined { room, recent } => {
+                let mut lines = vec![format!("* joined {room} (now the current room)")];
+                if !recent.is_empty() {
+                    lines.push(format!("── last {} message(s) kept here ──", recent.len()));
+                    lines.extend(recent.iter().map(|m| message_line(m, None)));
+                }
+                lines.join("\n")
+            }
             Reply::Left { room, current: Some(current) } => format!("* left {room}; current room is {current}"),
             Reply::Left { room, current: None } => format!("* left {room}; /join a room to chat"),
             Reply::Nick { nick } => format!("* you are now {}", display_safe(nick)),
@@ -126,7 +144,19 @@ impl Printer {
                 short_peer_id(peer),
                 if *relayed { " (through a relay)" } else { "" }
             ),
+            Reply::DmStored { peer, .. } => format!(
+                "* {} is offline: the relay keeps your dm (sealed) and delivers it when it returns",
+                short_peer_id(peer)
+            ),
             Reply::DmFailed { peer, error } => format!("! dm to {} failed: {error}", short_peer_id(peer)),
+            Reply::Recent { room, messages } if messages.is_empty() => {
+                format!("* no messages of {room} kept here yet")
+            }
+            Reply::Recent { room, messages } => {
+                let mut lines = vec![format!("── last {} message(s) of {room} ──", messages.len())];
+                lines.extend(messages.iter().map(|m| message_line(m, None)));
+                lines.join("\n")
+            }
             Reply::Rooms { rooms, current } => rooms_text(rooms, current.as_deref()),
             Reply::Peers(info) => peers_text(info),
             Reply::Info(info) => info_text(info),
@@ -151,26 +181,34 @@ impl Printer {
             return;
         }
         let line = match event {
-            Event::Message(m) => {
-                let room = if current == Some(m.room.as_str()) {
-                    String::new()
-                } else {
-                    format!("[{}] ", m.room)
-                };
+            Event::Message(m) => message_line(m, current),
+            Event::History { messages, .. } if messages.is_empty() => return,
+            Event::History { room, messages, .. } => {
+                let mut lines = vec![format!(
+                    "── {} message(s) of {room} you missed ──",
+                    messages.len()
+                )];
+                lines.extend(messages.iter().map(|m| message_line(m, current)));
+                lines.join("\n")
+            }
+            Event::DirectMessage(m) => {
                 format!(
-                    "[{}] {room}{}: {}",
+                    "[{}] (dm{}) {}: {}",
                     clock(m.sent_at),
+                    if m.stored {
+                        ", kept while you were away"
+                    } else {
+                        ""
+                    },
                     who(&m.nick, &m.from),
                     display_safe(&m.text)
                 )
             }
-            Event::DirectMessage(m) => {
-                format!(
-                    "[{}] (dm) {}: {}",
-                    clock(m.sent_at),
-                    who(&m.nick, &m.from),
-                    display_safe(&m.text)
-                )
+            Event::NotStored { room, reason, .. } => {
+                format!("! the relay did not confirm storing your message in {room}: {reason}")
+            }
+            Event::DmDelivered { peer, .. } => {
+                format!("* {} is back: your dm was delivered", short_peer_id(peer))
             }
             Event::MemberJoined { room, peer, nick } => {
                 format!("* {} joined {room}", who(nick, peer))
@@ -213,6 +251,21 @@ impl Printer {
         };
         say(line);
     }
+}
+
+/// One room message as a line; the room is named when it is not the current one.
+fn message_line(m: &ChatMessage, current: Option<&str>) -> String {
+    let room = if current.is_none_or(|c| c == m.room) {
+        String::new()
+    } else {
+        format!("[{}] ", m.room)
+    };
+    format!(
+        "[{}] {room}{}: {}",
+        clock(m.sent_at),
+        who(&m.nick, &m.from),
+        display_safe(&m.text)
+    )
 }
 
 fn verbose_text(event: &Event) -> String {

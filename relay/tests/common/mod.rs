@@ -14,12 +14,38 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A relay on loopback with ephemeral ports; returns it and its TCP address (with `/p2p`).
 pub async fn relay() -> (Node, Multiaddr) {
+    relay_with(None).await
+}
+
+/// A relay with a store in `dir` (default retention).
+pub async fn relay_with_store(dir: &std::path::Path) -> (Node, Multiaddr) {
+    std::fs::create_dir_all(dir).expect("store dir");
+    let (store, _thread) =
+        p2p_chat_relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
+    relay_with(Some(store)).await
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2p-chat-{name}-{:x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+async fn relay_with(store: Option<p2p_chat_shared::store::StoreHandle>) -> (Node, Multiaddr) {
     p2p_chat_relay::install_crypto_provider();
     let key = Keypair::generate_ed25519();
     let cert = p2p_chat_relay::swarm::new_certificate().expect("certificate");
-    let mut node = start_relay(key, cert, None, &RelayPorts::loopback_ephemeral(), &[])
-        .await
-        .expect("relay starts");
+    let mut node = start_relay(
+        key,
+        cert,
+        None,
+        &RelayPorts::loopback_ephemeral(),
+        &[],
+        store,
+    )
+    .await
+    .expect("relay starts");
     let peer_id = node.peer_id;
     let addr = wait_for(&mut node, "relay TCP listen address", |e| match e {
         Event::Listening { addr } if is_plain_tcp(addr) => Some(addr.clone()),
@@ -45,6 +71,27 @@ pub async fn hidden_peer(nick: &str) -> Node {
     start_peer(Keypair::generate_ed25519(), &setup)
         .await
         .expect("peer starts")
+}
+
+/// A hidden chat peer with this identity.
+pub async fn hidden_peer_with(key: Keypair, nick: &str) -> Node {
+    let setup = PeerSetup {
+        listen: vec![],
+        ..PeerSetup::loopback(nick)
+    };
+    start_peer(key, &setup).await.expect("peer starts")
+}
+
+/// Makes `node` use the relay and waits for its reservation.
+pub async fn through_relay(node: &mut Node, relay: &Multiaddr) {
+    node.client
+        .use_relay(vec![relay.clone()])
+        .await
+        .expect("use relay");
+    wait_for(node, "reservation", |e| {
+        matches!(e, Event::ReservationAccepted { .. }).then_some(())
+    })
+    .await;
 }
 
 /// A chat peer listening on loopback TCP.
@@ -117,4 +164,165 @@ pub async fn collect_messages(node: &mut Node, window: Duration) -> Vec<(String,
     })
     .await;
     seen
+}
+
+/// A bare libp2p client that speaks the store protocol with raw bytes: for requests no chat
+/// peer would send (malformed, oversized) and for reading a relay's history from a test.
+pub struct RawStoreClient {
+    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<RawCodec>>,
+    relay: PeerId,
+}
+
+/// Bytes in, bytes out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl libp2p::request_response::Codec for RawCodec {
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        use futures::AsyncReadExt;
+        let mut bytes = Vec::new();
+        io.take(1 << 20).read_to_end(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        use futures::AsyncReadExt;
+        let mut bytes = Vec::new();
+        io.take(16 << 20).read_to_end(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+}
+
+impl RawStoreClient {
+    /// Connects to the relay at `addr` (ending in `/p2p/<id>`).
+    pub async fn connect(addr: &Multiaddr) -> Self {
+        use libp2p::request_response::{Behaviour, Config, ProtocolSupport};
+        let relay = match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => peer,
+            _ => panic!("{addr} has no /p2p"),
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                Default::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|_| {
+                Behaviour::with_codec(
+                    RawCodec,
+                    [(
+                        p2p_chat_shared::protocol::HISTORY_PROTOCOL,
+                        ProtocolSupport::Outbound,
+                    )],
+                    Config::default().with_request_timeout(WAIT),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        swarm.dial(addr.clone()).expect("dial");
+        Self { swarm, relay }
+    }
+
+    /// Sends `bytes` as a request; the answer's bytes, or the failure as text.
+    pub async fn ask(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        use libp2p::request_response::{Event as E, Message};
+        use libp2p::swarm::SwarmEvent;
+        let id = self.swarm.behaviour_mut().send_request(&self.relay, bytes);
+        let answer = tokio::time::timeout(WAIT, async {
+            loop {
+                match self.swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(E::Message {
+                        message:
+                            Message::Response {
+                                request_id,
+                                response,
+                            },
+                        ..
+                    }) if request_id == id => return Ok(response),
+                    SwarmEvent::Behaviour(E::OutboundFailure {
+                        request_id, error, ..
+                    }) if request_id == id => return Err(error.to_string()),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        answer.unwrap_or_else(|_| Err(format!("no answer within {WAIT:?}")))
+    }
+
+    /// Sends a store request; the decoded answer.
+    pub async fn request(
+        &mut self,
+        request: &p2p_chat_shared::store::StoreRequest,
+    ) -> p2p_chat_shared::store::StoreResponse {
+        let bytes = serde_json::to_vec(request).expect("encodes");
+        let answer = self.ask(bytes).await.expect("an answer");
+        serde_json::from_slice(&answer).expect("a store response")
+    }
+
+    /// Every stored message of `room`, page by page.
+    pub async fn whole_history(&mut self, room: &str) -> Vec<p2p_chat_shared::store::HistoryItem> {
+        use p2p_chat_shared::store::{HistoryQuery, StoreRequest, StoreResponse};
+        let mut all = Vec::new();
+        let mut after = None;
+        for _ in 0..10_000 {
+            let query = HistoryQuery {
+                room: room.to_owned(),
+                after: after.clone(),
+                ..Default::default()
+            };
+            match self.request(&StoreRequest::Query(query)).await {
+                StoreResponse::Page { messages, next } => {
+                    all.extend(messages);
+                    match next {
+                        Some(cursor) => after = Some(cursor),
+                        None => return all,
+                    }
+                }
+                other => panic!("history query failed: {other:?}"),
+            }
+        }
+        panic!("history of {room} did not end");
+    }
 }

@@ -16,8 +16,13 @@ pub type Reply<T> = oneshot::Sender<Result<T, ChatError>>;
 /// A request from a user interface to the chat core.
 #[derive(Debug)]
 pub enum Command {
-    /// Join a room: subscribe to its topic and announce ourselves.
-    Join { room: String, reply: Reply<()> },
+    /// Join a room: subscribe to its topic, announce ourselves, and catch up from a store on
+    /// what we missed since `mark` (the newest message the UI already holds).
+    Join {
+        room: String,
+        mark: Option<HistoryMark>,
+        reply: Reply<()>,
+    },
     /// Leave a room: announce it and unsubscribe.
     Leave { room: String, reply: Reply<()> },
     /// Send a text message to a room we are in.
@@ -72,6 +77,16 @@ pub enum Command {
     Shutdown { reply: Reply<()> },
 }
 
+/// What a user interface already holds of a room, so that catch-up asks only for the rest and
+/// shows nothing twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryMark {
+    /// Time of the newest message held, unix ms (the sender's clock, as shown).
+    pub newest_ts: u64,
+    /// (author, id) of the messages held from the last few minutes before `newest_ts`.
+    pub recent: Vec<(PeerId, String)>,
+}
+
 /// Cloneable handle to a running chat core.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -99,10 +114,19 @@ impl Client {
             .map_err(|_| ChatError::Stopped)
     }
 
-    /// Joins a room.
+    /// Joins a room (catching up on its recent history).
     pub async fn join(&self, room: impl Into<String>) -> Result<(), ChatError> {
+        self.join_after(room, None).await
+    }
+
+    /// Joins a room, catching up on what came after `mark`.
+    pub async fn join_after(
+        &self,
+        room: impl Into<String>,
+        mark: Option<HistoryMark>,
+    ) -> Result<(), ChatError> {
         let room = room.into();
-        request!(self, Join { room })
+        request!(self, Join { room, mark })
     }
 
     /// Leaves a room.

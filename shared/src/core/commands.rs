@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use libp2p::{
-    core::multiaddr::Protocol, swarm::dial_opts::DialOpts, swarm::ConnectionId,
-    Multiaddr, PeerId,
+    core::multiaddr::Protocol, swarm::dial_opts::DialOpts, swarm::ConnectionId, Multiaddr, PeerId,
 };
 use web_time::Instant;
 
@@ -57,8 +56,12 @@ fn bad_address(addr: &Multiaddr, reason: impl std::fmt::Display) -> ChatError {
 impl<X: Extension> EventLoop<X> {
     pub(super) fn on_command(&mut self, command: Command) {
         match command {
-            Command::Join { room, reply } => {
-                let _ = reply.send(self.join_room(&room));
+            Command::Join { room, mark, reply } => {
+                let result = self.join_room(&room);
+                if result.is_ok() {
+                    self.start_history(&room, mark);
+                }
+                let _ = reply.send(result);
             }
             Command::Leave { room, reply } => {
                 let result = if self.leave_room(&room) {

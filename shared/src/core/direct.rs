@@ -18,11 +18,13 @@ use crate::dm::{AckStatus, DmAck};
 use crate::envelope::{Envelope, Kind, RawEnvelope};
 use crate::protocol::DM_TIMEOUT;
 
-struct Outgoing {
-    envelope: Envelope,
-    peer: PeerId,
-    started: Instant,
-    reply: Reply<DmReceipt>,
+/// A direct message on its way, with the reply its sender waits for.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub(super) envelope: Envelope,
+    pub(super) peer: PeerId,
+    pub(super) started: Instant,
+    pub(super) reply: Reply<DmReceipt>,
 }
 
 /// Direct messages on their way.
@@ -70,7 +72,7 @@ impl<X: Extension> EventLoop<X> {
         // Direct addresses first, relay circuits after: tried one at a time, in that order.
         let addrs = self.routes_to(peer);
         if addrs.is_empty() {
-            let _ = outgoing.reply.send(Err(ChatError::NoRoute(peer)));
+            self.deposit_or_fail(outgoing, ChatError::NoRoute(peer));
             return;
         }
         let opts = DialOpts::peer_id(peer)
@@ -113,24 +115,24 @@ impl<X: Extension> EventLoop<X> {
         }
         for outgoing in self.pending.dms.waiting.remove(peer).unwrap_or_default() {
             let reason = format!("could not reach {peer}: {error}");
-            let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+            self.deposit_or_fail(outgoing, ChatError::DmFailed(reason));
         }
     }
 
     /// Times out messages still waiting for a connection.
     pub(super) fn dms_tick(&mut self, now: Instant) {
+        let mut expired = Vec::new();
         for list in self.pending.dms.waiting.values_mut() {
-            let (expired, kept): (Vec<_>, Vec<_>) = list
+            let (late, kept): (Vec<_>, Vec<_>) = list
                 .drain(..)
                 .partition(|o| now.duration_since(o.started) >= DM_TIMEOUT);
             *list = kept;
-            for outgoing in expired {
-                let _ = outgoing
-                    .reply
-                    .send(Err(ChatError::Timeout(DM_TIMEOUT.as_secs())));
-            }
+            expired.extend(late);
         }
         self.pending.dms.waiting.retain(|_, list| !list.is_empty());
+        for outgoing in expired {
+            self.deposit_or_fail(outgoing, ChatError::Timeout(DM_TIMEOUT.as_secs()));
+        }
     }
 
     /// Every DM protocol event.
@@ -174,6 +176,7 @@ impl<X: Extension> EventLoop<X> {
                         peer,
                         relayed: self.peers.connection_is_relayed(&peer, connection_id),
                         round_trip: outgoing.started.elapsed(),
+                        stored: false,
                     }),
                     AckStatus::Rejected => Err(ChatError::DmFailed(format!(
                         "{peer} rejected it: {}",
@@ -190,7 +193,14 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 if let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) {
                     let reason = format!("{peer}: {error}");
-                    let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                    if matches!(
+                        error,
+                        request_response::OutboundFailure::UnsupportedProtocols
+                    ) {
+                        let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                    } else {
+                        self.deposit_or_fail(outgoing, ChatError::DmFailed(reason));
+                    }
                 }
             }
             E::InboundFailure { peer, error, .. } => {
@@ -235,6 +245,7 @@ impl<X: Extension> EventLoop<X> {
                 nick,
                 text: envelope.body,
                 sent_at: envelope.ts,
+                stored: false,
             }));
         }
         DmAck {

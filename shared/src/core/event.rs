@@ -48,6 +48,8 @@ pub struct DirectMessage {
     pub text: String,
     /// The sender's clock, unix ms.
     pub sent_at: u64,
+    /// Kept by a relay while we were offline, delivered from its mailbox.
+    pub stored: bool,
 }
 
 /// Why a member left a room's list.
@@ -82,6 +84,23 @@ pub enum Event {
     Message(ChatMessage),
     /// A direct message arrived (and was acknowledged).
     DirectMessage(DirectMessage),
+    /// Messages of a room we missed, from a store, oldest first; already deduplicated against
+    /// everything shown before. `done` on the last batch of a catch-up.
+    History {
+        room: String,
+        messages: Vec<ChatMessage>,
+        done: bool,
+    },
+    /// A message we sent is durably stored by our relay.
+    Stored { room: String, id: String },
+    /// A message we sent was published but the relay did not confirm storing it.
+    NotStored {
+        room: String,
+        id: String,
+        reason: String,
+    },
+    /// A direct message the relay kept for an offline recipient was fetched by it.
+    DmDelivered { id: String, peer: PeerId },
     /// A member appeared in a room.
     MemberJoined {
         room: String,
@@ -170,6 +189,9 @@ pub struct DmReceipt {
     pub relayed: bool,
     /// Time from sending to the acknowledgement.
     pub round_trip: Duration,
+    /// The recipient was unreachable: the message is sealed to it and kept by our relay until
+    /// it returns ([`Event::DmDelivered`] follows then).
+    pub stored: bool,
 }
 
 /// A member of a room.

@@ -44,6 +44,10 @@ pub struct EventLoop<X: Extension> {
     pub(super) pending: super::commands::Pending,
     pub(super) nat_status: String,
     pub(super) dropped_payloads: u64,
+    pub(super) stores: super::history::Stores,
+    pub(super) identity: Option<libp2p::identity::Keypair>,
+    /// Time of the last message we sent (unix ms); the next one gets a later one.
+    pub(super) last_sent_ts: u64,
     tick: Delay,
     shutdown: Option<(Instant, Vec<Reply<()>>)>,
 }
@@ -71,6 +75,9 @@ impl<X: Extension> EventLoop<X> {
             pending: Default::default(),
             nat_status: "unknown".to_owned(),
             dropped_payloads: 0,
+            stores: super::history::Stores::with_backend(config.store),
+            identity: config.identity,
+            last_sent_ts: 0,
             tick: Delay::new(TICK),
             shutdown: None,
         }
@@ -87,6 +94,9 @@ impl<X: Extension> EventLoop<X> {
                     }
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                (channel, response) = self.stores.answers.select_next_some() => {
+                    self.respond_store(channel, response);
+                }
                 _ = (&mut self.tick).fuse() => {
                     if self.on_tick() {
                         break;
@@ -156,6 +166,7 @@ impl<X: Extension> EventLoop<X> {
         self.rooms_tick(now);
         self.relays_tick(now);
         self.pending_tick(now);
+        self.stores_tick(now);
         false
     }
 }

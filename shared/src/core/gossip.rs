@@ -8,11 +8,13 @@ use libp2p::PeerId;
 use web_time::Instant;
 
 use super::event::{ChatMessage, LeftReason, Origin, SendOutcome};
+use super::history::store_time;
 use super::rooms::{Heard, Queued, Room};
 use super::{ChatError, Event, EventLoop};
 use crate::behaviour::{Extension, Role};
 use crate::envelope::{decode_room_payload, Envelope, Kind, Payload};
 use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS, PRESENCE_INTERVAL};
+use crate::store::HistoryItem;
 use crate::text::short_peer_id;
 
 /// Longest wait before answering a newcomer's join with a presence notice; spread so that a
@@ -61,8 +63,22 @@ impl<X: Extension> EventLoop<X> {
         if !self.rooms.contains_key(room) {
             return Err(ChatError::NotInRoom(room.to_owned()));
         }
-        let envelope = Envelope::message(&self.nick, text)?;
-        self.publish_or_queue(room, &envelope)
+        let mut envelope = Envelope::message(&self.nick, text)?;
+        // Strictly increasing times keep our own messages in the order sent wherever they are
+        // sorted by (time, id): a store's history, a catch-up.
+        envelope.ts = envelope.ts.max(self.last_sent_ts + 1);
+        self.last_sent_ts = envelope.ts;
+        let outcome = self.publish_or_queue(room, &envelope)?;
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.newest_ts = state.newest_ts.max(envelope.ts);
+        }
+        // Our own message, seen: a stored copy coming back in a catch-up is not shown again.
+        let me = *self.swarm.local_peer_id();
+        self.seen.first_time(me, &envelope.id);
+        if let SendOutcome::Published { id } = &outcome {
+            self.request_receipt(room, id);
+        }
+        Ok(outcome)
     }
 
     /// Publishes a join, leave or presence notice (queued if the room is not ready).
@@ -112,6 +128,7 @@ impl<X: Extension> EventLoop<X> {
                 if state.enqueue(Queued {
                     id: id.clone(),
                     bytes,
+                    is_message: envelope.kind == Kind::Message,
                 }) {
                     Ok(SendOutcome::Queued { id })
                 } else {
@@ -189,9 +206,15 @@ impl<X: Extension> EventLoop<X> {
             self.emit(Event::RoomReady { room: room.clone() });
         }
         let mut sent = Vec::new();
+        let mut receipts = Vec::new();
         for item in queued {
             match self.publish(&room, item.bytes.clone()) {
-                Ok(()) => sent.push(item.id),
+                Ok(()) => {
+                    if item.is_message {
+                        receipts.push(item.id.clone());
+                    }
+                    sent.push(item.id);
+                }
                 Err(e) => {
                     tracing::warn!(room, error = %e, "queued message still not sendable");
                     if let Some(state) = self.rooms.get_mut(&room) {
@@ -201,6 +224,9 @@ impl<X: Extension> EventLoop<X> {
             }
         }
         if !sent.is_empty() {
+            for id in &receipts {
+                self.request_receipt(&room, id);
+            }
             self.emit(Event::QueuedSent { room, ids: sent });
         }
     }
@@ -238,6 +264,9 @@ impl<X: Extension> EventLoop<X> {
             self.dropped_payloads += 1;
             return;
         };
+        if self.role == Role::Relay {
+            self.store_room_message(&room, |now| stored_item(from, &message, now));
+        }
         if !self.rooms.contains_key(&room) {
             return; // a relay forwarding a room it hubs but is not a member of
         }
@@ -252,10 +281,7 @@ impl<X: Extension> EventLoop<X> {
         let now = Instant::now();
         match payload {
             Payload::Text(text) => {
-                let id = message.sequence_number.map_or_else(
-                    || format!("{:x}", rand::random::<u64>()),
-                    |seq| format!("{}-{seq}", from.to_base58()),
-                );
+                let id = text_message_id(from, message.sequence_number);
                 if self.seen.first_time(from, &id) {
                     let nick = short_peer_id(&from);
                     self.heard(&room, from, &nick, now);
@@ -268,7 +294,7 @@ impl<X: Extension> EventLoop<X> {
                         sent_at: 0,
                         origin: Origin::Text,
                     };
-                    self.emit(Event::Message(msg));
+                    self.show_live(msg);
                 }
             }
             Payload::Envelope(env) => self.on_envelope(room, from, env, now),
@@ -294,7 +320,7 @@ impl<X: Extension> EventLoop<X> {
                         sent_at: env.ts,
                         origin: Origin::Envelope,
                     };
-                    self.emit(Event::Message(msg));
+                    self.show_live(msg);
                 }
             }
             Kind::Join | Kind::Presence => {
@@ -412,4 +438,29 @@ impl<X: Extension> EventLoop<X> {
             }
         }
     }
+}
+
+/// The id of a plain-text message from another libp2p chat: its author and gossipsub sequence
+/// number (random when there is none), so that a live copy and a stored copy match.
+fn text_message_id(from: PeerId, seq: Option<u64>) -> String {
+    seq.map_or_else(
+        || format!("{:x}", rand::random::<u64>()),
+        |seq| format!("{}-{seq}", from.to_base58()),
+    )
+}
+
+/// What a relay stores of a room message: chat messages and plain text, not notices.
+fn stored_item(from: PeerId, message: &gossipsub::Message, now: u64) -> Option<HistoryItem> {
+    let payload = String::from_utf8(message.data.clone()).ok()?;
+    let (id, ts) = match decode_room_payload(&message.data).ok()? {
+        Payload::Envelope(env) if env.kind == Kind::Message => (env.id, env.ts),
+        Payload::Envelope(_) => return None,
+        Payload::Text(_) => (text_message_id(from, message.sequence_number), 0),
+    };
+    Some(HistoryItem {
+        id,
+        from,
+        ts: store_time(ts, now),
+        payload,
+    })
 }

@@ -13,6 +13,7 @@ mod direct;
 mod event;
 mod event_loop;
 mod gossip;
+mod history;
 mod peers;
 mod relays;
 mod rooms;
@@ -21,9 +22,10 @@ mod swarm_events;
 use futures::channel::mpsc;
 use libp2p::Swarm;
 
-pub use client::{Client, Command, Reply};
+pub use client::{Client, Command, HistoryMark, Reply};
 pub use event::*;
 pub use event_loop::EventLoop;
+pub use history::{CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
 
 use crate::behaviour::{Behaviour, Extension, Role};
 use crate::envelope::EnvelopeError;
@@ -41,6 +43,11 @@ pub struct CoreConfig {
     /// Treat every listen address as reachable from outside. A relay with no configured public
     /// address needs this: it only hands out reservations that carry an address of its own.
     pub listen_addrs_are_external: bool,
+    /// Our identity key: seals DMs for offline recipients and opens those kept for us. Without
+    /// it, a DM to an unreachable peer fails instead of being kept by the relay.
+    pub identity: Option<libp2p::identity::Keypair>,
+    /// A relay's store backend: room messages and requests of the store protocol go there.
+    pub store: Option<crate::store::StoreHandle>,
 }
 
 impl CoreConfig {
@@ -51,6 +58,8 @@ impl CoreConfig {
             nick: nick.to_owned(),
             event_capacity: 1024,
             listen_addrs_are_external: false,
+            identity: None,
+            store: None,
         }
     }
 
@@ -61,6 +70,8 @@ impl CoreConfig {
             nick: "relay".to_owned(),
             event_capacity: 1024,
             listen_addrs_are_external,
+            identity: None,
+            store: None,
         }
     }
 }

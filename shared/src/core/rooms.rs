@@ -15,6 +15,8 @@ pub struct Queued {
     pub id: String,
     /// Encoded envelope.
     pub bytes: Vec<u8>,
+    /// A chat message (not a notice): the store should confirm keeping it.
+    pub is_message: bool,
 }
 
 /// One room we are in.
@@ -30,6 +32,13 @@ pub struct Room {
     pub last_presence: Option<Instant>,
     /// When to answer a newcomer's join with a presence notice.
     pub presence_due: Option<Instant>,
+    /// Time of the newest message shown (sender's clock, unix ms): where a catch-up starts.
+    pub newest_ts: u64,
+    /// Whether the user interface holds messages of this room (a catch-up then fills the gap
+    /// after them instead of showing the room's latest).
+    pub holds_history: bool,
+    /// The catch-up under way.
+    pub catch_up: Option<super::history::CatchUp>,
 }
 
 /// What hearing from a member changed.
@@ -177,12 +186,14 @@ mod tests {
         for i in 0..MAX_QUEUED_PER_ROOM {
             assert!(room.enqueue(Queued {
                 id: i.to_string(),
-                bytes: vec![]
+                bytes: vec![],
+                is_message: true,
             }));
         }
         assert!(!room.enqueue(Queued {
             id: "x".into(),
-            bytes: vec![]
+            bytes: vec![],
+            is_message: true,
         }));
     }
 }

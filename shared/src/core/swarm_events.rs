@@ -56,6 +56,7 @@ impl<X: Extension> EventLoop<X> {
                 if self.peers.disconnected(&peer_id, connection_id) {
                     self.emit(Event::Disconnected { peer: peer_id });
                     self.relay_disconnected(&peer_id);
+                    self.stores_on_disconnected(&peer_id);
                     if self.role == Role::Relay {
                         self.hub_member_gone(peer_id);
                     }
@@ -124,6 +125,7 @@ impl<X: Extension> EventLoop<X> {
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
             BehaviourEvent::Dm(event) => self.on_dm_event(event),
+            BehaviourEvent::Store(event) => self.on_store_event(event),
             BehaviourEvent::Identify(event) => self.on_identify(event),
             BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Kad(event) => self.on_kad(event),
@@ -141,6 +143,7 @@ impl<X: Extension> EventLoop<X> {
             return;
         };
         self.peers.set_agent(peer_id, info.agent_version.clone());
+        self.stores_on_identify(peer_id, &info.protocols);
         // The hub adds every peer to its DHT table so that anyone can be found through it;
         // a peer adds only those that serve the DHT.
         let add_to_dht = Dht::served_by(&info.protocols) || self.role == Role::Relay;

@@ -1,0 +1,487 @@
+//! The store protocol, [`HISTORY_PROTOCOL`] (`/p2p-chat/history/1.0.0`): what a peer asks of a
+//! store (the relay), modelled on Waku's Store: room history by time range and cursor, page by
+//! page; plus receipts for stored messages and a mailbox of sealed direct messages for peers that
+//! were offline.
+//!
+//! # Bytes
+//!
+//! One request and one response per stream, each a single JSON object (a request at most
+//! [`MAX_STORE_REQUEST_BYTES`], a response at most [`MAX_STORE_RESPONSE_BYTES`]). The requester is
+//! the authenticated remote peer of the stream, never a field.
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `{"query":{"room":"lobby","start":0,"end":null,"after":{"ts":…,"id":"…"},"limit":100,"newest":false}}` | `{"page":{"messages":[{"id":"…","from":"12D3…","ts":…,"payload":"…"}],"next":{"ts":…,"id":"…"}}}` |
+//! | `{"receipt":{"room":"lobby","ids":["…"]}}`: answered once these messages are durably stored (or after a wait, with those that are) | `{"stored":{"ids":["…"]}}` |
+//! | `{"deposit":{"to":"12D3…","id":"…","sealed":"base64"}}`: keep a sealed DM for `to` | `{"deposited":{"id":"…"}}` |
+//! | `"fetch"`: the sealed DMs kept for me, oldest first | `{"mailbox":{"dms":[{"id":"…","from":"12D3…","sealed":"base64","stored_at":…}]}}` |
+//! | `{"ack":{"ids":["…"]}}`: I have these; forget them | `{"acked":{"count":1}}` |
+//! | `{"status":{"ids":["…"]}}`: which DMs I deposited were fetched | `{"status":{"delivered":["…"]}}` |
+//! | anything malformed, oversized or refused | `{"error":{"reason":"…"}}` |
+//!
+//! **Query.** `room` is required. `start` / `end` bound the message time (unix ms, inclusive).
+//! Pages hold at most [`MAX_PAGE_MESSAGES`] messages (fewer when `limit` says so or the page
+//! would exceed [`MAX_PAGE_BYTES`]), in (time, id) order. With `newest: false` (the default) a
+//! page starts after the `after` cursor and `next` is the cursor to pass as `after` for the
+//! following page; with `newest: true` a page holds the newest messages before the `before`
+//! cursor and `next` is the cursor to pass as `before` for the older page. `next` is absent on
+//! the last page. A message's time is its sender's clock (`ts` of the envelope), or the store's
+//! clock when the sender's is missing or more than [`MAX_CLOCK_SKEW_MS`] ahead. `payload` is the
+//! room payload exactly as published (an envelope, or plain text from another libp2p chat), and
+//! `from` its author, the signed gossipsub source the store verified.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::{PeerId, StreamProtocol};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{HISTORY_PROTOCOL, MAX_PAYLOAD_BYTES};
+
+/// Most messages in a history page.
+pub const MAX_PAGE_MESSAGES: usize = 100;
+/// Most payload bytes in a history page (a page stops early rather than go over).
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// Largest request a store reads (a deposit carries a sealed DM).
+pub const MAX_STORE_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest response a peer reads: a full page with JSON escaping.
+pub const MAX_STORE_RESPONSE_BYTES: usize = 4 * MAX_PAGE_BYTES;
+/// Most ids in one `ack` or `status` request, and most DMs in one `mailbox` answer.
+pub const MAX_IDS_PER_REQUEST: usize = 100;
+/// Largest sealed DM a store keeps (base64 of the sealed bytes).
+pub const MAX_SEALED_CHARS: usize = 4 * (MAX_PAYLOAD_BYTES + 1024) / 3 + 4;
+/// A sender clock further ahead of the store's than this is replaced by the store's.
+pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+
+/// A position in a room's history: the (time, id) of a message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Message time, unix ms.
+    pub ts: u64,
+    /// Message id.
+    pub id: String,
+}
+
+/// A history query.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// The room.
+    pub room: String,
+    /// Earliest message time, unix ms, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    /// Latest message time, unix ms, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
+    /// Forward paging: only messages after this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Cursor>,
+    /// Backward paging (`newest`): only messages before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Cursor>,
+    /// Most messages wanted (capped at [`MAX_PAGE_MESSAGES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The newest messages of the range instead of the oldest.
+    #[serde(default)]
+    pub newest: bool,
+}
+
+impl HistoryQuery {
+    /// The page size this query gets.
+    pub fn page_size(&self) -> usize {
+        self.limit
+            .map_or(MAX_PAGE_MESSAGES, |l| (l as usize).min(MAX_PAGE_MESSAGES))
+    }
+}
+
+/// A stored room message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    /// Message id (the envelope's, or `<source>-<seqno>` for plain text).
+    pub id: String,
+    /// The author (the verified gossipsub source).
+    pub from: PeerId,
+    /// Message time, unix ms.
+    pub ts: u64,
+    /// The room payload as published.
+    pub payload: String,
+}
+
+impl HistoryItem {
+    /// Its position.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            ts: self.ts,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A sealed direct message, as deposited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposit {
+    /// The recipient.
+    pub to: PeerId,
+    /// Message id (the sealed envelope's).
+    pub id: String,
+    /// The sealed bytes, base64 ([`crate::seal`]).
+    pub sealed: String,
+}
+
+/// A sealed direct message kept for its recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDm {
+    /// Message id.
+    pub id: String,
+    /// Who deposited it.
+    pub from: PeerId,
+    /// The sealed bytes, base64.
+    pub sealed: String,
+    /// When the store took it, unix ms.
+    pub stored_at: u64,
+}
+
+/// A request to a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreRequest {
+    /// A page of room history.
+    Query(HistoryQuery),
+    /// Answer once these messages of `room` are durably stored (after a bounded wait, with
+    /// those that are).
+    Receipt {
+        /// The room.
+        room: String,
+        /// Message ids.
+        ids: Vec<String>,
+    },
+    /// Keep a sealed DM for an offline recipient.
+    Deposit(Deposit),
+    /// The sealed DMs kept for the requester.
+    Fetch,
+    /// The requester has these DMs: forget them.
+    Ack {
+        /// Message ids.
+        ids: Vec<String>,
+    },
+    /// Which of the requester's deposits were fetched by their recipients.
+    Status {
+        /// Message ids.
+        ids: Vec<String>,
+    },
+}
+
+/// A store's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreResponse {
+    /// History, in (time, id) order.
+    Page {
+        /// The messages.
+        messages: Vec<HistoryItem>,
+        /// Where the next page starts; absent on the last one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<Cursor>,
+    },
+    /// These messages are durably stored.
+    Stored {
+        /// Message ids.
+        ids: Vec<String>,
+    },
+    /// The DM is durably stored for its recipient.
+    Deposited {
+        /// Message id.
+        id: String,
+    },
+    /// DMs kept for the requester.
+    Mailbox {
+        /// Oldest first.
+        dms: Vec<StoredDm>,
+    },
+    /// This many DMs were forgotten.
+    Acked {
+        /// How many.
+        count: u32,
+    },
+    /// Deposits fetched by their recipients.
+    Status {
+        /// Message ids.
+        delivered: Vec<String>,
+    },
+    /// The request was refused.
+    Error {
+        /// Why, for a person.
+        reason: String,
+    },
+}
+
+impl StoreResponse {
+    /// An error answer.
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self::Error {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl StoreRequest {
+    /// Checks what the JSON shape cannot: sizes, counts, room names.
+    pub fn validate(&self) -> Result<(), String> {
+        let ids_ok = |ids: &Vec<String>| {
+            if ids.len() > MAX_IDS_PER_REQUEST {
+                Err(format!(
+                    "{} ids in one request; the limit is {MAX_IDS_PER_REQUEST}",
+                    ids.len()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Self::Query(q) => {
+                crate::protocol::validate_room(&q.room).map_err(|e| e.to_string())?;
+                if let (Some(start), Some(end)) = (q.start, q.end) {
+                    if start > end {
+                        return Err(format!("start {start} is after end {end}"));
+                    }
+                }
+                if q.after.is_some() && q.before.is_some() {
+                    return Err("give `after` or `before`, not both".to_owned());
+                }
+                Ok(())
+            }
+            Self::Receipt { room, ids } => {
+                crate::protocol::validate_room(room).map_err(|e| e.to_string())?;
+                ids_ok(ids)
+            }
+            Self::Deposit(d) => {
+                if d.sealed.len() > MAX_SEALED_CHARS {
+                    return Err(format!(
+                        "sealed message is {} characters; the limit is {MAX_SEALED_CHARS}",
+                        d.sealed.len()
+                    ));
+                }
+                if d.id.is_empty() || d.id.len() > crate::envelope::MAX_ID_CHARS {
+                    return Err("a deposit needs an id of 1 to 64 characters".to_owned());
+                }
+                Ok(())
+            }
+            Self::Fetch => Ok(()),
+            Self::Ack { ids } | Self::Status { ids } => ids_ok(ids),
+        }
+    }
+}
+
+/// The store protocol's codec. A request that does not decode is still handed to the store as
+/// `Err(reason)`, so that it gets an error answer instead of a closed stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreCodec;
+
+/// Reads at most `limit` bytes; `Ok(None)` when there was more.
+async fn read_capped<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    io.take(limit as u64 + 1).read_to_end(&mut bytes).await?;
+    Ok((bytes.len() <= limit).then_some(bytes))
+}
+
+async fn write_json<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    value: &impl Serialize,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    io.write_all(&bytes).await?;
+    io.close().await
+}
+
+impl request_response::Codec for StoreCodec {
+    type Protocol = StreamProtocol;
+    type Request = Result<StoreRequest, String>;
+    type Response = StoreResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let Some(bytes) = read_capped(io, MAX_STORE_REQUEST_BYTES).await? else {
+            return Ok(Err(format!(
+                "request is over {MAX_STORE_REQUEST_BYTES} bytes"
+            )));
+        };
+        Ok(serde_json::from_slice::<StoreRequest>(&bytes)
+            .map_err(|e| format!("malformed request: {e}"))
+            .and_then(|request| request.validate().map(|()| request)))
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<StoreResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let Some(bytes) = read_capped(io, MAX_STORE_RESPONSE_BYTES).await? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("store response is over {MAX_STORE_RESPONSE_BYTES} bytes"),
+            ));
+        };
+        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Self::Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let request = request.map_err(io::Error::other)?;
+        write_json(io, &request).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: StoreResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_json(io, &response).await
+    }
+}
+
+/// Work for a store backend (the relay's database), handed over by the chat core so that the
+/// swarm never waits on a disk.
+#[derive(Debug)]
+pub enum StoreJob {
+    /// Keep a room message the hub saw.
+    Append {
+        /// The room.
+        room: String,
+        /// The message.
+        item: HistoryItem,
+    },
+    /// Answer a peer's request through `reply` (a receipt waits until its message is durable).
+    Request {
+        /// The requester, authenticated by its connection.
+        from: PeerId,
+        /// What it asked.
+        request: StoreRequest,
+        /// Where the answer goes.
+        reply: futures::channel::oneshot::Sender<StoreResponse>,
+    },
+}
+
+/// The chat core's end of a store backend: bounded, never waited on.
+pub type StoreHandle = futures::channel::mpsc::Sender<StoreJob>;
+
+/// The store protocol's behaviour.
+pub type StoreBehaviour = request_response::Behaviour<StoreCodec>;
+
+/// How long a store request may take (a receipt waits for the write).
+pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Builds the store behaviour: a relay answers requests, a peer only makes them.
+pub fn store_behaviour(serves: bool) -> StoreBehaviour {
+    let support = if serves {
+        ProtocolSupport::Inbound
+    } else {
+        ProtocolSupport::Outbound
+    };
+    request_response::Behaviour::with_codec(
+        StoreCodec,
+        [(HISTORY_PROTOCOL, support)],
+        request_response::Config::default().with_request_timeout(STORE_TIMEOUT),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_the_documented_shape() {
+        let fetch = serde_json::to_string(&StoreRequest::Fetch).expect("test setup");
+        assert_eq!(fetch, r#""fetch""#);
+        let query = StoreRequest::Query(HistoryQuery {
+            room: "lobby".into(),
+            limit: Some(5),
+            ..Default::default()
+        });
+        let json = serde_json::to_string(&query).expect("test setup");
+        assert_eq!(
+            json,
+            r#"{"query":{"room":"lobby","limit":5,"newest":false}}"#
+        );
+        let back: StoreRequest =
+            serde_json::from_str(r#"{"query":{"room":"lobby"}}"#).expect("test setup");
+        assert!(matches!(back, StoreRequest::Query(q) if q.page_size() == MAX_PAGE_MESSAGES));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_reason() {
+        let bad_room = StoreRequest::Query(HistoryQuery {
+            room: String::new(),
+            ..Default::default()
+        });
+        assert!(bad_room.validate().is_err());
+        let backwards = StoreRequest::Query(HistoryQuery {
+            room: "lobby".into(),
+            start: Some(10),
+            end: Some(5),
+            ..Default::default()
+        });
+        assert!(backwards
+            .validate()
+            .expect_err("should fail")
+            .contains("after end"));
+        let many = StoreRequest::Ack {
+            ids: vec!["x".into(); MAX_IDS_PER_REQUEST + 1],
+        };
+        assert!(many.validate().expect_err("should fail").contains("limit"));
+    }
+
+    #[test]
+    fn the_codec_turns_garbage_and_oversized_requests_into_errors() {
+        use request_response::Codec;
+        futures::executor::block_on(async {
+            let mut codec = StoreCodec;
+            let mut garbage: &[u8] = b"{not json";
+            let got = codec
+                .read_request(&HISTORY_PROTOCOL, &mut garbage)
+                .await
+                .expect("test setup");
+            assert!(got
+                .expect_err("should fail")
+                .starts_with("malformed request"));
+            let big = vec![b' '; MAX_STORE_REQUEST_BYTES + 10];
+            let got = codec
+                .read_request(&HISTORY_PROTOCOL, &mut big.as_slice())
+                .await
+                .expect("test setup");
+            assert!(got.expect_err("should fail").contains("over"));
+            let mut good: &[u8] = br#"{"receipt":{"room":"lobby","ids":["abc"]}}"#;
+            let got = codec
+                .read_request(&HISTORY_PROTOCOL, &mut good)
+                .await
+                .expect("test setup");
+            assert_eq!(
+                got.expect("test setup"),
+                StoreRequest::Receipt {
+                    room: "lobby".into(),
+                    ids: vec!["abc".into()]
+                }
+            );
+        });
+    }
+}
