@@ -8,9 +8,8 @@ use libp2p::{
 };
 
 use crate::dht::{Dht, DhtSlot};
-use crate::store::{store_behaviour, StoreBehaviour};
+use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
-use crate::dm::{dm_behaviour, DmBehaviour};
 use crate::protocol::{
     agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_TRANSMIT_BYTES, PING_INTERVAL, PING_TIMEOUT,
 };
@@ -78,9 +77,9 @@ pub struct Behaviour<X: Extension> {
     /// Peer discovery and lookups (Kademlia; empty in the browser build, see [`crate::dht`]).
     pub kad: Dht,
     /// Direct messages with acknowledgements.
-    pub dm: DmBehaviour,
+    pub dm: RpcBehaviour,
     /// History, store receipts and the mailbox of sealed DMs (the relay serves it).
-    pub store: StoreBehaviour,
+    pub store: RpcBehaviour,
     /// What the platform adds.
     pub ext: X,
 }

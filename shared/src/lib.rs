@@ -6,6 +6,7 @@
 //! - [`dm`]: the direct-message protocol and its acknowledgement.
 //! - [`behaviour`]: the libp2p behaviour every peer runs, with a slot for native extras.
 //! - [`core`]: the runtime-agnostic event loop, its [`core::Client`] and [`core::Event`]s.
+//! - [`rpc`]: the one request-response codec of the DM and store protocols.
 //! - [`store`]: the store protocol (history, receipts, mailbox of sealed DMs).
 //! - [`seal`]: sealing a DM to its recipient's identity key.
 //! - [`text`]: nicknames, display-safe text, times.
@@ -18,6 +19,7 @@ pub mod dht;
 pub mod dm;
 pub mod envelope;
 pub mod protocol;
+pub mod rpc;
 pub mod seal;
 pub mod store;
 pub mod text;

@@ -1,4 +1,4 @@
-//! The store protocol, [`HISTORY_PROTOCOL`] (`/p2p-chat/history/1.0.0`): what a peer asks of a
+//! The store protocol, [`crate::protocol::HISTORY_PROTOCOL`] (`/p2p-chat/history/1.0.0`): what a peer asks of a
 //! store (the relay), modelled on Waku's Store: room history by time range and cursor, page by
 //! page; plus receipts for stored messages and a mailbox of sealed direct messages for peers that
 //! were offline.
@@ -30,14 +30,10 @@
 //! room payload exactly as published (an envelope, or plain text from another libp2p chat), and
 //! `from` its author, the signed gossipsub source the store verified.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::{PeerId, StreamProtocol};
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{HISTORY_PROTOCOL, MAX_PAYLOAD_BYTES};
+use crate::protocol::MAX_PAYLOAD_BYTES;
 
 /// Most messages in a history page.
 pub const MAX_PAGE_MESSAGES: usize = 100;
@@ -274,92 +270,6 @@ impl StoreRequest {
     }
 }
 
-/// The store protocol's codec. A request that does not decode is still handed to the store as
-/// `Err(reason)`, so that it gets an error answer instead of a closed stream.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StoreCodec;
-
-/// Reads at most `limit` bytes; `Ok(None)` when there was more.
-async fn read_capped<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    limit: usize,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    io.take(limit as u64 + 1).read_to_end(&mut bytes).await?;
-    Ok((bytes.len() <= limit).then_some(bytes))
-}
-
-async fn write_json<T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    value: &impl Serialize,
-) -> io::Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    io.write_all(&bytes).await?;
-    io.close().await
-}
-
-impl request_response::Codec for StoreCodec {
-    type Protocol = StreamProtocol;
-    type Request = Result<StoreRequest, String>;
-    type Response = StoreResponse;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let Some(bytes) = read_capped(io, MAX_STORE_REQUEST_BYTES).await? else {
-            return Ok(Err(format!(
-                "request is over {MAX_STORE_REQUEST_BYTES} bytes"
-            )));
-        };
-        Ok(serde_json::from_slice::<StoreRequest>(&bytes)
-            .map_err(|e| format!("malformed request: {e}"))
-            .and_then(|request| request.validate().map(|()| request)))
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<StoreResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let Some(bytes) = read_capped(io, MAX_STORE_RESPONSE_BYTES).await? else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("store response is over {MAX_STORE_RESPONSE_BYTES} bytes"),
-            ));
-        };
-        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Self::Request,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        let request = request.map_err(io::Error::other)?;
-        write_json(io, &request).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: StoreResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_json(io, &response).await
-    }
-}
-
 /// Work for a store backend (the relay's database), handed over by the chat core so that the
 /// swarm never waits on a disk.
 #[derive(Debug)]
@@ -384,26 +294,6 @@ pub enum StoreJob {
 
 /// The chat core's end of a store backend: bounded, never waited on.
 pub type StoreHandle = futures::channel::mpsc::Sender<StoreJob>;
-
-/// The store protocol's behaviour.
-pub type StoreBehaviour = request_response::Behaviour<StoreCodec>;
-
-/// How long a store request may take (a receipt waits for the write).
-pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Builds the store behaviour: a relay answers requests, a peer only makes them.
-pub fn store_behaviour(serves: bool) -> StoreBehaviour {
-    let support = if serves {
-        ProtocolSupport::Inbound
-    } else {
-        ProtocolSupport::Outbound
-    };
-    request_response::Behaviour::with_codec(
-        StoreCodec,
-        [(HISTORY_PROTOCOL, support)],
-        request_response::Config::default().with_request_timeout(STORE_TIMEOUT),
-    )
-}
 
 #[cfg(test)]
 mod tests {
@@ -449,39 +339,5 @@ mod tests {
             ids: vec!["x".into(); MAX_IDS_PER_REQUEST + 1],
         };
         assert!(many.validate().expect_err("should fail").contains("limit"));
-    }
-
-    #[test]
-    fn the_codec_turns_garbage_and_oversized_requests_into_errors() {
-        use request_response::Codec;
-        futures::executor::block_on(async {
-            let mut codec = StoreCodec;
-            let mut garbage: &[u8] = b"{not json";
-            let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut garbage)
-                .await
-                .expect("test setup");
-            assert!(got
-                .expect_err("should fail")
-                .starts_with("malformed request"));
-            let big = vec![b' '; MAX_STORE_REQUEST_BYTES + 10];
-            let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut big.as_slice())
-                .await
-                .expect("test setup");
-            assert!(got.expect_err("should fail").contains("over"));
-            let mut good: &[u8] = br#"{"receipt":{"room":"lobby","ids":["abc"]}}"#;
-            let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut good)
-                .await
-                .expect("test setup");
-            assert_eq!(
-                got.expect("test setup"),
-                StoreRequest::Receipt {
-                    room: "lobby".into(),
-                    ids: vec!["abc".into()]
-                }
-            );
-        });
     }
 }

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{self, CoreConfig, SendOutcome};
+use p2p_chat_shared::core::{self, CoreConfig, HistoryMark, SendOutcome, CATCH_UP_OVERLAP_MS};
 use p2p_chat_shared::protocol::{validate_room, DEFAULT_ROOM};
 use p2p_chat_shared::text::{clean_nick, random_nick};
 
@@ -51,6 +51,10 @@ async fn start(chat: Chat) {
     storage::set_nick(&nick);
     chat.me.set(Some(key.public().to_peer_id()));
     chat.nick.set(nick.clone());
+    let config = CoreConfig {
+        identity: Some(key.clone()),
+        ..CoreConfig::peer(&nick)
+    };
     let swarm = match crate::transport::build(key) {
         Ok(swarm) => swarm,
         Err(e) => {
@@ -58,7 +62,7 @@ async fn start(chat: Chat) {
             return;
         }
     };
-    let (client, mut events, event_loop) = core::new(swarm, CoreConfig::peer(&nick));
+    let (client, mut events, event_loop) = core::new(swarm, config);
     say_goodbye_on_close(client.clone());
     chat.client.set_value(Some(client));
     spawn_local(event_loop.run());
@@ -134,25 +138,44 @@ pub fn connect_pasted(chat: Chat, text: String) -> Result<(), String> {
     Ok(())
 }
 
-/// Joins a room and makes it current.
+/// Joins a room and makes it current: shows what this browser kept of it, and catches up from
+/// the relay on the rest.
 pub async fn join(chat: Chat, room: String) {
     let Some(client) = chat.client() else { return };
     if let Err(e) = validate_room(&room) {
         chat.error.set(Some(e.to_string()));
         return;
     }
-    match client.join(room.clone()).await {
+    let kept = storage::history(&room);
+    let me = chat.me.get_untracked();
+    chat.rooms.update(|rooms| {
+        if !rooms.iter().any(|r| r.name == room) {
+            let mut view = RoomView::new(room.clone());
+            view.lines = kept.iter().map(|k| Line::kept(k, me)).collect();
+            rooms.push(view);
+        }
+    });
+    match client.join_after(room.clone(), mark(&kept)).await {
         Ok(()) => {
-            chat.rooms.update(|rooms| {
-                if !rooms.iter().any(|r| r.name == room) {
-                    rooms.push(RoomView::new(room.clone()));
-                }
-            });
             select_room(chat, room);
             save_rooms(chat);
         }
-        Err(e) => chat.error.set(Some(e.to_string())),
+        Err(e) => {
+            chat.rooms.update(|rooms| rooms.retain(|r| r.name != room));
+            chat.error.set(Some(e.to_string()));
+        }
     }
+}
+
+/// Where a catch-up starts: the newest message kept, and those of the minutes before it.
+fn mark(kept: &[storage::Kept]) -> Option<HistoryMark> {
+    let newest_ts = kept.iter().map(|k| k.ts).max()?;
+    let recent = kept
+        .iter()
+        .filter(|k| k.ts + CATCH_UP_OVERLAP_MS >= newest_ts)
+        .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone())))
+        .collect();
+    Some(HistoryMark { newest_ts, recent })
 }
 
 /// Leaves a room.
@@ -194,16 +217,27 @@ pub async fn send(chat: Chat, text: String) {
     };
     match client.send_message(room.clone(), text.clone()).await {
         Ok(outcome) => {
+            let me = chat.me.get_untracked();
             let line = Line {
                 id: outcome.id().to_owned(),
-                from: chat.me.get_untracked(),
+                from: me,
                 nick: chat.nick.get_untracked(),
-                text,
+                text: text.clone(),
                 time: clock(0),
                 own: true,
                 notice: false,
                 queued: matches!(outcome, SendOutcome::Queued { .. }),
+                history: false,
+                stored: None,
             };
+            let kept = storage::Kept {
+                id: line.id.clone(),
+                from: me.map(|p| p.to_string()).unwrap_or_default(),
+                nick: line.nick.clone(),
+                text,
+                ts: p2p_chat_shared::text::now_unix_ms(),
+            };
+            storage::keep(&room, vec![kept]);
             chat.push_line(&room, line);
         }
         Err(e) => chat.error.set(Some(e.to_string())),
@@ -229,6 +263,7 @@ pub async fn send_dm(chat: Chat, peer: PeerId, nick: String, text: String) {
     chat.dms.update(|dms| {
         dms.push(DmLine {
             key,
+            id: None,
             peer,
             nick,
             text: text.clone(),
@@ -236,13 +271,15 @@ pub async fn send_dm(chat: Chat, peer: PeerId, nick: String, text: String) {
             state: DmState::Sending,
         })
     });
-    let state = match client.dm(peer, text).await {
-        Ok(_) => DmState::Delivered,
-        Err(e) => DmState::Failed(e.to_string()),
+    let (state, id) = match client.dm(peer, text).await {
+        Ok(r) if r.stored => (DmState::Stored, Some(r.id)),
+        Ok(r) => (DmState::Delivered, Some(r.id)),
+        Err(e) => (DmState::Failed(e.to_string()), None),
     };
     chat.dms.update(|dms| {
         if let Some(line) = dms.iter_mut().find(|d| d.key == key) {
             line.state = state;
+            line.id = id;
         }
     });
 }

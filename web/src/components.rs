@@ -132,13 +132,25 @@ fn line_view(line: Line) -> impl IntoView {
     if line.notice {
         return view! { <li class="notice" data-testid="notice">{line.time} " · " {line.text}</li> }.into_any();
     }
+    let (mark, title) = match line.stored {
+        Some(true) => (
+            "✓✓",
+            "kept by the relay: members who are away get it when they return",
+        ),
+        Some(false) => ("!", "the relay did not confirm keeping it"),
+        None if line.own => ("✓", "sent"),
+        None => ("", ""),
+    };
     view! {
-        <li class="message" class:own=line.own class:queued=line.queued data-testid="message"
-            data-own=line.own.to_string()>
+        <li class="message" class:own=line.own class:queued=line.queued class:history=line.history
+            data-testid="message" data-own=line.own.to_string()
+            data-history=line.history.to_string()
+            title=if line.history { "from history" } else { "" }>
             <span class="time">{line.time}</span>
             <span class="nick" data-testid="message-nick">{line.nick}</span>
             <span class="short-id">{who}</span>
             <span class="text" data-testid="message-text">{line.text}</span>
+            <span class="stored" data-testid="stored" title=title>{mark}</span>
         </li>
     }
     .into_any()
@@ -152,7 +164,7 @@ pub fn Messages() -> impl IntoView {
     view! {
         <h2 class="room-title">{move || chat.current.get().map(|r| format!("#{r}")).unwrap_or_else(|| "no room".into())}</h2>
         <ul class="messages" data-testid="messages">
-            <For each=lines key=|l| (l.id.clone(), l.queued) children=line_view/>
+            <For each=lines key=|l| (l.id.clone(), l.queued, l.stored) children=line_view/>
         </ul>
     }
 }
@@ -229,7 +241,15 @@ pub fn DirectMessages() -> impl IntoView {
                 {
                     let (label, class) = match &dm.state {
                         DmState::Received => ("from".to_owned(), "received"),
+                        DmState::ReceivedKept => (
+                            "from, while you were away".to_owned(),
+                            "received-kept",
+                        ),
                         DmState::Sending => ("sending".to_owned(), "sending"),
+                        DmState::Stored => (
+                            "stored: delivered when they are back".to_owned(),
+                            "stored",
+                        ),
                         DmState::Delivered => ("delivered".to_owned(), "delivered"),
                         DmState::Failed(e) => (format!("failed: {e}"), "failed"),
                     };

@@ -3,10 +3,11 @@
 
 use leptos::prelude::*;
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{Client, Event};
+use p2p_chat_shared::core::{ChatMessage, Client, Event};
 use p2p_chat_shared::text::short_peer_id;
 
 use crate::relay_addr::transport_name;
+use crate::storage::{self, Kept};
 
 /// Connection state shown at the top of the page.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,56 @@ pub struct Line {
     pub notice: bool,
     /// Own message waiting for the room to be ready.
     pub queued: bool,
+    /// From the relay's history or this browser's, not live.
+    pub history: bool,
+    /// Own message: `Some(true)` once the relay confirmed keeping it, `Some(false)` if it did not.
+    pub stored: Option<bool>,
+}
+
+impl Line {
+    /// A room message as a line.
+    pub fn message(m: &ChatMessage, history: bool) -> Self {
+        Self {
+            id: m.id.clone(),
+            from: Some(m.from),
+            nick: m.nick.clone(),
+            text: m.text.clone(),
+            time: clock(m.sent_at),
+            own: false,
+            notice: false,
+            queued: false,
+            history,
+            stored: None,
+        }
+    }
+
+    /// A message kept in this browser.
+    pub fn kept(k: &Kept, me: Option<PeerId>) -> Self {
+        let from = k.from.parse().ok();
+        Self {
+            id: k.id.clone(),
+            own: from.is_some() && from == me,
+            from,
+            nick: k.nick.clone(),
+            text: k.text.clone(),
+            time: clock(k.ts),
+            notice: false,
+            queued: false,
+            history: true,
+            stored: None,
+        }
+    }
+}
+
+/// What the browser keeps of a room message.
+pub fn kept(m: &ChatMessage) -> Kept {
+    Kept {
+        id: m.id.clone(),
+        from: m.from.to_string(),
+        nick: m.nick.clone(),
+        text: m.text.clone(),
+        ts: m.sent_at,
+    }
 }
 
 /// A room the page is in.
@@ -92,7 +143,11 @@ impl RoomView {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DmState {
     Received,
+    /// Received from the relay's mailbox: sent while this page was closed.
+    ReceivedKept,
     Sending,
+    /// The recipient was offline: the relay keeps it, sealed, until it returns.
+    Stored,
     Delivered,
     Failed(String),
 }
@@ -101,6 +156,8 @@ pub enum DmState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DmLine {
     pub key: u64,
+    /// The message id, once known (for the delivery notice of a stored DM).
+    pub id: Option<String>,
     pub peer: PeerId,
     pub nick: String,
     pub text: String,
@@ -219,6 +276,8 @@ impl Chat {
             own: false,
             notice: true,
             queued: false,
+            history: false,
+            stored: None,
         };
         self.push_line(room, line);
     }
@@ -227,31 +286,47 @@ impl Chat {
     pub fn apply(&self, event: Event) {
         match event {
             Event::Message(m) => {
-                let line = Line {
-                    id: m.id,
-                    from: Some(m.from),
-                    nick: m.nick,
-                    text: m.text,
-                    time: clock(m.sent_at),
-                    own: false,
-                    notice: false,
-                    queued: false,
-                };
-                self.push_line(&m.room, line);
+                storage::keep(&m.room, vec![kept(&m)]);
+                self.push_line(&m.room, Line::message(&m, false));
+            }
+            Event::History { room, messages, .. } => {
+                storage::keep(&room, messages.iter().map(kept).collect());
+                for m in &messages {
+                    self.push_line(&room, Line::message(m, true));
+                }
+            }
+            Event::Stored { room, id } => self.mark_stored(&room, &id, true),
+            Event::NotStored { room, id, reason } => {
+                self.mark_stored(&room, &id, false);
+                self.error
+                    .set(Some(format!("the relay did not keep a message: {reason}")));
             }
             Event::DirectMessage(d) => {
                 let key = self.key();
                 self.dms.update(|dms| {
                     dms.push(DmLine {
                         key,
+                        id: Some(d.id),
                         peer: d.from,
                         nick: d.nick,
                         text: d.text,
                         time: clock(d.sent_at),
-                        state: DmState::Received,
+                        state: if d.stored {
+                            DmState::ReceivedKept
+                        } else {
+                            DmState::Received
+                        },
                     })
                 });
             }
+            Event::DmDelivered { id, .. } => self.dms.update(|dms| {
+                for line in dms
+                    .iter_mut()
+                    .filter(|d| d.id.as_deref() == Some(id.as_str()))
+                {
+                    line.state = DmState::Delivered;
+                }
+            }),
             Event::MemberJoined { room, peer, nick } => {
                 self.with_room(&room, |r| {
                     r.members.retain(|(p, _)| *p != peer);
@@ -303,6 +378,14 @@ impl Chat {
             ))),
             _ => {}
         }
+    }
+
+    fn mark_stored(&self, room: &str, id: &str, stored: bool) {
+        self.with_room(room, |r| {
+            for line in r.lines.iter_mut().filter(|l| l.id == id) {
+                line.stored = Some(stored);
+            }
+        });
     }
 
     fn connected_to_relay(&self, relay: PeerId, addr: &Multiaddr) {

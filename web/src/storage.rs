@@ -40,3 +40,52 @@ pub fn rooms() -> Vec<String> {
 pub fn set_rooms(rooms: &[String]) {
     let _ = LocalStorage::set(ROOMS, rooms);
 }
+
+const HISTORY_PREFIX: &str = "p2p-chat/history/";
+/// Most messages kept per room; the oldest are dropped first.
+pub const HISTORY_PER_ROOM: usize = 300;
+/// Most bytes of JSON kept per room (localStorage holds about 5 MB per origin).
+const HISTORY_BYTES_PER_ROOM: usize = 512 * 1024;
+
+/// A room message kept in the browser.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    pub id: String,
+    pub from: String,
+    pub nick: String,
+    pub text: String,
+    pub ts: u64,
+}
+
+/// The messages kept for `room`, oldest first.
+pub fn history(room: &str) -> Vec<Kept> {
+    LocalStorage::get(format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
+}
+
+/// Keeps `new` messages of `room` (ids already kept are skipped), dropping the oldest beyond the
+/// caps.
+pub fn keep(room: &str, new: Vec<Kept>) {
+    if new.is_empty() {
+        return;
+    }
+    let mut kept = history(room);
+    for message in new {
+        if !kept.iter().any(|k| k.id == message.id) {
+            kept.push(message);
+        }
+    }
+    if kept.len() > HISTORY_PER_ROOM {
+        let extra = kept.len() - HISTORY_PER_ROOM;
+        kept.drain(..extra);
+    }
+    while serde_json::to_string(&kept).map_or(0, |s| s.len()) > HISTORY_BYTES_PER_ROOM {
+        let tenth = (kept.len() / 10).max(1);
+        kept.drain(..tenth.min(kept.len()));
+    }
+    if LocalStorage::set(format!("{HISTORY_PREFIX}{room}"), &kept).is_err() {
+        // Full storage: keep the newest half rather than nothing.
+        let half = kept.len() / 2;
+        kept.drain(..half);
+        let _ = LocalStorage::set(format!("{HISTORY_PREFIX}{room}"), &kept);
+    }
+}

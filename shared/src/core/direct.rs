@@ -17,6 +17,7 @@ use crate::behaviour::Extension;
 use crate::dm::{AckStatus, DmAck};
 use crate::envelope::{Envelope, Kind, RawEnvelope};
 use crate::protocol::DM_TIMEOUT;
+use crate::rpc::{Request, Response};
 
 /// A direct message on its way, with the reply its sender waits for.
 #[derive(Debug)]
@@ -92,7 +93,7 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn dispatch_dm(&mut self, outgoing: Outgoing) {
-        let request = RawEnvelope::from(&outgoing.envelope);
+        let request = Request::Dm(RawEnvelope::from(&outgoing.envelope));
         let id = self
             .swarm
             .behaviour_mut()
@@ -136,14 +137,16 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Every DM protocol event.
-    pub(super) fn on_dm_event(&mut self, event: request_response::Event<RawEnvelope, DmAck>) {
+    pub(super) fn on_dm_event(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message};
         match event {
             E::Message {
                 peer,
                 message:
                     Message::Request {
-                        request, channel, ..
+                        request: Request::Dm(request),
+                        channel,
+                        ..
                     },
                 ..
             } => {
@@ -152,7 +155,7 @@ impl<X: Extension> EventLoop<X> {
                     .swarm
                     .behaviour_mut()
                     .dm
-                    .send_response(channel, ack)
+                    .send_response(channel, Response::Dm(ack))
                     .is_err()
                 {
                     tracing::debug!(%peer, "dm sender went away before the acknowledgement");
@@ -164,7 +167,7 @@ impl<X: Extension> EventLoop<X> {
                 message:
                     Message::Response {
                         request_id,
-                        response,
+                        response: Response::Dm(response),
                     },
             } => {
                 let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) else {
@@ -206,7 +209,8 @@ impl<X: Extension> EventLoop<X> {
             E::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound direct message failed");
             }
-            E::ResponseSent { .. } => {}
+            // Store messages never come over the DM protocol (the codec reads by protocol).
+            E::Message { .. } | E::ResponseSent { .. } => {}
         }
     }
 

@@ -112,7 +112,9 @@ impl<X: Extension> EventLoop<X> {
         tracing::debug!("chat core stopped");
     }
 
-    /// Hands an event to the UI without ever waiting for it.
+    /// Hands an event to the UI without ever waiting for it. Not inlined: it is called from
+    /// everywhere, and one copy keeps the browser build small.
+    #[inline(never)]
     pub(super) fn emit(&mut self, event: Event) {
         if self.missed > 0 {
             match self.events.try_send(Event::Lagged {

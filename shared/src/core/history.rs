@@ -26,6 +26,7 @@ use super::{ChatError, Event, EventLoop};
 use crate::behaviour::{Extension, Role};
 use crate::envelope::{decode_room_payload, Kind, Payload};
 use crate::protocol::HISTORY_PROTOCOL;
+use crate::rpc::{Request, Response};
 use crate::store::{
     Cursor, Deposit, HistoryItem, HistoryQuery, StoreHandle, StoreJob, StoreRequest, StoreResponse,
     MAX_CLOCK_SKEW_MS, MAX_IDS_PER_REQUEST,
@@ -50,7 +51,7 @@ const MAX_RECEIPTS_IN_FLIGHT: usize = 4;
 /// Most deposited DMs whose delivery we follow.
 const MAX_TRACKED_DEPOSITS: usize = 1000;
 
-type Answer = BoxFuture<'static, (ResponseChannel<StoreResponse>, StoreResponse)>;
+type Answer = BoxFuture<'static, (ResponseChannel<Response>, StoreResponse)>;
 
 /// A catch-up under way in one room.
 #[derive(Debug, Default)]
@@ -217,11 +218,10 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn ask_page(&mut self, store: PeerId, room: String, query: HistoryQuery) {
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .store
-            .send_request(&store, Ok(StoreRequest::Query(query.clone())));
+        let id = self.swarm.behaviour_mut().store.send_request(
+            &store,
+            Request::Store(Ok(StoreRequest::Query(query.clone()))),
+        );
         self.stores
             .outstanding
             .insert(id, Outstanding::Page { room, query });
@@ -331,7 +331,7 @@ impl<X: Extension> EventLoop<X> {
                 .swarm
                 .behaviour_mut()
                 .store
-                .send_request(&store, Ok(request));
+                .send_request(&store, Request::Store(Ok(request)));
             self.stores.receipts_in_flight += 1;
             self.stores
                 .outstanding
@@ -367,7 +367,7 @@ impl<X: Extension> EventLoop<X> {
             .swarm
             .behaviour_mut()
             .store
-            .send_request(&store, Ok(request));
+            .send_request(&store, Request::Store(Ok(request)));
         self.stores
             .outstanding
             .insert(request_id, Outstanding::Deposit { outgoing, reason });
@@ -386,7 +386,7 @@ impl<X: Extension> EventLoop<X> {
             .swarm
             .behaviour_mut()
             .store
-            .send_request(&store, Ok(StoreRequest::Fetch));
+            .send_request(&store, Request::Store(Ok(StoreRequest::Fetch)));
         self.stores.outstanding.insert(id, Outstanding::Fetch);
     }
 
@@ -434,7 +434,7 @@ impl<X: Extension> EventLoop<X> {
             .swarm
             .behaviour_mut()
             .store
-            .send_request(&store, Ok(StoreRequest::Ack { ids }));
+            .send_request(&store, Request::Store(Ok(StoreRequest::Ack { ids })));
         self.stores.outstanding.insert(id, Outstanding::Ack);
         if full {
             // More are waiting: ask again once this batch is forgotten.
@@ -462,7 +462,7 @@ impl<X: Extension> EventLoop<X> {
                 .swarm
                 .behaviour_mut()
                 .store
-                .send_request(&store, Ok(StoreRequest::Status { ids }));
+                .send_request(&store, Request::Store(Ok(StoreRequest::Status { ids })));
             self.stores.outstanding.insert(id, Outstanding::Status);
         }
     }
@@ -510,17 +510,16 @@ impl<X: Extension> EventLoop<X> {
 
     // ----- the protocol's events -----
 
-    pub(super) fn on_store_event(
-        &mut self,
-        event: request_response::Event<Result<StoreRequest, String>, StoreResponse>,
-    ) {
+    pub(super) fn on_store_event(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message};
         match event {
             E::Message {
                 peer,
                 message:
                     Message::Request {
-                        request, channel, ..
+                        request: Request::Store(request),
+                        channel,
+                        ..
                     },
                 ..
             } => self.serve_store_request(peer, request, channel),
@@ -529,7 +528,7 @@ impl<X: Extension> EventLoop<X> {
                 message:
                     Message::Response {
                         request_id,
-                        response,
+                        response: Response::Store(response),
                     },
                 ..
             } => {
@@ -551,7 +550,8 @@ impl<X: Extension> EventLoop<X> {
             E::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "store request failed");
             }
-            E::ResponseSent { .. } => {}
+            // DMs never come over the store protocol (the codec reads by protocol).
+            E::Message { .. } | E::ResponseSent { .. } => {}
         }
     }
 
@@ -669,8 +669,11 @@ impl<X: Extension> EventLoop<X> {
         &mut self,
         from: PeerId,
         request: Result<StoreRequest, String>,
-        channel: ResponseChannel<StoreResponse>,
+        channel: ResponseChannel<Response>,
     ) {
+        if cfg!(target_arch = "wasm32") {
+            return; // the browser serves no store (its codec refuses before this)
+        }
         let request = match request {
             Ok(request) => request,
             Err(reason) => {
@@ -711,14 +714,14 @@ impl<X: Extension> EventLoop<X> {
 
     pub(super) fn respond_store(
         &mut self,
-        channel: ResponseChannel<StoreResponse>,
+        channel: ResponseChannel<Response>,
         response: StoreResponse,
     ) {
         if self
             .swarm
             .behaviour_mut()
             .store
-            .send_response(channel, response)
+            .send_response(channel, Response::Store(response))
             .is_err()
         {
             tracing::debug!("store requester went away before the answer");
