@@ -2,6 +2,8 @@
 //! waits bounded in time.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::time::Duration;
 
 use futures::StreamExt;
