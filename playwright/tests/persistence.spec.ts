@@ -20,6 +20,48 @@ test('a reload keeps the peer id, the nickname and the rooms', async ({ browser 
     expect(await page.nick()).toBe('stays');
     await expect(page.page.locator('[data-testid=room][data-room=second]')).toBeVisible();
     await expect(page.page.locator('[data-testid=room][data-room=lobby]')).toBeVisible();
+
+    // The reloaded page chats at once, although the relay still held the old page's
+    // connection when it came back (it closes both, and the page redials).
+    await page.page.locator('[data-testid=room][data-room=lobby] .room-name').click();
+    await page.ready();
+    const cli = await CliPeer.start(relay, 'witness');
+    await expect(page.member(cli.peerId)).toBeVisible();
+    await page.send('after the reload');
+    await cli.event('the message after the reload', (e) => e.event === 'message' && e.text === 'after the reload');
+    cli.send({ cmd: 'send', text: 'welcome back' });
+    await expect(page.message('welcome back')).toBeVisible();
+    await cli.stop();
+  } finally {
+    await relay.stop();
+  }
+});
+
+test('two tabs of one browser get their own peer ids and both chat', async ({ browser }) => {
+  const relay = await Relay.start();
+  try {
+    const first = await ChatPage.open(browser, relay.pageUrl('webrtc'));
+    await first.connected();
+    await first.ready();
+    const second = new ChatPage(await first.page.context().newPage());
+    await second.page.goto(relay.pageUrl('webrtc'));
+    await second.connected();
+    await second.ready();
+    const [a, b] = [await first.peerId(), await second.peerId()];
+    expect(a).not.toBe(b);
+    await expect(first.member(b)).toBeVisible();
+    await second.send('from the second tab');
+    await expect(first.message('from the second tab')).toBeVisible();
+    await first.send('from the first tab');
+    await expect(second.message('from the first tab')).toBeVisible();
+    // The first tab keeps the browser's identity across a reload; the second keeps its own.
+    await first.page.reload();
+    await first.connected();
+    expect(await first.peerId()).toBe(a);
+    await second.page.reload();
+    await second.connected();
+    expect(await second.peerId()).toBe(b);
+    expect([...first.errors, ...second.errors]).toEqual([]);
   } finally {
     await relay.stop();
   }

@@ -7,6 +7,10 @@
 //! nobody listening, and the streams are lost until negotiation times out (~10 s: a page that
 //! cannot publish and does not see the room). The browser's first stream proves its handler is
 //! in place; until then (or [`HOLD_LIMIT`], for peers that never open one) the relay waits.
+//!
+//! It also closes in the background. Closing a WebRTC connection whose browser is gone (a closed
+//! or reloaded tab) waits for the transport's timeouts, many seconds during which the swarm
+//! still counts the connection as open; a reloaded page would keep meeting its own ghost.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -18,9 +22,13 @@ use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent, StreamMuxerExt};
 /// Longest the relay holds its streams back.
 pub const HOLD_LIMIT: Duration = Duration::from_millis(1500);
 
+/// Longest a background close may take before it is abandoned.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(30);
+
 /// A muxer whose outbound streams wait for the first inbound one.
 pub struct HoldOutbound<M> {
-    inner: M,
+    /// `None` once closing (in the background).
+    inner: Option<M>,
     released: bool,
     limit: Pin<Box<tokio::time::Sleep>>,
     waiting: Option<Waker>,
@@ -30,7 +38,7 @@ impl<M> HoldOutbound<M> {
     /// Wraps the muxer of a connection a browser just opened.
     pub fn new(inner: M) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             released: false,
             limit: Box::pin(tokio::time::sleep(HOLD_LIMIT)),
             waiting: None,
@@ -45,7 +53,16 @@ impl<M> HoldOutbound<M> {
     }
 }
 
-impl<M: StreamMuxer + Unpin> StreamMuxer for HoldOutbound<M> {
+/// The error of a muxer used after it was closed.
+fn closed<E: From<std::io::Error>>() -> E {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "connection closed").into()
+}
+
+impl<M> StreamMuxer for HoldOutbound<M>
+where
+    M: StreamMuxer + Unpin + Send + 'static,
+    M::Error: From<std::io::Error>,
+{
     type Substream = M::Substream;
     type Error = M::Error;
 
@@ -54,7 +71,10 @@ impl<M: StreamMuxer + Unpin> StreamMuxer for HoldOutbound<M> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
-        let polled = this.inner.poll_inbound_unpin(cx);
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Err(closed()));
+        };
+        let polled = inner.poll_inbound_unpin(cx);
         if matches!(polled, Poll::Ready(Ok(_))) && !this.released {
             this.release();
         }
@@ -74,17 +94,40 @@ impl<M: StreamMuxer + Unpin> StreamMuxer for HoldOutbound<M> {
                 return Poll::Pending;
             }
         }
-        this.inner.poll_outbound_unpin(cx)
+        match this.inner.as_mut() {
+            Some(inner) => inner.poll_outbound_unpin(cx),
+            None => Poll::Ready(Err(closed())),
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.get_mut().inner.poll_close_unpin(cx)
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if let Poll::Ready(result) = inner.poll_close_unpin(cx) {
+            this.inner = None;
+            return Poll::Ready(result);
+        }
+        // Still closing: finish it in the background, bounded, and report the close now.
+        if let Some(mut inner) = this.inner.take() {
+            tokio::spawn(async move {
+                let close = futures::future::poll_fn(|cx| inner.poll_close_unpin(cx));
+                if tokio::time::timeout(CLOSE_LIMIT, close).await.is_err() {
+                    tracing::debug!("a WebRTC connection did not finish closing; dropped");
+                }
+            });
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
-        self.get_mut().inner.poll_unpin(cx)
+        match self.get_mut().inner.as_mut() {
+            Some(inner) => inner.poll_unpin(cx),
+            None => Poll::Pending,
+        }
     }
 }

@@ -44,7 +44,16 @@ pub fn App() -> impl IntoView {
 
 /// Starts the chat core, then connects and rejoins.
 async fn start(chat: Chat) {
-    let key = storage::identity();
+    let tab: u64 = rand_tab_id();
+    let (key, owner) = storage::identity(tab);
+    if owner {
+        spawn_local(async move {
+            loop {
+                futures_timer::Delay::new(storage::LEASE_RENEW).await;
+                storage::renew_lease(tab);
+            }
+        });
+    }
     let nick = storage::nick()
         .and_then(|n| clean_nick(&n))
         .unwrap_or_else(random_nick);
@@ -63,7 +72,7 @@ async fn start(chat: Chat) {
         }
     };
     let (client, mut events, event_loop) = core::new(swarm, config);
-    say_goodbye_on_close(client.clone());
+    say_goodbye_on_close(client.clone(), owner.then_some(tab));
     chat.client.set_value(Some(client));
     spawn_local(event_loop.run());
     spawn_local(async move {
@@ -94,15 +103,18 @@ async fn start(chat: Chat) {
     }
 }
 
-/// When the tab closes, leave every room with a goodbye: the members see the tab go at once
+/// When the tab closes, let the browser's identity go and leave every room with a goodbye: the members see the tab go at once
 /// instead of when the relay's ping gives up on it. The work runs in microtasks, which the
 /// browser finishes before it tears the page down.
-fn say_goodbye_on_close(client: p2p_chat_shared::core::Client) {
+fn say_goodbye_on_close(client: p2p_chat_shared::core::Client, lease: Option<u64>) {
     use wasm_bindgen::{closure::Closure, JsCast};
     let Some(window) = web_sys::window() else {
         return;
     };
     let handler = Closure::<dyn FnMut()>::new(move || {
+        if let Some(tab) = lease {
+            storage::release_lease(tab);
+        }
         let client = client.clone();
         spawn_local(async move {
             let _ = client.shutdown().await;
@@ -111,6 +123,11 @@ fn say_goodbye_on_close(client: p2p_chat_shared::core::Client) {
     let _ = window.add_event_listener_with_callback("pagehide", handler.as_ref().unchecked_ref());
     // The page lives as long as the handler is needed.
     handler.forget();
+}
+
+/// A random id for this tab (which tab holds the browser's identity).
+fn rand_tab_id() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
 }
 
 /// Connects to a relay (addresses best first); the core keeps reconnecting.

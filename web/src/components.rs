@@ -138,7 +138,7 @@ fn line_view(line: Line) -> impl IntoView {
             "kept by the relay: members who are away get it when they return",
         ),
         Some(false) => ("!", "the relay did not confirm keeping it"),
-        None if line.own => ("✓", "sent"),
+        None if line.own && !line.history => ("✓", "sent"),
         None => ("", ""),
     };
     view! {
@@ -149,8 +149,8 @@ fn line_view(line: Line) -> impl IntoView {
             <span class="time">{line.time}</span>
             <span class="nick" data-testid="message-nick">{line.nick}</span>
             <span class="short-id">{who}</span>
-            <span class="text" data-testid="message-text">{line.text}</span>
             <span class="stored" data-testid="stored" title=title>{mark}</span>
+            <span class="text" data-testid="message-text">{line.text}</span>
         </li>
     }
     .into_any()

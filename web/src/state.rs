@@ -125,6 +125,8 @@ pub struct RoomView {
     pub members: Vec<(PeerId, String)>,
     pub unread: usize,
     pub ready: bool,
+    /// The last lines came from a catch-up (the next batch needs no heading of its own).
+    pub in_history: bool,
 }
 
 impl RoomView {
@@ -135,6 +137,7 @@ impl RoomView {
             members: Vec::new(),
             unread: 0,
             ready: false,
+            in_history: false,
         }
     }
 }
@@ -286,11 +289,23 @@ impl Chat {
     pub fn apply(&self, event: Event) {
         match event {
             Event::Message(m) => {
+                self.with_room(&m.room, |r| r.in_history = false);
                 storage::keep(&m.room, vec![kept(&m)]);
                 self.push_line(&m.room, Line::message(&m, false));
             }
             Event::History { room, messages, .. } => {
+                if messages.is_empty() {
+                    return;
+                }
                 storage::keep(&room, messages.iter().map(kept).collect());
+                let mut first_batch = false;
+                self.with_room(&room, |r| {
+                    first_batch = !r.in_history;
+                    r.in_history = true;
+                });
+                if first_batch {
+                    self.notice(&room, "messages from while you were away:".to_owned());
+                }
                 for m in &messages {
                     self.push_line(&room, Line::message(m, true));
                 }

@@ -1,24 +1,77 @@
 //! What the page keeps in `localStorage`: the identity key (same peer id after a reload), the
-//! nickname and the joined rooms. A damaged entry is replaced, never fatal: the page must load.
+//! nickname, the joined rooms and recent messages per room. A damaged entry is replaced, never fatal: the page must load.
 
-use gloo_storage::{LocalStorage, Storage};
+use gloo_storage::{LocalStorage, SessionStorage, Storage};
 use libp2p::identity::Keypair;
 
 const IDENTITY: &str = "p2p-chat/identity";
 const NICK: &str = "p2p-chat/nick";
 const ROOMS: &str = "p2p-chat/rooms";
 
-/// The stored identity, or a new one (stored).
-pub fn identity() -> Keypair {
-    let stored: Option<Vec<u8>> = LocalStorage::get(IDENTITY).ok();
-    if let Some(key) = stored.and_then(|bytes| Keypair::from_protobuf_encoding(&bytes).ok()) {
-        return key;
-    }
+/// Who holds the browser's identity: one tab at a time (libp2p has one connection per peer id
+/// in mind; two tabs with one id would trip over each other at the relay).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Lease {
+    tab: u64,
+    at: u64,
+}
+
+const LEASE: &str = "p2p-chat/identity-lease";
+const TAB_IDENTITY: &str = "p2p-chat/tab-identity";
+/// A lease not renewed for this long is free (a crashed tab). Long enough for a background tab,
+/// whose timers the browser may run only once a minute.
+const LEASE_FRESH_MS: u64 = 90_000;
+/// How often the holder renews its lease.
+pub const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn decode(bytes: Option<Vec<u8>>) -> Option<Keypair> {
+    bytes.and_then(|bytes| Keypair::from_protobuf_encoding(&bytes).ok())
+}
+
+fn generate() -> (Keypair, Option<Vec<u8>>) {
     let key = Keypair::generate_ed25519();
-    if let Ok(bytes) = key.to_protobuf_encoding() {
+    let bytes = key.to_protobuf_encoding().ok();
+    (key, bytes)
+}
+
+/// This tab's identity and whether it is the browser's own (kept across reloads and visits).
+/// A second tab open at the same time gets one of its own, kept for its reloads only.
+pub fn identity(tab: u64) -> (Keypair, bool) {
+    if let Some(own) = decode(SessionStorage::get(TAB_IDENTITY).ok()) {
+        return (own, false);
+    }
+    let now = p2p_chat_shared::text::now_unix_ms();
+    let lease: Option<Lease> = LocalStorage::get(LEASE).ok();
+    if lease.is_some_and(|l| l.tab != tab && now.saturating_sub(l.at) < LEASE_FRESH_MS) {
+        let (key, bytes) = generate();
+        if let Some(bytes) = bytes {
+            let _ = SessionStorage::set(TAB_IDENTITY, bytes);
+        }
+        return (key, false);
+    }
+    renew_lease(tab);
+    if let Some(key) = decode(LocalStorage::get(IDENTITY).ok()) {
+        return (key, true);
+    }
+    let (key, bytes) = generate();
+    if let Some(bytes) = bytes {
         let _ = LocalStorage::set(IDENTITY, bytes);
     }
-    key
+    (key, true)
+}
+
+/// Keeps this tab's hold on the browser's identity.
+pub fn renew_lease(tab: u64) {
+    let at = p2p_chat_shared::text::now_unix_ms();
+    let _ = LocalStorage::set(LEASE, Lease { tab, at });
+}
+
+/// Lets the browser's identity go (the tab is closing or reloading).
+pub fn release_lease(tab: u64) {
+    let lease: Option<Lease> = LocalStorage::get(LEASE).ok();
+    if lease.is_some_and(|l| l.tab == tab) {
+        LocalStorage::delete(LEASE);
+    }
 }
 
 /// The stored nickname.

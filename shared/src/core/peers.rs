@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use libp2p::{core::multiaddr::Protocol, swarm::ConnectionId, Multiaddr, PeerId};
+use web_time::Instant;
 
 use super::event::ConnectedPeer;
 use crate::protocol::MAX_ADDRS_PER_PEER;
@@ -16,11 +19,21 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
+/// Whether an address is over a transport browsers use (WebRTC-direct, WebSocket).
+fn is_browser_transport(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            Protocol::WebRTCDirect | Protocol::Ws(_) | Protocol::Wss(_)
+        )
+    })
+}
+
 /// Peer bookkeeping of the event loop.
 #[derive(Debug, Default)]
 pub struct Peers {
-    /// Remote address of each connection, and whether it is relayed.
-    connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool)>>,
+    /// Remote address of each connection, whether it is relayed, and when it opened.
+    connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool, Instant)>>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     agents: HashMap<PeerId, String>,
 }
@@ -31,7 +44,7 @@ impl Peers {
         self.connections
             .entry(peer)
             .or_default()
-            .insert(id, (addr, relayed));
+            .insert(id, (addr, relayed, Instant::now()));
     }
 
     /// Records a closed connection; `true` when it was the peer's last.
@@ -53,12 +66,34 @@ impl Peers {
         self.connections.contains_key(peer)
     }
 
+    /// Whether the peer has a connection over a browser transport (WebRTC-direct, WebSocket)
+    /// open for at least `age`.
+    pub fn has_browser_connection_older_than(&self, peer: &PeerId, age: Duration) -> bool {
+        self.connections.get(peer).is_some_and(|conns| {
+            conns
+                .values()
+                .any(|(addr, _, since)| since.elapsed() >= age && is_browser_transport(addr))
+        })
+    }
+
+    /// Whether connection `id` of `peer` is over a browser transport and older than the
+    /// peer's other connections (the one gossipsub greeted).
+    pub fn is_oldest_browser_connection(&self, peer: &PeerId, id: ConnectionId) -> bool {
+        let Some(conns) = self.connections.get(peer) else {
+            return false;
+        };
+        let Some((addr, _, since)) = conns.get(&id) else {
+            return false;
+        };
+        is_browser_transport(addr) && conns.values().all(|(_, _, other)| other >= since)
+    }
+
     /// Whether the given connection goes through a relay.
     pub fn connection_is_relayed(&self, peer: &PeerId, id: ConnectionId) -> bool {
         self.connections
             .get(peer)
             .and_then(|c| c.get(&id))
-            .is_some_and(|(_, relayed)| *relayed)
+            .is_some_and(|(_, relayed, _)| *relayed)
     }
 
     /// Remembers an address of a peer, bounded per peer and in total.
@@ -100,7 +135,7 @@ impl Peers {
             .iter()
             .map(|(peer, conns)| ConnectedPeer {
                 peer: *peer,
-                addrs: conns.values().map(|(addr, _)| addr.clone()).collect(),
+                addrs: conns.values().map(|(addr, _, _)| addr.clone()).collect(),
                 agent: self.agents.get(peer).cloned(),
             })
             .collect();

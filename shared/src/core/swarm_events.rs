@@ -15,6 +15,10 @@ use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
 use crate::dht::{Dht, DhtEvent, DhtSlot};
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
+/// A browser connection at least this old, when the same peer connects again, belongs to a page
+/// that has gone (a reload takes longer than this).
+const LINGERING: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl<X: Extension> EventLoop<X> {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
         match event {
@@ -27,6 +31,21 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
+                if self.role == Role::Relay
+                    && !endpoint.is_dialer()
+                    && self
+                        .peers
+                        .has_browser_connection_older_than(&peer_id, LINGERING)
+                {
+                    // A browser came back (a reload, a new network) while its old connection
+                    // lingers. Gossipsub greets a peer only on its first connection, so the new
+                    // page would never learn the hub's rooms, and messages would be split
+                    // between the live and the dead connection. Close both: the page redials
+                    // within a second and starts afresh. (Two dials of one page a moment apart
+                    // are not this: both connections are new.)
+                    tracing::info!(peer = %peer_id, "browser reconnected over a lingering connection; closing both");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                }
                 let first = !self.peers.is_connected(&peer_id);
                 self.peers
                     .connected(peer_id, connection_id, addr.clone(), relayed);
@@ -53,7 +72,18 @@ impl<X: Extension> EventLoop<X> {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
-                if self.peers.disconnected(&peer_id, connection_id) {
+                let greeted = self
+                    .peers
+                    .is_oldest_browser_connection(&peer_id, connection_id);
+                let last = self.peers.disconnected(&peer_id, connection_id);
+                if !last && greeted && self.role == Role::Relay {
+                    // The page gossipsub greeted is gone, and the connections left (a reloaded
+                    // page's) never were greeted: they would not learn the hub's rooms. Close
+                    // them; the page redials within a second and starts afresh.
+                    tracing::info!(peer = %peer_id, "a browser's first connection closed under a newer one; closing the rest");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                }
+                if last {
                     self.emit(Event::Disconnected { peer: peer_id });
                     self.relay_disconnected(&peer_id);
                     self.stores_on_disconnected(&peer_id);
