@@ -558,21 +558,8 @@ fn query_page(
     let room = query.room.as_str();
     let end = query.end.unwrap_or(u64::MAX);
     let start = query.start.unwrap_or(0);
-    let size = query.page_size();
     let next_room = after(room);
-    let item = |key: RoomKey, value: (&str, &str)| -> Option<HistoryItem> {
-        let (_, ts, id) = key;
-        Some(HistoryItem {
-            id: id.to_owned(),
-            from: value.0.parse().ok()?,
-            ts,
-            payload: value.1.to_owned(),
-        })
-    };
-    let in_range = |ts: u64| ts >= start && ts <= end;
-    let mut page: Vec<HistoryItem> = Vec::new();
-    let mut bytes = 0usize;
-    let mut more = false;
+    let mut page = Page::new(query.page_size());
     if query.newest {
         let upper = match &query.before {
             Some(c) => (room, c.ts, c.id.as_str()),
@@ -581,24 +568,17 @@ fn query_page(
         for entry in messages.range((room, start, "")..upper)?.rev() {
             let (key, value) = entry?;
             let key = key.value();
-            if key.1 > end {
-                continue;
-            }
-            if page.len() == size || bytes > MAX_PAGE_BYTES {
-                more = true;
+            if key.1 <= end && !page.take(key, value.value()) {
                 break;
             }
-            if let Some(it) = item(key, value.value()) {
-                bytes += it.payload.len();
-                page.push(it);
-            }
         }
-        page.reverse();
-        let next = more
-            .then(|| page.first().map(HistoryItem::cursor))
+        page.items.reverse();
+        let next = page
+            .more
+            .then(|| page.items.first().map(HistoryItem::cursor))
             .flatten();
         return Ok(StoreResponse::Page {
-            messages: page,
+            messages: page.items,
             next,
         });
     }
@@ -609,24 +589,61 @@ fn query_page(
     for entry in messages.range(lower..(next_room.as_str(), 0, ""))? {
         let (key, value) = entry?;
         let key = key.value();
-        if !in_range(key.1) {
+        if key.1 > end {
             break;
         }
         if skip.is_some_and(|c| c.ts == key.1 && c.id == key.2) {
             continue;
         }
-        if page.len() == size || bytes > MAX_PAGE_BYTES {
-            more = true;
+        if !page.take(key, value.value()) {
             break;
         }
-        if let Some(it) = item(key, value.value()) {
-            bytes += it.payload.len();
-            page.push(it);
-        }
     }
-    let next = more.then(|| page.last().map(HistoryItem::cursor)).flatten();
+    let next = page
+        .more
+        .then(|| page.items.last().map(HistoryItem::cursor))
+        .flatten();
     Ok(StoreResponse::Page {
-        messages: page,
+        messages: page.items,
         next,
     })
+}
+
+/// A page being filled, within its count and byte limits.
+struct Page {
+    items: Vec<HistoryItem>,
+    size: usize,
+    bytes: usize,
+    /// Whether a message was left out for lack of room.
+    more: bool,
+}
+
+impl Page {
+    fn new(size: usize) -> Self {
+        Self {
+            items: Vec::new(),
+            size,
+            bytes: 0,
+            more: false,
+        }
+    }
+
+    /// Adds a stored row; `false` when the page is full (and there is more).
+    fn take(&mut self, key: RoomKey, (from, payload): (&str, &str)) -> bool {
+        if self.items.len() == self.size || self.bytes > MAX_PAGE_BYTES {
+            self.more = true;
+            return false;
+        }
+        let (_, ts, id) = key;
+        if let Ok(from) = from.parse() {
+            self.bytes += payload.len();
+            self.items.push(HistoryItem {
+                id: id.to_owned(),
+                from,
+                ts,
+                payload: payload.to_owned(),
+            });
+        }
+        true
+    }
 }

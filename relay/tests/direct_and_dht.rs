@@ -11,14 +11,7 @@ async fn a_direct_message_through_a_relay_circuit_is_acknowledged() {
     let mut alice = hidden_peer("alice").await;
     let mut bob = hidden_peer("bob").await;
     for node in [&mut alice, &mut bob] {
-        node.client
-            .use_relay(vec![relay_addr.clone()])
-            .await
-            .expect("use relay");
-        wait_for(node, "reservation", |e| {
-            matches!(e, Event::ReservationAccepted { .. }).then_some(())
-        })
-        .await;
+        through_relay(node, &relay_addr).await;
     }
 
     let receipt = alice

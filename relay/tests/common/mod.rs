@@ -179,6 +179,25 @@ pub struct RawStoreClient {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawCodec;
 
+async fn read_at_most<T: futures::AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: u64,
+) -> std::io::Result<Vec<u8>> {
+    use futures::AsyncReadExt;
+    let mut bytes = Vec::new();
+    io.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
+async fn write_all_and_close<T: futures::AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    use futures::AsyncWriteExt;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
 impl libp2p::request_response::Codec for RawCodec {
     type Protocol = libp2p::StreamProtocol;
     type Request = Vec<u8>;
@@ -188,20 +207,14 @@ impl libp2p::request_response::Codec for RawCodec {
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        use futures::AsyncReadExt;
-        let mut bytes = Vec::new();
-        io.take(1 << 20).read_to_end(&mut bytes).await?;
-        Ok(bytes)
+        read_at_most(io, 1 << 20).await
     }
 
     async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        use futures::AsyncReadExt;
-        let mut bytes = Vec::new();
-        io.take(16 << 20).read_to_end(&mut bytes).await?;
-        Ok(bytes)
+        read_at_most(io, 16 << 20).await
     }
 
     async fn write_request<T>(
@@ -213,9 +226,7 @@ impl libp2p::request_response::Codec for RawCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        use futures::AsyncWriteExt;
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_all_and_close(io, &bytes).await
     }
 
     async fn write_response<T>(
@@ -227,9 +238,7 @@ impl libp2p::request_response::Codec for RawCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        use futures::AsyncWriteExt;
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_all_and_close(io, &bytes).await
     }
 }
 

@@ -218,13 +218,18 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn ask_page(&mut self, store: PeerId, room: String, query: HistoryQuery) {
-        let id = self.swarm.behaviour_mut().store.send_request(
-            &store,
-            Request::Store(Ok(StoreRequest::Query(query.clone()))),
-        );
-        self.stores
-            .outstanding
-            .insert(id, Outstanding::Page { room, query });
+        let request = StoreRequest::Query(query.clone());
+        self.ask_store(store, request, Outstanding::Page { room, query });
+    }
+
+    /// Sends a request to a store and remembers what its answer is for.
+    fn ask_store(&mut self, store: PeerId, request: StoreRequest, outstanding: Outstanding) {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .store
+            .send_request(&store, Request::Store(Ok(request)));
+        self.stores.outstanding.insert(id, outstanding);
     }
 
     fn on_page(
@@ -327,15 +332,8 @@ impl<X: Extension> EventLoop<X> {
                 room: room.clone(),
                 ids: ids.clone(),
             };
-            let request_id = self
-                .swarm
-                .behaviour_mut()
-                .store
-                .send_request(&store, Request::Store(Ok(request)));
             self.stores.receipts_in_flight += 1;
-            self.stores
-                .outstanding
-                .insert(request_id, Outstanding::Receipt { room, ids });
+            self.ask_store(store, request, Outstanding::Receipt { room, ids });
         }
     }
 
@@ -363,14 +361,7 @@ impl<X: Extension> EventLoop<X> {
             sealed,
         });
         tracing::debug!(peer = %outgoing.peer, %reason, "depositing a DM at the relay");
-        let request_id = self
-            .swarm
-            .behaviour_mut()
-            .store
-            .send_request(&store, Request::Store(Ok(request)));
-        self.stores
-            .outstanding
-            .insert(request_id, Outstanding::Deposit { outgoing, reason });
+        self.ask_store(store, request, Outstanding::Deposit { outgoing, reason });
     }
 
     fn fetch_mailbox(&mut self) {
@@ -382,12 +373,7 @@ impl<X: Extension> EventLoop<X> {
         }
         self.stores.fetching = true;
         self.stores.next_mailbox_poll = Some(Instant::now() + MAILBOX_POLL);
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .store
-            .send_request(&store, Request::Store(Ok(StoreRequest::Fetch)));
-        self.stores.outstanding.insert(id, Outstanding::Fetch);
+        self.ask_store(store, StoreRequest::Fetch, Outstanding::Fetch);
     }
 
     fn on_mailbox(&mut self, store: PeerId, dms: Vec<crate::store::StoredDm>) {
@@ -430,12 +416,7 @@ impl<X: Extension> EventLoop<X> {
         if ids.is_empty() {
             return;
         }
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .store
-            .send_request(&store, Request::Store(Ok(StoreRequest::Ack { ids })));
-        self.stores.outstanding.insert(id, Outstanding::Ack);
+        self.ask_store(store, StoreRequest::Ack { ids }, Outstanding::Ack);
         if full {
             // More are waiting: ask again once this batch is forgotten.
             self.stores.next_mailbox_poll = Some(Instant::now());
@@ -458,12 +439,7 @@ impl<X: Extension> EventLoop<X> {
             }
         }
         for (store, ids) in by_store {
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .store
-                .send_request(&store, Request::Store(Ok(StoreRequest::Status { ids })));
-            self.stores.outstanding.insert(id, Outstanding::Status);
+            self.ask_store(store, StoreRequest::Status { ids }, Outstanding::Status);
         }
     }
 

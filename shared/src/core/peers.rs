@@ -36,7 +36,12 @@ pub struct Peers {
     connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool, Instant)>>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     agents: HashMap<PeerId, String>,
+    /// When each peer's connections were last all closed to let it start afresh.
+    resets: HashMap<PeerId, Instant>,
 }
+
+/// Shortest time between two fresh starts forced on one peer.
+pub const RESET_COOLDOWN: Duration = Duration::from_secs(10);
 
 impl Peers {
     /// Records an open connection.
@@ -66,14 +71,34 @@ impl Peers {
         self.connections.contains_key(peer)
     }
 
-    /// Whether the peer has a connection over a browser transport (WebRTC-direct, WebSocket)
-    /// open for at least `age`.
-    pub fn has_browser_connection_older_than(&self, peer: &PeerId, age: Duration) -> bool {
+    /// Whether the peer has a connection over a browser transport (WebRTC-direct, WebSocket).
+    pub fn has_browser_connection(&self, peer: &PeerId) -> bool {
         self.connections.get(peer).is_some_and(|conns| {
             conns
                 .values()
-                .any(|(addr, _, since)| since.elapsed() >= age && is_browser_transport(addr))
+                .any(|(addr, _, _)| is_browser_transport(addr))
         })
+    }
+
+    /// Records that all of `peer`'s connections are being closed to let it start afresh;
+    /// `false` (and nothing recorded) when that was already done within [`RESET_COOLDOWN`], so
+    /// that a peer that keeps two connections on purpose is not cut off again and again.
+    pub fn reset_allowed(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        self.resets
+            .retain(|_, at| now.duration_since(*at) < RESET_COOLDOWN);
+        if self.resets.contains_key(&peer) || self.resets.len() >= MAX_KNOWN_PEERS {
+            return false;
+        }
+        self.resets.insert(peer, now);
+        true
+    }
+
+    /// Records a fresh start forced on `peer` regardless of the cooldown.
+    pub fn note_reset(&mut self, peer: PeerId) {
+        if self.resets.len() < MAX_KNOWN_PEERS {
+            self.resets.insert(peer, Instant::now());
+        }
     }
 
     /// Whether connection `id` of `peer` is over a browser transport and older than the
@@ -178,5 +203,34 @@ mod tests {
             );
         }
         assert_eq!(peers.addresses_of(&peer).len(), MAX_ADDRS_PER_PEER);
+    }
+
+    #[test]
+    fn a_browsers_first_connection_is_known_and_fresh_starts_are_rationed() {
+        let mut peers = Peers::default();
+        let page = PeerId::random();
+        let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/9/webrtc-direct".parse().expect("valid");
+        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("valid");
+        let (old, new) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        assert!(!peers.has_browser_connection(&page));
+        peers.connected(page, old, webrtc.clone(), false);
+        assert!(peers.has_browser_connection(&page));
+        std::thread::sleep(Duration::from_millis(2));
+        peers.connected(page, new, webrtc, false);
+        assert!(peers.is_oldest_browser_connection(&page, old));
+        assert!(!peers.is_oldest_browser_connection(&page, new));
+        let native = PeerId::random();
+        peers.connected(native, ConnectionId::new_unchecked(3), tcp, false);
+        assert!(!peers.has_browser_connection(&native));
+
+        assert!(peers.reset_allowed(page));
+        assert!(
+            !peers.reset_allowed(page),
+            "a second fresh start waits for the cooldown"
+        );
+        assert!(peers.reset_allowed(native));
     }
 }

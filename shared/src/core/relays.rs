@@ -164,6 +164,14 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
+    /// A connection to `peer` opened: when it is a relay, it is reachable again, so a loss
+    /// that follows (the relay may close a lingering connection of ours) is retried promptly.
+    pub(super) fn relay_connected(&mut self, peer: &PeerId) {
+        if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == *peer) {
+            slot.failures = 0;
+        }
+    }
+
     /// A relay accepted our reservation.
     pub(super) fn relay_reserved(&mut self, relay: PeerId) {
         if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == relay) {

@@ -15,10 +15,6 @@ use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
 use crate::dht::{Dht, DhtEvent, DhtSlot};
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
-/// A browser connection at least this old, when the same peer connects again, belongs to a page
-/// that has gone (a reload takes longer than this).
-const LINGERING: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl<X: Extension> EventLoop<X> {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
         match event {
@@ -33,16 +29,15 @@ impl<X: Extension> EventLoop<X> {
                 let relayed = endpoint.is_relayed();
                 if self.role == Role::Relay
                     && !endpoint.is_dialer()
-                    && self
-                        .peers
-                        .has_browser_connection_older_than(&peer_id, LINGERING)
+                    && self.peers.has_browser_connection(&peer_id)
+                    && self.peers.reset_allowed(peer_id)
                 {
                     // A browser came back (a reload, a new network) while its old connection
                     // lingers. Gossipsub greets a peer only on its first connection, so the new
                     // page would never learn the hub's rooms, and messages would be split
                     // between the live and the dead connection. Close both: the page redials
-                    // within a second and starts afresh. (Two dials of one page a moment apart
-                    // are not this: both connections are new.)
+                    // within a second and starts afresh (once per cooldown, so that a page that
+                    // dials twice at once is not cut off again and again).
                     tracing::info!(peer = %peer_id, "browser reconnected over a lingering connection; closing both");
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                 }
@@ -63,6 +58,7 @@ impl<X: Extension> EventLoop<X> {
                         relayed,
                     });
                 }
+                self.relay_connected(&peer_id);
                 self.dms_on_connected(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -77,6 +73,7 @@ impl<X: Extension> EventLoop<X> {
                     .is_oldest_browser_connection(&peer_id, connection_id);
                 let last = self.peers.disconnected(&peer_id, connection_id);
                 if !last && greeted && self.role == Role::Relay {
+                    self.peers.note_reset(peer_id);
                     // The page gossipsub greeted is gone, and the connections left (a reloaded
                     // page's) never were greeted: they would not learn the hub's rooms. Close
                     // them; the page redials within a second and starts afresh.
