@@ -82,7 +82,14 @@ pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
         })
         .map_err(|e| e.to_string())?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        // One address at a time: after a relay restart identify has taught the swarm all of the
+        // relay's addresses, and concurrent dials would each finish a WebRTC handshake, leaving
+        // the relay with a ghost connection the page dropped (gossipsub then splits messages
+        // between the two).
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                .with_dial_concurrency_factor(std::num::NonZeroU8::MIN)
+        })
         .build();
     Ok(swarm)
 }
