@@ -167,7 +167,8 @@ impl<X: Extension> EventLoop<X> {
         let Some(state) = self.rooms.get_mut(&msg.room) else {
             return;
         };
-        state.newest_ts = state.newest_ts.max(msg.sent_at);
+        // A sender's clock far ahead must not move where the next catch-up starts.
+        state.newest_ts = state.newest_ts.max(store_time(msg.sent_at, now_unix_ms()));
         match state.catch_up.as_mut() {
             Some(catch_up) if catch_up.held.len() < MAX_HELD => catch_up.held.push(msg),
             _ => self.emit(Event::Message(msg)),
@@ -181,7 +182,8 @@ impl<X: Extension> EventLoop<X> {
                 self.seen.first_time(*author, id);
             }
             if let Some(state) = self.rooms.get_mut(room) {
-                state.newest_ts = state.newest_ts.max(mark.newest_ts);
+                let newest = store_time(mark.newest_ts, now_unix_ms());
+                state.newest_ts = state.newest_ts.max(newest);
                 state.holds_history = true;
             }
         }
@@ -252,7 +254,8 @@ impl<X: Extension> EventLoop<X> {
         let Some(state) = self.rooms.get_mut(&room) else {
             return; // left meanwhile
         };
-        if let Some(last) = messages.iter().map(|m| m.sent_at).max() {
+        let now = now_unix_ms();
+        if let Some(last) = messages.iter().map(|m| store_time(m.sent_at, now)).max() {
             state.newest_ts = state.newest_ts.max(last);
         }
         state.holds_history = true;
