@@ -40,12 +40,14 @@ test('a reopened tab shows every message and the DM it missed, in order, once', 
     expect(readFileSync(join(relay.dataDir, 'store.redb')).includes(secret), 'the relay holds the DM in plaintext').toBe(false);
 
     const again = new ChatPage(await context.newPage());
+    const reopened = Date.now();
     await again.page.goto(relay.pageUrl('webrtc'));
     await again.connected();
     expect(await again.peerId()).toBe(pageId);
     const expected = Array.from({ length: 200 }, (_, i) => away(i));
     const texts = () => again.page.getByTestId('message-text').allTextContents();
     await expect.poll(async () => (await texts()).filter((t) => t.startsWith('while away')), { timeout: 30_000 }).toEqual(expected);
+    console.log(`reopened tab: 200 missed messages shown ${Date.now() - reopened} ms after opening the URL`);
     expect((await texts()).filter((t) => t === 'hello before')).toHaveLength(1);
     await expect(again.page.locator('[data-testid=message][data-history=true]').first()).toBeVisible();
     await expect(again.dmLine(secret)).toHaveAttribute('data-state', 'received-kept');

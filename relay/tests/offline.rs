@@ -73,6 +73,7 @@ fn a_restarted_cli_peer_shows_every_missed_message_once_in_order_and_its_dms() {
     );
 
     // Bob returns: his own history, then what he missed, then the DM.
+    let returned = Instant::now();
     let (mut bob, _) = start_peer(&relay_tcp, "bob", &dir.join("bob"));
     let joined = bob.next_event("joined", |v| v["event"] == "joined");
     assert_eq!(texts(&joined["recent"]), ["before you left"]);
@@ -90,6 +91,10 @@ fn a_restarted_cli_peer_shows_every_missed_message_once_in_order_and_its_dms() {
             _ => dm = Some(event),
         }
     }
+    println!(
+        "restart to 200 missed messages and the kept DM shown: {} ms",
+        returned.elapsed().as_millis()
+    );
     let expected: Vec<String> = (0..200).map(|i| format!("missed {i:03}")).collect();
     assert_eq!(shown, expected, "all 200, in order, once, and nothing else");
     let dm = dm.expect("dm");

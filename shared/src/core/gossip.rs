@@ -176,6 +176,7 @@ impl<X: Extension> EventLoop<X> {
 
     /// A neighbour subscribed: a room of ours is ready (flush its queue); a relay joins it too.
     fn on_subscribed(&mut self, peer: libp2p::PeerId, topic: TopicHash) {
+        self.relay_greeted(&peer);
         let room = topic.as_str();
         if self.role == Role::Relay
             && !self.hub_rooms.contains_key(room)

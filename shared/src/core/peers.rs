@@ -3,10 +3,7 @@
 
 use std::collections::HashMap;
 
-use std::time::Duration;
-
 use libp2p::{core::multiaddr::Protocol, swarm::ConnectionId, Multiaddr, PeerId};
-use web_time::Instant;
 
 use super::event::ConnectedPeer;
 use crate::protocol::MAX_ADDRS_PER_PEER;
@@ -20,7 +17,7 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
 }
 
 /// Whether an address is over a transport browsers use (WebRTC-direct, WebSocket).
-fn is_browser_transport(addr: &Multiaddr) -> bool {
+pub fn is_browser_transport(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| {
         matches!(
             p,
@@ -32,24 +29,22 @@ fn is_browser_transport(addr: &Multiaddr) -> bool {
 /// Peer bookkeeping of the event loop.
 #[derive(Debug, Default)]
 pub struct Peers {
-    /// Remote address of each connection, whether it is relayed, and when it opened.
-    connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool, Instant)>>,
+    /// Remote address of each connection, and whether it is relayed.
+    connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool)>>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     agents: HashMap<PeerId, String>,
-    /// When each peer's connections were last all closed to let it start afresh.
-    resets: HashMap<PeerId, Instant>,
+    /// Each connected peer's first connection.
+    first: HashMap<PeerId, ConnectionId>,
 }
-
-/// Shortest time between two fresh starts forced on one peer.
-pub const RESET_COOLDOWN: Duration = Duration::from_secs(10);
 
 impl Peers {
     /// Records an open connection.
     pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr, relayed: bool) {
+        self.first.entry(peer).or_insert(id);
         self.connections
             .entry(peer)
             .or_default()
-            .insert(id, (addr, relayed, Instant::now()));
+            .insert(id, (addr, relayed));
     }
 
     /// Records a closed connection; `true` when it was the peer's last.
@@ -58,6 +53,9 @@ impl Peers {
             return true;
         };
         conns.remove(&id);
+        if self.first.get(peer) == Some(&id) {
+            self.first.remove(peer);
+        }
         if conns.is_empty() {
             self.connections.remove(peer);
             self.agents.remove(peer);
@@ -71,46 +69,25 @@ impl Peers {
         self.connections.contains_key(peer)
     }
 
-    /// Whether the peer has a connection over a browser transport (WebRTC-direct, WebSocket).
-    pub fn has_browser_connection(&self, peer: &PeerId) -> bool {
-        self.connections.get(peer).is_some_and(|conns| {
-            conns
-                .values()
-                .any(|(addr, _, _)| is_browser_transport(addr))
-        })
+    /// Whether the peer identified itself as something other than p2p-chat.
+    pub fn is_other_program(&self, peer: &PeerId) -> bool {
+        self.agents
+            .get(peer)
+            .is_some_and(|agent| !agent.starts_with(crate::protocol::AGENT_PREFIX))
     }
 
-    /// Records that all of `peer`'s connections are being closed to let it start afresh;
-    /// `false` (and nothing recorded) when that was already done within [`RESET_COOLDOWN`], so
-    /// that a peer that keeps two connections on purpose is not cut off again and again.
-    pub fn reset_allowed(&mut self, peer: PeerId) -> bool {
-        let now = Instant::now();
-        self.resets
-            .retain(|_, at| now.duration_since(*at) < RESET_COOLDOWN);
-        if self.resets.contains_key(&peer) || self.resets.len() >= MAX_KNOWN_PEERS {
-            return false;
-        }
-        self.resets.insert(peer, now);
-        true
+    /// Whether `id` was the peer's first connection (the one gossipsub greeted: later ones
+    /// that overlapped it never were).
+    pub fn was_first_connection(&self, peer: &PeerId, id: ConnectionId) -> bool {
+        self.first.get(peer) == Some(&id)
     }
 
-    /// Records a fresh start forced on `peer` regardless of the cooldown.
-    pub fn note_reset(&mut self, peer: PeerId) {
-        if self.resets.len() < MAX_KNOWN_PEERS {
-            self.resets.insert(peer, Instant::now());
-        }
-    }
-
-    /// Whether connection `id` of `peer` is over a browser transport and older than the
-    /// peer's other connections (the one gossipsub greeted).
-    pub fn is_oldest_browser_connection(&self, peer: &PeerId, id: ConnectionId) -> bool {
-        let Some(conns) = self.connections.get(peer) else {
-            return false;
-        };
-        let Some((addr, _, since)) = conns.get(&id) else {
-            return false;
-        };
-        is_browser_transport(addr) && conns.values().all(|(_, _, other)| other >= since)
+    /// The peer's open connections.
+    pub fn connections_of(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.connections
+            .get(peer)
+            .map(|conns| conns.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether the given connection goes through a relay.
@@ -118,7 +95,7 @@ impl Peers {
         self.connections
             .get(peer)
             .and_then(|c| c.get(&id))
-            .is_some_and(|(_, relayed, _)| *relayed)
+            .is_some_and(|(_, relayed)| *relayed)
     }
 
     /// Remembers an address of a peer, bounded per peer and in total.
@@ -160,7 +137,7 @@ impl Peers {
             .iter()
             .map(|(peer, conns)| ConnectedPeer {
                 peer: *peer,
-                addrs: conns.values().map(|(addr, _, _)| addr.clone()).collect(),
+                addrs: conns.values().map(|(addr, _)| addr.clone()).collect(),
                 agent: self.agents.get(peer).cloned(),
             })
             .collect();
@@ -206,31 +183,18 @@ mod tests {
     }
 
     #[test]
-    fn a_browsers_first_connection_is_known_and_fresh_starts_are_rationed() {
+    fn browser_transports_are_told_apart() {
+        let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/9/webrtc-direct".parse().expect("valid");
+        let ws: Multiaddr = "/ip4/127.0.0.1/tcp/9/ws".parse().expect("valid");
+        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("valid");
+        assert!(is_browser_transport(&webrtc) && is_browser_transport(&ws));
+        assert!(!is_browser_transport(&tcp));
         let mut peers = Peers::default();
         let page = PeerId::random();
-        let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/9/webrtc-direct".parse().expect("valid");
-        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("valid");
-        let (old, new) = (
-            ConnectionId::new_unchecked(1),
-            ConnectionId::new_unchecked(2),
+        peers.connected(page, ConnectionId::new_unchecked(1), webrtc, false);
+        assert_eq!(
+            peers.connections_of(&page),
+            vec![ConnectionId::new_unchecked(1)]
         );
-        assert!(!peers.has_browser_connection(&page));
-        peers.connected(page, old, webrtc.clone(), false);
-        assert!(peers.has_browser_connection(&page));
-        std::thread::sleep(Duration::from_millis(2));
-        peers.connected(page, new, webrtc, false);
-        assert!(peers.is_oldest_browser_connection(&page, old));
-        assert!(!peers.is_oldest_browser_connection(&page, new));
-        let native = PeerId::random();
-        peers.connected(native, ConnectionId::new_unchecked(3), tcp, false);
-        assert!(!peers.has_browser_connection(&native));
-
-        assert!(peers.reset_allowed(page));
-        assert!(
-            !peers.reset_allowed(page),
-            "a second fresh start waits for the cooldown"
-        );
-        assert!(peers.reset_allowed(native));
     }
 }

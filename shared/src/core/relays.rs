@@ -14,6 +14,8 @@ use crate::behaviour::Extension;
 
 /// First retry delay after a relay is lost; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a relay may take to tell us its rooms after we connect.
+const GREETING_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait between two attempts to reach a relay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -28,6 +30,8 @@ struct Slot {
     reserved: bool,
     failures: u32,
     retry_at: Option<Instant>,
+    /// When the current connection to the relay opened, until gossipsub greeted us on it.
+    awaiting_greeting: Option<Instant>,
 }
 
 /// The relays this peer keeps a reservation on.
@@ -99,6 +103,7 @@ impl<X: Extension> EventLoop<X> {
             reserved: false,
             failures: 0,
             retry_at: None,
+            awaiting_greeting: None,
         });
         let index = self.relays.slots.len() - 1;
         self.reserve(index);
@@ -157,6 +162,7 @@ impl<X: Extension> EventLoop<X> {
     /// The last connection to `peer` closed: when it is a relay, its reservation is gone.
     pub(super) fn relay_disconnected(&mut self, peer: &PeerId) {
         if let Some(index) = self.relays.slots.iter().position(|s| s.peer == *peer) {
+            self.relays.slots[index].awaiting_greeting = None;
             if let Some(listener) = self.relays.slots[index].listener {
                 self.swarm.remove_listener(listener);
                 self.relay_lost(index);
@@ -166,9 +172,44 @@ impl<X: Extension> EventLoop<X> {
 
     /// A connection to `peer` opened: when it is a relay, it is reachable again, so a loss
     /// that follows (the relay may close a lingering connection of ours) is retried promptly.
-    pub(super) fn relay_connected(&mut self, peer: &PeerId) {
+    pub(super) fn relay_connected(&mut self, peer: &PeerId, first: bool) {
         if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == *peer) {
             slot.failures = 0;
+            if first {
+                slot.awaiting_greeting = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Gossipsub heard `peer`'s subscriptions: when it is a relay, it greeted us.
+    pub(super) fn relay_greeted(&mut self, peer: &PeerId) {
+        if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == *peer) {
+            slot.awaiting_greeting = None;
+        }
+    }
+
+    /// A p2p-chat relay that has not greeted us (told us its rooms) soon after we connected
+    /// still holds an older connection of ours (a reloaded or reopened page): gossipsub greets a
+    /// peer only on its first connection, and this one would never learn the relay's rooms.
+    /// Start afresh: drop the connection; the relay has closed the old one meanwhile.
+    fn relays_check_greetings(&mut self, now: Instant) {
+        if self.rooms.is_empty() {
+            return;
+        }
+        for index in 0..self.relays.slots.len() {
+            let slot = &self.relays.slots[index];
+            let late = slot
+                .awaiting_greeting
+                .is_some_and(|at| now.duration_since(at) >= GREETING_WAIT);
+            // A relay known to be another program may have no rooms to tell; one that has not
+            // even identified itself by now is on a connection that does not work.
+            if !late || self.peers.is_other_program(&slot.peer) {
+                continue;
+            }
+            let peer = slot.peer;
+            self.relays.slots[index].awaiting_greeting = None;
+            tracing::info!(relay = %peer, "the relay did not greet us; reconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -184,6 +225,7 @@ impl<X: Extension> EventLoop<X> {
 
     /// Retries relays whose backoff has passed.
     pub(super) fn relays_tick(&mut self, now: Instant) {
+        self.relays_check_greetings(now);
         for index in 0..self.relays.slots.len() {
             let slot = &self.relays.slots[index];
             if slot.listener.is_none() && slot.retry_at.is_some_and(|at| at <= now) {

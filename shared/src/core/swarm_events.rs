@@ -10,6 +10,7 @@ use libp2p::{
 };
 
 use super::event::Event;
+use super::peers::is_browser_transport;
 use super::{ChatError, EventLoop};
 use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
 use crate::dht::{Dht, DhtEvent, DhtSlot};
@@ -27,19 +28,17 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
-                if self.role == Role::Relay
-                    && !endpoint.is_dialer()
-                    && self.peers.has_browser_connection(&peer_id)
-                    && self.peers.reset_allowed(peer_id)
+                if self.role == Role::Relay && !endpoint.is_dialer() && is_browser_transport(&addr)
                 {
-                    // A browser came back (a reload, a new network) while its old connection
-                    // lingers. Gossipsub greets a peer only on its first connection, so the new
-                    // page would never learn the hub's rooms, and messages would be split
-                    // between the live and the dead connection. Close both: the page redials
-                    // within a second and starts afresh (once per cooldown, so that a page that
-                    // dials twice at once is not cut off again and again).
-                    tracing::info!(peer = %peer_id, "browser reconnected over a lingering connection; closing both");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    // A browser came back (a reload, a reopened tab, a new network) while its
+                    // old connection lingers: close the old one, or gossipsub would split
+                    // messages between the live and the dead connection. (Gossipsub greets a
+                    // peer only on its first connection; a page that is not greeted redials by
+                    // itself, see `relays.rs`.)
+                    for old in self.peers.connections_of(&peer_id) {
+                        tracing::info!(peer = %peer_id, "browser came back; closing its lingering connection");
+                        self.swarm.close_connection(old);
+                    }
                 }
                 let first = !self.peers.is_connected(&peer_id);
                 self.peers
@@ -58,26 +57,29 @@ impl<X: Extension> EventLoop<X> {
                         relayed,
                     });
                 }
-                self.relay_connected(&peer_id);
+                self.relay_connected(&peer_id, first);
                 self.dms_on_connected(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                endpoint,
                 cause,
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
-                let greeted = self
-                    .peers
-                    .is_oldest_browser_connection(&peer_id, connection_id);
+                let endpoint_addr = endpoint.get_remote_address();
+                let greeted = self.peers.was_first_connection(&peer_id, connection_id);
                 let last = self.peers.disconnected(&peer_id, connection_id);
-                if !last && greeted && self.role == Role::Relay {
-                    self.peers.note_reset(peer_id);
-                    // The page gossipsub greeted is gone, and the connections left (a reloaded
-                    // page's) never were greeted: they would not learn the hub's rooms. Close
-                    // them; the page redials within a second and starts afresh.
-                    tracing::info!(peer = %peer_id, "a browser's first connection closed under a newer one; closing the rest");
+                if !last
+                    && greeted
+                    && self.role == Role::Relay
+                    && is_browser_transport(endpoint_addr)
+                {
+                    // The browser connection gossipsub greeted is gone; the newer ones never
+                    // were and would never learn the hub's rooms. Close them: the page notices
+                    // it was not greeted and redials, and its next connection is a first one.
+                    tracing::info!(peer = %peer_id, "a browser's first connection closed; closing the newer ones");
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                 }
                 if last {
