@@ -158,3 +158,25 @@ pub struct PeerArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_durations_parse_with_clear_errors() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 45s "), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("30")
+            .expect_err("no unit")
+            .contains("needs a unit"));
+        assert!(parse_duration("d")
+            .expect_err("no number")
+            .contains("whole number"));
+        assert!(parse_duration("3w")
+            .expect_err("bad unit")
+            .contains("unknown unit"));
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}

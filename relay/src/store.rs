@@ -647,3 +647,126 @@ impl Page {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, retention: Retention) -> Store {
+        let db = Database::create(dir.join("store.redb")).expect("db");
+        let store = Store {
+            db,
+            retention,
+            waiting: Vec::new(),
+        };
+        store.create_tables().expect("tables");
+        store
+    }
+
+    fn append(store: &mut Store, room: &str, items: impl IntoIterator<Item = (u64, &'static str)>) {
+        let from = PeerId::random();
+        let jobs = items
+            .into_iter()
+            .map(|(ts, id)| StoreJob::Append {
+                room: room.to_owned(),
+                item: HistoryItem {
+                    id: id.to_owned(),
+                    from,
+                    ts,
+                    payload: format!("text {id}"),
+                },
+            })
+            .collect();
+        store.process(jobs);
+    }
+
+    fn page(store: &Store, query: HistoryQuery) -> (Vec<String>, Option<Cursor>) {
+        match store.read(PeerId::random(), StoreRequest::Query(query)) {
+            Ok(StoreResponse::Page { messages, next }) => {
+                (messages.into_iter().map(|m| m.id).collect(), next)
+            }
+            other => panic!("expected a page, got {other:?}"),
+        }
+    }
+
+    fn temp() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("p2p-chat-store-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn pages_come_in_time_order_both_ways_and_a_repeat_is_stored_once() {
+        let dir = temp();
+        let mut store = store(&dir, Retention::default());
+        let now = now_unix_ms();
+        append(
+            &mut store,
+            "lobby",
+            [(now + 3, "c"), (now + 1, "a"), (now + 2, "b")],
+        );
+        append(&mut store, "lobby", [(now + 1, "a")]);
+        append(&mut store, "lobby2", [(now, "other room")]);
+        let query = |limit, after, newest, before| HistoryQuery {
+            room: "lobby".into(),
+            limit: Some(limit),
+            after,
+            newest,
+            before,
+            ..Default::default()
+        };
+        let (first, next) = page(&store, query(2, None, false, None));
+        assert_eq!(first, ["a", "b"]);
+        let (rest, end) = page(&store, query(2, next, false, None));
+        assert_eq!((rest, end), (vec!["c".to_owned()], None));
+        let (newest, older) = page(&store, query(2, None, true, None));
+        assert_eq!(newest, ["b", "c"]);
+        let (oldest, _) = page(&store, query(2, None, true, older));
+        assert_eq!(oldest, ["a"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_per_room_and_drops_old_ones() {
+        let dir = temp();
+        let retention = Retention {
+            max_per_room: 3,
+            max_age: Duration::from_secs(3600),
+            ..Retention::default()
+        };
+        let mut store = store(&dir, retention);
+        let now = now_unix_ms();
+        let ancient = now - 2 * 3600 * 1000;
+        append(&mut store, "lobby", [(ancient, "old")]);
+        append(
+            &mut store,
+            "lobby",
+            [
+                (now + 1, "m1"),
+                (now + 2, "m2"),
+                (now + 3, "m3"),
+                (now + 4, "m4"),
+            ],
+        );
+        store.prune().expect("prune");
+        let (kept, _) = page(
+            &store,
+            HistoryQuery {
+                room: "lobby".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(kept, ["m2", "m3", "m4"]);
+        // A pruned message may be stored again (its id is forgotten too).
+        append(&mut store, "lobby", [(now + 5, "old")]);
+        let (kept, _) = page(
+            &store,
+            HistoryQuery {
+                room: "lobby".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(kept, ["m2", "m3", "m4", "old"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
