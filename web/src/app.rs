@@ -103,9 +103,9 @@ async fn start(chat: Chat) {
     }
 }
 
-/// When the tab closes, let the browser's identity go and leave every room with a goodbye: the members see the tab go at once
-/// instead of when the relay's ping gives up on it. The work runs in microtasks, which the
-/// browser finishes before it tears the page down.
+/// When the tab closes, let the browser's identity go and leave every room with a goodbye: the
+/// members see the tab go at once instead of when the relay's ping gives up on it. The work runs
+/// in microtasks, which the browser finishes before it tears the page down.
 fn say_goodbye_on_close(client: p2p_chat_shared::core::Client, lease: Option<u64>) {
     use wasm_bindgen::{closure::Closure, JsCast};
     let Some(window) = web_sys::window() else {
@@ -189,7 +189,7 @@ fn mark(kept: &[storage::Kept]) -> Option<HistoryMark> {
     let newest_ts = kept.iter().map(|k| k.ts).max()?;
     let recent = kept
         .iter()
-        .filter(|k| k.ts + CATCH_UP_OVERLAP_MS >= newest_ts)
+        .filter(|k| k.ts.saturating_add(CATCH_UP_OVERLAP_MS) >= newest_ts)
         .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone())))
         .collect();
     Some(HistoryMark { newest_ts, recent })

@@ -112,7 +112,7 @@ impl LocalHistory {
             let (key, value) = entry?;
             let (_, ts, id) = key.value();
             let newest = *newest_ts.get_or_insert(ts);
-            if ts + CATCH_UP_OVERLAP_MS < newest {
+            if ts.saturating_add(CATCH_UP_OVERLAP_MS) < newest {
                 break;
             }
             if let Ok(row) = serde_json::from_str::<Row>(value.value()) {

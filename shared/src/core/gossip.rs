@@ -66,7 +66,7 @@ impl<X: Extension> EventLoop<X> {
         let mut envelope = Envelope::message(&self.nick, text)?;
         // Strictly increasing times keep our own messages in the order sent wherever they are
         // sorted by (time, id): a store's history, a catch-up.
-        envelope.ts = envelope.ts.max(self.last_sent_ts + 1);
+        envelope.ts = envelope.ts.max(self.last_sent_ts.saturating_add(1));
         self.last_sent_ts = envelope.ts;
         let outcome = self.publish_or_queue(room, &envelope)?;
         if let Some(state) = self.rooms.get_mut(room) {
