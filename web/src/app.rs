@@ -5,7 +5,7 @@ use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{self, CoreConfig, HistoryMark, SendOutcome, CATCH_UP_OVERLAP_MS};
+use p2p_chat_shared::core::{self, CoreConfig, HistoryMark, SendOutcome};
 use p2p_chat_shared::protocol::{validate_room, DEFAULT_ROOM};
 use p2p_chat_shared::text::{clean_nick, random_nick};
 
@@ -184,15 +184,14 @@ pub async fn join(chat: Chat, room: String) {
     }
 }
 
-/// Where a catch-up starts: the newest message kept, and those of the minutes before it.
+/// Where a catch-up starts: what this browser kept of the room.
 fn mark(kept: &[storage::Kept]) -> Option<HistoryMark> {
-    let newest_ts = kept.iter().map(|k| k.ts).max()?;
-    let recent = kept
+    let mut held: Vec<(PeerId, String, u64)> = kept
         .iter()
-        .filter(|k| k.ts.saturating_add(CATCH_UP_OVERLAP_MS) >= newest_ts)
-        .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone())))
+        .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone(), k.ts)))
         .collect();
-    Some(HistoryMark { newest_ts, recent })
+    held.sort_by_key(|h| std::cmp::Reverse(h.2));
+    HistoryMark::from_newest_first(held)
 }
 
 /// Leaves a room.

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use libp2p::PeerId;
-use p2p_chat_shared::core::{ChatMessage, HistoryMark, Origin, CATCH_UP_OVERLAP_MS};
+use p2p_chat_shared::core::{ChatMessage, HistoryMark, Origin};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -106,22 +106,16 @@ impl LocalHistory {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(MESSAGES)?;
         let upper = after(room);
-        let mut recent = Vec::new();
-        let mut newest_ts = None;
-        for entry in table.range((room, 0, "")..(upper.as_str(), 0, ""))?.rev() {
-            let (key, value) = entry?;
-            let (_, ts, id) = key.value();
-            let newest = *newest_ts.get_or_insert(ts);
-            if ts.saturating_add(CATCH_UP_OVERLAP_MS) < newest {
-                break;
-            }
-            if let Ok(row) = serde_json::from_str::<Row>(value.value()) {
-                if let Ok(from) = row.from.parse::<PeerId>() {
-                    recent.push((from, id.to_owned()));
-                }
-            }
-        }
-        Ok(newest_ts.map(|newest_ts| HistoryMark { newest_ts, recent }))
+        let held = table
+            .range((room, 0, "")..(upper.as_str(), 0, ""))?
+            .rev()
+            .filter_map(Result::ok)
+            .filter_map(|(key, value)| {
+                let (_, ts, id) = key.value();
+                let row: Row = serde_json::from_str(value.value()).ok()?;
+                Some((row.from.parse::<PeerId>().ok()?, id.to_owned(), ts))
+            });
+        Ok(HistoryMark::from_newest_first(held))
     }
 
     /// Drops the oldest messages of rooms over [`MAX_PER_ROOM`].

@@ -87,6 +87,22 @@ pub struct HistoryMark {
     pub recent: Vec<(PeerId, String)>,
 }
 
+impl HistoryMark {
+    /// The mark for what a user interface holds of a room, given as (author, id, time) newest
+    /// first; reads only as far back as the catch-up overlap reaches.
+    pub fn from_newest_first(
+        held: impl IntoIterator<Item = (PeerId, String, u64)>,
+    ) -> Option<Self> {
+        let mut held = held.into_iter().peekable();
+        let newest_ts = held.peek()?.2;
+        let recent = held
+            .take_while(|(_, _, ts)| ts.saturating_add(super::CATCH_UP_OVERLAP_MS) >= newest_ts)
+            .map(|(author, id, _)| (author, id))
+            .collect();
+        Some(Self { newest_ts, recent })
+    }
+}
+
 /// Cloneable handle to a running chat core.
 #[derive(Debug, Clone)]
 pub struct Client {
