@@ -7,8 +7,10 @@
 //! - [`identity`]: key files, the WebRTC certificate, data directories.
 //! - [`store`]: the relay's store of room history and sealed DMs (redb).
 //! - [`http`]: the web app, `config.json` and `/healthz` over HTTP.
-//! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`]: the `relay` and `peer` subcommands.
+//! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`], [`bench`]: the `relay`, `peer` and
+//!   `bench` subcommands.
 
+pub mod bench;
 pub mod cli;
 pub mod http;
 pub mod identity;

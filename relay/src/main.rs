@@ -1,7 +1,7 @@
 //! The `p2p-chat` binary: parses the command line once and runs the chosen subcommand.
 
 use clap::Parser;
-use p2p_chat_relay::{cli, identity, install_crypto_provider, peer, relay_cmd};
+use p2p_chat_relay::{bench, cli, identity, install_crypto_provider, peer, relay_cmd};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let default_filter = match args.command {
         // The terminal is the chat: only warnings and errors go to stderr unless RUST_LOG says so.
-        cli::Command::Peer(_) => "warn",
+        cli::Command::Peer(_) | cli::Command::Bench(_) => "warn",
         _ => "info,dtls=error,libp2p_kad=error,webrtc_ice=warn,webrtc=warn",
     };
     tracing_subscriber::fmt()
@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         match args.command {
             cli::Command::Relay(args) => relay_cmd::run(args).await,
             cli::Command::Peer(args) => peer::run(args).await,
+            cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Genkey => {
                 let key = libp2p::identity::Keypair::generate_ed25519();
                 print!("{}", identity::key_file_text(&key));

@@ -3,6 +3,7 @@
 //! mDNS and UPnP. Each optional one is a `Toggle`, so one type serves the relay, the CLI peer
 //! and the tests (which keep mDNS and UPnP off: both send multicast out of the machine).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use libp2p::{
@@ -14,20 +15,33 @@ use libp2p::{
 };
 use p2p_chat_shared::behaviour::{Extension, Notice};
 
+/// Reservations and circuits one IP address may open per minute, by default (the library's).
+pub const DEFAULT_RATE_PER_IP: u32 = 60;
+
 /// Circuit relay v2 limits chosen for chat. The library defaults (2 minutes and 128 KiB per
 /// circuit, 16 circuits) would cut a conversation; these let one last an hour and carry
-/// 16 MiB, while bounding what one relay lends out.
-pub fn relay_config() -> relay::Config {
+/// 16 MiB, while bounding what one relay lends out. One peer id may reserve or open a circuit 30
+/// times per 2 minutes; one IP address `per_ip` times per minute (a token bucket: that many at
+/// once, then one every 60/`per_ip` s).
+pub fn relay_config(per_ip: u32) -> relay::Config {
+    let per_ip = NonZeroU32::new(per_ip).unwrap_or(NonZeroU32::MIN);
+    let per_peer = NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN);
+    let (minute, two_minutes) = (Duration::from_secs(60), Duration::from_secs(120));
     relay::Config {
-        max_reservations: 4096,
+        max_reservations: 20_000,
         max_reservations_per_peer: 4,
         reservation_duration: Duration::from_secs(60 * 60),
+        reservation_rate_limiters: Vec::new(),
         max_circuits: 1024,
         max_circuits_per_peer: 16,
         max_circuit_duration: Duration::from_secs(60 * 60),
         max_circuit_bytes: 16 * 1024 * 1024,
-        ..relay::Config::default()
+        circuit_src_rate_limiters: Vec::new(),
     }
+    .reservation_rate_per_peer(per_peer, two_minutes)
+    .reservation_rate_per_ip(per_ip, minute)
+    .circuit_src_per_peer(per_peer, two_minutes)
+    .circuit_src_per_ip(per_ip, minute)
 }
 
 /// Connection limits of a relay: enough for a busy public relay, bounded against floods.
@@ -51,6 +65,8 @@ pub fn peer_limits() -> connection_limits::ConnectionLimits {
 pub struct NativeOptions {
     /// Serve circuit relay v2 (the relay).
     pub relay_server: bool,
+    /// Reservations and circuits one IP address may open per minute (relay server only).
+    pub rate_per_ip: u32,
     /// DCUtR hole punching (peers).
     pub dcutr: bool,
     /// AutoNAT (client on peers; the relay answers probes).
@@ -83,7 +99,7 @@ impl Native {
     pub fn new(key: &Keypair, options: &NativeOptions) -> std::io::Result<Self> {
         let peer_id = key.public().to_peer_id();
         let (relay, limits) = if options.relay_server {
-            let mut server = relay::Behaviour::new(peer_id, relay_config());
+            let mut server = relay::Behaviour::new(peer_id, relay_config(options.rate_per_ip));
             // Advertise the relay protocol even with no confirmed public address: a relay on a
             // LAN or on loopback would otherwise refuse every reservation.
             server.set_status(Some(relay::Status::Enable));

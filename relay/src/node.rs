@@ -108,8 +108,9 @@ impl RelayPorts {
     }
 }
 
-/// Starts a relay: circuit relay server, gossipsub hub, DHT server, and the store protocol
-/// answered from `store` (see [`crate::store::open`]).
+/// Starts a relay: circuit relay server (`rate_per_ip`: see [`crate::native::relay_config`]),
+/// gossipsub hub, DHT server, and the store protocol answered from `store` (see
+/// [`crate::store::open`]).
 pub async fn start_relay(
     key: Keypair,
     certificate: Certificate,
@@ -117,9 +118,11 @@ pub async fn start_relay(
     ports: &RelayPorts,
     external_addrs: &[Multiaddr],
     store: Option<StoreHandle>,
+    rate_per_ip: u32,
 ) -> Result<Node, StartError> {
     let options = NativeOptions {
         relay_server: true,
+        rate_per_ip,
         dcutr: false,
         autonat: true,
         mdns: false,
@@ -176,6 +179,7 @@ impl PeerSetup {
 pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartError> {
     let options = NativeOptions {
         relay_server: false,
+        rate_per_ip: crate::native::DEFAULT_RATE_PER_IP,
         dcutr: setup.dcutr,
         autonat: true,
         mdns: setup.mdns,

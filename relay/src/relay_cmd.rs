@@ -71,6 +71,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         &ports,
         &args.external_addrs,
         Some(store),
+        args.rate_per_ip,
     )
     .await?;
     let peer_id = node.peer_id;

@@ -46,6 +46,13 @@ const DELIVERED: TableDefinition<(&str, &str), u64> = TableDefinition::new("deli
 pub const QUEUE: usize = 16_384;
 /// Most jobs in one write transaction.
 const BATCH: usize = 2048;
+/// How long the store gathers room messages after the first of a batch, so that a busy room
+/// costs one commit (and its fsync) per this period instead of one per message. Receipts wait
+/// for the commit, so this is how much later a sender sees "kept"; nothing is acknowledged
+/// before it is on disk.
+const COMMIT_GATHER: Duration = Duration::from_millis(10);
+/// How often the store's housekeeping (receipts that waited too long, retention) runs.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How long a receipt waits for its message to arrive and be written.
 const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 /// How often retention runs.
@@ -156,20 +163,24 @@ impl Store {
 
     fn run(mut self, mut rx: mpsc::Receiver<StoreJob>) {
         let mut next_prune = std::time::Instant::now() + PRUNE_EVERY;
+        let mut housekeeping = futures_timer::Delay::new(HOUSEKEEPING);
         loop {
             let first = futures::executor::block_on(async {
-                let timeout = futures_timer::Delay::new(Duration::from_secs(1));
-                futures::pin_mut!(timeout);
-                match futures::future::select(rx.next(), timeout).await {
+                match futures::future::select(rx.next(), &mut housekeeping).await {
                     futures::future::Either::Left((job, _)) => Some(job),
                     futures::future::Either::Right(_) => None,
                 }
             });
             let mut batch = Vec::new();
             match first {
-                Some(Some(job)) => batch.push(job),
+                Some(Some(job)) => {
+                    if matches!(job, StoreJob::Append { .. }) {
+                        std::thread::sleep(COMMIT_GATHER);
+                    }
+                    batch.push(job);
+                }
                 Some(None) => break, // every handle dropped: the relay stopped
-                None => {}
+                None => housekeeping.reset(HOUSEKEEPING),
             }
             while batch.len() < BATCH {
                 match rx.try_recv() {

@@ -11,7 +11,8 @@ use crate::dht::{Dht, DhtSlot};
 use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
 use crate::protocol::{
-    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_TRANSMIT_BYTES, PING_INTERVAL, PING_TIMEOUT,
+    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_ROOMS_PER_PEER,
+    MAX_TRANSMIT_BYTES, PING_INTERVAL, PING_TIMEOUT,
 };
 
 /// What a peer is for.
@@ -98,9 +99,10 @@ impl<X: Extension> Behaviour<X> {
         role: Role,
     ) -> Result<Self, BehaviourError> {
         let peer_id = key.public().to_peer_id();
-        let gossipsub = gossipsub::Behaviour::new(
+        let gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossipsub_config(role)?,
+            subscription_filter(role),
         )
         .map_err(|e| BehaviourError(e.to_owned()))?;
         let identify = identify::Behaviour::new(
@@ -123,6 +125,24 @@ impl<X: Extension> Behaviour<X> {
             store: store_behaviour(role == Role::Relay),
             ext,
         })
+    }
+}
+
+/// Which subscriptions of a neighbour gossipsub accepts. The library's default (100 topics, 100
+/// per message) would make a peer ignore every subscription of a hub that serves more than 100
+/// rooms, its own room among them: it could never join. A peer accepts as many as a hub may
+/// serve; the hub accepts the default from each peer.
+fn subscription_filter(
+    role: Role,
+) -> gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter> {
+    let most = match role {
+        Role::Peer => MAX_HUB_ROOMS,
+        Role::Relay => MAX_ROOMS_PER_PEER,
+    };
+    gossipsub::MaxCountSubscriptionFilter {
+        filter: gossipsub::AllowAllSubscriptionFilter {},
+        max_subscribed_topics: most,
+        max_subscriptions_per_request: most,
     }
 }
 

@@ -69,6 +69,9 @@ pub const PRESENCE_EXPIRY: Duration = Duration::from_secs(95);
 /// Most rooms a relay hubs at once (each is a topic a remote peer asked for).
 pub const MAX_HUB_ROOMS: usize = 10_000;
 
+/// Most rooms a relay follows for one peer (gossipsub subscriptions it accepts from it).
+pub const MAX_ROOMS_PER_PEER: usize = 100;
+
 /// Most members remembered per room.
 pub const MAX_MEMBERS_PER_ROOM: usize = 10_000;
 

@@ -45,6 +45,7 @@ async fn relay_with(store: Option<p2p_chat_shared::store::StoreHandle>) -> (Node
         &RelayPorts::loopback_ephemeral(),
         &[],
         store,
+        p2p_chat_relay::native::DEFAULT_RATE_PER_IP,
     )
     .await
     .expect("relay starts");

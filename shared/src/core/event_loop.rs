@@ -52,6 +52,14 @@ pub struct EventLoop<X: Extension> {
     shutdown: Option<(Instant, Vec<Reply<()>>)>,
 }
 
+/// Completes when `timer` (if armed) fires; never when it is not.
+async fn until(timer: &mut Option<Delay>) {
+    match timer {
+        Some(delay) => delay.await,
+        None => futures::future::pending().await,
+    }
+}
+
 impl<X: Extension> EventLoop<X> {
     pub(super) fn new(
         swarm: Swarm<Behaviour<X>>,
@@ -97,6 +105,7 @@ impl<X: Extension> EventLoop<X> {
                 (channel, response) = self.stores.answers.select_next_some() => {
                     self.respond_store(channel, response);
                 }
+                () = until(&mut self.stores.receipt_timer).fuse() => self.on_receipt_timer(),
                 _ = (&mut self.tick).fuse() => {
                     if self.on_tick() {
                         break;

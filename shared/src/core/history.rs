@@ -48,6 +48,10 @@ const MAILBOX_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 const STATUS_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most receipt requests out at once (the rest wait and go in batches).
 const MAX_RECEIPTS_IN_FLIGHT: usize = 4;
+/// How long the ids of sent messages gather before one receipt request asks for all of them: a
+/// busy sender then costs the relay one request per this period, not one per message (the
+/// relay's store commits every 10 ms anyway, so "kept" is hardly later).
+const RECEIPT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// Most deposited DMs whose delivery we follow.
 const MAX_TRACKED_DEPOSITS: usize = 1000;
 
@@ -95,6 +99,8 @@ pub struct Stores {
     /// Message ids waiting for a receipt request, by room.
     receipts_due: HashMap<String, Vec<String>>,
     receipts_in_flight: usize,
+    /// Armed by the first id due: when the due ids go out.
+    pub(super) receipt_timer: Option<futures_timer::Delay>,
     /// Room messages the backend could not take (its queue was full).
     pub(super) dropped_appends: u64,
 }
@@ -312,6 +318,14 @@ impl<X: Extension> EventLoop<X> {
             .entry(room.to_owned())
             .or_default()
             .push(id.to_owned());
+        if self.stores.receipt_timer.is_none() {
+            self.stores.receipt_timer = Some(futures_timer::Delay::new(RECEIPT_GATHER));
+        }
+    }
+
+    /// The gathered ids are due: ask for their receipts.
+    pub(super) fn on_receipt_timer(&mut self) {
+        self.stores.receipt_timer = None;
         self.send_receipts();
     }
 

@@ -174,11 +174,14 @@ impl<X: Extension> EventLoop<X> {
         self.peers.set_agent(peer_id, info.agent_version.clone());
         self.stores_on_identify(peer_id, &info.protocols);
         // The hub adds every peer to its DHT table so that anyone can be found through it;
-        // a peer adds only those that serve the DHT.
+        // a peer adds only those that serve the DHT. Never with a relayed address: every DHT
+        // lookup (one starts by itself whenever a peer's table is small) would dial the peers it
+        // is handed, and through circuits a room's joins would cost the relay one circuit per
+        // pair of members. A peer reachable only through a relay is reached through its relay.
         let add_to_dht = Dht::served_by(&info.protocols) || self.role == Role::Relay;
         for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
             self.peers.add_address(peer_id, addr.clone());
-            if add_to_dht {
+            if add_to_dht && !super::peers::is_relayed(&addr) {
                 self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
             }
         }

@@ -1,0 +1,180 @@
+//! The relay under test: `p2p-chat relay` started as its own process (so that its memory and CPU
+//! are its own) on loopback, in a temporary data directory, and read through `/proc`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use libp2p::{core::multiaddr::Protocol, Multiaddr};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long the relay may take to print its addresses.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ: 100 on every Linux architecture
+/// this runs on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A running relay process; killed when dropped.
+pub struct RelayProcess {
+    child: Child,
+    pid: u32,
+    /// Its TCP address, with `/p2p`.
+    pub addr: Multiaddr,
+    /// Its HTTP server (`/healthz`).
+    http: String,
+    /// Its data directory (store, identity) and log file; removed when dropped.
+    dir: PathBuf,
+}
+
+impl RelayProcess {
+    /// Starts `p2p-chat relay` on loopback with OS-chosen ports, plus `extra` flags.
+    pub async fn start(extra: &[String]) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the p2p-chat binary")?;
+        let dir = std::env::temp_dir().join(format!("p2p-chat-bench-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let log = std::fs::File::create(dir.join("relay.log")).context("relay log file")?;
+        let mut child = Command::new(exe)
+            .args(["relay", "--port", "0", "--listen-addr", "127.0.0.1"])
+            .args(["--http-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .arg("--web-dir")
+            .arg(dir.join("no-web-app"))
+            // Every bench peer comes from 127.0.0.1.
+            .args(["--rate-per-ip", "1000000"])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_RELAY_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the relay process")?;
+        let pid = child.id().context("relay process has no pid")?;
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut addr, mut http) = (None, None);
+        let found = tokio::time::timeout(START_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("web app: http://") {
+                    http = Some(rest.to_owned());
+                }
+                if let Some(rest) = line.strip_prefix("listening: ") {
+                    if let Ok(a) = rest.parse::<Multiaddr>() {
+                        if is_plain_tcp(&a) {
+                            addr = Some(a);
+                        }
+                    }
+                }
+                if addr.is_some() && http.is_some() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        let (Ok(true), Some(addr), Some(http)) = (found, addr, http) else {
+            bail!(
+                "the relay did not come up within {START_TIMEOUT:?}; see {}",
+                dir.join("relay.log").display()
+            );
+        };
+        // Keep draining its stdout so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            pid,
+            addr,
+            http,
+            dir,
+        })
+    }
+
+    /// Resident memory, bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .context("relay process status")?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmRSS in /proc/<pid>/status")?;
+        Ok(kib * 1024)
+    }
+
+    /// CPU time used so far (user + system).
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_time(&self.pid.to_string())
+    }
+
+    /// Peers the relay counts as connected (`/healthz`).
+    pub async fn connected_peers(&self) -> anyhow::Result<u64> {
+        let mut stream = tokio::net::TcpStream::connect(&self.http).await?;
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.take(64 * 1024).read_to_string(&mut response).await?;
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let health: serde_json::Value =
+            serde_json::from_str(body.trim()).context("/healthz is not JSON")?;
+        health["connected_peers"]
+            .as_u64()
+            .context("/healthz has no connected_peers")
+    }
+
+    /// Fails if the relay process has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "the relay exited ({status}); see {}",
+                self.dir.join("relay.log").display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Where its log goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("relay.log")
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::env::var_os("BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// CPU time (user + system) used so far by process `pid` (`self`: this one).
+pub fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("process stat")?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+        bail!("unreadable /proc/{pid}/stat");
+    };
+    Ok(Duration::from_secs_f64(
+        (user + system) as f64 / TICKS_PER_SECOND,
+    ))
+}
+
+fn is_plain_tcp(addr: &Multiaddr) -> bool {
+    let mut protocols = addr.iter();
+    matches!(protocols.next(), Some(Protocol::Ip4(_)))
+        && matches!(protocols.next(), Some(Protocol::Tcp(_)))
+        && matches!(protocols.next(), Some(Protocol::P2p(_)))
+}

@@ -1,0 +1,353 @@
+//! The scenarios of `p2p-chat bench`: each starts its own relay process, sets up its peers,
+//! drives its workload and returns a [`Report`].
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use p2p_chat_shared::core::{Event, HistoryMark};
+use tokio::time::Instant;
+
+use super::load::{self, Outcome, Pace, Peer, Planned};
+use super::relay_proc::{cpu_time, RelayProcess};
+use super::stats::{round3, Latency, Report};
+use crate::node::{start_peer, PeerSetup};
+
+/// Deliveries a throughput phase lets be outstanding, per receiver of a message: enough to keep
+/// the relay busy, few enough that no queue on the way overflows.
+const WINDOW_PER_RECEIVER: u64 = 200;
+
+/// CPU used by the relay, and by this process (the peers), between two readings, as shares of
+/// one core (100 % = one core busy).
+struct CpuWatch {
+    relay: Duration,
+    peers: Duration,
+    at: Instant,
+}
+
+impl CpuWatch {
+    fn start(relay: &RelayProcess) -> anyhow::Result<Self> {
+        Ok(Self {
+            relay: relay.cpu()?,
+            peers: cpu_time("self")?,
+            at: Instant::now(),
+        })
+    }
+
+    /// Adds `{name}_relay_cpu` and `{name}_peers_cpu`.
+    fn report(&self, relay: &RelayProcess, report: &mut Report, name: &str) -> anyhow::Result<()> {
+        let elapsed = self.at.elapsed().as_secs_f64().max(1e-9);
+        let share = |used: Duration| round3(100.0 * used.as_secs_f64() / elapsed);
+        let relay_used = relay.cpu()?.saturating_sub(self.relay);
+        let peers_used = cpu_time("self")?.saturating_sub(self.peers);
+        report.add(
+            &format!("{name}_relay_cpu"),
+            share(relay_used),
+            "% of a core",
+        );
+        report.add(
+            &format!("{name}_peers_cpu"),
+            share(peers_used),
+            "% of a core (this process: every peer)",
+        );
+        Ok(())
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    round3(bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Adds the figures of a workload phase named `name`.
+fn add_outcome(report: &mut Report, name: &str, outcome: &mut Outcome, fanout: u64) {
+    report.add(&format!("{name}_delivered"), outcome.delivered, "");
+    report.add(&format!("{name}_expected"), outcome.expected, "");
+    report.add(
+        &format!("{name}_delivery_ratio"),
+        round3(outcome.delivery_ratio()),
+        "",
+    );
+    report.add(&format!("{name}_duplicates"), outcome.duplicates, "");
+    if outcome.lagged > 0 || outcome.send_errors > 0 {
+        report.add(&format!("{name}_events_dropped"), outcome.lagged, "");
+        report.add(&format!("{name}_send_errors"), outcome.send_errors, "");
+    }
+    report.add(
+        &format!("{name}_messages_per_s"),
+        outcome.messages_per_second(fanout).round(),
+        "msg/s",
+    );
+    if fanout > 1 {
+        report.add(
+            &format!("{name}_deliveries_per_s"),
+            outcome.deliveries_per_second().round(),
+            "deliveries/s",
+        );
+    }
+    report.add_latency(name, Latency::of(&mut outcome.latencies));
+}
+
+async fn setup(
+    relay: &RelayProcess,
+    rooms: Vec<String>,
+    report: &mut Report,
+    deadline: Instant,
+) -> anyhow::Result<Vec<Peer>> {
+    let started = Instant::now();
+    let count = rooms.len();
+    let peers = load::start_peers(&relay.addr, rooms, deadline).await?;
+    load::wait_for_members(&peers, deadline).await?;
+    report.add("peers", count, "");
+    report.add(
+        "setup_s",
+        round3(started.elapsed().as_secs_f64()),
+        "s (connect, reserve, join, see every member)",
+    );
+    Ok(peers)
+}
+
+/// Two peers through the relay.
+pub async fn latency(
+    messages: u64,
+    rate: u64,
+    burst: u64,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    let relay = RelayProcess::start(&[]).await?;
+    let mut report = Report::default();
+    let mut peers = setup(
+        &relay,
+        vec!["bench-latency".to_owned(); 2],
+        &mut report,
+        deadline,
+    )
+    .await?;
+    let plan = |count| {
+        (0..count)
+            .map(|_| Planned {
+                sender: 0,
+                fanout: 1,
+            })
+            .collect::<Vec<_>>()
+    };
+    let phases = [
+        ("one_at_a_time", messages, Pace::Window(1)),
+        ("steady", messages, Pace::Rate(rate)),
+        ("throughput", burst, Pace::Window(WINDOW_PER_RECEIVER)),
+    ];
+    report.add("steady_rate", rate, "msg/s (target)");
+    for (name, count, pace) in phases {
+        if count == 0 {
+            continue;
+        }
+        let cpu = CpuWatch::start(&relay)?;
+        let mut outcome = load::run(&mut peers, &plan(count), pace, deadline).await?;
+        add_outcome(&mut report, name, &mut outcome, 1);
+        cpu.report(&relay, &mut report, name)?;
+    }
+    report.add("relay_rss_mib", mib(relay.rss()?), "MiB");
+    Ok(report)
+}
+
+/// `rooms` rooms of `size` peers, every peer sending its share of `messages`.
+pub async fn rooms(
+    name: &str,
+    rooms: usize,
+    size: usize,
+    messages: u64,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    if size < 2 || rooms == 0 {
+        bail!("a room needs at least 2 peers, and there must be at least one room");
+    }
+    let relay = RelayProcess::start(&[]).await?;
+    let mut report = Report::default();
+    report.add("rooms", rooms, "");
+    report.add("room_size", size, "");
+    let names = (0..rooms * size)
+        .map(|i| format!("{name}-{}", i / size))
+        .collect();
+    let mut peers = setup(&relay, names, &mut report, deadline).await?;
+    let base_rss = relay.rss()?;
+    let fanout = (size - 1) as u64;
+    let plan = load::round_robin(&peers, messages);
+    let cpu = CpuWatch::start(&relay)?;
+    let pace = Pace::Window(WINDOW_PER_RECEIVER * fanout);
+    let mut outcome = load::run(&mut peers, &plan, pace, deadline).await?;
+    report.add("messages", messages, "");
+    add_outcome(&mut report, "load", &mut outcome, fanout);
+    cpu.report(&relay, &mut report, "load")?;
+    report.add("relay_rss_mib", mib(relay.rss()?), "MiB");
+    report.add(
+        "relay_rss_growth_mib",
+        mib(relay.rss()?.saturating_sub(base_rss)),
+        "MiB (during the load)",
+    );
+    Ok(report)
+}
+
+/// `peers` idle peers in rooms of `size`: the relay's memory per connection and CPU at rest.
+pub async fn idle(
+    peers: usize,
+    size: usize,
+    rest: Duration,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    let relay = RelayProcess::start(&[]).await?;
+    // Let the relay finish starting (listeners, store) before the baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base_rss = relay.rss()?;
+    let mut report = Report::default();
+    report.add("relay_rss_before_mib", mib(base_rss), "MiB");
+    let started = Instant::now();
+    let size = size.max(1);
+    let names = (0..peers).map(|i| format!("idle-{}", i / size)).collect();
+    let nodes = load::start_peers(&relay.addr, names, deadline).await?;
+    let connected_after = started.elapsed();
+    let connected = relay.connected_peers().await?;
+    report.add("peers", peers, "");
+    report.add("relay_connected_peers", connected, "(its /healthz)");
+    report.add(
+        "connect_s",
+        round3(connected_after.as_secs_f64()),
+        "s (connect, reserve, join)",
+    );
+    if connected < peers as u64 {
+        bail!("the relay counts {connected} connected peers of {peers}");
+    }
+    // Joins, presence answers and the first pings settle; then the relay is watched at rest.
+    let settle = Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(settle).await;
+    let cpu = CpuWatch::start(&relay)?;
+    let rest = rest.min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(rest).await;
+    let rss = relay.rss()?;
+    report.add("rest_s", round3(rest.as_secs_f64()), "s");
+    cpu.report(&relay, &mut report, "rest")?;
+    report.add("relay_rss_mib", mib(rss), "MiB");
+    report.add(
+        "relay_kib_per_connection",
+        round3(rss.saturating_sub(base_rss) as f64 / 1024.0 / peers.max(1) as f64),
+        "KiB",
+    );
+    drop(nodes);
+    Ok(report)
+}
+
+/// A newcomer catching up on `messages` stored messages.
+pub async fn history(messages: u64, deadline: Instant) -> anyhow::Result<Report> {
+    let keep = messages.max(10_000).to_string();
+    let relay = RelayProcess::start(&["--history-max-per-room".to_owned(), keep]).await?;
+    let room = "bench-history";
+    let mut report = Report::default();
+    // A writer and a live reader: the reader's deliveries pace the writer.
+    let mut peers = setup(&relay, vec![room.to_owned(); 2], &mut report, deadline).await?;
+    let plan: Vec<Planned> = (0..messages)
+        .map(|_| Planned {
+            sender: 0,
+            fanout: 1,
+        })
+        .collect();
+    let started = Instant::now();
+    let outcome = load::run(
+        &mut peers,
+        &plan,
+        Pace::Window(WINDOW_PER_RECEIVER),
+        deadline,
+    )
+    .await?;
+    let stored =
+        outcome.stored + wait_stored(&mut peers[0], messages - outcome.stored, deadline).await;
+    report.add("stored", stored, "");
+    report.add(
+        "store_s",
+        round3(started.elapsed().as_secs_f64()),
+        "s (sent, delivered and acknowledged by the store)",
+    );
+    if outcome.delivered < messages || stored < messages {
+        bail!(
+            "only {} of {messages} messages were delivered and {stored} stored before the time limit",
+            outcome.delivered
+        );
+    }
+
+    // A new peer joins from the beginning of time.
+    let setup = PeerSetup {
+        listen: vec![],
+        ..PeerSetup::loopback("bench-newcomer")
+    };
+    let mut reader = start_peer(Keypair::generate_ed25519(), &setup).await?;
+    reader.client.use_relay(vec![relay.addr.clone()]).await?;
+    wait_event(&mut reader.events, deadline, |e| {
+        matches!(e, Event::ReservationAccepted { .. })
+    })
+    .await
+    .context("the newcomer got no reservation")?;
+    let started = Instant::now();
+    let mark = HistoryMark {
+        newest_ts: 1,
+        recent: vec![],
+    };
+    reader.client.join_after(room, Some(mark)).await?;
+    let (mut got, mut in_order, mut last) = (0u64, true, None::<u64>);
+    let done = wait_event(&mut reader.events, deadline, |e| match e {
+        Event::History { messages, done, .. } => {
+            for m in messages {
+                let number = m.text.parse::<u64>().ok();
+                in_order &= number > last;
+                last = number;
+                got += 1;
+            }
+            *done
+        }
+        _ => false,
+    })
+    .await;
+    let took = started.elapsed();
+    report.add("caught_up", got, "messages");
+    report.add("in_order", in_order, "");
+    report.add(
+        "catch_up_ms",
+        round3(took.as_secs_f64() * 1000.0),
+        "ms (join to the last page shown)",
+    );
+    report.add(
+        "catch_up_messages_per_s",
+        (got as f64 / took.as_secs_f64().max(1e-9)).round(),
+        "msg/s",
+    );
+    report.add("relay_rss_mib", mib(relay.rss()?), "MiB");
+    if done.is_none() {
+        bail!("the catch-up did not finish before the time limit ({got} messages)");
+    }
+    Ok(report)
+}
+
+/// Counts the sender's store receipts until `want` or the deadline.
+async fn wait_stored(peer: &mut Peer, want: u64, deadline: Instant) -> u64 {
+    let mut stored = 0;
+    while stored < want {
+        match tokio::time::timeout_at(deadline, peer.node.events.next()).await {
+            Ok(Some(Event::Stored { .. })) => stored += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    stored
+}
+
+/// Waits for an event `pick` accepts; `None` at the deadline or when the stream ends.
+async fn wait_event(
+    events: &mut futures::channel::mpsc::Receiver<Event>,
+    deadline: Instant,
+    mut pick: impl FnMut(&Event) -> bool,
+) -> Option<()> {
+    loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(event)) if pick(&event) => return Some(()),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
