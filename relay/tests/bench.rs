@@ -1,0 +1,76 @@
+//! `p2p-chat bench` end to end, small: the harness runs its relay process and peers, stops by
+//! itself, and prints figures that show every message delivered once. The rooms run is also the
+//! regression test of two limits the benchmark found: a relay serving more than 100 rooms (each
+//! peer used to ignore all of the hub's subscriptions), and more than 60 peers from one address.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
+
+/// Runs `p2p-chat bench <args>` and returns its JSON line.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .args(["--time-limit", "100s"])
+        .output()
+        .expect("p2p-chat bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    let line = stdout.lines().last().expect("a JSON line");
+    serde_json::from_str(line).expect("the last line is JSON")
+}
+
+#[test]
+fn the_latency_bench_times_every_message_once() {
+    let r = bench(&[
+        "latency",
+        "--messages",
+        "200",
+        "--rate",
+        "500",
+        "--burst",
+        "300",
+    ]);
+    for phase in ["one_at_a_time", "steady"] {
+        assert_eq!(r[format!("{phase}_delivered")], 200, "{r}");
+        assert_eq!(r[format!("{phase}_duplicates")], 0, "{r}");
+        assert_eq!(r[format!("{phase}_samples")], 200, "{r}");
+        let p50 = r[format!("{phase}_p50_ms")].as_f64().expect("p50");
+        let max = r[format!("{phase}_max_ms")].as_f64().expect("max");
+        assert!(p50 > 0.0 && p50 <= max, "{r}");
+    }
+    assert_eq!(r["throughput_delivery_ratio"], 1.0, "{r}");
+    assert!(r["relay_rss_mib"].as_f64().expect("rss") > 1.0, "{r}");
+}
+
+#[test]
+fn a_relay_with_more_than_100_rooms_and_peers_from_one_address_delivers_everything() {
+    let r = bench(&[
+        "rooms",
+        "--rooms",
+        "110",
+        "--room-size",
+        "2",
+        "--messages",
+        "440",
+    ]);
+    assert_eq!(r["peers"], 220, "{r}");
+    assert_eq!(r["load_expected"], 440, "{r}");
+    assert_eq!(r["load_delivery_ratio"], 1.0, "{r}");
+    assert_eq!(r["load_duplicates"], 0, "{r}");
+}
+
+#[test]
+fn the_history_bench_catches_up_on_everything_in_order() {
+    let r = bench(&["history", "--messages", "500"]);
+    assert_eq!(r["caught_up"], 500, "{r}");
+    assert_eq!(r["in_order"], true, "{r}");
+}
