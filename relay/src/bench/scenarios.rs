@@ -257,8 +257,13 @@ pub async fn history(messages: u64, deadline: Instant) -> anyhow::Result<Report>
         deadline,
     )
     .await?;
-    let stored =
-        outcome.stored + wait_stored(&mut peers[0], messages - outcome.stored, deadline).await;
+    let stored = outcome.stored
+        + wait_stored(
+            &mut peers[0],
+            messages.saturating_sub(outcome.stored),
+            deadline,
+        )
+        .await;
     report.add("stored", stored, "");
     report.add(
         "store_s",

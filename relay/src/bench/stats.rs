@@ -126,6 +126,10 @@ mod tests {
         assert_eq!(json["scenario"], "latency");
         assert_eq!(json["messages"], 3);
         assert_eq!(json["delivery_p99_ms"], 2.0);
-        assert!(text.contains("delivery_p50_ms  2.0 ms"));
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("delivery_p50_ms "))
+            .expect("a delivery_p50_ms row");
+        assert!(row.ends_with(" 2.0 ms"), "{row}");
     }
 }
