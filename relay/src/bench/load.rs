@@ -144,6 +144,15 @@ pub fn round_robin(peers: &[Peer], count: u64) -> Vec<Planned> {
         .collect()
 }
 
+/// `count` messages from peer 0 to its one room-mate.
+pub fn from_first_to_second(count: u64) -> Vec<Planned> {
+    let one = Planned {
+        sender: 0,
+        fanout: 1,
+    };
+    vec![one; usize::try_from(count).unwrap_or(usize::MAX)]
+}
+
 /// What a workload measured.
 #[derive(Debug, Default)]
 pub struct Outcome {

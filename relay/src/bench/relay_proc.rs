@@ -130,22 +130,6 @@ impl RelayProcess {
             .as_u64()
             .context("/healthz has no connected_peers")
     }
-
-    /// Fails if the relay process has exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "the relay exited ({status}); see {}",
-                self.dir.join("relay.log").display()
-            );
-        }
-        Ok(())
-    }
-
-    /// Where its log goes.
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join("relay.log")
-    }
 }
 
 impl Drop for RelayProcess {

@@ -9,7 +9,7 @@ use libp2p::identity::Keypair;
 use p2p_chat_shared::core::{Event, HistoryMark};
 use tokio::time::Instant;
 
-use super::load::{self, Outcome, Pace, Peer, Planned};
+use super::load::{self, Outcome, Pace, Peer};
 use super::relay_proc::{cpu_time, RelayProcess};
 use super::stats::{round3, Latency, Report};
 use crate::node::{start_peer, PeerSetup};
@@ -123,14 +123,6 @@ pub async fn latency(
         deadline,
     )
     .await?;
-    let plan = |count| {
-        (0..count)
-            .map(|_| Planned {
-                sender: 0,
-                fanout: 1,
-            })
-            .collect::<Vec<_>>()
-    };
     let phases = [
         ("one_at_a_time", messages, Pace::Window(1)),
         ("steady", messages, Pace::Rate(rate)),
@@ -142,7 +134,13 @@ pub async fn latency(
             continue;
         }
         let cpu = CpuWatch::start(&relay)?;
-        let mut outcome = load::run(&mut peers, &plan(count), pace, deadline).await?;
+        let mut outcome = load::run(
+            &mut peers,
+            &load::from_first_to_second(count),
+            pace,
+            deadline,
+        )
+        .await?;
         add_outcome(&mut report, name, &mut outcome, 1);
         cpu.report(&relay, &mut report, name)?;
     }
@@ -243,12 +241,7 @@ pub async fn history(messages: u64, deadline: Instant) -> anyhow::Result<Report>
     let mut report = Report::default();
     // A writer and a live reader: the reader's deliveries pace the writer.
     let mut peers = setup(&relay, vec![room.to_owned(); 2], &mut report, deadline).await?;
-    let plan: Vec<Planned> = (0..messages)
-        .map(|_| Planned {
-            sender: 0,
-            fanout: 1,
-        })
-        .collect();
+    let plan = load::from_first_to_second(messages);
     let started = Instant::now();
     let outcome = load::run(
         &mut peers,
