@@ -5,9 +5,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use libp2p::core::multiaddr::Protocol;
+use libp2p::core::muxing::SubstreamBox;
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::upgrade::Version;
-use libp2p::{identity::Keypair, noise, websocket_websys, yamux, Multiaddr, Swarm, Transport};
+use libp2p::{
+    identity::Keypair, noise, relay, websocket_websys, yamux, Multiaddr, Swarm, Transport,
+};
 use p2p_chat_shared::behaviour::{Behaviour, NoExtension, Role};
 use p2p_chat_shared::protocol::IDLE_CONNECTION_TIMEOUT;
 
@@ -57,7 +60,20 @@ impl<T: Transport + Unpin> Transport for NoCircuit<T> {
 }
 
 /// Builds the browser swarm for `key`.
+///
+/// WebSocket connections and relayed circuits both need noise and yamux on top. Each raw
+/// connection is boxed first, so that the browser build carries one copy of the noise handshake,
+/// multistream-select and yamux instead of one per transport (about 30 KB of the `.wasm`).
 pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
+    let (relay_transport, relay_client) = relay::client::new(key.public().to_peer_id());
+    let noise = noise::Config::new(&key).map_err(|e| e.to_string())?;
+    let streams = relay_transport
+        .map(|conn, _| SubstreamBox::new(conn))
+        .or_transport(websocket_websys::Transport::default().map(|conn, _| SubstreamBox::new(conn)))
+        .map(|either, _| either.into_inner())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
@@ -66,18 +82,9 @@ pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
             ))
         })
         .map_err(|e| e.to_string())?
-        .with_other_transport(|key| {
-            let noise = noise::Config::new(key)
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
-            Ok(websocket_websys::Transport::default()
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default()))
-        })
+        .with_other_transport(|_| streams)
         .map_err(|e| e.to_string())?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| e.to_string())?
-        .with_behaviour(|key, relay_client| {
+        .with_behaviour(|key| {
             Behaviour::new(key, relay_client, NoExtension {}, Role::Peer)
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
         })
