@@ -190,7 +190,7 @@ fn mark(kept: &[storage::Kept]) -> Option<HistoryMark> {
         .iter()
         .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone(), k.ts)))
         .collect();
-    held.sort_by_key(|h| std::cmp::Reverse(h.2));
+    held.sort_unstable_by(|a, b| (b.2, &b.1).cmp(&(a.2, &a.1)));
     HistoryMark::from_newest_first(held)
 }
 

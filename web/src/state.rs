@@ -346,7 +346,8 @@ impl Chat {
                 self.with_room(&room, |r| {
                     r.members.retain(|(p, _)| *p != peer);
                     r.members.push((peer, nick.clone()));
-                    r.members.sort_by(|a, b| a.1.cmp(&b.1));
+                    r.members
+                        .sort_unstable_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
                 });
                 self.notice(&room, format!("{nick} ({}) joined", short_peer_id(&peer)));
             }

@@ -124,7 +124,7 @@ impl<X: Extension> EventLoop<X> {
                         ready: state.ready,
                     })
                     .collect();
-                rooms.sort_by(|a, b| a.room.cmp(&b.room));
+                rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
                 let _ = reply.send(Ok(rooms));
             }
             Command::Peers { room, reply } => {
@@ -218,7 +218,8 @@ impl<X: Extension> EventLoop<X> {
                 })
             })
             .collect();
-        members.sort_by(|a, b| (&a.room, &a.nick).cmp(&(&b.room, &b.nick)));
+        members
+            .sort_unstable_by(|a, b| (&a.room, &a.nick, a.peer).cmp(&(&b.room, &b.nick, b.peer)));
         Ok(PeersInfo {
             members,
             connected: self.peers.connected_peers(),

@@ -256,7 +256,8 @@ impl<X: Extension> EventLoop<X> {
                 }
             }
         }
-        messages.sort_by(|a, b| (a.sent_at, &a.id).cmp(&(b.sent_at, &b.id)));
+        messages
+            .sort_unstable_by(|a, b| (a.sent_at, &a.id, a.from).cmp(&(b.sent_at, &b.id, b.from)));
         let Some(state) = self.rooms.get_mut(&room) else {
             return; // left meanwhile
         };

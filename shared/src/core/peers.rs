@@ -118,9 +118,11 @@ impl Peers {
 
     /// Known addresses of a peer, direct ones first.
     pub fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        let mut addrs = self.addresses.get(peer).cloned().unwrap_or_default();
-        addrs.sort_by_key(is_relayed);
-        addrs
+        let addrs = self.addresses.get(peer).cloned().unwrap_or_default();
+        let (mut direct, relayed): (Vec<_>, Vec<_>) =
+            addrs.into_iter().partition(|a| !is_relayed(a));
+        direct.extend(relayed);
+        direct
     }
 
     /// Records a peer's identify agent.
@@ -141,7 +143,7 @@ impl Peers {
                 agent: self.agents.get(peer).cloned(),
             })
             .collect();
-        list.sort_by_key(|p| p.peer.to_base58());
+        list.sort_unstable_by_key(|p| p.peer.to_base58());
         list
     }
 
