@@ -169,7 +169,7 @@ pub fn open(recipient: &Keypair, sealed: &str) -> Result<(PeerId, Envelope), Sea
     if inner.to != recipient.public().to_peer_id().to_string() {
         return Err(SealError::WrongRecipient);
     }
-    let raw: RawEnvelope = serde_json::from_str(&inner.envelope)
+    let raw: RawEnvelope = serde_json::from_slice(inner.envelope.as_bytes())
         .map_err(|e| SealError::Malformed(format!("envelope: {e}")))?;
     let envelope = raw
         .validate()

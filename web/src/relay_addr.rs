@@ -47,10 +47,12 @@ pub async fn from_origin() -> Result<Vec<Multiaddr>, String> {
     if !response.ok() {
         return Err(format!("config.json: HTTP {}", response.status()));
     }
-    let config: RelayConfig = response
-        .json()
+    let body = response
+        .binary()
         .await
-        .map_err(|e| format!("config.json: {e}"))?;
+        .map_err(|e| format!("cannot read config.json: {e}"))?;
+    let config: RelayConfig =
+        serde_json::from_slice(&body).map_err(|e| format!("config.json: {e}"))?;
     parse_all(&config.addrs)
 }
 

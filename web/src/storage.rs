@@ -3,6 +3,7 @@
 
 use gloo_storage::{LocalStorage, SessionStorage, Storage};
 use libp2p::identity::Keypair;
+use serde::de::DeserializeOwned;
 
 const IDENTITY: &str = "p2p-chat/identity";
 const NICK: &str = "p2p-chat/nick";
@@ -24,6 +25,14 @@ const LEASE_FRESH_MS: u64 = 90_000;
 /// How often the holder renews its lease.
 pub const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Reads the JSON entry `key`; `None` when it is missing or damaged. (Not gloo-storage's `get`:
+/// that parses with `serde_json::from_str`, and the chat core parses bytes with `from_slice`; one
+/// JSON reader in the browser build instead of two is about 3 KB less to download.)
+fn read<S: Storage, T: DeserializeOwned>(key: &str) -> Option<T> {
+    let text = S::raw().get_item(key).ok()??;
+    serde_json::from_slice(text.as_bytes()).ok()
+}
+
 fn decode(bytes: Option<Vec<u8>>) -> Option<Keypair> {
     bytes.and_then(|bytes| Keypair::from_protobuf_encoding(&bytes).ok())
 }
@@ -37,11 +46,11 @@ fn generate() -> (Keypair, Option<Vec<u8>>) {
 /// This tab's identity and whether it is the browser's own (kept across reloads and visits).
 /// A second tab open at the same time gets one of its own, kept for its reloads only.
 pub fn identity(tab: u64) -> (Keypair, bool) {
-    if let Some(own) = decode(SessionStorage::get(TAB_IDENTITY).ok()) {
+    if let Some(own) = decode(read::<SessionStorage, _>(TAB_IDENTITY)) {
         return (own, false);
     }
     let now = p2p_chat_shared::text::now_unix_ms();
-    let lease: Option<Lease> = LocalStorage::get(LEASE).ok();
+    let lease: Option<Lease> = read::<LocalStorage, _>(LEASE);
     if lease.is_some_and(|l| l.tab != tab && now.saturating_sub(l.at) < LEASE_FRESH_MS) {
         let (key, bytes) = generate();
         if let Some(bytes) = bytes {
@@ -50,7 +59,7 @@ pub fn identity(tab: u64) -> (Keypair, bool) {
         return (key, false);
     }
     renew_lease(tab);
-    if let Some(key) = decode(LocalStorage::get(IDENTITY).ok()) {
+    if let Some(key) = decode(read::<LocalStorage, _>(IDENTITY)) {
         return (key, true);
     }
     let (key, bytes) = generate();
@@ -68,7 +77,7 @@ pub fn renew_lease(tab: u64) {
 
 /// Lets the browser's identity go (the tab is closing or reloading).
 pub fn release_lease(tab: u64) {
-    let lease: Option<Lease> = LocalStorage::get(LEASE).ok();
+    let lease: Option<Lease> = read::<LocalStorage, _>(LEASE);
     if lease.is_some_and(|l| l.tab == tab) {
         LocalStorage::delete(LEASE);
     }
@@ -76,7 +85,7 @@ pub fn release_lease(tab: u64) {
 
 /// The stored nickname.
 pub fn nick() -> Option<String> {
-    LocalStorage::get(NICK).ok()
+    read::<LocalStorage, _>(NICK)
 }
 
 /// Stores the nickname.
@@ -86,7 +95,7 @@ pub fn set_nick(nick: &str) {
 
 /// The stored rooms.
 pub fn rooms() -> Vec<String> {
-    LocalStorage::get(ROOMS).unwrap_or_default()
+    read::<LocalStorage, _>(ROOMS).unwrap_or_default()
 }
 
 /// Stores the rooms.
@@ -112,7 +121,7 @@ pub struct Kept {
 
 /// The messages kept for `room`, oldest first.
 pub fn history(room: &str) -> Vec<Kept> {
-    LocalStorage::get(format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
+    read::<LocalStorage, _>(&format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
 }
 
 /// Keeps `new` messages of `room` (ids already kept are skipped), dropping the oldest beyond the
