@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 ./scripts/setup.sh
-trunk build --release
+PATH="$PWD/tools/node_modules/.bin:$PATH" trunk build --release
 cargo build --release --locked -p p2p-chat-relay
 exec "$CARGO_TARGET_DIR/release/p2p-chat" relay --web-dir dist "$@"

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.108   # must equal wasm-bindgen in Cargo.lock (pinned by libp2p 0.57)
 TRUNK_VERSION=0.21.14          # trunk 0.22 needs a newer rustc than this machine's 1.95
+BINARYEN_VERSION=132           # must equal tools/package.json and `wasm_opt` in Trunk.toml
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -24,6 +25,14 @@ fi
 if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
   say "installing trunk $TRUNK_VERSION (several minutes, once)"
   cargo install --locked trunk --version "$TRUNK_VERSION"
+fi
+
+# wasm-opt for the release browser build: binaryen from npm (tools/package.json), which run.sh
+# puts first on PATH for trunk. Never Debian's binaryen 108: its output fails in the browser.
+if [ "$(tools/node_modules/.bin/wasm-opt --version 2>/dev/null)" != "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)" ] \
+   || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+  say "installing binaryen $BINARYEN_VERSION (wasm-opt, npm)"
+  (cd tools && npm ci --no-audit --no-fund)
 fi
 
 # trunk runs cargo offline (Trunk.toml): fetch every crate first.
