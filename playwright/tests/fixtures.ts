@@ -83,10 +83,11 @@ export class Relay {
         '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
       tlsArgs.push('--tls-cert', cert, '--tls-key', key);
     }
+    // RELAY_LOG replaces the relay's log filter (RUST_LOG syntax), to see what it did in a test.
     this.child = spawn(BIN, [
       'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0',
       '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs,
-    ], { env: { ...process.env, RUST_LOG: 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    ], { env: { ...process.env, RUST_LOG: process.env.RELAY_LOG ?? 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = new Lines(this.child);
     this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);
     this.url = (await lines.find('relay web address', (l) => l.startsWith('web app: ')))[0].slice(9) + '/';

@@ -7,7 +7,7 @@ import { ChatPage, CliPeer, Relay } from './fixtures';
 
 const away = (i: number) => `while away ${String(i).padStart(3, '0')}`;
 
-test('a reopened tab shows every message and the DM it missed, in order, once', async ({ browser }) => {
+test('a reopened tab shows every message and the DM it missed, in order, once, and chats again', async ({ browser }) => {
   test.setTimeout(120_000);
   const relay = await Relay.start();
   try {
@@ -52,6 +52,13 @@ test('a reopened tab shows every message and the DM it missed, in order, once', 
     await expect(again.page.locator('[data-testid=message][data-history=true]').first()).toBeVisible();
     await expect(again.dmLine(secret)).toHaveAttribute('data-state', 'received-kept');
     await cli.event('the delivery notice', (e) => e.event === 'dm_delivered' && e.peer === pageId);
+    // And the reopened tab chats live, both ways.
+    const chatted = Date.now();
+    await again.send('back again');
+    await cli.event('the reopened tab\'s message', (e) => e.event === 'message' && e.text === 'back again');
+    cli.send({ cmd: 'send', text: 'welcome back' });
+    await expect(again.message('welcome back')).toBeVisible();
+    console.log(`reopened tab: chatted both ways ${Date.now() - chatted} ms after catching up`);
 
     // A reload shows the same, from this browser's own history first, still once each.
     await again.page.reload();
