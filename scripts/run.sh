@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 ./scripts/setup.sh
 PATH="$PWD/tools/node_modules/.bin:$PATH" trunk build --release
-cargo build --release --locked -p p2p-chat-relay
+cargo build --release --locked -p p2p-chat
 exec "$CARGO_TARGET_DIR/release/p2p-chat" relay --web-dir dist "$@"

@@ -28,7 +28,7 @@ cargo check --locked -p p2p-chat-shared -p p2p-chat-web --target wasm32-unknown-
 trunk build
 
 step "end-to-end tests (Playwright, headless Chromium)"
-cargo build --locked -p p2p-chat-relay
+cargo build --locked -p p2p-chat
 (cd playwright && npx playwright test) 2>&1 | tee "$log"
 e2e_passed="$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' "$log" | tail -n 1)"
 

@@ -13,7 +13,7 @@ const repo = resolve(__dirname, '..', '..');
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
 export const BIN = process.env.P2P_CHAT_BIN ?? join(targetDir, 'debug', 'p2p-chat');
 const WEB_DIR = process.env.P2P_CHAT_WEB_DIR ?? join(repo, 'dist');
-if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build it (cargo build -p p2p-chat-relay) or set P2P_CHAT_BIN`);
+if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build it (cargo build -p p2p-chat) or set P2P_CHAT_BIN`);
 if (!existsSync(join(WEB_DIR, 'index.html'))) throw new Error(`${WEB_DIR} has no built app: run trunk build`);
 
 /** Lines of a child's stdout, waited on with a predicate. */

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use libp2p::identity::Keypair;
-use libp2p_webrtc::tokio::Certificate;
+use p2p_chat_shared::native::Certificate;
 
 /// Why a key, certificate or data directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +137,12 @@ pub fn load_or_create_certificate(path: &Path) -> Result<Certificate, IdentityEr
             reason: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cert =
-                crate::swarm::new_certificate().map_err(|e| IdentityError::BadCertificate {
+            let cert = p2p_chat_shared::native::new_certificate().map_err(|e| {
+                IdentityError::BadCertificate {
                     path: path.to_owned(),
                     reason: e.to_string(),
-                })?;
+                }
+            })?;
             write_private(path, cert.serialize_pem().as_bytes())?;
             Ok(cert)
         }

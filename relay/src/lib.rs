@@ -1,33 +1,21 @@
-//! p2p-chat's native side: the relay server and the CLI peer, both built on the shared chat
-//! core. The `p2p-chat` binary (`main.rs`) only parses arguments and wires these together.
+//! The `p2p-chat` program: a relay for browsers and for peers behind NAT, the terminal chat, and
+//! the benchmark, each in a folder of its own and each built on the chat core of
+//! `p2p-chat-shared` (its native nodes: [`p2p_chat_shared::native`]). `main.rs` only parses the
+//! command line and runs one of them.
 //!
-//! - [`native`]: behaviours only native peers run (relay server, DCUtR, AutoNAT, mDNS, UPnP).
-//! - [`swarm`]: the native transports; [`webrtc_hold`]: a fix for browsers over WebRTC-direct.
-//! - [`node`]: starting a relay or a peer.
-//! - [`identity`]: key files, the WebRTC certificate, data directories.
-//! - [`store`]: the relay's store of room history and sealed DMs (redb).
-//! - [`http`]: the web app, `config.json` and `/healthz` over HTTP.
-//! - [`cli`]: command-line flags; [`relay_cmd`], [`peer`], [`bench`]: the `relay`, `peer` and
-//!   `bench` subcommands.
+//! - [`relay`]: `p2p-chat relay`: the relay server, its HTTP side ([`relay::http`]: the web app,
+//!   `config.json`, `/healthz`) and its store ([`relay::store`]: room history and the mailbox,
+//!   in redb).
+//! - [`peer`]: `p2p-chat peer`: the terminal chat (input, output, its local archive).
+//! - [`bench`]: `p2p-chat bench`: measures a relay under load.
+//! - What they share: [`cli`] (the subcommands), [`identity`] (key files, the WebRTC
+//!   certificate, data directories), [`say`].
 
 pub mod bench;
 pub mod cli;
-pub mod http;
 pub mod identity;
-pub mod native;
-pub mod node;
 pub mod peer;
-pub mod relay_cmd;
-pub mod store;
-pub mod swarm;
-pub mod webrtc_hold;
-
-/// Installs the process-wide rustls crypto provider. QUIC brings rustls with aws-lc-rs and
-/// WebSocket with ring; WebRTC's DTLS then cannot pick one and panics on the first browser
-/// handshake. Call once, first thing in `main` (and in tests); later calls are no-ops.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub mod relay;
 
 /// Writes one line to stdout. A closed stdout (`p2p-chat ... | head`) is not worth a panic.
 pub fn say(line: impl std::fmt::Display) {

@@ -1,7 +1,8 @@
 //! The `p2p-chat` binary: parses the command line once and runs the chosen subcommand.
 
 use clap::Parser;
-use p2p_chat_relay::{bench, cli, identity, install_crypto_provider, peer, relay_cmd};
+use p2p_chat::{bench, cli, identity, peer, relay};
+use p2p_chat_shared::native::install_crypto_provider;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -28,7 +29,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            cli::Command::Relay(args) => relay_cmd::run(args).await,
+            cli::Command::Relay(args) => relay::run(args).await,
             cli::Command::Peer(args) => peer::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Genkey => {

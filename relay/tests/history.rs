@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use libp2p::identity::Keypair;
-use p2p_chat_relay::node::Node;
 use p2p_chat_shared::core::{ChatMessage, Event, HistoryMark};
+use p2p_chat_shared::native::Node;
 use p2p_chat_shared::store::{HistoryQuery, StoreRequest, StoreResponse};
 
 const ROOM: &str = "lobby";

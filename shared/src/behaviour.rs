@@ -1,10 +1,11 @@
 //! The chat [`Behaviour`]: the protocols every p2p-chat peer runs, with a slot for the
 //! behaviours only a native peer has (mDNS, DCUtR, AutoNAT, UPnP, relay server), which the
-//! native crate plugs in as an [`Extension`]. The browser plugs in [`NoExtension`].
+//! native build plugs in as an [`Extension`] ([`crate::native`]). The browser plugs in
+//! [`NoExtension`].
 
 use libp2p::{
-    gossipsub, identify, identity::Keypair, ping, relay, swarm::dummy, swarm::NetworkBehaviour,
-    Multiaddr, PeerId,
+    gossipsub, gossipsub::TopicHash, identify, identity::Keypair, ping, relay, swarm::dummy,
+    swarm::NetworkBehaviour, Multiaddr, PeerId,
 };
 
 use crate::dht::{Dht, DhtSlot};
@@ -29,9 +30,9 @@ pub enum Role {
 /// back to lazy gossip, which loses messages.
 pub const HUB_MESH_SIZE: usize = 10_000;
 
-/// What a native extension reports to the chat core.
+/// What an extension's event means to the chat core.
 #[derive(Debug, Clone)]
-pub enum Notice {
+pub enum ExtensionEvent {
     /// Peers found on the local network, with an address each (mDNS).
     Discovered(Vec<(PeerId, Multiaddr)>),
     /// Local-network peers gone (mDNS).
@@ -52,14 +53,14 @@ pub enum Notice {
 /// Behaviours a platform adds around the chat core.
 pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
     /// What the core should learn from one of the extension's events, if anything.
-    fn notice(event: Self::ToSwarm) -> Option<Notice>;
+    fn translate(event: Self::ToSwarm) -> Option<ExtensionEvent>;
 }
 
 /// The browser's extension: nothing.
 pub type NoExtension = dummy::Behaviour;
 
 impl Extension for NoExtension {
-    fn notice(event: Self::ToSwarm) -> Option<Notice> {
+    fn translate(event: Self::ToSwarm) -> Option<ExtensionEvent> {
         match event {}
     }
 }
@@ -79,10 +80,20 @@ pub struct Behaviour<X: Extension> {
     pub kad: Dht,
     /// Direct messages with acknowledgements.
     pub dm: RpcBehaviour,
-    /// History, store receipts and the mailbox of sealed DMs (the relay serves it).
+    /// The store protocol: history, receipts and the mailbox (relays serve it, see
+    /// [`crate::store`]).
     pub store: RpcBehaviour,
     /// What the platform adds.
     pub ext: X,
+}
+
+impl<X: Extension> Behaviour<X> {
+    /// Whether a neighbour is subscribed to `topic`, so that a message published there goes out.
+    pub fn has_subscribed_neighbour(&self, topic: &TopicHash) -> bool {
+        self.gossipsub
+            .all_peers()
+            .any(|(_, topics)| topics.contains(&topic))
+    }
 }
 
 /// Why the behaviour could not be built.

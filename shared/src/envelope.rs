@@ -24,7 +24,8 @@
 //!
 //! A room payload that is UTF-8 but not a JSON object with a `v` field is plain text from
 //! another libp2p chat (libp2p's universal-connectivity peers send raw UTF-8):
-//! [`decode_room_payload`] returns it as [`Payload::Text`].
+//! [`decode_room_payload`] returns it as [`Payload::Text`]. Its id is [`text_message_id`]: the
+//! author and the gossipsub sequence number, `<peer id>-<seqno>`.
 
 use serde::{Deserialize, Serialize};
 
@@ -226,8 +227,8 @@ impl Envelope {
         Self::new(Kind::Gone, "relay", peer.to_base58())
     }
 
-    /// A join, leave or presence notice.
-    pub fn notice(kind: Kind, nick: &str) -> Self {
+    /// A join, leave or presence announcement.
+    pub fn announcement(kind: Kind, nick: &str) -> Self {
         Self::new(kind, nick, String::new())
     }
 
@@ -235,6 +236,15 @@ impl Envelope {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an envelope of strings and integers always serialises")
     }
+}
+
+/// The id of a plain-text message from another libp2p chat: its author and gossipsub sequence
+/// number (random when there is none), so that a live copy and a stored copy match.
+pub fn text_message_id(from: libp2p::PeerId, seq: Option<u64>) -> String {
+    seq.map_or_else(
+        || format!("{:x}", rand::random::<u64>()),
+        |seq| format!("{}-{seq}", from.to_base58()),
+    )
 }
 
 /// Decodes a room payload: an envelope, or plain text from another chat. Never panics.

@@ -13,11 +13,15 @@
 //!
 //! Builds for native targets and for `wasm32-unknown-unknown`.
 
+pub mod addr;
 pub mod behaviour;
 pub mod core;
 pub mod dht;
 pub mod dm;
 pub mod envelope;
+pub mod hub;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 pub mod protocol;
 pub mod rpc;
 pub mod seal;

@@ -13,8 +13,9 @@ use libp2p::{gossipsub::IdentTopic, StreamProtocol};
 /// request, answered by a JSON [`crate::dm::DmAck`].
 pub const DM_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/dm/1.0.0");
 
-/// History queries against a store (reserved: served by the relay once history lands).
-pub const HISTORY_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/history/1.0.0");
+/// The store protocol ([`crate::store`]): room history, receipts and the mailbox, served by
+/// relays. The id says `history`, the protocol's first part, for peers that shipped with it.
+pub const STORE_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/history/1.0.0");
 
 /// Identify protocol version string every p2p-chat peer announces.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/p2p-chat/1.0.0";

@@ -1,5 +1,5 @@
 //! One request-response codec for both of p2p-chat's own protocols, direct messages
-//! ([`DM_PROTOCOL`], [`crate::dm`]) and the store ([`HISTORY_PROTOCOL`], [`crate::store`]). The
+//! ([`DM_PROTOCOL`], [`crate::dm`]) and the store ([`STORE_PROTOCOL`], [`crate::store`]). The
 //! chat behaviour runs two request-response behaviours of this one type, one per protocol (a
 //! behaviour negotiates every protocol it has, so they cannot share one), and the browser build
 //! carries a single copy of libp2p's request-response machinery instead of two.
@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use crate::dm::DmAck;
 use crate::envelope::RawEnvelope;
-use crate::protocol::{DM_PROTOCOL, DM_TIMEOUT, HISTORY_PROTOCOL, MAX_DM_FRAME_BYTES};
+use crate::protocol::{DM_PROTOCOL, DM_TIMEOUT, MAX_DM_FRAME_BYTES, STORE_PROTOCOL};
 use crate::store::{
-    StoreRequest, StoreResponse, MAX_STORE_REQUEST_BYTES, MAX_STORE_RESPONSE_BYTES,
+    RequestError, StoreRequest, StoreResponse, MAX_STORE_REQUEST_BYTES, MAX_STORE_RESPONSE_BYTES,
 };
 
 /// A request of either protocol.
@@ -27,7 +27,7 @@ pub enum Request {
     Dm(RawEnvelope),
     /// A store request; `Err` with the reason when it did not decode, so that the store answers
     /// it with an error instead of closing the stream.
-    Store(Result<StoreRequest, String>),
+    Store(Result<StoreRequest, RequestError>),
 }
 
 /// A response of either protocol.
@@ -67,7 +67,7 @@ pub fn store_behaviour(serves: bool) -> RpcBehaviour {
     };
     request_response::Behaviour::with_codec(
         ChatCodec,
-        [(HISTORY_PROTOCOL, support)],
+        [(STORE_PROTOCOL, support)],
         request_response::Config::default().with_request_timeout(STORE_TIMEOUT),
     )
 }
@@ -118,15 +118,13 @@ impl request_response::Codec for ChatCodec {
         }
         if cfg!(target_arch = "wasm32") {
             // The browser serves no store (and leaves the decoder out of its build).
-            return Ok(Request::Store(Err("this peer keeps no store".to_owned())));
+            return Err(io::Error::other("this peer keeps no store"));
         }
         let Some(bytes) = read_capped(io, MAX_STORE_REQUEST_BYTES as u64).await? else {
-            return Ok(Request::Store(Err(format!(
-                "request is over {MAX_STORE_REQUEST_BYTES} bytes"
-            ))));
+            return Ok(Request::Store(Err(RequestError::TooLarge)));
         };
         let request = serde_json::from_slice::<StoreRequest>(&bytes)
-            .map_err(|e| format!("malformed request: {e}"))
+            .map_err(|e| RequestError::Malformed(e.to_string()))
             .and_then(|request| request.validate().map(|()| request));
         Ok(Request::Store(request))
     }
@@ -204,25 +202,25 @@ mod tests {
             let mut codec = ChatCodec;
             let mut garbage: &[u8] = b"{not json";
             let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut garbage)
+                .read_request(&STORE_PROTOCOL, &mut garbage)
                 .await
                 .expect("read");
             assert!(
-                matches!(got, Request::Store(Err(ref e)) if e.starts_with("malformed request")),
+                matches!(got, Request::Store(Err(ref e)) if e.to_string().starts_with("malformed request")),
                 "{got:?}"
             );
             let big = vec![b' '; MAX_STORE_REQUEST_BYTES + 10];
             let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut big.as_slice())
+                .read_request(&STORE_PROTOCOL, &mut big.as_slice())
                 .await
                 .expect("read");
             assert!(
-                matches!(got, Request::Store(Err(ref e)) if e.contains("over")),
+                matches!(got, Request::Store(Err(ref e)) if e.to_string().contains("over")),
                 "{got:?}"
             );
             let mut good: &[u8] = br#"{"receipt":{"room":"lobby","ids":["abc"]}}"#;
             let got = codec
-                .read_request(&HISTORY_PROTOCOL, &mut good)
+                .read_request(&STORE_PROTOCOL, &mut good)
                 .await
                 .expect("read");
             assert!(

@@ -13,6 +13,45 @@ pub fn random_nick() -> String {
     format!("user-{:04}", rand::random_range(0..10_000))
 }
 
+/// A nickname fit to show: cleaned ([`clean_nick`]) and never empty. Whoever starts a chat core
+/// chooses it once, with [`Nick::first_usable`]; the core takes it as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nick(String);
+
+impl Nick {
+    /// `raw` cleaned, or `None` when nothing usable is left.
+    pub fn new(raw: &str) -> Option<Self> {
+        clean_nick(raw).map(Self)
+    }
+
+    /// The first usable nickname of `candidates` (in order of preference: a flag, a saved one),
+    /// else a random one like `user-4821`.
+    pub fn first_usable<'a>(candidates: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(Self::new)
+            .unwrap_or_else(|| Self(random_nick()))
+    }
+
+    /// The nickname.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Nick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Nick> for String {
+    fn from(nick: Nick) -> Self {
+        nick.0
+    }
+}
+
 /// Cleans a nickname from a user or a peer: control characters removed, surrounding spaces
 /// trimmed, cut to [`MAX_NICK_CHARS`] characters. `None` when nothing usable is left.
 pub fn clean_nick(raw: &str) -> Option<String> {
@@ -83,5 +122,15 @@ mod tests {
     fn default_nick_looks_like_user_and_four_digits() {
         let nick = random_nick();
         assert!(nick.starts_with("user-") && nick.len() == 9, "{nick}");
+    }
+
+    #[test]
+    fn the_first_usable_nickname_wins_else_a_random_one() {
+        let flag = Some(" \n ");
+        let saved = Some(" ada ");
+        assert_eq!(Nick::first_usable([flag, saved]).as_str(), "ada");
+        assert_eq!(Nick::first_usable([Some("bob"), saved]).as_str(), "bob");
+        let random = Nick::first_usable([None, Some("")]);
+        assert!(random.as_str().starts_with("user-"), "{random}");
     }
 }

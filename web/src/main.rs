@@ -2,6 +2,8 @@
 //! page (WebRTC-direct and WebSocket to the relay). Built by trunk (`index.html` at the root).
 
 #[cfg(target_arch = "wasm32")]
+mod actions;
+#[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
 mod components;

@@ -1,5 +1,8 @@
 //! What the page keeps in `localStorage`: the identity key (same peer id after a reload), the
-//! nickname, the joined rooms and recent messages per room. A damaged entry is replaced, never fatal: the page must load.
+//! nickname, the joined rooms and recent messages per room ([`KeptRooms`], written in batches).
+//! A damaged entry is replaced, never fatal: the page must load.
+
+use std::collections::{HashMap, HashSet};
 
 use gloo_storage::{LocalStorage, SessionStorage, Storage};
 use libp2p::identity::Keypair;
@@ -119,35 +122,69 @@ pub struct Kept {
     pub ts: u64,
 }
 
-/// The messages kept for `room`, oldest first.
-pub fn history(room: &str) -> Vec<Kept> {
-    read::<LocalStorage, _>(&format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
+/// What the page keeps of each room, held in memory and written to localStorage in batches
+/// ([`KeptRooms::flush`], every [`FLUSH_EVERY`] and when the page closes): a busy room costs one
+/// write of its JSON per period, not one per message.
+#[derive(Debug, Default)]
+pub struct KeptRooms {
+    rooms: HashMap<String, Vec<Kept>>,
+    dirty: HashSet<String>,
 }
 
-/// Keeps `new` messages of `room` (ids already kept are skipped), dropping the oldest beyond the
-/// caps.
-pub fn keep(room: &str, new: Vec<Kept>) {
-    if new.is_empty() {
-        return;
+/// How often the rooms changed since the last write are written.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl KeptRooms {
+    /// The messages kept for `room`, oldest first (read from localStorage the first time).
+    pub fn room(&mut self, room: &str) -> &[Kept] {
+        self.rooms.entry(room.to_owned()).or_insert_with(|| {
+            read::<LocalStorage, _>(&format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
+        })
     }
-    let mut kept = history(room);
-    for message in new {
-        if !kept.iter().any(|k| k.id == message.id) {
-            kept.push(message);
+
+    /// Keeps `new` messages of `room`, once per (author, id) (the core's dedup key), the newest
+    /// [`HISTORY_PER_ROOM`].
+    pub fn keep(&mut self, room: &str, new: impl IntoIterator<Item = Kept>) {
+        self.room(room);
+        let Some(kept) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let before = kept.len();
+        for message in new {
+            if !kept
+                .iter()
+                .any(|k| k.id == message.id && k.from == message.from)
+            {
+                kept.push(message);
+            }
         }
+        if kept.len() == before {
+            return;
+        }
+        if kept.len() > HISTORY_PER_ROOM {
+            let extra = kept.len() - HISTORY_PER_ROOM;
+            kept.drain(..extra);
+        }
+        self.dirty.insert(room.to_owned());
     }
-    if kept.len() > HISTORY_PER_ROOM {
-        let extra = kept.len() - HISTORY_PER_ROOM;
-        kept.drain(..extra);
-    }
-    while serde_json::to_string(&kept).map_or(0, |s| s.len()) > HISTORY_BYTES_PER_ROOM {
-        let tenth = (kept.len() / 10).max(1);
-        kept.drain(..tenth.min(kept.len()));
-    }
-    if LocalStorage::set(format!("{HISTORY_PREFIX}{room}"), &kept).is_err() {
-        // Full storage: keep the newest half rather than nothing.
-        let half = kept.len() / 2;
-        kept.drain(..half);
-        let _ = LocalStorage::set(format!("{HISTORY_PREFIX}{room}"), &kept);
+
+    /// Writes the rooms changed since the last write, within [`HISTORY_BYTES_PER_ROOM`] each.
+    pub fn flush(&mut self) {
+        for room in std::mem::take(&mut self.dirty) {
+            let Some(kept) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            let key = format!("{HISTORY_PREFIX}{room}");
+            while serde_json::to_string(kept).map_or(0, |s| s.len()) > HISTORY_BYTES_PER_ROOM {
+                let tenth = (kept.len() / 10).max(1);
+                kept.drain(..tenth.min(kept.len()));
+            }
+            if LocalStorage::set(&key, &*kept).is_err() {
+                // Full storage: keep the newest half rather than nothing.
+                let half = kept.len() / 2;
+                kept.drain(..half);
+                let _ = LocalStorage::set(&key, &*kept);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use p2p_chat_shared::core::{Client, Event};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::node::{start_peer, Node, PeerSetup};
+use p2p_chat_shared::native::{start_peer, Node, PeerSetup};
 
 /// Longest wait for one peer to get its reservation and its room.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,10 +52,7 @@ pub async fn start_peers(
 }
 
 async fn start_one(relay: Multiaddr, index: usize, room: String) -> anyhow::Result<Peer> {
-    let setup = PeerSetup {
-        listen: vec![],
-        ..PeerSetup::loopback(&format!("bench-{index}"))
-    };
+    let setup = PeerSetup::behind_relay(&format!("bench-{index}"));
     let mut node = start_peer(Keypair::generate_ed25519(), &setup).await?;
     let ready = tokio::time::timeout(SETUP_TIMEOUT, async {
         node.client.use_relay(vec![relay]).await?;

@@ -3,11 +3,13 @@
 //! on as in production), runs chat peers in this process, drives a bounded workload and prints a
 //! table and one JSON line.
 //!
+//! - [`args`]: the scenarios and their knobs.
 //! - [`relay_proc`]: the relay process, its addresses, RSS and CPU time.
 //! - [`load`]: the peers and the timed workload.
 //! - [`scenarios`]: latency, fanout, rooms, idle, history.
 //! - [`stats`]: percentiles and the report.
 
+pub mod args;
 pub mod load;
 pub mod relay_proc;
 pub mod scenarios;
@@ -15,7 +17,7 @@ pub mod stats;
 
 use tokio::time::Instant;
 
-use crate::cli::{BenchArgs, Scenario};
+pub use args::{BenchArgs, Scenario};
 
 /// Runs one scenario and prints its report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::load::{self, Outcome, Pace, Peer};
 use super::relay_proc::{cpu_time, RelayProcess};
 use super::stats::{round3, Latency, Report};
-use crate::node::{start_peer, PeerSetup};
+use p2p_chat_shared::native::{start_peer, PeerSetup};
 
 /// Deliveries a throughput phase lets be outstanding, per receiver of a message: enough to keep
 /// the relay busy, few enough that no queue on the way overflows.
@@ -271,10 +271,7 @@ pub async fn history(messages: u64, deadline: Instant) -> anyhow::Result<Report>
     }
 
     // A new peer joins from the beginning of time.
-    let setup = PeerSetup {
-        listen: vec![],
-        ..PeerSetup::loopback("bench-newcomer")
-    };
+    let setup = PeerSetup::behind_relay("bench-newcomer");
     let mut reader = start_peer(Keypair::generate_ed25519(), &setup).await?;
     reader.client.use_relay(vec![relay.addr.clone()]).await?;
     wait_event(&mut reader.events, deadline, |e| {

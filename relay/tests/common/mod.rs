@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
-use p2p_chat_relay::node::{start_peer, start_relay, Node, PeerSetup, RelayPorts};
 use p2p_chat_shared::core::Event;
+use p2p_chat_shared::native::{
+    install_crypto_provider, new_certificate, start_peer, start_relay, Node, PeerSetup, RelayPorts,
+    RelaySetup,
+};
 
 /// Longest a test waits for any one thing.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -23,7 +26,7 @@ pub async fn relay() -> (Node, Multiaddr) {
 pub async fn relay_with_store(dir: &std::path::Path) -> (Node, Multiaddr) {
     std::fs::create_dir_all(dir).expect("store dir");
     let (store, _thread) =
-        p2p_chat_relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
+        p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
     relay_with(Some(store)).await
 }
 
@@ -35,20 +38,14 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 async fn relay_with(store: Option<p2p_chat_shared::store::StoreHandle>) -> (Node, Multiaddr) {
-    p2p_chat_relay::install_crypto_provider();
+    install_crypto_provider();
     let key = Keypair::generate_ed25519();
-    let cert = p2p_chat_relay::swarm::new_certificate().expect("certificate");
-    let mut node = start_relay(
-        key,
-        cert,
-        None,
-        &RelayPorts::loopback_ephemeral(),
-        &[],
+    let cert = new_certificate().expect("certificate");
+    let setup = RelaySetup {
         store,
-        p2p_chat_relay::native::DEFAULT_RATE_PER_IP,
-    )
-    .await
-    .expect("relay starts");
+        ..RelaySetup::network(cert, &RelayPorts::loopback_ephemeral())
+    };
+    let mut node = start_relay(key, setup).await.expect("relay starts");
     let peer_id = node.peer_id;
     let addr = wait_for(&mut node, "relay TCP listen address", |e| match e {
         Event::Listening { addr } if is_plain_tcp(addr) => Some(addr.clone()),
@@ -67,22 +64,14 @@ fn is_plain_tcp(addr: &Multiaddr) -> bool {
 
 /// A chat peer that listens on nothing: it can reach others only through the relay.
 pub async fn hidden_peer(nick: &str) -> Node {
-    let setup = PeerSetup {
-        listen: vec![],
-        ..PeerSetup::loopback(nick)
-    };
-    start_peer(Keypair::generate_ed25519(), &setup)
-        .await
-        .expect("peer starts")
+    hidden_peer_with(Keypair::generate_ed25519(), nick).await
 }
 
 /// A hidden chat peer with this identity.
 pub async fn hidden_peer_with(key: Keypair, nick: &str) -> Node {
-    let setup = PeerSetup {
-        listen: vec![],
-        ..PeerSetup::loopback(nick)
-    };
-    start_peer(key, &setup).await.expect("peer starts")
+    start_peer(key, &PeerSetup::behind_relay(nick))
+        .await
+        .expect("peer starts")
 }
 
 /// Makes `node` use the relay and waits for its reservation.
@@ -263,7 +252,7 @@ impl RawStoreClient {
                 Behaviour::with_codec(
                     RawCodec,
                     [(
-                        p2p_chat_shared::protocol::HISTORY_PROTOCOL,
+                        p2p_chat_shared::protocol::STORE_PROTOCOL,
                         ProtocolSupport::Outbound,
                     )],
                     Config::default().with_request_timeout(WAIT),

@@ -7,7 +7,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::SinkExt;
 use libp2p::{Multiaddr, PeerId};
 
-use super::event::{DmReceipt, Info, PeersInfo, RoomInfo, SendOutcome};
+use super::event::{DmReceipt, Info, PeersInfo, RoomInfo, Sent};
 use super::ChatError;
 
 /// Reply channel of a command.
@@ -29,7 +29,7 @@ pub enum Command {
     Send {
         room: String,
         text: String,
-        reply: Reply<SendOutcome>,
+        reply: Reply<Sent>,
     },
     /// Change our nickname (announced to every room we are in).
     SetNick { nick: String, reply: Reply<String> },
@@ -156,7 +156,7 @@ impl Client {
         &self,
         room: impl Into<String>,
         text: impl Into<String>,
-    ) -> Result<SendOutcome, ChatError> {
+    ) -> Result<Sent, ChatError> {
         let (room, text) = (room.into(), text.into());
         request!(self, Send { room, text })
     }

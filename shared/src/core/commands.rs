@@ -14,7 +14,7 @@ use crate::dht::{DhtSlot, QueryId};
 use super::client::{Command, Reply};
 use super::direct::Dms;
 use super::event::{Info, Member, PeersInfo, RoomInfo};
-use super::relays::peer_of;
+use super::reservations::peer_of;
 use super::{ChatError, EventLoop};
 use crate::behaviour::Extension;
 use crate::text::clean_nick;

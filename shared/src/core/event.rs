@@ -35,6 +35,27 @@ pub struct ChatMessage {
     pub origin: Origin,
 }
 
+impl ChatMessage {
+    /// What identifies the message: its author and its id.
+    pub fn key(&self) -> MessageKey {
+        MessageKey {
+            author: self.from,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// What identifies a message everywhere: its author and its id. Senders choose their ids, so an
+/// id alone could be reused by someone else to hide a message; the core shows a message once per
+/// key, and front ends keep it once per key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageKey {
+    /// The author: the signed source of a room message, the sender of a DM.
+    pub author: PeerId,
+    /// The id its author gave it.
+    pub id: String,
+}
+
 /// A direct message received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectMessage {
@@ -123,6 +144,9 @@ pub enum Event {
     },
     /// A room can now carry messages: a neighbour (usually the relay) is subscribed.
     RoomReady { room: String },
+    /// A room can no longer carry messages (its last subscribed neighbour went away); what is
+    /// sent now is queued until [`Event::RoomReady`].
+    RoomNotReady { room: String },
     /// Messages queued while a room was not ready have been published.
     QueuedSent { room: String, ids: Vec<String> },
     /// We listen on a new address.
@@ -159,22 +183,20 @@ pub enum Event {
     Lagged { missed: u64 },
 }
 
-/// What happened to a message handed to [`super::Client::send_message`].
+/// A message handed to [`super::Client::send_message`], as the core sent it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum SendOutcome {
-    /// Published to the room's neighbours.
-    Published { id: String },
-    /// No neighbour is subscribed yet; sent as soon as one is ([`Event::QueuedSent`]).
-    Queued { id: String },
+pub struct Sent {
+    /// The message as published: our peer id and nickname, its id, and the time the core
+    /// stamped on it (the one every member shows and the store files it under).
+    pub message: ChatMessage,
+    /// No neighbour is subscribed yet: it goes out as soon as one is ([`Event::QueuedSent`]).
+    pub queued: bool,
 }
 
-impl SendOutcome {
+impl Sent {
     /// The message id.
     pub fn id(&self) -> &str {
-        match self {
-            Self::Published { id } | Self::Queued { id } => id,
-        }
+        &self.message.id
     }
 }
 

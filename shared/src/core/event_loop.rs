@@ -1,7 +1,7 @@
 //! The [`EventLoop`]: owns the swarm and the core state, and `select!`s over the command inbox,
 //! the swarm and a one-second housekeeping tick. Handlers live in sibling modules by concern.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -12,17 +12,31 @@ use web_time::Instant;
 
 use super::client::{Command, Reply};
 use super::peers::Peers;
-use super::relays::Relays;
+use super::reservations::Reservations;
 use super::rooms::{Room, SeenIds};
+use super::store::StoreClient;
 use super::{CoreConfig, Event};
 use crate::behaviour::{Behaviour, Extension, Role};
-use crate::text::{clean_nick, random_nick};
+use crate::hub::Hub;
 
 /// Housekeeping period: presence, member expiry, relay retries, timeouts.
 const TICK: Duration = Duration::from_secs(1);
 
 /// How long a shutdown keeps polling the swarm so that goodbyes leave the machine.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// The next answer of the hub's store backend; never, without a hub.
+async fn hub_answer(
+    hub: &mut Option<Hub>,
+) -> (
+    libp2p::request_response::ResponseChannel<crate::rpc::Response>,
+    crate::store::StoreResponse,
+) {
+    match hub {
+        Some(hub) => hub.next_answer().await,
+        None => futures::future::pending().await,
+    }
+}
 
 /// The chat core's event loop. Run it to completion with [`EventLoop::run`].
 pub struct EventLoop<X: Extension> {
@@ -31,20 +45,21 @@ pub struct EventLoop<X: Extension> {
     events: mpsc::Sender<Event>,
     /// Events dropped since the UI last kept up.
     missed: u64,
-    pub(super) role: Role,
     pub(super) listen_addrs_are_external: bool,
     pub(super) nick: String,
     /// Rooms we are in (as a peer).
     pub(super) rooms: HashMap<String, Room>,
-    /// Rooms the relay subscribed to because a peer did, with the peers subscribed.
-    pub(super) hub_rooms: HashMap<String, HashSet<libp2p::PeerId>>,
+    /// The relay's part: rooms followed for its peers, the store served (a relay only).
+    pub(super) hub: Option<Hub>,
     pub(super) seen: SeenIds,
     pub(super) peers: Peers,
-    pub(super) relays: Relays,
+    /// Relays we use and our reservations on them.
+    pub(super) reservations: Reservations,
     pub(super) pending: super::commands::Pending,
     pub(super) nat_status: String,
     pub(super) dropped_payloads: u64,
-    pub(super) stores: super::history::Stores,
+    /// The stores we use (our relays): catch-up, receipts, mailbox.
+    pub(super) store: StoreClient,
     pub(super) identity: Option<libp2p::identity::Keypair>,
     /// Time of the last message we sent (unix ms); the next one gets a later one.
     pub(super) last_sent_ts: u64,
@@ -72,18 +87,17 @@ impl<X: Extension> EventLoop<X> {
             commands,
             events,
             missed: 0,
-            role: config.role,
             listen_addrs_are_external: config.listen_addrs_are_external,
-            nick: clean_nick(&config.nick).unwrap_or_else(random_nick),
+            nick: config.nick.into(),
             rooms: HashMap::new(),
-            hub_rooms: HashMap::new(),
+            hub: (config.role == Role::Relay).then(|| Hub::new(config.store)),
             seen: SeenIds::default(),
             peers: Peers::default(),
-            relays: Relays::default(),
+            reservations: Reservations::default(),
             pending: Default::default(),
             nat_status: "unknown".to_owned(),
             dropped_payloads: 0,
-            stores: super::history::Stores::with_backend(config.store),
+            store: StoreClient::default(),
             identity: config.identity,
             last_sent_ts: 0,
             tick: Delay::new(TICK),
@@ -102,10 +116,10 @@ impl<X: Extension> EventLoop<X> {
                     }
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                (channel, response) = self.stores.answers.select_next_some() => {
-                    self.respond_store(channel, response);
+                (channel, response) = hub_answer(&mut self.hub).fuse() => {
+                    crate::hub::respond(&mut self.swarm, channel, response);
                 }
-                () = until(&mut self.stores.receipt_timer).fuse() => self.on_receipt_timer(),
+                () = until(&mut self.store.receipt_timer).fuse() => self.on_receipt_timer(),
                 _ = (&mut self.tick).fuse() => {
                     if self.on_tick() {
                         break;
@@ -175,9 +189,9 @@ impl<X: Extension> EventLoop<X> {
         }
         self.tick.reset(TICK);
         self.rooms_tick(now);
-        self.relays_tick(now);
+        self.reservations_tick(now);
         self.pending_tick(now);
-        self.stores_tick(now);
+        self.store_tick(now);
         false
     }
 }

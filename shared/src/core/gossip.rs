@@ -1,20 +1,17 @@
 //! Rooms over gossipsub: joining and leaving, publishing (or queueing until a neighbour is
-//! subscribed), decoding what arrives, membership by presence, and the relay's hub role.
-
-use std::collections::HashSet;
+//! subscribed), decoding what arrives, and membership by presence. What a relay does with the
+//! rooms of its peers is the hub's ([`crate::hub`]).
 
 use libp2p::gossipsub::{self, PublishError, TopicHash};
 use libp2p::PeerId;
 use web_time::Instant;
 
-use super::event::{ChatMessage, LeftReason, Origin, SendOutcome};
-use super::history::store_time;
+use super::event::{ChatMessage, LeftReason, Origin, Sent};
 use super::rooms::{Heard, Queued, Room};
 use super::{ChatError, Event, EventLoop};
-use crate::behaviour::{Extension, Role};
-use crate::envelope::{decode_room_payload, Envelope, Kind, Payload};
-use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS, PRESENCE_INTERVAL};
-use crate::store::HistoryItem;
+use crate::behaviour::Extension;
+use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payload};
+use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
 use crate::text::short_peer_id;
 
 /// Longest wait before answering a newcomer's join with a presence notice; spread so that a
@@ -34,7 +31,10 @@ impl<X: Extension> EventLoop<X> {
             .subscribe(&room_topic(room))
             .map_err(|e| ChatError::Publish(e.to_string()))?;
         let mut state = Room::default();
-        state.ready = self.has_subscribed_neighbour(&room_topic(room).hash());
+        state.ready = self
+            .swarm
+            .behaviour()
+            .has_subscribed_neighbour(&room_topic(room).hash());
         self.rooms.insert(room.to_owned(), state);
         tracing::info!(room, "joined");
         self.announce(room, Kind::Join);
@@ -48,7 +48,7 @@ impl<X: Extension> EventLoop<X> {
         }
         self.announce(room, Kind::Leave);
         self.rooms.remove(room);
-        if !self.hub_rooms.contains_key(room) {
+        if !self.hub.as_ref().is_some_and(|hub| hub.serves(room)) {
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -59,7 +59,7 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Sends a chat message to a room.
-    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<SendOutcome, ChatError> {
+    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<Sent, ChatError> {
         if !self.rooms.contains_key(room) {
             return Err(ChatError::NotInRoom(room.to_owned()));
         }
@@ -68,25 +68,31 @@ impl<X: Extension> EventLoop<X> {
         // sorted by (time, id): a store's history, a catch-up.
         envelope.ts = envelope.ts.max(self.last_sent_ts.saturating_add(1));
         self.last_sent_ts = envelope.ts;
-        let outcome = self.publish_or_queue(room, &envelope)?;
+        let queued = self.publish_or_queue(room, &envelope)?;
         if let Some(state) = self.rooms.get_mut(room) {
             state.newest_ts = state.newest_ts.max(envelope.ts);
         }
         // Our own message, seen: a stored copy coming back in a catch-up is not shown again.
         let me = *self.swarm.local_peer_id();
         self.seen.first_time(me, &envelope.id);
-        if let SendOutcome::Published { id } = &outcome {
-            self.request_receipt(room, id);
+        if !queued {
+            self.request_receipt(room, &envelope.id);
         }
-        Ok(outcome)
+        let message = ChatMessage {
+            room: room.to_owned(),
+            id: envelope.id,
+            from: me,
+            nick: envelope.nick,
+            text: envelope.body,
+            sent_at: envelope.ts,
+            origin: Origin::Envelope,
+        };
+        Ok(Sent { message, queued })
     }
 
-    /// Publishes a join, leave or presence notice (queued if the room is not ready).
+    /// Publishes a join, leave or presence announcement (queued if the room is not ready).
     pub(super) fn announce(&mut self, room: &str, kind: Kind) {
-        if self.role != Role::Peer {
-            return;
-        }
-        let envelope = Envelope::notice(kind, &self.nick);
+        let envelope = Envelope::announcement(kind, &self.nick);
         if let Some(state) = self.rooms.get_mut(room) {
             state.last_presence = Some(Instant::now());
             state.presence_due = None;
@@ -110,27 +116,29 @@ impl<X: Extension> EventLoop<X> {
             .map(|_| ())
     }
 
-    fn publish_or_queue(
-        &mut self,
-        room: &str,
-        envelope: &Envelope,
-    ) -> Result<SendOutcome, ChatError> {
+    /// Publishes `envelope`, or queues it until a neighbour is subscribed; `true` when queued.
+    fn publish_or_queue(&mut self, room: &str, envelope: &Envelope) -> Result<bool, ChatError> {
         let id = envelope.id.clone();
         let bytes = envelope.to_bytes();
         match self.publish(room, bytes.clone()) {
-            Ok(()) => Ok(SendOutcome::Published { id }),
+            Ok(()) => Ok(false),
             Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => {
                 let state = self
                     .rooms
                     .get_mut(room)
                     .ok_or_else(|| ChatError::NotInRoom(room.into()))?;
-                state.ready = false;
-                if state.enqueue(Queued {
-                    id: id.clone(),
+                let was_ready = std::mem::replace(&mut state.ready, false);
+                let enqueued = state.enqueue(Queued {
+                    id,
                     bytes,
                     is_message: envelope.kind == Kind::Message,
-                }) {
-                    Ok(SendOutcome::Queued { id })
+                });
+                if was_ready {
+                    let room = room.to_owned();
+                    self.emit(Event::RoomNotReady { room });
+                }
+                if enqueued {
+                    Ok(true)
                 } else {
                     Err(ChatError::QueueFull(room.to_owned()))
                 }
@@ -139,63 +147,42 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    fn has_subscribed_neighbour(&self, topic: &TopicHash) -> bool {
-        self.swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .any(|(_, topics)| topics.contains(&topic))
-    }
-
     /// Re-checks which rooms still have a subscribed neighbour (after a peer left).
     pub(super) fn recheck_rooms(&mut self) {
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
-            let ready = self.has_subscribed_neighbour(&room_topic(&room).hash());
-            if let Some(state) = self.rooms.get_mut(&room) {
-                state.ready = ready;
-            }
-        }
-        if self.role == Role::Relay {
-            let idle: Vec<String> = self
-                .hub_rooms
-                .keys()
-                .filter(|room| !self.has_subscribed_neighbour(&room_topic(room).hash()))
-                .cloned()
-                .collect();
-            for room in idle {
-                self.hub_rooms.remove(&room);
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .unsubscribe(&room_topic(&room));
-                tracing::info!(room, "hub left empty room");
+            let ready = self
+                .swarm
+                .behaviour()
+                .has_subscribed_neighbour(&room_topic(&room).hash());
+            let Some(state) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            match (state.ready, ready) {
+                (true, false) => {
+                    state.ready = false;
+                    self.emit(Event::RoomNotReady { room });
+                }
+                (false, true) => self.set_ready(&room),
+                _ => {}
             }
         }
     }
 
-    /// A neighbour subscribed: a room of ours is ready (flush its queue); a relay joins it too.
+    /// A neighbour subscribed: a room of ours is ready (flush its queue); a hub follows it.
     fn on_subscribed(&mut self, peer: libp2p::PeerId, topic: TopicHash) {
-        self.relay_greeted(&peer);
-        let room = topic.as_str();
-        if self.role == Role::Relay
-            && !self.hub_rooms.contains_key(room)
-            && validate_room(room).is_ok()
-            && self.hub_rooms.len() < MAX_HUB_ROOMS
-        {
-            let subscribed = self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .subscribe(&room_topic(room));
-            if subscribed.is_ok() {
-                self.hub_rooms.insert(room.to_owned(), HashSet::new());
-                tracing::info!(room, %peer, "hub joined room");
-            }
+        self.reservation_greeted(&peer);
+        if let Some(hub) = self.hub.as_mut() {
+            hub.on_subscribed(&mut self.swarm, peer, &topic);
         }
-        if let Some(members) = self.hub_rooms.get_mut(room) {
-            members.insert(peer);
+        let room = topic.as_str().to_owned();
+        if self.rooms.contains_key(&room) {
+            self.set_ready(&room);
         }
+    }
+
+    /// A room has a subscribed neighbour: flush what waited for one.
+    fn set_ready(&mut self, room: &str) {
         let Some(state) = self.rooms.get_mut(room) else {
             return;
         };
@@ -240,11 +227,8 @@ impl<X: Extension> EventLoop<X> {
                 self.on_subscribed(peer_id, topic)
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
-                // No departure notice here: a member that unsubscribes sends its own goodbye,
-                // and a notice sent now would overtake it (gossipsub sends the unsubscription
-                // before the goodbye it published just before).
-                if let Some(members) = self.hub_rooms.get_mut(topic.as_str()) {
-                    members.remove(&peer_id);
+                if let Some(hub) = self.hub.as_mut() {
+                    hub.on_unsubscribed(&mut self.swarm, peer_id, &topic);
                 }
                 self.recheck_rooms();
             }
@@ -265,11 +249,11 @@ impl<X: Extension> EventLoop<X> {
             self.dropped_payloads += 1;
             return;
         };
-        if self.role == Role::Relay {
-            self.store_room_message(&room, |now| stored_item(from, &message, now));
+        if let Some(hub) = self.hub.as_mut() {
+            hub.file(&room, from, &message);
         }
         if !self.rooms.contains_key(&room) {
-            return; // a relay forwarding a room it hubs but is not a member of
+            return; // a hub forwarding a room it is not a member of
         }
         let payload = match decode_room_payload(&message.data) {
             Ok(payload) => payload,
@@ -351,26 +335,10 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// The hub: `peer` disconnected. Tells the rest of each of its rooms at once, instead of
-    /// leaving them to wait for its presence to expire.
-    pub(super) fn hub_member_gone(&mut self, peer: PeerId) {
-        let rooms: Vec<String> = self
-            .hub_rooms
-            .iter_mut()
-            .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
-            .collect();
-        for room in rooms {
-            let notice = Envelope::gone(&peer);
-            if let Err(e) = self.publish(&room, notice.to_bytes()) {
-                tracing::debug!(room, %peer, error = %e, "no one to tell about a departure");
-            }
-        }
-    }
-
     /// A relay says `body` (a peer id) is gone from `room`. Only our relays are believed: anyone
     /// else could empty member lists.
     fn on_gone(&mut self, room: String, from: PeerId, body: &str) {
-        if !self.relays.is_relay(&from) {
+        if !self.reservations.is_relay(&from) {
             tracing::debug!(%from, room, "ignored a departure notice from a peer that is not our relay");
             return;
         }
@@ -439,29 +407,4 @@ impl<X: Extension> EventLoop<X> {
             }
         }
     }
-}
-
-/// The id of a plain-text message from another libp2p chat: its author and gossipsub sequence
-/// number (random when there is none), so that a live copy and a stored copy match.
-fn text_message_id(from: PeerId, seq: Option<u64>) -> String {
-    seq.map_or_else(
-        || format!("{:x}", rand::random::<u64>()),
-        |seq| format!("{}-{seq}", from.to_base58()),
-    )
-}
-
-/// What a relay stores of a room message: chat messages and plain text, not notices.
-fn stored_item(from: PeerId, message: &gossipsub::Message, now: u64) -> Option<HistoryItem> {
-    let payload = String::from_utf8(message.data.clone()).ok()?;
-    let (id, ts) = match decode_room_payload(&message.data).ok()? {
-        Payload::Envelope(env) if env.kind == Kind::Message => (env.id, env.ts),
-        Payload::Envelope(_) => return None,
-        Payload::Text(_) => (text_message_id(from, message.sequence_number), 0),
-    };
-    Some(HistoryItem {
-        id,
-        from,
-        ts: store_time(ts, now),
-        payload,
-    })
 }

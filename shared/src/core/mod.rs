@@ -13,10 +13,10 @@ mod direct;
 mod event;
 mod event_loop;
 mod gossip;
-mod history;
 mod peers;
-mod relays;
+mod reservations;
 mod rooms;
+mod store;
 mod swarm_events;
 
 use futures::channel::mpsc;
@@ -25,7 +25,7 @@ use libp2p::Swarm;
 pub use client::{Client, Command, HistoryMark, Reply};
 pub use event::*;
 pub use event_loop::EventLoop;
-pub use history::{CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
+pub use store::{CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
 
 use crate::behaviour::{Behaviour, Extension, Role};
 use crate::envelope::EnvelopeError;
@@ -36,8 +36,8 @@ use crate::protocol::RoomNameError;
 pub struct CoreConfig {
     /// Peer or relay.
     pub role: Role,
-    /// Our nickname (cleaned; a random one when empty).
-    pub nick: String,
+    /// Our nickname.
+    pub nick: crate::text::Nick,
     /// Capacity of the event queue to the user interface.
     pub event_capacity: usize,
     /// Treat every listen address as reachable from outside. A relay with no configured public
@@ -52,10 +52,10 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     /// A chat peer with this nickname.
-    pub fn peer(nick: &str) -> Self {
+    pub fn peer(nick: crate::text::Nick) -> Self {
         Self {
             role: Role::Peer,
-            nick: nick.to_owned(),
+            nick,
             event_capacity: 1024,
             listen_addrs_are_external: false,
             identity: None,
@@ -67,7 +67,7 @@ impl CoreConfig {
     pub fn relay(listen_addrs_are_external: bool) -> Self {
         Self {
             role: Role::Relay,
-            nick: "relay".to_owned(),
+            nick: crate::text::Nick::first_usable([Some("relay")]),
             event_capacity: 1024,
             listen_addrs_are_external,
             identity: None,

@@ -3,28 +3,14 @@
 
 use std::collections::HashMap;
 
-use libp2p::{core::multiaddr::Protocol, swarm::ConnectionId, Multiaddr, PeerId};
+use libp2p::{swarm::ConnectionId, Multiaddr, PeerId};
 
 use super::event::ConnectedPeer;
+use crate::addr::is_relayed;
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
 /// Most peers whose addresses are remembered.
 const MAX_KNOWN_PEERS: usize = 50_000;
-
-/// Whether an address goes through a relay.
-pub fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| p == Protocol::P2pCircuit)
-}
-
-/// Whether an address is over a transport browsers use (WebRTC-direct, WebSocket).
-pub fn is_browser_transport(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| {
-        matches!(
-            p,
-            Protocol::WebRTCDirect | Protocol::Ws(_) | Protocol::Wss(_)
-        )
-    })
-}
 
 /// Peer bookkeeping of the event loop.
 #[derive(Debug, Default)]
@@ -185,12 +171,8 @@ mod tests {
     }
 
     #[test]
-    fn browser_transports_are_told_apart() {
+    fn open_connections_are_listed() {
         let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/9/webrtc-direct".parse().expect("valid");
-        let ws: Multiaddr = "/ip4/127.0.0.1/tcp/9/ws".parse().expect("valid");
-        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("valid");
-        assert!(is_browser_transport(&webrtc) && is_browser_transport(&ws));
-        assert!(!is_browser_transport(&tcp));
         let mut peers = Peers::default();
         let page = PeerId::random();
         peers.connected(page, ConnectionId::new_unchecked(1), webrtc, false);

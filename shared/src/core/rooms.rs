@@ -38,7 +38,7 @@ pub struct Room {
     /// after them instead of showing the room's latest).
     pub holds_history: bool,
     /// The catch-up under way.
-    pub catch_up: Option<super::history::CatchUp>,
+    pub catch_up: Option<super::store::CatchUp>,
 }
 
 /// What hearing from a member changed.

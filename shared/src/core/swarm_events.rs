@@ -10,9 +10,9 @@ use libp2p::{
 };
 
 use super::event::Event;
-use super::peers::is_browser_transport;
 use super::{ChatError, EventLoop};
-use crate::behaviour::{BehaviourEvent, Extension, Notice, Role};
+use crate::addr::is_relayed;
+use crate::behaviour::{BehaviourEvent, Extension, ExtensionEvent};
 use crate::dht::{Dht, DhtEvent, DhtSlot};
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
@@ -28,17 +28,9 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
-                if self.role == Role::Relay && !endpoint.is_dialer() && is_browser_transport(&addr)
-                {
-                    // A browser came back (a reload, a reopened tab, a new network) while its
-                    // old connection lingers: close the old one, or gossipsub would split
-                    // messages between the live and the dead connection. (Gossipsub greets a
-                    // peer only on its first connection; a page that is not greeted redials by
-                    // itself, see `relays.rs`.)
-                    for old in self.peers.connections_of(&peer_id) {
-                        tracing::info!(peer = %peer_id, "browser came back; closing its lingering connection");
-                        self.swarm.close_connection(old);
-                    }
+                if let Some(hub) = self.hub.as_mut() {
+                    let older = self.peers.connections_of(&peer_id);
+                    hub.on_connection_established(&mut self.swarm, peer_id, &endpoint, &older);
                 }
                 let first = !self.peers.is_connected(&peer_id);
                 self.peers
@@ -57,7 +49,7 @@ impl<X: Extension> EventLoop<X> {
                         relayed,
                     });
                 }
-                self.relay_connected(&peer_id, first);
+                self.reservation_on_connected(&peer_id, first);
                 self.dms_on_connected(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -68,27 +60,15 @@ impl<X: Extension> EventLoop<X> {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
-                let endpoint_addr = endpoint.get_remote_address();
                 let greeted = self.peers.was_first_connection(&peer_id, connection_id);
                 let last = self.peers.disconnected(&peer_id, connection_id);
-                if !last
-                    && greeted
-                    && self.role == Role::Relay
-                    && is_browser_transport(endpoint_addr)
-                {
-                    // The browser connection gossipsub greeted is gone; the newer ones never
-                    // were and would never learn the hub's rooms. Close them: the page notices
-                    // it was not greeted and redials, and its next connection is a first one.
-                    tracing::info!(peer = %peer_id, "a browser's first connection closed; closing the newer ones");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                if let Some(hub) = self.hub.as_mut() {
+                    hub.on_connection_closed(&mut self.swarm, peer_id, &endpoint, greeted, last);
                 }
                 if last {
                     self.emit(Event::Disconnected { peer: peer_id });
-                    self.relay_disconnected(&peer_id);
-                    self.stores_on_disconnected(&peer_id);
-                    if self.role == Role::Relay {
-                        self.hub_member_gone(peer_id);
-                    }
+                    self.reservation_on_disconnected(&peer_id);
+                    self.store_on_disconnected(&peer_id);
                     self.recheck_rooms();
                 }
             }
@@ -137,7 +117,7 @@ impl<X: Extension> EventLoop<X> {
                         reason: reason.clone(),
                     });
                 }
-                self.relay_listener_closed(listener_id);
+                self.reservation_listener_closed(listener_id);
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::warn!(%error, "listener error");
@@ -160,8 +140,8 @@ impl<X: Extension> EventLoop<X> {
             BehaviourEvent::Kad(event) => self.on_kad(event),
             BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
             BehaviourEvent::Ext(event) => {
-                if let Some(notice) = X::notice(event) {
-                    self.on_notice(notice);
+                if let Some(event) = X::translate(event) {
+                    self.on_extension_event(event);
                 }
             }
         }
@@ -172,18 +152,23 @@ impl<X: Extension> EventLoop<X> {
             return;
         };
         self.peers.set_agent(peer_id, info.agent_version.clone());
-        self.stores_on_identify(peer_id, &info.protocols);
-        // The hub adds every peer to its DHT table so that anyone can be found through it;
-        // a peer adds only those that serve the DHT. Never with a relayed address: every DHT
-        // lookup (one starts by itself whenever a peer's table is small) would dial the peers it
-        // is handed, and through circuits a room's joins would cost the relay one circuit per
-        // pair of members. A peer reachable only through a relay is reached through its relay.
-        let add_to_dht = Dht::served_by(&info.protocols) || self.role == Role::Relay;
-        for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+        self.store_on_identify(peer_id, &info.protocols);
+        for addr in info.listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {
             self.peers.add_address(peer_id, addr.clone());
-            if add_to_dht && !super::peers::is_relayed(&addr) {
-                self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+        }
+        match self.hub.as_mut() {
+            Some(hub) => hub.on_identify(&mut self.swarm, peer_id, &info.listen_addrs),
+            // A peer puts in its DHT table only those that serve the DHT, and never with a
+            // relayed address (see the hub's `on_identify`): a peer reachable only through a
+            // relay is reached through its relay.
+            None if Dht::served_by(&info.protocols) => {
+                for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                    if !is_relayed(&addr) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
             }
+            None => {}
         }
     }
 
@@ -284,16 +269,16 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 if !renewal {
                     tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
-                    self.relay_reserved(relay_peer_id);
+                    self.reservation_accepted(relay_peer_id);
                 }
             }
             other => tracing::debug!(?other, "relay client"),
         }
     }
 
-    fn on_notice(&mut self, notice: Notice) {
-        match notice {
-            Notice::Discovered(found) => {
+    fn on_extension_event(&mut self, event: ExtensionEvent) {
+        match event {
+            ExtensionEvent::Discovered(found) => {
                 let mut peers: Vec<PeerId> = Vec::new();
                 for (peer, addr) in found {
                     self.peers.add_address(peer, addr.clone());
@@ -309,23 +294,23 @@ impl<X: Extension> EventLoop<X> {
                 }
                 self.emit(Event::Discovered { peers });
             }
-            Notice::Expired(gone) => {
+            ExtensionEvent::Expired(gone) => {
                 for (peer, addr) in gone {
                     self.peers.remove_address(&peer, &addr);
                 }
             }
-            Notice::NatStatus(status) => {
+            ExtensionEvent::NatStatus(status) => {
                 self.nat_status = status.clone();
                 self.emit(Event::NatStatus { status });
             }
-            Notice::HolePunch { peer, result } => {
+            ExtensionEvent::HolePunch { peer, result } => {
                 let (ok, error) = match result {
                     Ok(()) => (true, None),
                     Err(e) => (false, Some(e)),
                 };
                 self.emit(Event::HolePunch { peer, ok, error });
             }
-            Notice::Log(line) => tracing::debug!("{line}"),
+            ExtensionEvent::Log(line) => tracing::debug!("{line}"),
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::behaviour::{Extension, ExtensionEvent};
 use libp2p::{
     autonat, connection_limits, dcutr,
     identity::Keypair,
@@ -13,7 +14,6 @@ use libp2p::{
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     upnp,
 };
-use p2p_chat_shared::behaviour::{Extension, Notice};
 
 /// Reservations and circuits one IP address may open per minute, by default (the library's).
 pub const DEFAULT_RATE_PER_IP: u32 = 60;
@@ -83,7 +83,7 @@ pub struct Native {
     /// Caps on pending and established connections.
     pub limits: connection_limits::Behaviour,
     /// Circuit relay v2 server.
-    pub relay: Toggle<relay::Behaviour>,
+    pub circuit_relay: Toggle<relay::Behaviour>,
     /// Hole punching over relayed connections.
     pub dcutr: Toggle<dcutr::Behaviour>,
     /// NAT status probes.
@@ -98,7 +98,7 @@ impl Native {
     /// Builds the extension for `key`.
     pub fn new(key: &Keypair, options: &NativeOptions) -> std::io::Result<Self> {
         let peer_id = key.public().to_peer_id();
-        let (relay, limits) = if options.relay_server {
+        let (circuit_relay, limits) = if options.relay_server {
             let mut server = relay::Behaviour::new(peer_id, relay_config(options.rate_per_ip));
             // Advertise the relay protocol even with no confirmed public address: a relay on a
             // LAN or on loopback would otherwise refuse every reservation.
@@ -126,7 +126,7 @@ impl Native {
         });
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
-            relay: relay.into(),
+            circuit_relay: circuit_relay.into(),
             dcutr: options.dcutr.then(|| dcutr::Behaviour::new(peer_id)).into(),
             autonat: autonat.into(),
             mdns: mdns.into(),
@@ -136,28 +136,30 @@ impl Native {
 }
 
 impl Extension for Native {
-    fn notice(event: NativeEvent) -> Option<Notice> {
+    fn translate(event: NativeEvent) -> Option<ExtensionEvent> {
         Some(match event {
             NativeEvent::Limits(never) => match never {},
-            NativeEvent::Relay(event) => Notice::Log(format!("relay server: {event:?}")),
+            NativeEvent::CircuitRelay(event) => {
+                ExtensionEvent::Log(format!("circuit relay server: {event:?}"))
+            }
             NativeEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
                 result,
-            }) => Notice::HolePunch {
+            }) => ExtensionEvent::HolePunch {
                 peer: remote_peer_id,
                 result: result.map(|_| ()).map_err(|e| e.to_string()),
             },
             NativeEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
-                Notice::NatStatus(match new {
+                ExtensionEvent::NatStatus(match new {
                     autonat::NatStatus::Public(addr) => format!("public {addr}"),
                     autonat::NatStatus::Private => "private".to_owned(),
                     autonat::NatStatus::Unknown => "unknown".to_owned(),
                 })
             }
-            NativeEvent::Autonat(other) => Notice::Log(format!("autonat: {other:?}")),
-            NativeEvent::Mdns(mdns::Event::Discovered(found)) => Notice::Discovered(found),
-            NativeEvent::Mdns(mdns::Event::Expired(gone)) => Notice::Expired(gone),
-            NativeEvent::Upnp(event) => Notice::Log(format!("upnp: {event:?}")),
+            NativeEvent::Autonat(other) => ExtensionEvent::Log(format!("autonat: {other:?}")),
+            NativeEvent::Mdns(mdns::Event::Discovered(found)) => ExtensionEvent::Discovered(found),
+            NativeEvent::Mdns(mdns::Event::Expired(gone)) => ExtensionEvent::Expired(gone),
+            NativeEvent::Upnp(event) => ExtensionEvent::Log(format!("upnp: {event:?}")),
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Relays we use: a `/p2p-circuit` reservation on each, kept alive across relay restarts and
-//! network loss by re-listening with exponential backoff. A relay may be given several
+//! Reservations on the relays we use: a `/p2p-circuit` reservation on each, kept alive across
+//! relay restarts and network loss by re-listening with exponential backoff. A relay may be given several
 //! addresses (a browser: WebRTC-direct, then WebSocket): when one fails before a reservation,
 //! the next is tried at once; after a full round, or after losing a working one, the first
 //! again, with backoff.
@@ -36,7 +36,7 @@ struct Slot {
 
 /// The relays this peer keeps a reservation on.
 #[derive(Debug, Default)]
-pub struct Relays {
+pub struct Reservations {
     slots: Vec<Slot>,
 }
 
@@ -46,7 +46,7 @@ impl Slot {
     }
 }
 
-impl Relays {
+impl Reservations {
     /// Whether `peer` is one of our relays.
     pub fn is_relay(&self, peer: &PeerId) -> bool {
         self.slots.iter().any(|s| s.peer == *peer)
@@ -89,13 +89,13 @@ impl<X: Extension> EventLoop<X> {
                 });
             }
         }
-        if self.relays.is_relay(&peer) {
+        if self.reservations.is_relay(&peer) {
             return Ok(());
         }
         for addr in &addrs {
             self.peers.add_address(peer, addr.clone());
         }
-        self.relays.slots.push(Slot {
+        self.reservations.slots.push(Slot {
             addrs,
             current: 0,
             peer,
@@ -105,31 +105,31 @@ impl<X: Extension> EventLoop<X> {
             retry_at: None,
             awaiting_greeting: None,
         });
-        let index = self.relays.slots.len() - 1;
+        let index = self.reservations.slots.len() - 1;
         self.reserve(index);
         Ok(())
     }
 
     fn reserve(&mut self, index: usize) {
-        let circuit = self.relays.slots[index]
+        let circuit = self.reservations.slots[index]
             .addr()
             .clone()
             .with(Protocol::P2pCircuit);
         match self.swarm.listen_on(circuit) {
             Ok(id) => {
-                let slot = &mut self.relays.slots[index];
+                let slot = &mut self.reservations.slots[index];
                 slot.listener = Some(id);
                 slot.retry_at = None;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen through relay");
-                self.relay_lost(index);
+                self.reservation_lost(index);
             }
         }
     }
 
-    fn relay_lost(&mut self, index: usize) {
-        let slot = &mut self.relays.slots[index];
+    fn reservation_lost(&mut self, index: usize) {
+        let slot = &mut self.reservations.slots[index];
         slot.listener = None;
         let was_reserved = std::mem::replace(&mut slot.reserved, false);
         if !was_reserved && slot.current + 1 < slot.addrs.len() {
@@ -152,28 +152,28 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// A listener closed: when it was a relay's, schedule a retry.
-    pub(super) fn relay_listener_closed(&mut self, listener: ListenerId) {
-        let slots = &self.relays.slots;
+    pub(super) fn reservation_listener_closed(&mut self, listener: ListenerId) {
+        let slots = &self.reservations.slots;
         if let Some(index) = slots.iter().position(|s| s.listener == Some(listener)) {
-            self.relay_lost(index);
+            self.reservation_lost(index);
         }
     }
 
     /// The last connection to `peer` closed: when it is a relay, its reservation is gone.
-    pub(super) fn relay_disconnected(&mut self, peer: &PeerId) {
-        if let Some(index) = self.relays.slots.iter().position(|s| s.peer == *peer) {
-            self.relays.slots[index].awaiting_greeting = None;
-            if let Some(listener) = self.relays.slots[index].listener {
+    pub(super) fn reservation_on_disconnected(&mut self, peer: &PeerId) {
+        if let Some(index) = self.reservations.slots.iter().position(|s| s.peer == *peer) {
+            self.reservations.slots[index].awaiting_greeting = None;
+            if let Some(listener) = self.reservations.slots[index].listener {
                 self.swarm.remove_listener(listener);
-                self.relay_lost(index);
+                self.reservation_lost(index);
             }
         }
     }
 
     /// A connection to `peer` opened: when it is a relay, it is reachable again, so a loss
     /// that follows (the relay may close a lingering connection of ours) is retried promptly.
-    pub(super) fn relay_connected(&mut self, peer: &PeerId, first: bool) {
-        if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == *peer) {
+    pub(super) fn reservation_on_connected(&mut self, peer: &PeerId, first: bool) {
+        if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == *peer) {
             slot.failures = 0;
             if first {
                 slot.awaiting_greeting = Some(Instant::now());
@@ -182,8 +182,8 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Gossipsub heard `peer`'s subscriptions: when it is a relay, it greeted us.
-    pub(super) fn relay_greeted(&mut self, peer: &PeerId) {
-        if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == *peer) {
+    pub(super) fn reservation_greeted(&mut self, peer: &PeerId) {
+        if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == *peer) {
             slot.awaiting_greeting = None;
         }
     }
@@ -192,12 +192,12 @@ impl<X: Extension> EventLoop<X> {
     /// still holds an older connection of ours (a reloaded or reopened page): gossipsub greets a
     /// peer only on its first connection, and this one would never learn the relay's rooms.
     /// Start afresh: drop the connection; the relay has closed the old one meanwhile.
-    fn relays_check_greetings(&mut self, now: Instant) {
+    fn check_greetings(&mut self, now: Instant) {
         if self.rooms.is_empty() {
             return;
         }
-        for index in 0..self.relays.slots.len() {
-            let slot = &self.relays.slots[index];
+        for index in 0..self.reservations.slots.len() {
+            let slot = &self.reservations.slots[index];
             let late = slot
                 .awaiting_greeting
                 .is_some_and(|at| now.duration_since(at) >= GREETING_WAIT);
@@ -207,15 +207,15 @@ impl<X: Extension> EventLoop<X> {
                 continue;
             }
             let peer = slot.peer;
-            self.relays.slots[index].awaiting_greeting = None;
+            self.reservations.slots[index].awaiting_greeting = None;
             tracing::info!(relay = %peer, "the relay did not greet us; reconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
     /// A relay accepted our reservation.
-    pub(super) fn relay_reserved(&mut self, relay: PeerId) {
-        if let Some(slot) = self.relays.slots.iter_mut().find(|s| s.peer == relay) {
+    pub(super) fn reservation_accepted(&mut self, relay: PeerId) {
+        if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == relay) {
             slot.reserved = true;
             slot.failures = 0;
             let addr = slot.addr().clone().with(Protocol::P2pCircuit);
@@ -224,10 +224,10 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Retries relays whose backoff has passed.
-    pub(super) fn relays_tick(&mut self, now: Instant) {
-        self.relays_check_greetings(now);
-        for index in 0..self.relays.slots.len() {
-            let slot = &self.relays.slots[index];
+    pub(super) fn reservations_tick(&mut self, now: Instant) {
+        self.check_greetings(now);
+        for index in 0..self.reservations.slots.len() {
+            let slot = &self.reservations.slots[index];
             if slot.listener.is_none() && slot.retry_at.is_some_and(|at| at <= now) {
                 self.reserve(index);
             }
@@ -251,7 +251,7 @@ impl<X: Extension> EventLoop<X> {
                 .with(Protocol::P2pCircuit)
                 .with(Protocol::P2p(target))
         };
-        self.relays
+        self.reservations
             .slots
             .iter()
             .filter(usable)

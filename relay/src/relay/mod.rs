@@ -1,24 +1,31 @@
-//! `p2p-chat relay`: loads (or creates) the relay's identity and WebRTC certificate, starts the
-//! relay node, prints its peer id and every full address as it comes up, and runs until Ctrl-C
-//! or SIGTERM.
+//! `p2p-chat relay`: loads (or creates) the relay's identity and WebRTC certificate, opens its
+//! store, starts the relay node (the hub of the chat core: [`p2p_chat_shared::hub`]) and its HTTP
+//! server, prints its peer id and every full address as it comes up, and runs until Ctrl-C or
+//! SIGTERM.
+//!
+//! - [`args`]: its flags;
+//! - [`http`]: the web app, `config.json` and `/healthz`;
+//! - [`store`]: the database behind the store protocol (room history, receipts, the mailbox).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+pub mod args;
+pub mod http;
+pub mod store;
 
 use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
+use p2p_chat_shared::native::{start_relay, RelayPorts, RelaySetup, Transports};
 
-use crate::cli::RelayArgs;
-use crate::http::BrowserAddrs;
+pub use args::RelayArgs;
+
 use crate::identity::{
     claim_data_dir, default_data_dir, key_from_seed, load_key, load_or_create_certificate,
     load_or_create_key, load_tls,
 };
-use crate::node::{start_relay, RelayPorts};
 use crate::say;
-use crate::store::Retention;
+use http::BrowserAddrs;
+use store::Retention;
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
 fn next_port(base: u16, offset: u16) -> u16 {
@@ -63,29 +70,26 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         mailbox_max_per_peer: args.mailbox_max_per_peer,
     };
     let store_path = data.path.join("store.redb");
-    let (store, store_thread) = crate::store::open(&store_path, retention)?;
-    let mut node = start_relay(
-        key,
-        certificate,
-        tls,
-        &ports,
-        &args.external_addrs,
-        Some(store),
-        args.rate_per_ip,
-    )
-    .await?;
+    let (store, store_thread) = store::open(&store_path, retention)?;
+    let setup = RelaySetup {
+        transports: Transports::Network { certificate, tls },
+        external_addrs: args.external_addrs.clone(),
+        store: Some(store),
+        rate_per_ip: args.rate_per_ip,
+        listen: ports.listen_addrs(),
+    };
+    let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {
         browser_addrs.add(addr, peer_id);
     }
-    let connected = Arc::new(AtomicUsize::new(0));
-    let http = crate::http::serve(
+    let http = http::serve(
         args.http_addr,
         args.web_dir.clone(),
         peer_id,
         browser_addrs.clone(),
-        connected.clone(),
+        node.client.clone(),
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
@@ -122,13 +126,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     browser_addrs.add(&full, peer_id);
                 }
                 Some(Event::Connected { peer, addr, .. }) => {
-                    connected.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, %addr, "peer connected");
                 }
-                Some(Event::Disconnected { peer }) => {
-                    connected.fetch_sub(1, Ordering::Relaxed);
-                    tracing::info!(%peer, "peer disconnected");
-                }
+                Some(Event::Disconnected { peer }) => tracing::info!(%peer, "peer disconnected"),
                 Some(other) => tracing::debug!(?other, "relay event"),
                 None => break,
             },

@@ -1,10 +1,11 @@
 //! The relay's HTTP side: the built web app, `config.json` (the relay's browser-dialable
-//! addresses, so a page finds the relay that served it), and `/healthz`.
+//! addresses, so a page finds the relay that served it), and `/healthz` (asked of the chat core
+//! itself, so it also tells whether the core answers).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,8 +14,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use libp2p::core::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use p2p_chat_shared::addr::{is_browser_transport, is_relayed};
+use p2p_chat_shared::core::Client;
 use serde::Serialize;
 use tower_http::services::{ServeDir, ServeFile};
+
+/// How long `/healthz` waits for the chat core's answer before it reports the relay stalled.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The relay's addresses a browser can dial, kept current by the relay as it listens.
 #[derive(Debug, Clone, Default)]
@@ -24,18 +30,12 @@ impl BrowserAddrs {
     /// Records a listen or external address if a browser can dial it (WebRTC-direct with its
     /// certhash, or WebSocket), with the relay's `/p2p` suffix.
     pub fn add(&self, addr: &Multiaddr, relay: PeerId) {
-        let dialable = addr.iter().any(|p| {
-            matches!(
-                p,
-                Protocol::WebRTCDirect | Protocol::Ws(_) | Protocol::Wss(_)
-            )
-        });
         let unspecified = addr.iter().any(|p| match p {
             Protocol::Ip4(ip) => ip.is_unspecified(),
             Protocol::Ip6(ip) => ip.is_unspecified(),
             _ => false,
         });
-        if !dialable || unspecified || addr.iter().any(|p| p == Protocol::P2pCircuit) {
+        if !is_browser_transport(addr) || unspecified || is_relayed(addr) {
             return;
         }
         let full = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
@@ -83,24 +83,36 @@ struct Config {
 struct AppState {
     relay: PeerId,
     addrs: BrowserAddrs,
-    connected: Arc<AtomicUsize>,
+    core: Client,
 }
 
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
-    connected_peers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected_peers: Option<usize>,
 }
 
+/// `{"status":"ok","connected_peers":N}` as the chat core counts them; 503 with
+/// `{"status":"stalled"}` when the core does not answer within [`HEALTH_TIMEOUT`].
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let connected_peers = state.connected.load(Ordering::Relaxed);
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(Health {
-            status: "ok",
-            connected_peers,
-        }),
-    )
+    let (code, health) = match tokio::time::timeout(HEALTH_TIMEOUT, state.core.info()).await {
+        Ok(Ok(info)) => (
+            StatusCode::OK,
+            Health {
+                status: "ok",
+                connected_peers: Some(info.connected_peers),
+            },
+        ),
+        Ok(Err(_)) | Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Health {
+                status: "stalled",
+                connected_peers: None,
+            },
+        ),
+    };
+    (code, [(header::CACHE_CONTROL, "no-store")], Json(health))
 }
 
 async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
@@ -123,20 +135,16 @@ const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app i
 <p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
 or pass <code>--web-dir</code>.</p>";
 
-/// Starts the HTTP server; returns the address it is bound to. `connected` is the relay's
-/// count of connected peers, reported by `/healthz`.
+/// Starts the HTTP server; returns the address it is bound to. `core` is the relay's chat core,
+/// which `/healthz` asks.
 pub async fn serve(
     listen: SocketAddr,
     web_dir: PathBuf,
     relay: PeerId,
     addrs: BrowserAddrs,
-    connected: Arc<AtomicUsize>,
+    core: Client,
 ) -> std::io::Result<SocketAddr> {
-    let state = AppState {
-        relay,
-        addrs,
-        connected,
-    };
+    let state = AppState { relay, addrs, core };
     let mut app = Router::new()
         .route("/config.json", get(config))
         .route("/healthz", get(health));

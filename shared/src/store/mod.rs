@@ -1,7 +1,14 @@
-//! The store protocol, [`crate::protocol::HISTORY_PROTOCOL`] (`/p2p-chat/history/1.0.0`): what a peer asks of a
-//! store (the relay), modelled on Waku's Store: room history by time range and cursor, page by
-//! page; plus receipts for stored messages and a mailbox of sealed direct messages for peers that
-//! were offline.
+//! The store: what a relay keeps for its peers, and the protocol to ask it,
+//! [`crate::protocol::STORE_PROTOCOL`]. Modelled on Waku's Store. Three parts, one protocol:
+//!
+//! - **history** ([`history`]): the room messages the relay saw, by time range and cursor, page
+//!   by page; a peer catches up on what it missed with it;
+//! - **receipts**: the relay's confirmation that it durably keeps a message a peer published;
+//! - **mailbox** ([`mailbox`]): direct messages sealed to a recipient who was offline, kept until
+//!   it fetches them.
+//!
+//! The peer's side is in the chat core, the relay's side in [`crate::hub`]; the database is the
+//! relay's (`p2p-chat relay`), behind [`StoreHandle`].
 //!
 //! # Bytes
 //!
@@ -33,111 +40,24 @@
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::MAX_PAYLOAD_BYTES;
+pub mod history;
+pub mod mailbox;
 
-/// Most messages in a history page.
-pub const MAX_PAGE_MESSAGES: usize = 100;
-/// Most payload bytes in a history page (a page stops early rather than go over).
-pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+pub use history::{
+    store_time, Cursor, HistoryItem, HistoryQuery, MAX_CLOCK_SKEW_MS, MAX_PAGE_BYTES,
+    MAX_PAGE_MESSAGES,
+};
+pub use mailbox::{Deposit, MailboxDm, MAX_SEALED_CHARS};
+
+use crate::envelope::MAX_ID_CHARS;
+use crate::protocol::{validate_room, RoomNameError};
+
 /// Largest request a store reads (a deposit carries a sealed DM).
 pub const MAX_STORE_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response a peer reads: a full page with JSON escaping.
 pub const MAX_STORE_RESPONSE_BYTES: usize = 4 * MAX_PAGE_BYTES;
 /// Most ids in one `ack` or `status` request, and most DMs in one `mailbox` answer.
 pub const MAX_IDS_PER_REQUEST: usize = 100;
-/// Largest sealed DM a store keeps (base64 of the sealed bytes).
-pub const MAX_SEALED_CHARS: usize = 4 * (MAX_PAYLOAD_BYTES + 1024) / 3 + 4;
-/// A sender clock further ahead of the store's than this is replaced by the store's.
-pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
-
-/// A position in a room's history: the (time, id) of a message.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Cursor {
-    /// Message time, unix ms.
-    pub ts: u64,
-    /// Message id.
-    pub id: String,
-}
-
-/// A history query.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct HistoryQuery {
-    /// The room.
-    pub room: String,
-    /// Earliest message time, unix ms, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<u64>,
-    /// Latest message time, unix ms, inclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<u64>,
-    /// Forward paging: only messages after this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<Cursor>,
-    /// Backward paging (`newest`): only messages before this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<Cursor>,
-    /// Most messages wanted (capped at [`MAX_PAGE_MESSAGES`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    /// The newest messages of the range instead of the oldest.
-    #[serde(default)]
-    pub newest: bool,
-}
-
-impl HistoryQuery {
-    /// The page size this query gets.
-    pub fn page_size(&self) -> usize {
-        self.limit
-            .map_or(MAX_PAGE_MESSAGES, |l| (l as usize).min(MAX_PAGE_MESSAGES))
-    }
-}
-
-/// A stored room message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryItem {
-    /// Message id (the envelope's, or `<source>-<seqno>` for plain text).
-    pub id: String,
-    /// The author (the verified gossipsub source).
-    pub from: PeerId,
-    /// Message time, unix ms.
-    pub ts: u64,
-    /// The room payload as published.
-    pub payload: String,
-}
-
-impl HistoryItem {
-    /// Its position.
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            ts: self.ts,
-            id: self.id.clone(),
-        }
-    }
-}
-
-/// A sealed direct message, as deposited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deposit {
-    /// The recipient.
-    pub to: PeerId,
-    /// Message id (the sealed envelope's).
-    pub id: String,
-    /// The sealed bytes, base64 ([`crate::seal`]).
-    pub sealed: String,
-}
-
-/// A sealed direct message kept for its recipient.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredDm {
-    /// Message id.
-    pub id: String,
-    /// Who deposited it.
-    pub from: PeerId,
-    /// The sealed bytes, base64.
-    pub sealed: String,
-    /// When the store took it, unix ms.
-    pub stored_at: u64,
-}
 
 /// A request to a store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +114,7 @@ pub enum StoreResponse {
     /// DMs kept for the requester.
     Mailbox {
         /// Oldest first.
-        dms: Vec<StoredDm>,
+        dms: Vec<MailboxDm>,
     },
     /// This many DMs were forgotten.
     Acked {
@@ -222,45 +142,73 @@ impl StoreResponse {
     }
 }
 
+/// Why a store refuses a request before looking at its data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Bigger than [`MAX_STORE_REQUEST_BYTES`].
+    #[error("request is over {MAX_STORE_REQUEST_BYTES} bytes")]
+    TooLarge,
+    /// Not a store request in JSON.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// A bad room name.
+    #[error(transparent)]
+    Room(#[from] RoomNameError),
+    /// A time range that ends before it starts.
+    #[error("start {start} is after end {end}")]
+    Backwards {
+        /// The range's start.
+        start: u64,
+        /// The range's end.
+        end: u64,
+    },
+    /// A query with both paging cursors.
+    #[error("give `after` or `before`, not both")]
+    TwoCursors,
+    /// More ids than [`MAX_IDS_PER_REQUEST`].
+    #[error("{0} ids in one request; the limit is {MAX_IDS_PER_REQUEST}")]
+    TooManyIds(usize),
+    /// A sealed DM over [`MAX_SEALED_CHARS`].
+    #[error("sealed message is {0} characters; the limit is {MAX_SEALED_CHARS}")]
+    SealedTooLarge(usize),
+    /// A deposit whose id is empty or too long.
+    #[error("a deposit needs an id of 1 to {MAX_ID_CHARS} characters")]
+    BadDepositId,
+}
+
 impl StoreRequest {
     /// Checks what the JSON shape cannot: sizes, counts, room names.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RequestError> {
         let ids_ok = |ids: &Vec<String>| {
             if ids.len() > MAX_IDS_PER_REQUEST {
-                Err(format!(
-                    "{} ids in one request; the limit is {MAX_IDS_PER_REQUEST}",
-                    ids.len()
-                ))
+                Err(RequestError::TooManyIds(ids.len()))
             } else {
                 Ok(())
             }
         };
         match self {
             Self::Query(q) => {
-                crate::protocol::validate_room(&q.room).map_err(|e| e.to_string())?;
+                validate_room(&q.room)?;
                 if let (Some(start), Some(end)) = (q.start, q.end) {
                     if start > end {
-                        return Err(format!("start {start} is after end {end}"));
+                        return Err(RequestError::Backwards { start, end });
                     }
                 }
                 if q.after.is_some() && q.before.is_some() {
-                    return Err("give `after` or `before`, not both".to_owned());
+                    return Err(RequestError::TwoCursors);
                 }
                 Ok(())
             }
             Self::Receipt { room, ids } => {
-                crate::protocol::validate_room(room).map_err(|e| e.to_string())?;
+                validate_room(room)?;
                 ids_ok(ids)
             }
             Self::Deposit(d) => {
                 if d.sealed.len() > MAX_SEALED_CHARS {
-                    return Err(format!(
-                        "sealed message is {} characters; the limit is {MAX_SEALED_CHARS}",
-                        d.sealed.len()
-                    ));
+                    return Err(RequestError::SealedTooLarge(d.sealed.len()));
                 }
-                if d.id.is_empty() || d.id.len() > crate::envelope::MAX_ID_CHARS {
-                    return Err("a deposit needs an id of 1 to 64 characters".to_owned());
+                if d.id.is_empty() || d.id.len() > MAX_ID_CHARS {
+                    return Err(RequestError::BadDepositId);
                 }
                 Ok(())
             }
@@ -331,13 +279,22 @@ mod tests {
             end: Some(5),
             ..Default::default()
         });
+        assert_eq!(
+            backwards.validate(),
+            Err(RequestError::Backwards { start: 10, end: 5 })
+        );
         assert!(backwards
             .validate()
             .expect_err("should fail")
+            .to_string()
             .contains("after end"));
         let many = StoreRequest::Ack {
             ids: vec!["x".into(); MAX_IDS_PER_REQUEST + 1],
         };
-        assert!(many.validate().expect_err("should fail").contains("limit"));
+        assert!(many
+            .validate()
+            .expect_err("should fail")
+            .to_string()
+            .contains("limit"));
     }
 }

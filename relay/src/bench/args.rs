@@ -1,0 +1,76 @@
+//! Flags of `p2p-chat bench`: the scenario and its knobs.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::cli::parse_duration;
+
+/// Flags of `p2p-chat bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+    /// Stop the scenario after this long, whatever it has done (e.g. 110s, 5m).
+    #[arg(long, global = true, default_value = "110s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+}
+
+/// Benchmark scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Two peers through the relay: publish-to-delivery latency one message at a time, at a
+    /// steady rate, then the most messages per second the pair sustains.
+    Latency {
+        /// Messages in each of the first two phases.
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        /// Messages per second in the steady phase.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Messages in the throughput phase (sent as fast as the window allows; 0 skips it).
+        #[arg(long, default_value_t = 40_000)]
+        burst: u64,
+    },
+    /// One room of N peers, all sending: deliveries per second and the delivery ratio.
+    Fanout {
+        /// Peers in the room.
+        #[arg(long, default_value_t = 50)]
+        peers: usize,
+        /// Messages sent in all (spread over the peers).
+        #[arg(long, default_value_t = 2_000)]
+        messages: u64,
+    },
+    /// Many rooms at once, every peer sending in its own room.
+    Rooms {
+        /// Rooms.
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Peers per room.
+        #[arg(long, default_value_t = 5)]
+        room_size: usize,
+        /// Messages sent in all (spread over the peers).
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+    },
+    /// N idle peers connected to the relay (in rooms of --room-size): the relay's memory per
+    /// connection and its CPU at rest.
+    Idle {
+        /// Peers.
+        #[arg(long, default_value_t = 1_000)]
+        peers: usize,
+        /// Peers per room.
+        #[arg(long, default_value_t = 5)]
+        room_size: usize,
+        /// How long the relay is watched at rest once everyone is connected (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        rest: Duration,
+    },
+    /// A peer catching up on N stored messages of a room: time to complete.
+    History {
+        /// Messages stored before the catch-up.
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+    },
+}

@@ -1,0 +1,252 @@
+//! What each CLI command does: a [`Session`] turns an [`Input`] into calls on the chat core's
+//! [`Client`] and the [`Archive`], and answers with a [`Reply`]. Commands that wait on the
+//! network (`/dm`, `/find`, `/ping`, `/connect`) run in tasks of their own and answer later, so
+//! the prompt never blocks.
+
+use std::path::{Path, PathBuf};
+
+use libp2p::Multiaddr;
+use p2p_chat_shared::core::{Client, Event};
+use p2p_chat_shared::text::Nick;
+use tokio::sync::mpsc;
+
+use super::archive::Archive;
+use super::input::{Input, HELP};
+use super::output::Reply;
+
+/// Messages shown when joining a room, from the archive.
+const SHOWN_ON_JOIN: usize = 10;
+/// Default count of `/history`.
+const HISTORY_DEFAULT: usize = 50;
+/// The file in the data dir that keeps the nickname.
+const NICK_FILE: &str = "nick";
+
+/// The CLI's own state: the current room, where to keep the nickname, the archive.
+pub struct Session {
+    /// The chat core.
+    pub client: Client,
+    /// The room typed lines go to.
+    pub current: Option<String>,
+    /// Where the nickname is kept.
+    pub data_dir: PathBuf,
+    /// The archive, unless it could not be opened.
+    pub archive: Option<Archive>,
+}
+
+impl Session {
+    /// Archives the room messages an event carries.
+    pub async fn keep(&self, event: &Event) {
+        let messages = match event {
+            Event::Message(m) => vec![m.clone()],
+            Event::History { messages, .. } => messages.clone(),
+            _ => return,
+        };
+        self.archive_messages(messages).await;
+    }
+
+    async fn archive_messages(&self, messages: Vec<p2p_chat_shared::core::ChatMessage>) {
+        if let Some(archive) = &self.archive {
+            if let Err(e) = archive.keep(messages).await {
+                tracing::error!(error = %e, "could not archive messages");
+            }
+        }
+    }
+
+    async fn recent(
+        &self,
+        room: &str,
+        n: usize,
+    ) -> Result<Vec<p2p_chat_shared::core::ChatMessage>, String> {
+        match &self.archive {
+            Some(archive) => archive
+                .last(room, n)
+                .await
+                .map_err(|e| format!("cannot read the archive: {e}")),
+            None => Err("the archive is off (see the error at start)".to_owned()),
+        }
+    }
+
+    /// Runs one command; waiting ones answer later through `background`.
+    pub async fn execute(
+        &mut self,
+        input: Input,
+        background: &mpsc::Sender<Reply>,
+    ) -> Option<Reply> {
+        let error = |e: &dyn std::fmt::Display| Reply::Error {
+            message: e.to_string(),
+        };
+        let client = self.client.clone();
+        Some(match input {
+            Input::Say { room, text } => {
+                let Some(room) = room.or_else(|| self.current.clone()) else {
+                    return Some(Reply::Error {
+                        message: "you are in no room; /join one first".into(),
+                    });
+                };
+                match client.send_message(room.clone(), text).await {
+                    Ok(sent) => {
+                        let id = sent.id().to_owned();
+                        self.archive_messages(vec![sent.message]).await;
+                        Reply::Sent {
+                            room,
+                            id,
+                            queued: sent.queued,
+                        }
+                    }
+                    Err(e) => error(&e),
+                }
+            }
+            Input::Join(room) => {
+                // What we hold of the room: shown now, and where the catch-up starts.
+                let mark = match &self.archive {
+                    Some(archive) => archive.mark(&room).await.ok().flatten(),
+                    None => None,
+                };
+                match client.join_after(room.clone(), mark).await {
+                    Ok(()) => {
+                        self.current = Some(room.clone());
+                        let recent = self.recent(&room, SHOWN_ON_JOIN).await.unwrap_or_default();
+                        Reply::Joined { room, recent }
+                    }
+                    Err(e) => error(&e),
+                }
+            }
+            Input::History(count) => {
+                let Some(room) = self.current.clone() else {
+                    return Some(Reply::Error {
+                        message: "you are in no room; /join one first".into(),
+                    });
+                };
+                match self.recent(&room, count.unwrap_or(HISTORY_DEFAULT)).await {
+                    Ok(messages) => Reply::Recent { room, messages },
+                    Err(message) => Reply::Error { message },
+                }
+            }
+            Input::Leave(room) => {
+                let Some(room) = room.or_else(|| self.current.clone()) else {
+                    return Some(Reply::Error {
+                        message: "you are in no room".into(),
+                    });
+                };
+                if let Err(e) = client.leave(room.clone()).await {
+                    return Some(error(&e));
+                }
+                if self.current.as_deref() == Some(room.as_str()) {
+                    let rooms = client.rooms().await.unwrap_or_default();
+                    self.current = rooms.first().map(|r| r.room.clone());
+                }
+                Reply::Left {
+                    room,
+                    current: self.current.clone(),
+                }
+            }
+            Input::Rooms => match client.rooms().await {
+                Ok(rooms) => Reply::Rooms {
+                    rooms,
+                    current: self.current.clone(),
+                },
+                Err(e) => error(&e),
+            },
+            Input::Peers(room) => match client.peers(room.or_else(|| self.current.clone())).await {
+                Ok(info) => Reply::Peers(info),
+                Err(e) => error(&e),
+            },
+            Input::Name(nick) => match client.set_nick(nick).await {
+                Ok(nick) => {
+                    save_nick(&self.data_dir, &nick);
+                    Reply::Nick { nick }
+                }
+                Err(e) => error(&e),
+            },
+            Input::Info => match client.info().await {
+                Ok(info) => Reply::Info(info),
+                Err(e) => error(&e),
+            },
+            Input::Dm { peer, text } => {
+                in_background(background, async move {
+                    match client.dm(peer, text).await {
+                        Ok(r) if r.stored => Reply::DmStored { peer, id: r.id },
+                        Ok(r) => Reply::DmDelivered {
+                            peer,
+                            id: r.id,
+                            relayed: r.relayed,
+                            rtt_ms: u64::try_from(r.round_trip.as_millis()).unwrap_or(u64::MAX),
+                        },
+                        Err(e) => Reply::DmFailed {
+                            peer,
+                            error: e.to_string(),
+                        },
+                    }
+                });
+                return None;
+            }
+            Input::Find(peer) => {
+                in_background(background, async move {
+                    match client.find(peer).await {
+                        Ok(addrs) => Reply::Found { peer, addrs },
+                        Err(e) => Reply::Error {
+                            message: e.to_string(),
+                        },
+                    }
+                });
+                return None;
+            }
+            Input::Ping(peer) => {
+                in_background(background, async move {
+                    match client.ping(peer).await {
+                        Ok(rtt) => Reply::Pong {
+                            peer,
+                            rtt_ms: rtt.as_secs_f64() * 1000.0,
+                        },
+                        Err(e) => Reply::Error {
+                            message: format!("ping {peer}: {e}"),
+                        },
+                    }
+                });
+                return None;
+            }
+            Input::Connect(addr) => {
+                in_background(background, connect(client, addr));
+                return None;
+            }
+            Input::Help => Reply::Help {
+                text: HELP.to_owned(),
+            },
+            // Handled by the caller, which owns the printer and the loop.
+            Input::Verbose | Input::Quit => return None,
+        })
+    }
+}
+
+async fn connect(client: Client, addr: Multiaddr) -> Reply {
+    match client.connect(addr).await {
+        Ok(peer) => Reply::Dialed { peer },
+        Err(e) => Reply::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn in_background(
+    background: &mpsc::Sender<Reply>,
+    work: impl std::future::Future<Output = Reply> + Send + 'static,
+) {
+    let background = background.clone();
+    tokio::spawn(async move {
+        let _ = background.send(work.await).await;
+    });
+}
+
+/// The nickname: the flag, else the one saved last time, else a new random one; saved.
+pub fn choose_nick(flag: Option<&str>, data_dir: &Path) -> Nick {
+    let saved = std::fs::read_to_string(data_dir.join(NICK_FILE)).ok();
+    let nick = Nick::first_usable([flag, saved.as_deref()]);
+    save_nick(data_dir, nick.as_str());
+    nick
+}
+
+fn save_nick(data_dir: &Path, nick: &str) {
+    if let Err(e) = std::fs::write(data_dir.join(NICK_FILE), nick) {
+        tracing::warn!(error = %e, "could not save the nickname");
+    }
+}

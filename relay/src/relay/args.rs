@@ -1,0 +1,82 @@
+//! Flags of `p2p-chat relay`. Most also read a `P2P_CHAT_*` environment variable, as a server
+//! operator expects.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use libp2p::Multiaddr;
+
+use crate::cli::parse_duration;
+
+/// Flags of `p2p-chat relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// TCP and QUIC port.
+    #[arg(long, default_value_t = 4001, env = "P2P_CHAT_PORT")]
+    pub port: u16,
+    /// WebSocket (/ws) port [default: --port + 1, or 0 when --port is 0].
+    #[arg(long, env = "P2P_CHAT_WS_PORT")]
+    pub ws_port: Option<u16>,
+    /// WebRTC-direct (UDP) port [default: --port + 2, or 0 when --port is 0].
+    #[arg(long, env = "P2P_CHAT_WEBRTC_PORT")]
+    pub webrtc_port: Option<u16>,
+    /// IP address to listen on (0.0.0.0: every IPv4 interface).
+    #[arg(long, default_value = "0.0.0.0", env = "P2P_CHAT_LISTEN_ADDR")]
+    pub listen_addr: IpAddr,
+    /// Also listen on every IPv6 interface.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Deterministic identity from this seed (0-255), for tests and local setups. Never use on a
+    /// public relay: anyone can derive the key.
+    #[arg(long, conflicts_with = "key_file")]
+    pub secret_key_seed: Option<u8>,
+    /// Identity key file [default: DATA_DIR/identity.key, created on first start].
+    #[arg(long, env = "P2P_CHAT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Where the identity and WebRTC certificate are kept [default: ~/.local/share/p2p-chat/relay].
+    #[arg(long, env = "P2P_CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A public address of this relay (repeatable), e.g. /ip4/203.0.113.7/tcp/4001. Peers learn
+    /// it; without any, the relay still serves reservations on every address it listens on.
+    #[arg(
+        long = "external-addr",
+        env = "P2P_CHAT_EXTERNAL_ADDR",
+        value_delimiter = ','
+    )]
+    pub external_addrs: Vec<Multiaddr>,
+    /// Address of the HTTP server: the web app, config.json (the addresses browsers dial) and
+    /// /healthz.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "P2P_CHAT_HTTP_ADDR")]
+    pub http_addr: std::net::SocketAddr,
+    /// TLS certificate chain (PEM) for WebSocket over TLS (`/tls/ws`), which browsers on an
+    /// https page need. Use with --tls-key.
+    #[arg(long, requires = "tls_key", env = "P2P_CHAT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8 or PKCS#1) for --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "P2P_CHAT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// WebSocket-over-TLS port [default: --port + 3, or 0 when --port is 0]; used with --tls-cert.
+    #[arg(long, env = "P2P_CHAT_WSS_PORT")]
+    pub wss_port: Option<u16>,
+    /// Directory of the built web app (trunk's output).
+    #[arg(long, default_value = "dist", env = "P2P_CHAT_WEB_DIR")]
+    pub web_dir: PathBuf,
+    /// Room messages older than this are deleted from the store (e.g. 30d, 12h, 90m, 45s).
+    #[arg(long, default_value = "30d", value_parser = parse_duration, env = "P2P_CHAT_HISTORY_MAX_AGE")]
+    pub history_max_age: Duration,
+    /// Most messages the store keeps per room; the oldest go first.
+    #[arg(long, default_value_t = 10_000, env = "P2P_CHAT_HISTORY_MAX_PER_ROOM")]
+    pub history_max_per_room: u64,
+    /// Direct messages kept for an offline peer are deleted after this (e.g. 30d).
+    #[arg(long, default_value = "30d", value_parser = parse_duration, env = "P2P_CHAT_MAILBOX_MAX_AGE")]
+    pub mailbox_max_age: Duration,
+    /// Most direct messages kept for one offline peer; further ones are refused.
+    #[arg(long, default_value_t = 1000, env = "P2P_CHAT_MAILBOX_MAX_PER_PEER")]
+    pub mailbox_max_per_peer: u64,
+    /// Relay reservations (and, separately, relayed circuits) one IP address may open per
+    /// minute. Raise it when many peers share an address: behind a reverse proxy or a NAT.
+    #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_RATE_PER_IP, env = "P2P_CHAT_RATE_PER_IP")]
+    pub rate_per_ip: u32,
+}

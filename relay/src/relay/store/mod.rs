@@ -1,0 +1,319 @@
+//! The relay's store: room messages and sealed DMs for offline peers in a redb database under
+//! the data dir, behind the store protocol (`p2p_chat_shared::store`; the hub hands it the
+//! requests: `p2p_chat_shared::hub`). By concern: [`rooms`] (filing and paging history),
+//! [`receipts`], [`mailbox`], [`retention`]; this module runs the thread and its batches.
+//!
+//! It runs on a thread of its own and takes its work from a bounded queue, so the swarm never
+//! waits on the disk. Work is done in batches: one write transaction (fsync'd before commit
+//! returns: redb's `Durability::Immediate`) for everything queued, then the answers. A receipt
+//! or a deposit is answered only after the commit that holds its message, so an acknowledged
+//! message survives a crash. Retention (age and count per room, age and count per mailbox) is
+//! applied at start and every minute.
+//!
+//! Tables:
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `messages` | (room, time, id) | (author, payload) |
+//! | `message_ids` | (room, id) | time |
+//! | `room_counts` | room | messages kept |
+//! | `mailbox` | (recipient, stored at, id) | (depositor, sealed) |
+//! | `mailbox_ids` | (recipient, id) | stored at |
+//! | `delivered` | (depositor, id) | fetched at |
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+use libp2p::PeerId;
+use p2p_chat_shared::store::{StoreHandle, StoreJob, StoreRequest, StoreResponse};
+use p2p_chat_shared::text::now_unix_ms;
+use redb::{Database, ReadableDatabase};
+
+mod mailbox;
+mod receipts;
+mod retention;
+mod rooms;
+
+/// Jobs waiting for the store thread before new ones are refused ("busy").
+pub const QUEUE: usize = 16_384;
+/// Most jobs in one write transaction.
+const BATCH: usize = 2048;
+/// How long the store gathers room messages after the first of a batch, so that a busy room
+/// costs one commit (and its fsync) per this period instead of one per message. Receipts wait
+/// for the commit, so this is how much later a sender sees "kept"; nothing is acknowledged
+/// before it is on disk.
+const COMMIT_GATHER: Duration = Duration::from_millis(10);
+/// How often the store's housekeeping (receipts that waited too long, retention) runs.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the store keeps, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Room messages older than this are deleted.
+    pub max_age: Duration,
+    /// Most messages kept per room (the oldest go first).
+    pub max_per_room: u64,
+    /// Sealed DMs not fetched within this are deleted.
+    pub mailbox_max_age: Duration,
+    /// Most sealed DMs kept per recipient (further deposits are refused).
+    pub mailbox_max_per_peer: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            max_per_room: 10_000,
+            mailbox_max_age: Duration::from_secs(30 * 24 * 3600),
+            mailbox_max_per_peer: 1000,
+        }
+    }
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file.
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: redb::Error,
+    },
+    /// The thread.
+    #[error("cannot start the store thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Opens (or creates) the store at `path` and starts its thread. The thread ends when every
+/// [`StoreHandle`] is dropped.
+pub fn open(
+    path: &Path,
+    retention: Retention,
+) -> Result<(StoreHandle, std::thread::JoinHandle<()>), StoreError> {
+    let fail = |source: redb::Error| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let store = Store::open(path, retention).map_err(fail)?;
+    if let Err(e) = store.prune() {
+        tracing::error!(error = %e, "store retention failed");
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("store".to_owned())
+        .spawn(move || store.run(rx))?;
+    Ok((tx, thread))
+}
+
+/// The database and what waits on it; owned by the store thread.
+struct Store {
+    db: Database,
+    retention: Retention,
+    /// Receipts waiting for their messages.
+    waiting: Vec<receipts::Parked>,
+}
+
+/// The smallest string after every key that starts with `prefix` as its first tuple element.
+fn after(prefix: &str) -> String {
+    format!("{prefix}\0")
+}
+
+impl Store {
+    /// Opens the database and creates its tables.
+    fn open(path: &Path, retention: Retention) -> Result<Self, redb::Error> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(rooms::MESSAGES)?;
+        tx.open_table(rooms::MESSAGE_IDS)?;
+        tx.open_table(rooms::ROOM_COUNTS)?;
+        tx.open_table(mailbox::MAILBOX)?;
+        tx.open_table(mailbox::MAILBOX_IDS)?;
+        tx.open_table(mailbox::DELIVERED)?;
+        tx.commit()?;
+        Ok(Self {
+            db,
+            retention,
+            waiting: Vec::new(),
+        })
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<StoreJob>) {
+        let mut next_prune = Instant::now() + PRUNE_EVERY;
+        let mut housekeeping = futures_timer::Delay::new(HOUSEKEEPING);
+        loop {
+            let first = futures::executor::block_on(async {
+                match futures::future::select(rx.next(), &mut housekeeping).await {
+                    futures::future::Either::Left((job, _)) => Some(job),
+                    futures::future::Either::Right(_) => None,
+                }
+            });
+            let mut batch = Vec::new();
+            match first {
+                Some(Some(job)) => {
+                    if matches!(job, StoreJob::Append { .. }) {
+                        std::thread::sleep(COMMIT_GATHER);
+                    }
+                    batch.push(job);
+                }
+                Some(None) => break, // every handle dropped: the relay stopped
+                None => housekeeping.reset(HOUSEKEEPING),
+            }
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.process(batch);
+            }
+            self.expire_receipts();
+            if Instant::now() >= next_prune {
+                next_prune = Instant::now() + PRUNE_EVERY;
+                if let Err(e) = self.prune() {
+                    tracing::error!(error = %e, "store retention failed");
+                }
+            }
+        }
+        tracing::debug!("store stopped");
+    }
+
+    /// Writes everything of the batch in one transaction, then answers.
+    fn process(&mut self, batch: Vec<StoreJob>) {
+        type Write = (PeerId, StoreRequest, oneshot::Sender<StoreResponse>);
+        let mut writes: Vec<Write> = Vec::new();
+        let mut reads = Vec::new();
+        let mut items = Vec::new();
+        for job in batch {
+            match job {
+                StoreJob::Append { room, item } => items.push((room, item)),
+                StoreJob::Request {
+                    from,
+                    request,
+                    reply,
+                } => match request {
+                    StoreRequest::Deposit(_) | StoreRequest::Ack { .. } => {
+                        writes.push((from, request, reply));
+                    }
+                    other => reads.push((from, other, reply)),
+                },
+            }
+        }
+        if !items.is_empty() || !writes.is_empty() {
+            let now = now_unix_ms();
+            let mut answers = Vec::new();
+            let result = (|| -> Result<Vec<(String, String)>, redb::Error> {
+                let tx = self.db.begin_write()?;
+                let appended = rooms::append(&tx, &items)?;
+                for (from, request, _) in &writes {
+                    let answer = match request {
+                        StoreRequest::Deposit(deposit) => self.deposit(&tx, *from, deposit, now)?,
+                        StoreRequest::Ack { ids } => mailbox::ack(&tx, *from, ids, now)?,
+                        _ => StoreResponse::error("not a write"),
+                    };
+                    answers.push(answer);
+                }
+                tx.commit()?;
+                Ok(appended)
+            })();
+            match result {
+                Ok(appended) => {
+                    for ((_, _, reply), answer) in writes.into_iter().zip(answers) {
+                        let _ = reply.send(answer);
+                    }
+                    self.written(&appended);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, messages = items.len(), "store write failed; this batch is lost");
+                    for (_, _, reply) in writes {
+                        let _ =
+                            reply.send(StoreResponse::error(format!("store write failed: {e}")));
+                    }
+                }
+            }
+        }
+        for (from, request, reply) in reads {
+            if let StoreRequest::Receipt { room, ids } = request {
+                self.receipt(room, ids, reply);
+                continue;
+            }
+            match self.read(from, request) {
+                Ok(answer) => {
+                    let _ = reply.send(answer);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store read failed");
+                    let _ = reply.send(StoreResponse::error(format!("store read failed: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Answers a read request.
+    fn read(&self, from: PeerId, request: StoreRequest) -> Result<StoreResponse, redb::Error> {
+        let tx = self.db.begin_read()?;
+        match request {
+            StoreRequest::Query(query) => {
+                let messages = tx.open_table(rooms::MESSAGES)?;
+                rooms::query_page(&messages, &query)
+            }
+            StoreRequest::Fetch => mailbox::fetch(&tx, from),
+            StoreRequest::Status { ids } => mailbox::status(&tx, from, ids),
+            StoreRequest::Deposit(_) | StoreRequest::Ack { .. } | StoreRequest::Receipt { .. } => {
+                Ok(StoreResponse::error("not a read"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2p_chat_shared::store::{Cursor, HistoryItem, HistoryQuery};
+
+    pub(super) fn store(dir: &Path, retention: Retention) -> Store {
+        Store::open(&dir.join("store.redb"), retention).expect("store opens")
+    }
+
+    pub(super) fn append_items(
+        store: &mut Store,
+        room: &str,
+        items: impl IntoIterator<Item = (u64, &'static str)>,
+    ) {
+        let from = PeerId::random();
+        let jobs = items
+            .into_iter()
+            .map(|(ts, id)| StoreJob::Append {
+                room: room.to_owned(),
+                item: HistoryItem {
+                    id: id.to_owned(),
+                    from,
+                    ts,
+                    payload: format!("text {id}"),
+                },
+            })
+            .collect();
+        store.process(jobs);
+    }
+
+    pub(super) fn page(store: &Store, query: HistoryQuery) -> (Vec<String>, Option<Cursor>) {
+        match store.read(PeerId::random(), StoreRequest::Query(query)) {
+            Ok(StoreResponse::Page { messages, next }) => {
+                (messages.into_iter().map(|m| m.id).collect(), next)
+            }
+            other => panic!("expected a page, got {other:?}"),
+        }
+    }
+
+    pub(super) fn temp() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("p2p-chat-store-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+}

@@ -1,0 +1,183 @@
+//! Room history in the store: filing messages (each (room, id) once) and reading them back a
+//! page at a time, both ways, within the page's count and byte limits.
+
+use libp2p::PeerId;
+use p2p_chat_shared::store::{Cursor, HistoryItem, HistoryQuery, StoreResponse, MAX_PAGE_BYTES};
+use redb::{ReadableTable, TableDefinition};
+
+use super::after;
+
+/// A room message's key: (room, time, id).
+pub(super) type RoomKey<'a> = (&'a str, u64, &'a str);
+
+/// (room, time, id) → (author, payload).
+pub(super) const MESSAGES: TableDefinition<RoomKey, (&str, &str)> =
+    TableDefinition::new("messages");
+/// (room, id) → time: what is filed, for dedup and receipts.
+pub(super) const MESSAGE_IDS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("message_ids");
+/// room → messages kept (for retention by count).
+pub(super) const ROOM_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("room_counts");
+
+/// Files room messages not filed yet; returns the (room, id) of each one filed.
+pub(super) fn append(
+    tx: &redb::WriteTransaction,
+    items: &[(String, HistoryItem)],
+) -> Result<Vec<(String, String)>, redb::Error> {
+    let mut messages = tx.open_table(MESSAGES)?;
+    let mut ids = tx.open_table(MESSAGE_IDS)?;
+    let mut counts = tx.open_table(ROOM_COUNTS)?;
+    let mut appended = Vec::new();
+    for (room, item) in items {
+        if ids.get((room.as_str(), item.id.as_str()))?.is_some() {
+            continue;
+        }
+        let from = item.from.to_base58();
+        messages.insert(
+            (room.as_str(), item.ts, item.id.as_str()),
+            (from.as_str(), item.payload.as_str()),
+        )?;
+        ids.insert((room.as_str(), item.id.as_str()), item.ts)?;
+        let count = counts.get(room.as_str())?.map_or(0, |c| c.value());
+        counts.insert(room.as_str(), count + 1)?;
+        appended.push((room.clone(), item.id.clone()));
+    }
+    Ok(appended)
+}
+
+/// One page of a room's history.
+pub(super) fn query_page(
+    messages: &redb::ReadOnlyTable<RoomKey<'static>, (&'static str, &'static str)>,
+    query: &HistoryQuery,
+) -> Result<StoreResponse, redb::Error> {
+    let room = query.room.as_str();
+    let end = query.end.unwrap_or(u64::MAX);
+    let start = query.start.unwrap_or(0);
+    let next_room = after(room);
+    let mut page = Page::new(query.page_size());
+    if query.newest {
+        let upper = match &query.before {
+            Some(c) => (room, c.ts, c.id.as_str()),
+            None => (next_room.as_str(), 0, ""),
+        };
+        for entry in messages.range((room, start, "")..upper)?.rev() {
+            let (key, value) = entry?;
+            let key = key.value();
+            if key.1 <= end && !page.take(key, value.value()) {
+                break;
+            }
+        }
+        page.items.reverse();
+        let next = page
+            .more
+            .then(|| page.items.first().map(HistoryItem::cursor))
+            .flatten();
+        return Ok(StoreResponse::Page {
+            messages: page.items,
+            next,
+        });
+    }
+    let (lower, skip): (RoomKey, Option<&Cursor>) = match &query.after {
+        Some(c) if c.ts >= start => ((room, c.ts, c.id.as_str()), Some(c)),
+        _ => ((room, start, ""), None),
+    };
+    for entry in messages.range(lower..(next_room.as_str(), 0, ""))? {
+        let (key, value) = entry?;
+        let key = key.value();
+        if key.1 > end {
+            break;
+        }
+        if skip.is_some_and(|c| c.ts == key.1 && c.id == key.2) {
+            continue;
+        }
+        if !page.take(key, value.value()) {
+            break;
+        }
+    }
+    let next = page
+        .more
+        .then(|| page.items.last().map(HistoryItem::cursor))
+        .flatten();
+    Ok(StoreResponse::Page {
+        messages: page.items,
+        next,
+    })
+}
+
+/// A page being filled, within its count and byte limits.
+struct Page {
+    items: Vec<HistoryItem>,
+    size: usize,
+    bytes: usize,
+    /// Whether a message was left out for lack of room.
+    more: bool,
+}
+
+impl Page {
+    fn new(size: usize) -> Self {
+        Self {
+            items: Vec::new(),
+            size,
+            bytes: 0,
+            more: false,
+        }
+    }
+
+    /// Adds a stored row; `false` when the page is full (and there is more).
+    fn take(&mut self, key: RoomKey, (from, payload): (&str, &str)) -> bool {
+        if self.items.len() == self.size || self.bytes > MAX_PAGE_BYTES {
+            self.more = true;
+            return false;
+        }
+        let (_, ts, id) = key;
+        if let Ok(from) = from.parse::<PeerId>() {
+            self.bytes += payload.len();
+            self.items.push(HistoryItem {
+                id: id.to_owned(),
+                from,
+                ts,
+                payload: payload.to_owned(),
+            });
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{append_items, page, store, temp};
+    use super::*;
+    use crate::relay::store::Retention;
+    use p2p_chat_shared::text::now_unix_ms;
+
+    #[test]
+    fn pages_come_in_time_order_both_ways_and_a_repeat_is_stored_once() {
+        let dir = temp();
+        let mut store = store(&dir, Retention::default());
+        let now = now_unix_ms();
+        append_items(
+            &mut store,
+            "lobby",
+            [(now + 3, "c"), (now + 1, "a"), (now + 2, "b")],
+        );
+        append_items(&mut store, "lobby", [(now + 1, "a")]);
+        append_items(&mut store, "lobby2", [(now, "other room")]);
+        let query = |limit, after, newest, before| HistoryQuery {
+            room: "lobby".into(),
+            limit: Some(limit),
+            after,
+            newest,
+            before,
+            ..Default::default()
+        };
+        let (first, next) = page(&store, query(2, None, false, None));
+        assert_eq!(first, ["a", "b"]);
+        let (rest, end) = page(&store, query(2, next, false, None));
+        assert_eq!((rest, end), (vec!["c".to_owned()], None));
+        let (newest, older) = page(&store, query(2, None, true, None));
+        assert_eq!(newest, ["b", "c"]);
+        let (oldest, _) = page(&store, query(2, None, true, older));
+        assert_eq!(oldest, ["a"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

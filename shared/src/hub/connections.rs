@@ -1,0 +1,76 @@
+//! Peers connecting to the hub: browsers that come back over a new connection while the old one
+//! lingers, and the DHT table in which every peer can be found through the relay.
+//!
+//! Gossipsub tells a peer the hub's subscriptions only on that peer's first connection
+//! (rust-libp2p issue #5097), and splits messages between a live and a dead connection of one
+//! peer. Neither side of a WebRTC-direct connection notices promptly that the other closed it,
+//! so a reloaded page meets its own ghost: the hub closes the older connections when a browser
+//! comes back, and the newer ones when the greeted one closes (the page then notices it was not
+//! greeted and redials, see the core's `reservations`).
+
+use libp2p::core::ConnectedPoint;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId, Swarm};
+
+use super::Hub;
+use crate::addr::is_browser_transport;
+use crate::behaviour::{Behaviour, Extension};
+use crate::dht::DhtSlot;
+use crate::protocol::MAX_ADDRS_PER_PEER;
+
+impl Hub {
+    /// A connection opened; `older` are the peer's connections opened before it.
+    pub fn on_connection_established<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        peer: PeerId,
+        endpoint: &ConnectedPoint,
+        older: &[ConnectionId],
+    ) {
+        if endpoint.is_dialer() || !is_browser_transport(endpoint.get_remote_address()) {
+            return;
+        }
+        // A browser came back (a reload, a reopened tab, a new network) while its old connection
+        // lingers: close the old one, or gossipsub would split messages between the two.
+        for old in older {
+            tracing::info!(%peer, "browser came back; closing its lingering connection");
+            swarm.close_connection(*old);
+        }
+    }
+
+    /// A connection closed; `greeted` when it was the peer's first, `last` when none is left.
+    pub fn on_connection_closed<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        peer: PeerId,
+        endpoint: &ConnectedPoint,
+        greeted: bool,
+        last: bool,
+    ) {
+        if last {
+            self.on_peer_gone(swarm, peer);
+        } else if greeted && is_browser_transport(endpoint.get_remote_address()) {
+            // The browser connection gossipsub greeted is gone; the newer ones never were and
+            // would never learn the hub's rooms. Close them: the page redials.
+            tracing::info!(%peer, "a browser's first connection closed; closing the newer ones");
+            let _ = swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Identify told us `peer`'s listen addresses. The hub puts every peer in its DHT table so
+    /// that anyone can be found through it; never with a relayed address: every DHT lookup (one
+    /// starts by itself whenever a peer's table is small) dials the peers it is handed, and
+    /// through circuits a room's joins would cost the relay one circuit per pair of members.
+    pub fn on_identify<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        peer: PeerId,
+        listen_addrs: &[Multiaddr],
+    ) {
+        for addr in listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {
+            if !crate::addr::is_relayed(addr) {
+                DhtSlot::add_address(&mut swarm.behaviour_mut().kad, &peer, addr.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Builds the native swarm around the chat [`Behaviour`] with the [`Native`] extension: on the
+//! network (TCP, QUIC, WebRTC-direct, DNS, WebSocket, optionally WebSocket over TLS) or in
+//! memory (libp2p's memory transport: nodes of one process, for tests), plus the relay client
+//! transport either way.
+
+use libp2p::{
+    core::upgrade::Version,
+    core::{muxing::StreamMuxerBox, transport::MemoryTransport, transport::OptionalTransport},
+    identity::Keypair,
+    noise, tcp, websocket, yamux, Swarm, SwarmBuilder, Transport,
+};
+
+use super::extension::{Native, NativeOptions};
+use super::webrtc_hold::HoldOutbound;
+use crate::behaviour::{Behaviour, Role};
+use crate::protocol::IDLE_CONNECTION_TIMEOUT;
+
+pub use libp2p_webrtc::tokio::Certificate;
+
+/// The native chat swarm.
+pub type NativeSwarm = Swarm<Behaviour<Native>>;
+
+/// Which transports a node runs.
+pub enum Transports {
+    /// The network: TCP, QUIC, WebRTC-direct with this certificate (a relay keeps its own so
+    /// that its certhash survives restarts), DNS, WebSocket, and WebSocket over TLS (`/tls/ws`,
+    /// what browsers on an `https` page need) when a TLS configuration is given.
+    Network {
+        /// The WebRTC-direct certificate.
+        certificate: Certificate,
+        /// Certificate and key for `/tls/ws`.
+        tls: Option<websocket::tls::Config>,
+    },
+    /// libp2p's in-process memory transport (`/memory/<port>` addresses): for tests.
+    Memory,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Network { tls, .. } => f
+                .debug_struct("Network")
+                .field("tls", &tls.is_some())
+                .finish_non_exhaustive(),
+            Self::Memory => f.write_str("Memory"),
+        }
+    }
+}
+
+/// Why the swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A transport failed to initialise.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// A behaviour failed to initialise.
+    #[error("behaviour: {0}")]
+    Behaviour(String),
+}
+
+fn transport_err(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Transport(e.to_string())
+}
+
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Builds a swarm for `role` with these transports and native behaviours.
+pub async fn build(
+    key: Keypair,
+    transports: Transports,
+    role: Role,
+    options: &NativeOptions,
+) -> Result<NativeSwarm, BuildError> {
+    let native = Native::new(&key, options).map_err(|e| BuildError::Behaviour(e.to_string()))?;
+    let behaviour = |key: &Keypair, relay_client| -> Result<_, BoxedError> {
+        Ok(Behaviour::new(key, relay_client, native, role)?)
+    };
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT);
+    let (certificate, tls) = match transports {
+        Transports::Network { certificate, tls } => (certificate, tls),
+        Transports::Memory => {
+            return Ok(SwarmBuilder::with_existing_identity(key)
+                .with_tokio()
+                .with_other_transport(|key| -> Result<_, BoxedError> {
+                    Ok(MemoryTransport::default()
+                        .upgrade(Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()))
+                })
+                .map_err(transport_err)?
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(transport_err)?
+                .with_behaviour(behaviour)
+                .map_err(|e| BuildError::Behaviour(e.to_string()))?
+                .with_swarm_config(idle)
+                .build());
+        }
+    };
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(transport_err)?
+        .with_quic()
+        .with_other_transport(|key| {
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
+                |(peer, conn), endpoint| {
+                    // Browsers dial in; see webrtc_hold for why their first streams must wait.
+                    let muxer = if endpoint.is_listener() {
+                        StreamMuxerBox::new(HoldOutbound::new(conn))
+                    } else {
+                        StreamMuxerBox::new(conn)
+                    };
+                    (peer, muxer)
+                },
+            )
+        })
+        .map_err(transport_err)?
+        .with_other_transport(|key| -> Result<_, BoxedError> {
+            // Ahead of the plain WebSocket transport: with a certificate, this one serves both
+            // `/ws` and `/tls/ws`.
+            let Some(tls) = tls else {
+                return Ok(OptionalTransport::none());
+            };
+            let mut ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
+            ws.set_tls_config(tls);
+            Ok(OptionalTransport::some(
+                ws.upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            ))
+        })
+        .map_err(transport_err)?
+        .with_dns()
+        .map_err(transport_err)?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(transport_err)?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(transport_err)?
+        .with_behaviour(behaviour)
+        .map_err(|e| BuildError::Behaviour(e.to_string()))?
+        .with_swarm_config(idle)
+        .build();
+    Ok(swarm)
+}
+
+/// A fresh WebRTC certificate (peers, and relays on first start).
+pub fn new_certificate() -> Result<Certificate, BuildError> {
+    Certificate::generate(&mut rand::rng()).map_err(transport_err)
+}
