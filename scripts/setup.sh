@@ -12,6 +12,13 @@ BINARYEN_VERSION=132           # must equal tools/package.json and `wasm_opt` in
 
 say() { printf '==> %s\n' "$*"; }
 
+for component in clippy rustfmt; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    say "adding the $component component"
+    rustup component add "$component"
+  fi
+done
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown

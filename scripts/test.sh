@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of p2p-chat: Rust unit and integration tests (loopback only, mDNS and UPnP
-# off), the WebAssembly build of the browser peer, and the Playwright end-to-end tests in
+# Runs every test of p2p-chat: formatting, clippy (native and wasm32, warnings are errors) and
+# the library's docs; Rust unit and integration tests (loopback, memory transport and network
+# namespaces only; mDNS and UPnP off outside namespaces), the example bot and the benchmark's
+# small runs; the WebAssembly build of the browser peer, and the Playwright end-to-end tests in
 # headless Chromium (browsers and CLI peers chatting through a real relay); then the release
 # build of the web app as run.sh makes it: its size against the budget, and the chat tests on it.
 # Installs what it needs (scripts/setup.sh) and skips what is already there.
@@ -19,12 +21,18 @@ step "setup"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
-step "Rust tests (unit and integration)"
+step "format, lints (native and wasm32) and the library's docs"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --locked -p p2p-chat-shared -p p2p-chat-web --target wasm32-unknown-unknown -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -p p2p-chat-shared --no-deps
+
+step "Rust tests (unit, integration, the example bot; then the benchmark's small runs)"
 cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --locked -p p2p-chat --test bench -- --ignored 2>&1 | tee -a "$log"
 rust_passed="$(awk '/^test result:/ { p += $4 } END { print p + 0 }' "$log")"
 
-step "WebAssembly: check shared and web for wasm32, build the app with trunk"
-cargo check --locked -p p2p-chat-shared -p p2p-chat-web --target wasm32-unknown-unknown
+step "WebAssembly: build the app with trunk"
 trunk build
 
 step "end-to-end tests (Playwright, headless Chromium)"

@@ -33,31 +33,54 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+/// Why a duration flag does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// A number without a unit.
+    #[error("{0:?} needs a unit: s, m, h or d (e.g. 30d)")]
+    NoUnit(String),
+    /// No whole number first.
+    #[error("{0:?} must start with a whole number (e.g. 30d)")]
+    NoNumber(String),
+    /// Not one of the units.
+    #[error("unknown unit {unit:?} in {text:?}; use s, m, h or d")]
+    UnknownUnit {
+        /// The unit given.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// More seconds than fit.
+    #[error("{0:?} is too long")]
+    TooLong(String),
+}
+
 /// A duration: a whole number and a unit, `s`, `m`, `h` or `d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit: s, m, h or d (e.g. 30d)"))?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_owned()))?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} must start with a whole number (e.g. 30d)"))?;
+        .map_err(|_| DurationError::NoNumber(text.to_owned()))?;
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}; use s, m, h or d"
-            ))
+            return Err(DurationError::UnknownUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            })
         }
     };
     number
         .checked_mul(seconds)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
+        .ok_or_else(|| DurationError::TooLong(text.to_owned()))
 }
 
 #[cfg(test)]
@@ -71,12 +94,15 @@ mod tests {
         assert_eq!(parse_duration(" 45s "), Ok(Duration::from_secs(45)));
         assert!(parse_duration("30")
             .expect_err("no unit")
+            .to_string()
             .contains("needs a unit"));
         assert!(parse_duration("d")
             .expect_err("no number")
+            .to_string()
             .contains("whole number"));
         assert!(parse_duration("3w")
             .expect_err("bad unit")
+            .to_string()
             .contains("unknown unit"));
         assert!(parse_duration("99999999999999999999d").is_err());
     }

@@ -44,7 +44,7 @@ pub enum IdentityError {
         /// The file.
         path: PathBuf,
         /// What was wrong.
-        reason: String,
+        reason: KeyError,
     },
     /// The certificate file is damaged.
     #[error("{path} is not a WebRTC certificate ({reason}); delete it to make a new one (the certhash changes)")]
@@ -75,17 +75,29 @@ pub fn key_file_text(key: &Keypair) -> String {
     )
 }
 
+/// Why the text of a key file holds no key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Only comments and blank lines.
+    #[error("no key line")]
+    NoKeyLine,
+    /// The key line is not base64.
+    #[error("not base64: {0}")]
+    NotBase64(#[from] base64::DecodeError),
+    /// The bytes are not a libp2p key.
+    #[error("not a libp2p key: {0}")]
+    NotAKey(#[from] libp2p::identity::DecodingError),
+}
+
 /// Parses the text of a key file.
-pub fn parse_key(text: &str) -> Result<Keypair, String> {
+pub fn parse_key(text: &str) -> Result<Keypair, KeyError> {
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .ok_or("no key line")?;
-    let bytes = STANDARD
-        .decode(line)
-        .map_err(|e| format!("not base64: {e}"))?;
-    Keypair::from_protobuf_encoding(&bytes).map_err(|e| format!("not a libp2p key: {e}"))
+        .ok_or(KeyError::NoKeyLine)?;
+    let bytes = STANDARD.decode(line)?;
+    Ok(Keypair::from_protobuf_encoding(&bytes)?)
 }
 
 /// Reads the key at `path`, which must exist (a key file the user named).

@@ -2,6 +2,10 @@
 //! itself, and prints figures that show every message delivered once. The rooms run is also the
 //! regression test of two limits the benchmark found: a relay serving more than 100 rooms (each
 //! peer used to ignore all of the hub's subscriptions), and more than 60 peers from one address.
+//!
+//! Opt-in: they start benchmark processes, so a plain `cargo test` skips them;
+//! `./scripts/test.sh` (and so CI) runs them with `cargo test -p p2p-chat --test bench --
+//! --ignored`.
 
 use std::process::Command;
 
@@ -29,6 +33,7 @@ fn bench(args: &[&str]) -> Value {
 }
 
 #[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
 fn the_latency_bench_times_every_message_once() {
     let r = bench(&[
         "latency",
@@ -52,6 +57,7 @@ fn the_latency_bench_times_every_message_once() {
 }
 
 #[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
 fn a_relay_with_more_than_100_rooms_and_peers_from_one_address_delivers_everything() {
     let r = bench(&[
         "rooms",
@@ -69,6 +75,7 @@ fn a_relay_with_more_than_100_rooms_and_peers_from_one_address_delivers_everythi
 }
 
 #[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
 fn the_history_bench_catches_up_on_everything_in_order() {
     let r = bench(&["history", "--messages", "500"]);
     assert_eq!(r["caught_up"], 500, "{r}");

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use p2p_chat_shared::core::{ChatError, Event};
+use p2p_chat_shared::core::{DmError, Event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_through_a_relay_circuit_is_acknowledged() {
@@ -52,7 +52,7 @@ async fn a_direct_message_to_an_unreachable_peer_fails_with_a_reason() {
     // No relay yet and no address: nothing to try.
     assert_eq!(
         alice.client.dm(stranger, "hello?").await,
-        Err(ChatError::NoRoute(stranger))
+        Err(DmError::NoRoute(stranger))
     );
     // Through the relay, where the stranger has no reservation: the relay refuses the circuit.
     alice
@@ -66,14 +66,15 @@ async fn a_direct_message_to_an_unreachable_peer_fails_with_a_reason() {
     })
     .await;
     match alice.client.dm(stranger, "hello?").await {
-        Err(ChatError::DmFailed(reason)) => {
+        Err(e @ (DmError::Unreachable { .. } | DmError::NotKept { .. })) => {
+            let reason = e.to_string();
             assert!(reason.contains(&stranger.to_string()), "{reason}")
         }
         other => panic!("expected a delivery failure, got {other:?}"),
     }
     assert_eq!(
         alice.client.dm(alice.peer_id, "me").await,
-        Err(ChatError::SelfTarget)
+        Err(DmError::SelfTarget)
     );
 }
 

@@ -14,22 +14,6 @@ use p2p_chat_shared::store::{HistoryQuery, StoreRequest, StoreResponse};
 
 const ROOM: &str = "lobby";
 
-async fn ready(node: &mut Node, room: &str) {
-    node.client.join(room).await.expect("join");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rooms = node.client.rooms().await.expect("rooms");
-        if rooms.iter().any(|r| r.room == room && r.ready) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{room} never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Room messages shown (live or as history) until `pick` has seen `count` of them, in the order
 /// shown.
 async fn shown_messages(node: &mut Node, count: usize) -> Vec<(ChatMessage, bool)> {

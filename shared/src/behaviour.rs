@@ -65,26 +65,36 @@ impl Extension for NoExtension {
     }
 }
 
-/// Every protocol of a chat peer. Fields are named after their protocols.
-#[derive(NetworkBehaviour)]
-pub struct Behaviour<X: Extension> {
-    /// Circuit relay v2 client: reservations on relays, dials through them.
-    pub relay_client: relay::client::Behaviour,
-    /// Identify: agent, listen addresses, observed address.
-    pub identify: identify::Behaviour,
-    /// Liveness; a failed ping closes the connection.
-    pub ping: ping::Behaviour,
-    /// Rooms.
-    pub gossipsub: gossipsub::Behaviour,
-    /// Peer discovery and lookups (Kademlia; empty in the browser build, see [`crate::dht`]).
-    pub kad: Dht,
-    /// Direct messages with acknowledgements.
-    pub dm: RpcBehaviour,
-    /// The store protocol: history, receipts and the mailbox (relays serve it, see
-    /// [`crate::store`]).
-    pub store: RpcBehaviour,
-    /// What the platform adds.
-    pub ext: X,
+pub use derived::{Behaviour, BehaviourEvent};
+
+/// The behaviour struct alone: its derive makes [`BehaviourEvent`], one undocumented variant per
+/// field (each is the field's protocol's event).
+mod derived {
+    #![allow(missing_docs)]
+
+    use super::*;
+
+    /// Every protocol of a chat peer. Fields are named after their protocols.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour<X: Extension> {
+        /// Circuit relay v2 client: reservations on relays, dials through them.
+        pub relay_client: relay::client::Behaviour,
+        /// Identify: agent, listen addresses, observed address.
+        pub identify: identify::Behaviour,
+        /// Liveness; a failed ping closes the connection.
+        pub ping: ping::Behaviour,
+        /// Rooms.
+        pub gossipsub: gossipsub::Behaviour,
+        /// Peer discovery and lookups (Kademlia; empty in the browser build, see [`crate::dht`]).
+        pub kad: Dht,
+        /// Direct messages with acknowledgements.
+        pub dm: RpcBehaviour,
+        /// The store protocol: history, receipts and the mailbox (relays serve it, see
+        /// [`crate::store`]).
+        pub store: RpcBehaviour,
+        /// What the platform adds.
+        pub ext: X,
+    }
 }
 
 impl<X: Extension> Behaviour<X> {

@@ -16,9 +16,7 @@ use serde::Serialize;
 use crate::dm::DmAck;
 use crate::envelope::RawEnvelope;
 use crate::protocol::{DM_PROTOCOL, DM_TIMEOUT, MAX_DM_FRAME_BYTES, STORE_PROTOCOL};
-use crate::store::{
-    RequestError, StoreRequest, StoreResponse, MAX_STORE_REQUEST_BYTES, MAX_STORE_RESPONSE_BYTES,
-};
+use crate::store::{RequestError, StoreRequest, StoreResponse, MAX_STORE_RESPONSE_BYTES};
 
 /// A request of either protocol.
 #[derive(Debug, Clone)]
@@ -116,17 +114,22 @@ impl request_response::Codec for ChatCodec {
                 .map(Request::Dm)
                 .map_err(invalid);
         }
-        if cfg!(target_arch = "wasm32") {
-            // The browser serves no store (and leaves the decoder out of its build).
-            return Err(io::Error::other("this peer keeps no store"));
+        // The browser serves no store, and leaves the decoder out of its build.
+        #[cfg(target_arch = "wasm32")]
+        {
+            Err(io::Error::other("this peer keeps no store"))
         }
-        let Some(bytes) = read_capped(io, MAX_STORE_REQUEST_BYTES as u64).await? else {
-            return Ok(Request::Store(Err(RequestError::TooLarge)));
-        };
-        let request = serde_json::from_slice::<StoreRequest>(&bytes)
-            .map_err(|e| RequestError::Malformed(e.to_string()))
-            .and_then(|request| request.validate().map(|()| request));
-        Ok(Request::Store(request))
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let limit = crate::store::MAX_STORE_REQUEST_BYTES as u64;
+            let Some(bytes) = read_capped(io, limit).await? else {
+                return Ok(Request::Store(Err(RequestError::TooLarge)));
+            };
+            let request = serde_json::from_slice::<StoreRequest>(&bytes)
+                .map_err(|e| RequestError::Malformed(e.to_string()))
+                .and_then(|request| request.validate().map(|()| request));
+            Ok(Request::Store(request))
+        }
     }
 
     async fn read_response<T>(
@@ -209,7 +212,7 @@ mod tests {
                 matches!(got, Request::Store(Err(ref e)) if e.to_string().starts_with("malformed request")),
                 "{got:?}"
             );
-            let big = vec![b' '; MAX_STORE_REQUEST_BYTES + 10];
+            let big = vec![b' '; crate::store::MAX_STORE_REQUEST_BYTES + 10];
             let got = codec
                 .read_request(&STORE_PROTOCOL, &mut big.as_slice())
                 .await

@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::core::HistoryMark;
 use p2p_chat_shared::protocol::validate_room;
 
-use crate::relay_addr;
+use crate::relay_addr::{self, RelayAddrError};
 use crate::state::{clock, Chat, DmLine, DmState, Line, RoomView, Status};
 use crate::storage;
 
@@ -26,11 +26,11 @@ pub async fn use_relay(chat: Chat, addrs: Vec<Multiaddr>) {
 }
 
 /// Parses a pasted relay address and connects to it.
-pub fn connect_pasted(chat: Chat, text: String) -> Result<(), String> {
+pub fn connect_pasted(chat: Chat, text: String) -> Result<(), RelayAddrError> {
     let addrs = relay_addr::parse_all(&[text])?;
     match addrs.first().and_then(|a| a.iter().last()) {
         Some(libp2p::core::multiaddr::Protocol::P2p(_)) => {}
-        _ => return Err("the address must end with /p2p/<relay peer id>".into()),
+        _ => return Err(RelayAddrError::NoPeerId),
     }
     spawn_local(use_relay(chat, addrs));
     Ok(())

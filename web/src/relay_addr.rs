@@ -12,24 +12,55 @@ pub struct RelayConfig {
     pub addrs: Vec<String>,
 }
 
+/// Why the page has no relay address to dial.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayAddrError {
+    /// Not a multiaddr.
+    #[error("{addr:?} is not a multiaddr: {source}")]
+    NotAMultiaddr {
+        /// What was given.
+        addr: String,
+        /// Why it does not parse.
+        source: libp2p::multiaddr::Error,
+    },
+    /// A pasted address without the relay's peer id at its end.
+    #[error("the address must end with /p2p/<relay peer id>")]
+    NoPeerId,
+    /// The page's own URL could not be read.
+    #[error("bad page URL")]
+    PageUrl,
+    /// `config.json` could not be fetched or read.
+    #[error("cannot fetch config.json: {0}")]
+    Fetch(#[source] gloo_net::Error),
+    /// The relay answered `config.json` with an error status.
+    #[error("config.json: HTTP {0}")]
+    Status(u16),
+    /// `config.json` is not what a relay serves.
+    #[error("config.json: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Parses addresses, with a message naming the bad one.
-pub fn parse_all(raw: &[String]) -> Result<Vec<Multiaddr>, String> {
+pub fn parse_all(raw: &[String]) -> Result<Vec<Multiaddr>, RelayAddrError> {
     raw.iter()
         .map(|a| {
             a.trim()
                 .parse::<Multiaddr>()
-                .map_err(|e| format!("{a:?} is not a multiaddr: {e}"))
+                .map_err(|source| RelayAddrError::NotAMultiaddr {
+                    addr: a.clone(),
+                    source,
+                })
         })
         .collect()
 }
 
 /// Addresses from `?relay=` parameters of the page URL.
-pub fn from_query() -> Result<Vec<Multiaddr>, String> {
+pub fn from_query() -> Result<Vec<Multiaddr>, RelayAddrError> {
     let Some(search) = web_sys::window().and_then(|w| w.location().search().ok()) else {
         return Ok(Vec::new());
     };
     let params =
-        web_sys::UrlSearchParams::new_with_str(&search).map_err(|_| "bad page URL".to_owned())?;
+        web_sys::UrlSearchParams::new_with_str(&search).map_err(|_| RelayAddrError::PageUrl)?;
     let raw: Vec<String> = params
         .get_all("relay")
         .iter()
@@ -39,20 +70,16 @@ pub fn from_query() -> Result<Vec<Multiaddr>, String> {
 }
 
 /// Addresses from the serving relay's `config.json`.
-pub async fn from_origin() -> Result<Vec<Multiaddr>, String> {
+pub async fn from_origin() -> Result<Vec<Multiaddr>, RelayAddrError> {
     let response = gloo_net::http::Request::get("config.json")
         .send()
         .await
-        .map_err(|e| format!("cannot fetch config.json: {e}"))?;
+        .map_err(RelayAddrError::Fetch)?;
     if !response.ok() {
-        return Err(format!("config.json: HTTP {}", response.status()));
+        return Err(RelayAddrError::Status(response.status()));
     }
-    let body = response
-        .binary()
-        .await
-        .map_err(|e| format!("cannot read config.json: {e}"))?;
-    let config: RelayConfig =
-        serde_json::from_slice(&body).map_err(|e| format!("config.json: {e}"))?;
+    let body = response.binary().await.map_err(RelayAddrError::Fetch)?;
+    let config: RelayConfig = serde_json::from_slice(&body).map_err(RelayAddrError::Json)?;
     parse_all(&config.addrs)
 }
 

@@ -2,8 +2,6 @@
 //! nickname, the joined rooms and recent messages per room ([`KeptRooms`], written in batches).
 //! A damaged entry is replaced, never fatal: the page must load.
 
-use std::collections::{HashMap, HashSet};
-
 use gloo_storage::{LocalStorage, SessionStorage, Storage};
 use libp2p::identity::Keypair;
 use serde::de::DeserializeOwned;
@@ -127,8 +125,10 @@ pub struct Kept {
 /// write of its JSON per period, not one per message.
 #[derive(Debug, Default)]
 pub struct KeptRooms {
-    rooms: HashMap<String, Vec<Kept>>,
-    dirty: HashSet<String>,
+    /// Each room's messages, as loaded and kept since (a page is in a handful of rooms).
+    rooms: Vec<(String, Vec<Kept>)>,
+    /// Rooms changed since the last write.
+    dirty: Vec<String>,
 }
 
 /// How often the rooms changed since the last write are written.
@@ -137,18 +137,25 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 impl KeptRooms {
     /// The messages kept for `room`, oldest first (read from localStorage the first time).
     pub fn room(&mut self, room: &str) -> &[Kept] {
-        self.rooms.entry(room.to_owned()).or_insert_with(|| {
-            read::<LocalStorage, _>(&format!("{HISTORY_PREFIX}{room}")).unwrap_or_default()
-        })
+        self.room_mut(room)
+    }
+
+    fn room_mut(&mut self, room: &str) -> &mut Vec<Kept> {
+        let index = match self.rooms.iter().position(|(name, _)| name == room) {
+            Some(index) => index,
+            None => {
+                let kept = read::<LocalStorage, _>(&format!("{HISTORY_PREFIX}{room}"));
+                self.rooms.push((room.to_owned(), kept.unwrap_or_default()));
+                self.rooms.len() - 1
+            }
+        };
+        &mut self.rooms[index].1
     }
 
     /// Keeps `new` messages of `room`, once per (author, id) (the core's dedup key), the newest
     /// [`HISTORY_PER_ROOM`].
     pub fn keep(&mut self, room: &str, new: impl IntoIterator<Item = Kept>) {
-        self.room(room);
-        let Some(kept) = self.rooms.get_mut(room) else {
-            return;
-        };
+        let kept = self.room_mut(room);
         let before = kept.len();
         for message in new {
             if !kept
@@ -165,15 +172,15 @@ impl KeptRooms {
             let extra = kept.len() - HISTORY_PER_ROOM;
             kept.drain(..extra);
         }
-        self.dirty.insert(room.to_owned());
+        if !self.dirty.iter().any(|r| r == room) {
+            self.dirty.push(room.to_owned());
+        }
     }
 
     /// Writes the rooms changed since the last write, within [`HISTORY_BYTES_PER_ROOM`] each.
     pub fn flush(&mut self) {
         for room in std::mem::take(&mut self.dirty) {
-            let Some(kept) = self.rooms.get_mut(&room) else {
-                continue;
-            };
+            let kept = self.room_mut(&room);
             let key = format!("{HISTORY_PREFIX}{room}");
             while serde_json::to_string(kept).map_or(0, |s| s.len()) > HISTORY_BYTES_PER_ROOM {
                 let tenth = (kept.len() / 10).max(1);

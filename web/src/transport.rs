@@ -59,15 +59,30 @@ impl<T: Transport + Unpin> Transport for NoCircuit<T> {
     }
 }
 
+/// Why the browser's swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Noise handshake configuration.
+    #[error("noise: {0}")]
+    Noise(#[from] noise::Error),
+    /// A transport or the behaviour.
+    #[error("{0}")]
+    Swarm(String),
+}
+
+fn swarm_err(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Swarm(e.to_string())
+}
+
 /// Builds the browser swarm for `key`.
 ///
 /// WebSocket connections and relayed circuits both need noise and yamux on top. Each raw
 /// connection is boxed first, so that the browser build carries one copy of the noise handshake,
 /// multistream-select and yamux instead of one per transport (55 KB of the `.wasm`, 13.5 KB
 /// compressed).
-pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
+pub fn build(key: Keypair) -> Result<BrowserSwarm, BuildError> {
     let (relay_transport, relay_client) = relay::client::new(key.public().to_peer_id());
-    let noise = noise::Config::new(&key).map_err(|e| e.to_string())?;
+    let noise = noise::Config::new(&key)?;
     let streams = relay_transport
         .map(|conn, _| SubstreamBox::new(conn))
         .or_transport(websocket_websys::Transport::default().map(|conn, _| SubstreamBox::new(conn)))
@@ -82,14 +97,14 @@ pub fn build(key: Keypair) -> Result<BrowserSwarm, String> {
                 libp2p::webrtc_websys::Config::new(key),
             ))
         })
-        .map_err(|e| e.to_string())?
+        .map_err(swarm_err)?
         .with_other_transport(|_| streams)
-        .map_err(|e| e.to_string())?
+        .map_err(swarm_err)?
         .with_behaviour(|key| {
             Behaviour::new(key, relay_client, NoExtension {}, Role::Peer)
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
         })
-        .map_err(|e| e.to_string())?
+        .map_err(swarm_err)?
         // One address at a time: after a relay restart identify has taught the swarm all of the
         // relay's addresses, and concurrent dials would each finish a WebRTC handshake, leaving
         // the relay with a ghost connection the page dropped (gossipsub then splits messages

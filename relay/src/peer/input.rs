@@ -57,34 +57,81 @@ Type a line to send it to the current room. Commands:
   /verbose            show or hide connection events
   /quit               leave every room and exit (also Ctrl-C)";
 
-fn peer(arg: &str) -> Result<PeerId, String> {
+/// What was wrong with a line, written for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Not a peer id.
+    #[error("{arg:?} is not a peer id ({reason}); peer ids look like 12D3KooW...")]
+    NotAPeerId {
+        /// What was typed.
+        arg: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// Not a multiaddr.
+    #[error("{arg:?} is not a multiaddr ({reason}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")]
+    NotAMultiaddr {
+        /// What was typed.
+        arg: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// Not a positive whole number.
+    #[error("{0:?} is not a count; usage: /history [N], e.g. /history 100")]
+    NotACount(String),
+    /// A command without what it needs.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// No such command.
+    #[error("unknown command /{0}; type /help for the list")]
+    UnknownCommand(String),
+    /// A `--json` line that is not a command.
+    #[error("not a JSON command ({0}); e.g. {{\"cmd\":\"send\",\"text\":\"hi\"}}")]
+    NotJson(String),
+    /// A line over the length limit (skipped without being held in memory).
+    #[error("a line of {0} bytes was ignored; the limit is {MAX_LINE_BYTES}")]
+    TooLong(usize),
+    /// A line that is not UTF-8.
+    #[error("line ignored: it is not UTF-8 text")]
+    NotUtf8,
+}
+
+/// Longest accepted input line, in bytes; longer lines are refused, not cut.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+fn peer(arg: &str) -> Result<PeerId, InputError> {
     arg.parse()
-        .map_err(|e| format!("{arg:?} is not a peer id ({e}); peer ids look like 12D3KooW..."))
+        .map_err(|e: libp2p::identity::ParseError| InputError::NotAPeerId {
+            arg: arg.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
-fn multiaddr(arg: &str) -> Result<Multiaddr, String> {
-    arg.parse().map_err(|e| {
-        format!("{arg:?} is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...")
-    })
+fn multiaddr(arg: &str) -> Result<Multiaddr, InputError> {
+    arg.parse()
+        .map_err(|e: libp2p::multiaddr::Error| InputError::NotAMultiaddr {
+            arg: arg.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
-fn count(arg: Option<&str>) -> Result<Option<usize>, String> {
+fn count(arg: Option<&str>) -> Result<Option<usize>, InputError> {
     arg.map(|a| {
         a.parse::<usize>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{a:?} is not a count; usage: /history [N], e.g. /history 100"))
+            .ok_or_else(|| InputError::NotACount(a.to_owned()))
     })
     .transpose()
 }
 
-fn required<'a>(arg: Option<&'a str>, usage: &str) -> Result<&'a str, String> {
+fn required<'a>(arg: Option<&'a str>, usage: &'static str) -> Result<&'a str, InputError> {
     arg.filter(|a| !a.is_empty())
-        .ok_or_else(|| format!("usage: {usage}"))
+        .ok_or(InputError::Usage(usage))
 }
 
 /// Parses a typed line. `Ok(None)` for a blank line.
-pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
+pub fn parse_line(line: &str) -> Result<Option<Input>, InputError> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
         return Ok(None);
@@ -128,7 +175,7 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, String> {
             room: None,
             text: command.to_owned(),
         },
-        other => return Err(format!("unknown command /{other}; type /help for the list")),
+        other => return Err(InputError::UnknownCommand(other.to_owned())),
     };
     Ok(Some(input))
 }
@@ -154,10 +201,9 @@ enum JsonCommand {
 }
 
 /// Parses one `--json` input line.
-pub fn parse_json(line: &str) -> Result<Input, String> {
-    let command: JsonCommand = serde_json::from_str(line).map_err(|e| {
-        format!("not a JSON command ({e}); e.g. {{\"cmd\":\"send\",\"text\":\"hi\"}}")
-    })?;
+pub fn parse_json(line: &str) -> Result<Input, InputError> {
+    let command: JsonCommand =
+        serde_json::from_str(line).map_err(|e| InputError::NotJson(e.to_string()))?;
     Ok(match command {
         JsonCommand::Send { text, room } => Input::Say { room, text },
         JsonCommand::Join { room } => Input::Join(room),
@@ -229,21 +275,28 @@ mod tests {
 
     #[test]
     fn mistakes_get_one_clear_message() {
-        let unknown = parse_line("/frobnicate").expect_err("unknown");
+        let unknown = parse_line("/frobnicate").expect_err("unknown").to_string();
         assert!(unknown.contains("/help"), "{unknown}");
-        let bad_peer = parse_line("/dm nobody hello").expect_err("bad peer");
+        let bad_peer = parse_line("/dm nobody hello")
+            .expect_err("bad peer")
+            .to_string();
         assert!(bad_peer.contains("not a peer id"), "{bad_peer}");
-        let bad_addr = parse_line("/connect 127.0.0.1:4001").expect_err("bad addr");
+        let bad_addr = parse_line("/connect 127.0.0.1:4001")
+            .expect_err("bad addr")
+            .to_string();
         assert!(bad_addr.contains("not a multiaddr"), "{bad_addr}");
-        assert_eq!(parse_line("/dm"), Err("usage: /dm PEER TEXT".into()));
+        let usage = parse_line("/dm").expect_err("usage");
+        assert_eq!(usage, InputError::Usage("/dm PEER TEXT"));
+        assert_eq!(usage.to_string(), "usage: /dm PEER TEXT");
         assert_eq!(parse_line("/history"), Ok(Some(Input::History(None))));
         assert_eq!(parse_line("/history 5"), Ok(Some(Input::History(Some(5)))));
         assert!(parse_line("/history lots")
             .expect_err("bad")
+            .to_string()
             .contains("usage"));
         assert_eq!(
             parse_line(&format!("/dm {PEER}")),
-            Err("usage: /dm PEER TEXT".into())
+            Err(InputError::Usage("/dm PEER TEXT"))
         );
     }
 
@@ -260,6 +313,7 @@ mod tests {
         assert!(parse_json(r#"{"cmd":"launch"}"#).is_err());
         assert!(parse_json("not json")
             .expect_err("bad")
+            .to_string()
             .contains("not a JSON command"));
         assert!(parse_json(r#"{"cmd":"dm","peer":"x","text":"y"}"#).is_err());
     }

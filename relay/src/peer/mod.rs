@@ -25,15 +25,12 @@ pub use args::PeerArgs;
 
 use crate::identity::{claim_data_dir, default_data_dir, load_key, load_or_create_key};
 use archive::Archive;
-use input::{parse_json, parse_line, Input};
+use input::{parse_json, parse_line, Input, InputError, MAX_LINE_BYTES};
 use output::{Printer, Reply};
 use session::{choose_nick, Session};
 
 /// The archive's file in the data dir.
 const ARCHIVE_FILE: &str = "history.redb";
-
-/// Longest accepted input line, in bytes; longer lines are refused, not cut.
-const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Runs the CLI peer until `/quit`, end of input, Ctrl-C or SIGTERM.
 pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
@@ -128,7 +125,7 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
                         }
                     }
                     Ok(None) => {}
-                    Err(message) => printer.reply(&Reply::Error { message }),
+                    Err(error) => printer.reply(&Reply::Error { message: error.to_string() }),
                 }
             }
             Some(reply) = background.recv() => printer.reply(&reply),
@@ -156,7 +153,7 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
 
 /// Reads stdin on its own task, so that the main loop can `select!` on whole lines. Lines that
 /// are not UTF-8 or too long arrive as errors.
-fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
+fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, InputError>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut reader = tokio::io::BufReader::new(tokio::io::stdin());
@@ -178,12 +175,9 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Result<String, String>> {
                         Ok(n) => skipped += n,
                     }
                 }
-                Err(format!(
-                    "a line of {skipped} bytes was ignored; the limit is {MAX_LINE_BYTES}"
-                ))
+                Err(InputError::TooLong(skipped))
             } else {
-                String::from_utf8(buf.clone())
-                    .map_err(|_| "line ignored: it is not UTF-8 text".to_owned())
+                String::from_utf8(buf.clone()).map_err(|_| InputError::NotUtf8)
             };
             if tx.send(line).await.is_err() {
                 break;

@@ -225,6 +225,9 @@ impl Printer {
                 format!("* {} is now {}", who(old, peer), display_safe(new))
             }
             Event::RoomReady { room } => format!("* {room}: connected, messages go out now"),
+            Event::RoomNotReady { room } => {
+                format!("* {room}: nobody reachable; what you send waits until someone is")
+            }
             Event::QueuedSent { room, ids } => {
                 format!("* sent {} waiting message(s) to {room}", ids.len())
             }

@@ -93,6 +93,62 @@ pub async fn peer(nick: &str) -> Node {
         .expect("peer starts")
 }
 
+/// Joins `room` and waits until it can carry messages (asks the core, so no event is consumed).
+pub async fn ready(node: &mut Node, room: &str) {
+    node.client.join(room).await.expect("join");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rooms = node.client.rooms().await.expect("rooms");
+        if rooms.iter().any(|r| r.room == room && r.ready) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{room} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A relay in this process's memory (libp2p's memory transport: no sockets, no ports), with a
+/// store in `dir`; returns it and its address (with `/p2p`).
+pub async fn memory_relay(dir: &std::path::Path) -> (Node, Multiaddr) {
+    std::fs::create_dir_all(dir).expect("store dir");
+    let (store, _thread) =
+        p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
+    let setup = RelaySetup {
+        store: Some(store),
+        ..RelaySetup::in_memory()
+    };
+    let mut node = start_relay(Keypair::generate_ed25519(), setup)
+        .await
+        .expect("relay starts");
+    let peer_id = node.peer_id;
+    let addr = wait_for(&mut node, "relay memory address", |e| match e {
+        Event::Listening { addr } => Some(addr.clone()),
+        _ => None,
+    })
+    .await;
+    (node, addr.with(Protocol::P2p(peer_id)))
+}
+
+/// A chat peer in memory with this identity that listens on nothing, reserved on `relay`: it
+/// reaches others only through the relay.
+pub async fn memory_peer_with(key: Keypair, nick: &str, relay: &Multiaddr) -> Node {
+    let setup = PeerSetup {
+        listen: Vec::new(),
+        ..PeerSetup::in_memory(nick)
+    };
+    let mut node = start_peer(key, &setup).await.expect("peer starts");
+    through_relay(&mut node, relay).await;
+    node
+}
+
+/// A chat peer in memory, reserved on `relay`.
+pub async fn memory_peer(nick: &str, relay: &Multiaddr) -> Node {
+    memory_peer_with(Keypair::generate_ed25519(), nick, relay).await
+}
+
 /// Waits (at most [`WAIT`]) for the first event `pick` accepts; other events are skipped.
 pub async fn wait_for<T>(
     node: &mut Node,

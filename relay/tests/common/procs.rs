@@ -5,12 +5,16 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
+
+/// Most output lines of a child held unread.
+const OUTPUT_LINES: usize = 100_000;
+
 pub const WAIT: Duration = Duration::from_secs(25);
 
 /// A child process with its output lines arriving on a channel; killed when dropped.
@@ -38,7 +42,8 @@ pub fn spawn(args: &[&str]) -> Proc {
         .spawn()
         .expect("p2p-chat starts");
     let pipe = |reader: Box<dyn std::io::Read + Send>| {
-        let (tx, rx) = channel();
+        // Bounded, and far more than a test reads: a reader never blocks the child.
+        let (tx, rx) = sync_channel(OUTPUT_LINES);
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {

@@ -7,11 +7,14 @@ use futures::channel::{mpsc, oneshot};
 use futures::SinkExt;
 use libp2p::{Multiaddr, PeerId};
 
+use super::error::{
+    AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
+    SendError, Stopped,
+};
 use super::event::{DmReceipt, Info, PeersInfo, RoomInfo, Sent};
-use super::ChatError;
 
-/// Reply channel of a command.
-pub type Reply<T> = oneshot::Sender<Result<T, ChatError>>;
+/// Reply channel of a command: its result, or why it failed.
+pub type Reply<T, E = Stopped> = oneshot::Sender<Result<T, E>>;
 
 /// A request from a user interface to the chat core.
 #[derive(Debug)]
@@ -19,62 +22,110 @@ pub enum Command {
     /// Join a room: subscribe to its topic, announce ourselves, and catch up from a store on
     /// what we missed since `mark` (the newest message the UI already holds).
     Join {
+        /// The room.
         room: String,
+        /// What the user interface already holds of it.
         mark: Option<HistoryMark>,
-        reply: Reply<()>,
+        /// Joined, or why not.
+        reply: Reply<(), JoinError>,
     },
     /// Leave a room: announce it and unsubscribe.
-    Leave { room: String, reply: Reply<()> },
+    Leave {
+        /// The room.
+        room: String,
+        /// Left, or why not.
+        reply: Reply<(), RoomError>,
+    },
     /// Send a text message to a room we are in.
     Send {
+        /// The room.
         room: String,
+        /// The text.
         text: String,
-        reply: Reply<Sent>,
+        /// The message as sent, or why not.
+        reply: Reply<Sent, SendError>,
     },
     /// Change our nickname (announced to every room we are in).
-    SetNick { nick: String, reply: Reply<String> },
+    SetNick {
+        /// The new nickname, as typed.
+        nick: String,
+        /// The nickname as cleaned, or why it was refused.
+        reply: Reply<String, NickError>,
+    },
     /// Send a direct message; the reply comes with the acknowledgement or the failure.
     Dm {
+        /// The recipient.
         peer: PeerId,
+        /// The text.
         text: String,
-        reply: Reply<DmReceipt>,
+        /// Delivered (or kept by the relay), or why not.
+        reply: Reply<DmReceipt, DmError>,
     },
     /// Dial an address; the reply comes once connected or failed.
     Connect {
+        /// The address.
         addr: Multiaddr,
-        reply: Reply<PeerId>,
+        /// The peer reached, or why not.
+        reply: Reply<PeerId, ConnectError>,
     },
     /// Listen on an address (a relay circuit address makes a reservation).
-    Listen { addr: Multiaddr, reply: Reply<()> },
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Listening, or why not.
+        reply: Reply<(), AddrError>,
+    },
     /// Use a relay: reserve a `/p2p-circuit` slot on it and keep it reserved, reconnecting.
     /// Its addresses are tried in order.
     UseRelay {
+        /// The relay's addresses, best first, each ending in `/p2p/<relay id>`.
         addrs: Vec<Multiaddr>,
-        reply: Reply<()>,
+        /// Taken, or why not.
+        reply: Reply<(), AddrError>,
     },
     /// Add a Kademlia bootstrap node and dial it.
-    Bootstrap { addr: Multiaddr, reply: Reply<()> },
+    Bootstrap {
+        /// Its address, ending in `/p2p/<peer id>`.
+        addr: Multiaddr,
+        /// Added, or why not.
+        reply: Reply<(), AddrError>,
+    },
     /// Look a peer up in the DHT.
     Find {
+        /// The peer.
         peer: PeerId,
-        reply: Reply<Vec<Multiaddr>>,
+        /// Its addresses, or why not.
+        reply: Reply<Vec<Multiaddr>, FindError>,
     },
     /// Round-trip time to a peer (dials it if needed).
     Ping {
+        /// The peer.
         peer: PeerId,
-        reply: Reply<Duration>,
+        /// The round trip, or why not.
+        reply: Reply<Duration, PingError>,
     },
     /// Our identity, addresses and NAT status.
-    Info { reply: Reply<Info> },
+    Info {
+        /// The answer.
+        reply: Reply<Info>,
+    },
     /// The rooms we are in.
-    Rooms { reply: Reply<Vec<RoomInfo>> },
-    /// Members of a room and the peers we are connected to.
+    Rooms {
+        /// The answer.
+        reply: Reply<Vec<RoomInfo>>,
+    },
+    /// Members of a room (every room when `None`) and the peers we are connected to.
     Peers {
+        /// The room.
         room: Option<String>,
-        reply: Reply<PeersInfo>,
+        /// The answer, or why not.
+        reply: Reply<PeersInfo, RoomError>,
     },
     /// Say goodbye in every room and stop the loop.
-    Shutdown { reply: Reply<()> },
+    Shutdown {
+        /// Answered once the loop stopped.
+        reply: Reply<()>,
+    },
 }
 
 /// What a user interface already holds of a room, so that catch-up asks only for the rest and
@@ -113,7 +164,7 @@ macro_rules! request {
     ($self:ident, $variant:ident { $($field:ident),* }) => {{
         let (reply, rx) = oneshot::channel();
         $self.send(Command::$variant { $($field,)* reply }).await?;
-        rx.await.map_err(|_| ChatError::Stopped)?
+        rx.await.map_err(|_| Stopped)?
     }};
 }
 
@@ -122,16 +173,12 @@ impl Client {
         Self { sender }
     }
 
-    async fn send(&self, command: Command) -> Result<(), ChatError> {
-        self.sender
-            .clone()
-            .send(command)
-            .await
-            .map_err(|_| ChatError::Stopped)
+    async fn send(&self, command: Command) -> Result<(), Stopped> {
+        self.sender.clone().send(command).await.map_err(|_| Stopped)
     }
 
     /// Joins a room (catching up on its recent history).
-    pub async fn join(&self, room: impl Into<String>) -> Result<(), ChatError> {
+    pub async fn join(&self, room: impl Into<String>) -> Result<(), JoinError> {
         self.join_after(room, None).await
     }
 
@@ -140,13 +187,13 @@ impl Client {
         &self,
         room: impl Into<String>,
         mark: Option<HistoryMark>,
-    ) -> Result<(), ChatError> {
+    ) -> Result<(), JoinError> {
         let room = room.into();
         request!(self, Join { room, mark })
     }
 
     /// Leaves a room.
-    pub async fn leave(&self, room: impl Into<String>) -> Result<(), ChatError> {
+    pub async fn leave(&self, room: impl Into<String>) -> Result<(), RoomError> {
         let room = room.into();
         request!(self, Leave { room })
     }
@@ -156,71 +203,71 @@ impl Client {
         &self,
         room: impl Into<String>,
         text: impl Into<String>,
-    ) -> Result<Sent, ChatError> {
+    ) -> Result<Sent, SendError> {
         let (room, text) = (room.into(), text.into());
         request!(self, Send { room, text })
     }
 
     /// Sets our nickname; returns it as cleaned.
-    pub async fn set_nick(&self, nick: impl Into<String>) -> Result<String, ChatError> {
+    pub async fn set_nick(&self, nick: impl Into<String>) -> Result<String, NickError> {
         let nick = nick.into();
         request!(self, SetNick { nick })
     }
 
     /// Sends a direct message and waits for its acknowledgement.
-    pub async fn dm(&self, peer: PeerId, text: impl Into<String>) -> Result<DmReceipt, ChatError> {
+    pub async fn dm(&self, peer: PeerId, text: impl Into<String>) -> Result<DmReceipt, DmError> {
         let text = text.into();
         request!(self, Dm { peer, text })
     }
 
     /// Dials an address and waits for the connection.
-    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, ChatError> {
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, ConnectError> {
         request!(self, Connect { addr })
     }
 
     /// Starts listening on an address.
-    pub async fn listen(&self, addr: Multiaddr) -> Result<(), ChatError> {
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), AddrError> {
         request!(self, Listen { addr })
     }
 
     /// Keeps a reservation on a relay, reached at the first of `addrs` that works (each must
     /// end in `/p2p/<relay id>`).
-    pub async fn use_relay(&self, addrs: Vec<Multiaddr>) -> Result<(), ChatError> {
+    pub async fn use_relay(&self, addrs: Vec<Multiaddr>) -> Result<(), AddrError> {
         request!(self, UseRelay { addrs })
     }
 
     /// Adds a DHT bootstrap node (its address must end in `/p2p/<peer id>`).
-    pub async fn bootstrap(&self, addr: Multiaddr) -> Result<(), ChatError> {
+    pub async fn bootstrap(&self, addr: Multiaddr) -> Result<(), AddrError> {
         request!(self, Bootstrap { addr })
     }
 
     /// Finds a peer's addresses in the DHT.
-    pub async fn find(&self, peer: PeerId) -> Result<Vec<Multiaddr>, ChatError> {
+    pub async fn find(&self, peer: PeerId) -> Result<Vec<Multiaddr>, FindError> {
         request!(self, Find { peer })
     }
 
     /// Measures the round trip to a peer.
-    pub async fn ping(&self, peer: PeerId) -> Result<Duration, ChatError> {
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, PingError> {
         request!(self, Ping { peer })
     }
 
     /// Our identity, addresses and NAT status.
-    pub async fn info(&self) -> Result<Info, ChatError> {
+    pub async fn info(&self) -> Result<Info, Stopped> {
         request!(self, Info {})
     }
 
     /// The rooms we are in.
-    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ChatError> {
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Stopped> {
         request!(self, Rooms {})
     }
 
     /// Members of `room` (all rooms when `None`) and connected peers.
-    pub async fn peers(&self, room: Option<String>) -> Result<PeersInfo, ChatError> {
+    pub async fn peers(&self, room: Option<String>) -> Result<PeersInfo, RoomError> {
         request!(self, Peers { room })
     }
 
     /// Leaves every room with a goodbye and stops the event loop.
-    pub async fn shutdown(&self) -> Result<(), ChatError> {
+    pub async fn shutdown(&self) -> Result<(), Stopped> {
         request!(self, Shutdown {})
     }
 }

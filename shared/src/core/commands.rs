@@ -13,9 +13,12 @@ use crate::dht::{DhtSlot, QueryId};
 
 use super::client::{Command, Reply};
 use super::direct::Dms;
+use super::error::{
+    AddrError, AddressError, ConnectError, FindError, NickError, PingError, RoomError,
+};
 use super::event::{Info, Member, PeersInfo, RoomInfo};
 use super::reservations::peer_of;
-use super::{ChatError, EventLoop};
+use super::EventLoop;
 use crate::behaviour::Extension;
 use crate::text::clean_nick;
 
@@ -30,24 +33,27 @@ pub struct Find {
     pub(super) target: PeerId,
     pub(super) started: Instant,
     pub(super) found: Vec<Multiaddr>,
-    pub(super) reply: Reply<Vec<Multiaddr>>,
+    pub(super) reply: Reply<Vec<Multiaddr>, FindError>,
 }
+
+/// A `/ping` waiting for the next ping result: when it was asked, and its reply.
+pub(super) type PendingPing = (Instant, Reply<Duration, PingError>);
 
 /// Replies waiting on the network.
 #[derive(Default, Debug)]
 pub struct Pending {
     /// `/connect`: by the dial's connection id.
-    pub(super) dials: HashMap<ConnectionId, Reply<PeerId>>,
+    pub(super) dials: HashMap<ConnectionId, Reply<PeerId, ConnectError>>,
     /// `/find`: by query.
     pub(super) finds: HashMap<QueryId, Find>,
     /// `/ping`: by peer, answered by its next ping result.
-    pub(super) pings: HashMap<PeerId, Vec<(Instant, Reply<Duration>)>>,
+    pub(super) pings: HashMap<PeerId, Vec<PendingPing>>,
     /// Direct messages.
     pub(super) dms: Dms,
 }
 
-fn bad_address(addr: &Multiaddr, reason: impl std::fmt::Display) -> ChatError {
-    ChatError::Address {
+fn bad_address(addr: &Multiaddr, reason: impl std::fmt::Display) -> AddressError {
+    AddressError {
         addr: addr.to_string(),
         reason: reason.to_string(),
     }
@@ -67,7 +73,7 @@ impl<X: Extension> EventLoop<X> {
                 let result = if self.leave_room(&room) {
                     Ok(())
                 } else {
-                    Err(ChatError::NotInRoom(room))
+                    Err(RoomError::NotInRoom(room))
                 };
                 let _ = reply.send(result);
             }
@@ -84,7 +90,7 @@ impl<X: Extension> EventLoop<X> {
                     .swarm
                     .listen_on(addr.clone())
                     .map(|_| ())
-                    .map_err(|e| bad_address(&addr, e));
+                    .map_err(|e| AddrError::from(bad_address(&addr, e)));
                 let _ = reply.send(result);
             }
             Command::UseRelay { addrs, reply } => {
@@ -95,11 +101,11 @@ impl<X: Extension> EventLoop<X> {
             }
             Command::Find { peer, reply } => {
                 if peer == *self.swarm.local_peer_id() {
-                    let _ = reply.send(Err(ChatError::SelfTarget));
+                    let _ = reply.send(Err(FindError::SelfTarget));
                     return;
                 }
                 let Some(query) = DhtSlot::find(&mut self.swarm.behaviour_mut().kad, peer) else {
-                    let _ = reply.send(Err(ChatError::NoDht));
+                    let _ = reply.send(Err(FindError::NoDht));
                     return;
                 };
                 let find = Find {
@@ -134,9 +140,9 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    fn set_nick(&mut self, nick: &str) -> Result<String, ChatError> {
+    fn set_nick(&mut self, nick: &str) -> Result<String, NickError> {
         let Some(nick) = clean_nick(nick) else {
-            return Err(ChatError::BadNick);
+            return Err(NickError::Blank);
         };
         self.nick = nick.clone();
         let rooms: Vec<String> = self.rooms.keys().cloned().collect();
@@ -146,7 +152,7 @@ impl<X: Extension> EventLoop<X> {
         Ok(nick)
     }
 
-    fn connect(&mut self, addr: Multiaddr, reply: Reply<PeerId>) {
+    fn connect(&mut self, addr: Multiaddr, reply: Reply<PeerId, ConnectError>) {
         let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
@@ -154,12 +160,12 @@ impl<X: Extension> EventLoop<X> {
                 self.pending.dials.insert(id, reply);
             }
             Err(e) => {
-                let _ = reply.send(Err(bad_address(&addr, e)));
+                let _ = reply.send(Err(bad_address(&addr, e).into()));
             }
         }
     }
 
-    fn add_bootstrap(&mut self, addr: Multiaddr) -> Result<(), ChatError> {
+    fn add_bootstrap(&mut self, addr: Multiaddr) -> Result<(), AddrError> {
         let peer = peer_of(&addr)?;
         let without_peer: Multiaddr = addr
             .iter()
@@ -171,20 +177,20 @@ impl<X: Extension> EventLoop<X> {
             .kad
             .add_address(&peer, without_peer);
         if let Err(e) = self.swarm.dial(addr.clone()) {
-            return Err(bad_address(&addr, e));
+            return Err(bad_address(&addr, e).into());
         }
         Ok(())
     }
 
-    fn ping(&mut self, peer: PeerId, reply: Reply<Duration>) {
+    fn ping(&mut self, peer: PeerId, reply: Reply<Duration, PingError>) {
         if peer == *self.swarm.local_peer_id() {
-            let _ = reply.send(Err(ChatError::SelfTarget));
+            let _ = reply.send(Err(PingError::SelfTarget));
             return;
         }
         if !self.peers.is_connected(&peer) {
             let addrs = self.routes_to(peer);
             if addrs.is_empty() {
-                let _ = reply.send(Err(ChatError::NoRoute(peer)));
+                let _ = reply.send(Err(PingError::NoRoute(peer)));
                 return;
             }
             let _ = self
@@ -200,10 +206,10 @@ impl<X: Extension> EventLoop<X> {
             .push((Instant::now(), reply));
     }
 
-    fn peers_info(&self, room: Option<&str>) -> Result<PeersInfo, ChatError> {
+    fn peers_info(&self, room: Option<&str>) -> Result<PeersInfo, RoomError> {
         if let Some(room) = room {
             if !self.rooms.contains_key(room) {
-                return Err(ChatError::NotInRoom(room.to_owned()));
+                return Err(RoomError::NotInRoom(room.to_owned()));
             }
         }
         let mut members: Vec<Member> = self
@@ -240,7 +246,7 @@ impl<X: Extension> EventLoop<X> {
 
     /// Times out lookups, pings and DMs that waited too long.
     pub(super) fn pending_tick(&mut self, now: Instant) {
-        let timeout = || ChatError::Timeout(LOOKUP_TIMEOUT.as_secs());
+        let secs = LOOKUP_TIMEOUT.as_secs();
         let late: Vec<QueryId> = self
             .pending
             .finds
@@ -250,7 +256,7 @@ impl<X: Extension> EventLoop<X> {
             .collect();
         for id in late {
             if let Some(find) = self.pending.finds.remove(&id) {
-                let _ = find.reply.send(Err(timeout()));
+                let _ = find.reply.send(Err(FindError::Timeout(secs)));
             }
         }
         for waiting in self.pending.pings.values_mut() {
@@ -259,7 +265,7 @@ impl<X: Extension> EventLoop<X> {
                 .partition(|(started, _)| now.duration_since(*started) >= LOOKUP_TIMEOUT);
             *waiting = kept;
             for (_, reply) in late {
-                let _ = reply.send(Err(timeout()));
+                let _ = reply.send(Err(PingError::Timeout(secs)));
             }
         }
         self.pending.pings.retain(|_, waiting| !waiting.is_empty());

@@ -11,8 +11,9 @@ use libp2p::{
 use web_time::Instant;
 
 use super::client::Reply;
+use super::error::DmError;
 use super::event::{DirectMessage, DmReceipt};
-use super::{ChatError, Event, EventLoop};
+use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::dm::{AckStatus, DmAck};
 use crate::envelope::{Envelope, Kind, RawEnvelope};
@@ -25,7 +26,7 @@ pub struct Outgoing {
     pub(super) envelope: Envelope,
     pub(super) peer: PeerId,
     pub(super) started: Instant,
-    pub(super) reply: Reply<DmReceipt>,
+    pub(super) reply: Reply<DmReceipt, DmError>,
 }
 
 /// Direct messages on their way.
@@ -48,9 +49,9 @@ impl std::fmt::Debug for Dms {
 
 impl<X: Extension> EventLoop<X> {
     /// Sends a direct message; `reply` gets the acknowledgement or the failure.
-    pub(super) fn send_dm(&mut self, peer: PeerId, text: &str, reply: Reply<DmReceipt>) {
+    pub(super) fn send_dm(&mut self, peer: PeerId, text: &str, reply: Reply<DmReceipt, DmError>) {
         if peer == *self.swarm.local_peer_id() {
-            let _ = reply.send(Err(ChatError::SelfTarget));
+            let _ = reply.send(Err(DmError::SelfTarget));
             return;
         }
         let envelope = match Envelope::dm(&self.nick, text) {
@@ -73,7 +74,7 @@ impl<X: Extension> EventLoop<X> {
         // Direct addresses first, relay circuits after: tried one at a time, in that order.
         let addrs = self.routes_to(peer);
         if addrs.is_empty() {
-            self.deposit_or_fail(outgoing, ChatError::NoRoute(peer));
+            self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
             return;
         }
         let opts = DialOpts::peer_id(peer)
@@ -115,8 +116,14 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         for outgoing in self.pending.dms.waiting.remove(peer).unwrap_or_default() {
-            let reason = format!("could not reach {peer}: {error}");
-            self.deposit_or_fail(outgoing, ChatError::DmFailed(reason));
+            let reason = error.to_owned();
+            self.deposit_or_fail(
+                outgoing,
+                DmError::Unreachable {
+                    peer: *peer,
+                    reason,
+                },
+            );
         }
     }
 
@@ -132,7 +139,8 @@ impl<X: Extension> EventLoop<X> {
         }
         self.pending.dms.waiting.retain(|_, list| !list.is_empty());
         for outgoing in expired {
-            self.deposit_or_fail(outgoing, ChatError::Timeout(DM_TIMEOUT.as_secs()));
+            let (peer, secs) = (outgoing.peer, DM_TIMEOUT.as_secs());
+            self.deposit_or_fail(outgoing, DmError::Timeout { peer, secs });
         }
     }
 
@@ -181,10 +189,10 @@ impl<X: Extension> EventLoop<X> {
                         round_trip: outgoing.started.elapsed(),
                         stored: false,
                     }),
-                    AckStatus::Rejected => Err(ChatError::DmFailed(format!(
-                        "{peer} rejected it: {}",
-                        response.reason.unwrap_or_default()
-                    ))),
+                    AckStatus::Rejected => Err(DmError::Rejected {
+                        peer,
+                        reason: response.reason.unwrap_or_default(),
+                    }),
                 };
                 let _ = outgoing.reply.send(result);
             }
@@ -195,14 +203,18 @@ impl<X: Extension> EventLoop<X> {
                 ..
             } => {
                 if let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) {
-                    let reason = format!("{peer}: {error}");
-                    if matches!(
+                    let unsupported = matches!(
                         error,
                         request_response::OutboundFailure::UnsupportedProtocols
-                    ) {
-                        let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                    );
+                    let failed = DmError::Failed {
+                        peer,
+                        reason: error.to_string(),
+                    };
+                    if unsupported {
+                        let _ = outgoing.reply.send(Err(failed));
                     } else {
-                        self.deposit_or_fail(outgoing, ChatError::DmFailed(reason));
+                        self.deposit_or_fail(outgoing, failed);
                     }
                 }
             }

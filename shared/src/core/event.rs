@@ -108,79 +108,161 @@ pub enum Event {
     /// Messages of a room we missed, from a store, oldest first; already deduplicated against
     /// everything shown before. `done` on the last batch of a catch-up.
     History {
+        /// The room.
         room: String,
+        /// The messages not shown before, oldest first.
         messages: Vec<ChatMessage>,
+        /// The catch-up is over.
         done: bool,
     },
     /// A message we sent is durably stored by our relay.
-    Stored { room: String, id: String },
+    Stored {
+        /// Its room.
+        room: String,
+        /// Its id.
+        id: String,
+    },
     /// A message we sent was published but the relay did not confirm storing it.
     NotStored {
+        /// Its room.
         room: String,
+        /// Its id.
         id: String,
+        /// Why, as the relay or the network said.
         reason: String,
     },
     /// A direct message the relay kept for an offline recipient was fetched by it.
-    DmDelivered { id: String, peer: PeerId },
+    DmDelivered {
+        /// The message id.
+        id: String,
+        /// The recipient.
+        peer: PeerId,
+    },
     /// A member appeared in a room.
     MemberJoined {
+        /// The room.
         room: String,
+        /// The member.
         peer: PeerId,
+        /// Its display name.
         nick: String,
     },
     /// A member left a room (or timed out).
     MemberLeft {
+        /// The room.
         room: String,
+        /// The member.
         peer: PeerId,
+        /// Its display name.
         nick: String,
+        /// How we know.
         reason: LeftReason,
     },
     /// A member changed its nickname.
     NickChanged {
+        /// The room.
         room: String,
+        /// The member.
         peer: PeerId,
+        /// Its display name before.
         old: String,
+        /// Its display name now.
         new: String,
     },
     /// A room can now carry messages: a neighbour (usually the relay) is subscribed.
-    RoomReady { room: String },
+    RoomReady {
+        /// The room.
+        room: String,
+    },
     /// A room can no longer carry messages (its last subscribed neighbour went away); what is
     /// sent now is queued until [`Event::RoomReady`].
-    RoomNotReady { room: String },
+    RoomNotReady {
+        /// The room.
+        room: String,
+    },
     /// Messages queued while a room was not ready have been published.
-    QueuedSent { room: String, ids: Vec<String> },
+    QueuedSent {
+        /// The room.
+        room: String,
+        /// The messages' ids.
+        ids: Vec<String>,
+    },
     /// We listen on a new address.
-    Listening { addr: Multiaddr },
-    /// We stopped listening on an address.
-    ListenerClosed { addr: Multiaddr, reason: String },
-    /// An address of ours was confirmed reachable from outside.
-    ExternalAddr { addr: Multiaddr },
-    /// A connection to a peer opened (`relayed` when over a `/p2p-circuit`).
-    Connected {
-        peer: PeerId,
+    Listening {
+        /// The address.
         addr: Multiaddr,
+    },
+    /// We stopped listening on an address.
+    ListenerClosed {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// An address of ours was confirmed reachable from outside.
+    ExternalAddr {
+        /// The address.
+        addr: Multiaddr,
+    },
+    /// A connection to a peer opened (the first one to it).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Its address on this connection.
+        addr: Multiaddr,
+        /// Over a `/p2p-circuit`.
         relayed: bool,
     },
     /// The last connection to a peer closed.
-    Disconnected { peer: PeerId },
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
     /// A dial failed.
-    DialFailed { peer: Option<PeerId>, error: String },
+    DialFailed {
+        /// The peer dialled, when known.
+        peer: Option<PeerId>,
+        /// Why, address by address.
+        error: String,
+    },
     /// A relay accepted our reservation: we are reachable through it.
-    ReservationAccepted { relay: PeerId, addr: Multiaddr },
+    ReservationAccepted {
+        /// The relay.
+        relay: PeerId,
+        /// Our address through it.
+        addr: Multiaddr,
+    },
     /// A hole punch (DCUtR) finished.
     HolePunch {
+        /// The remote peer.
         peer: PeerId,
+        /// A direct connection replaced the relayed one.
         ok: bool,
+        /// Why not.
         error: Option<String>,
     },
     /// Our NAT status changed (AutoNAT).
-    NatStatus { status: String },
+    NatStatus {
+        /// `public <addr>`, `private` or `unknown`.
+        status: String,
+    },
     /// Peers found on the local network (mDNS).
-    Discovered { peers: Vec<PeerId> },
-    /// A relay we use went away; retrying after `retry_in`.
-    RelayLost { relay: Multiaddr, retry_in_ms: u64 },
+    Discovered {
+        /// The peers.
+        peers: Vec<PeerId>,
+    },
+    /// A relay we use went away; retrying after `retry_in_ms`.
+    RelayLost {
+        /// The relay's address.
+        relay: Multiaddr,
+        /// When the core tries again, in milliseconds.
+        retry_in_ms: u64,
+    },
     /// The UI fell behind and this many events were dropped.
-    Lagged { missed: u64 },
+    Lagged {
+        /// Events dropped.
+        missed: u64,
+    },
 }
 
 /// A message handed to [`super::Client::send_message`], as the core sent it.

@@ -16,7 +16,7 @@ use super::reservations::Reservations;
 use super::rooms::{Room, SeenIds};
 use super::store::StoreClient;
 use super::{CoreConfig, Event};
-use crate::behaviour::{Behaviour, Extension, Role};
+use crate::behaviour::{Behaviour, Extension};
 use crate::hub::Hub;
 
 /// Housekeeping period: presence, member expiry, relay retries, timeouts.
@@ -90,7 +90,7 @@ impl<X: Extension> EventLoop<X> {
             listen_addrs_are_external: config.listen_addrs_are_external,
             nick: config.nick.into(),
             rooms: HashMap::new(),
-            hub: (config.role == Role::Relay).then(|| Hub::new(config.store)),
+            hub: Hub::for_role(config.role, config.store),
             seen: SeenIds::default(),
             peers: Peers::default(),
             reservations: Reservations::default(),

@@ -6,9 +6,10 @@ use libp2p::gossipsub::{self, PublishError, TopicHash};
 use libp2p::PeerId;
 use web_time::Instant;
 
+use super::error::{JoinError, SendError};
 use super::event::{ChatMessage, LeftReason, Origin, Sent};
 use super::rooms::{Heard, Queued, Room};
-use super::{ChatError, Event, EventLoop};
+use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payload};
 use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
@@ -20,7 +21,7 @@ const PRESENCE_ANSWER_SPREAD_MS: u64 = 1500;
 
 impl<X: Extension> EventLoop<X> {
     /// Joins a room: subscribe and announce.
-    pub(super) fn join_room(&mut self, room: &str) -> Result<(), ChatError> {
+    pub(super) fn join_room(&mut self, room: &str) -> Result<(), JoinError> {
         validate_room(room)?;
         if self.rooms.contains_key(room) {
             return Ok(());
@@ -29,7 +30,7 @@ impl<X: Extension> EventLoop<X> {
             .behaviour_mut()
             .gossipsub
             .subscribe(&room_topic(room))
-            .map_err(|e| ChatError::Publish(e.to_string()))?;
+            .map_err(JoinError::Subscribe)?;
         let mut state = Room::default();
         state.ready = self
             .swarm
@@ -59,9 +60,9 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Sends a chat message to a room.
-    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<Sent, ChatError> {
+    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<Sent, SendError> {
         if !self.rooms.contains_key(room) {
-            return Err(ChatError::NotInRoom(room.to_owned()));
+            return Err(SendError::NotInRoom(room.to_owned()));
         }
         let mut envelope = Envelope::message(&self.nick, text)?;
         // Strictly increasing times keep our own messages in the order sent wherever they are
@@ -117,7 +118,7 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Publishes `envelope`, or queues it until a neighbour is subscribed; `true` when queued.
-    fn publish_or_queue(&mut self, room: &str, envelope: &Envelope) -> Result<bool, ChatError> {
+    fn publish_or_queue(&mut self, room: &str, envelope: &Envelope) -> Result<bool, SendError> {
         let id = envelope.id.clone();
         let bytes = envelope.to_bytes();
         match self.publish(room, bytes.clone()) {
@@ -126,7 +127,7 @@ impl<X: Extension> EventLoop<X> {
                 let state = self
                     .rooms
                     .get_mut(room)
-                    .ok_or_else(|| ChatError::NotInRoom(room.into()))?;
+                    .ok_or_else(|| SendError::NotInRoom(room.into()))?;
                 let was_ready = std::mem::replace(&mut state.ready, false);
                 let enqueued = state.enqueue(Queued {
                     id,
@@ -140,10 +141,10 @@ impl<X: Extension> EventLoop<X> {
                 if enqueued {
                     Ok(true)
                 } else {
-                    Err(ChatError::QueueFull(room.to_owned()))
+                    Err(SendError::QueueFull(room.to_owned()))
                 }
             }
-            Err(e) => Err(ChatError::Publish(e.to_string())),
+            Err(e) => Err(SendError::Publish(e)),
         }
     }
 

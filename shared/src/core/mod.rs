@@ -10,6 +10,7 @@
 mod client;
 mod commands;
 mod direct;
+mod error;
 mod event;
 mod event_loop;
 mod gossip;
@@ -23,13 +24,12 @@ use futures::channel::mpsc;
 use libp2p::Swarm;
 
 pub use client::{Client, Command, HistoryMark, Reply};
+pub use error::*;
 pub use event::*;
 pub use event_loop::EventLoop;
 pub use store::{CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
 
 use crate::behaviour::{Behaviour, Extension, Role};
-use crate::envelope::EnvelopeError;
-use crate::protocol::RoomNameError;
 
 /// How the core is set up.
 #[derive(Debug, Clone)]
@@ -74,61 +74,6 @@ impl CoreConfig {
             store: None,
         }
     }
-}
-
-/// Why a command failed. Every message says what was wrong and, where it helps, what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChatError {
-    /// The event loop is gone.
-    #[error("the chat core has stopped")]
-    Stopped,
-    /// A bad room name.
-    #[error(transparent)]
-    Room(#[from] RoomNameError),
-    /// A command for a room we are not in.
-    #[error("you are not in room {0:?}; /join it first")]
-    NotInRoom(String),
-    /// A message that cannot be sent as it is.
-    #[error(transparent)]
-    Envelope(#[from] EnvelopeError),
-    /// The room's queue of unsent messages is full.
-    #[error("room {0:?} has no connected members yet and its queue of unsent messages is full")]
-    QueueFull(String),
-    /// Gossipsub refused the message.
-    #[error("could not publish: {0}")]
-    Publish(String),
-    /// A bad or unusable address.
-    #[error("bad address {addr}: {reason}")]
-    Address {
-        /// The address given.
-        addr: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A dial or listen failed.
-    #[error("{0}")]
-    Network(String),
-    /// No way to reach a peer.
-    #[error("no route to {0}: not connected, no known address and no relay to reach it through")]
-    NoRoute(libp2p::PeerId),
-    /// The DHT does not know the peer.
-    #[error("{0} was not found in the DHT")]
-    NotFound(libp2p::PeerId),
-    /// A lookup on a peer without a DHT (the browser build).
-    #[error("this peer has no DHT to look anyone up in; reach peers through the relay")]
-    NoDht,
-    /// A nickname with nothing visible in it.
-    #[error("a nickname needs at least one visible character")]
-    BadNick,
-    /// A command aimed at ourselves.
-    #[error("that is your own peer id")]
-    SelfTarget,
-    /// A direct message was not delivered.
-    #[error("direct message not delivered: {0}")]
-    DmFailed(String),
-    /// No answer in time.
-    #[error("timed out after {0} s")]
-    Timeout(u64),
 }
 
 /// Creates the chat core around a built swarm.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use libp2p::{core::multiaddr::Protocol, core::transport::ListenerId, Multiaddr, PeerId};
 use web_time::Instant;
 
-use super::{ChatError, Event, EventLoop};
+use super::error::{AddrError, AddressError};
+use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 
 /// First retry delay after a relay is lost; doubled per failure up to [`MAX_BACKOFF`].
@@ -54,39 +55,38 @@ impl Reservations {
 }
 
 /// The peer id at the end of an address, or a clear error.
-pub fn peer_of(addr: &Multiaddr) -> Result<PeerId, ChatError> {
-    match addr.iter().last() {
-        Some(Protocol::P2p(peer)) => Ok(peer),
-        _ => Err(ChatError::Address {
-            addr: addr.to_string(),
-            reason: "it must end with /p2p/<peer id> (copy the full address the relay printed)"
-                .into(),
-        }),
-    }
+pub fn peer_of(addr: &Multiaddr) -> Result<PeerId, AddressError> {
+    crate::addr::peer_at_end(addr).ok_or_else(|| AddressError {
+        addr: addr.to_string(),
+        reason: "it must end with /p2p/<peer id> (copy the full address the relay printed)".into(),
+    })
 }
 
 impl<X: Extension> EventLoop<X> {
     /// Starts keeping a reservation on the relay reachable at `addrs` (best first).
-    pub(super) fn use_relay(&mut self, addrs: Vec<Multiaddr>) -> Result<(), ChatError> {
+    pub(super) fn use_relay(&mut self, addrs: Vec<Multiaddr>) -> Result<(), AddrError> {
         let Some(first) = addrs.first() else {
-            return Err(ChatError::Address {
+            return Err(AddressError {
                 addr: String::new(),
                 reason: "no relay address given".into(),
-            });
+            }
+            .into());
         };
         let peer = peer_of(first)?;
         for addr in &addrs {
             if peer_of(addr)? != peer {
-                return Err(ChatError::Address {
+                return Err(AddressError {
                     addr: addr.to_string(),
                     reason: format!("every address of one relay must end with /p2p/{peer}"),
-                });
+                }
+                .into());
             }
             if addr.iter().any(|p| p == Protocol::P2pCircuit) {
-                return Err(ChatError::Address {
+                return Err(AddressError {
                     addr: addr.to_string(),
                     reason: "give the relay's own address, without /p2p-circuit".into(),
-                });
+                }
+                .into());
             }
         }
         if self.reservations.is_relay(&peer) {

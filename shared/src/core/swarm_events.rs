@@ -9,8 +9,9 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
+use super::error::{ConnectError, PingError};
 use super::event::Event;
-use super::{ChatError, EventLoop};
+use super::EventLoop;
 use crate::addr::is_relayed;
 use crate::behaviour::{BehaviourEvent, Extension, ExtensionEvent};
 use crate::dht::{Dht, DhtEvent, DhtSlot};
@@ -79,7 +80,7 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 let text = dial_error_text(&error);
                 if let Some(reply) = self.pending.dials.remove(&connection_id) {
-                    let _ = reply.send(Err(ChatError::Network(text.clone())));
+                    let _ = reply.send(Err(ConnectError::Dial(text.clone())));
                 }
                 if let Some(peer) = peer_id {
                     if let DialError::Transport(attempts) = &error {
@@ -182,8 +183,7 @@ impl<X: Extension> EventLoop<X> {
             Err(ping::Failure::Unsupported) => {
                 // Another libp2p app without ping: alive, just not measurable.
                 for (_, reply) in self.pending.pings.remove(&event.peer).unwrap_or_default() {
-                    let reason = format!("{} does not support ping", event.peer);
-                    let _ = reply.send(Err(ChatError::Network(reason)));
+                    let _ = reply.send(Err(PingError::Unsupported(event.peer)));
                 }
             }
             Err(error) => {
@@ -232,7 +232,7 @@ impl<X: Extension> EventLoop<X> {
                 self.peers.add_address(find.target, addr.clone());
             }
             let result = if find.found.is_empty() {
-                Err(ChatError::NotFound(find.target))
+                Err(super::error::FindError::NotFound(find.target))
             } else {
                 Ok(find.found)
             };

@@ -12,7 +12,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 
-use super::Hub;
+use super::state::Hub;
 use crate::addr::is_browser_transport;
 use crate::behaviour::{Behaviour, Extension};
 use crate::dht::DhtSlot;

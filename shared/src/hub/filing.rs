@@ -5,7 +5,7 @@
 
 use libp2p::{gossipsub, PeerId};
 
-use super::Hub;
+use super::state::Hub;
 use crate::envelope::{decode_room_payload, text_message_id, Kind, Payload};
 use crate::store::{store_time, HistoryItem, StoreJob};
 use crate::text::now_unix_ms;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use libp2p::gossipsub::TopicHash;
 use libp2p::{PeerId, Swarm};
 
-use super::Hub;
+use super::state::Hub;
 use crate::behaviour::{Behaviour, Extension};
 use crate::envelope::Envelope;
 use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS};

@@ -8,7 +8,7 @@ use futures::{FutureExt, StreamExt};
 use libp2p::request_response::ResponseChannel;
 use libp2p::{PeerId, Swarm};
 
-use super::Hub;
+use super::state::Hub;
 use crate::behaviour::{Behaviour, Extension};
 use crate::rpc::Response;
 use crate::store::{RequestError, StoreJob, StoreRequest, StoreResponse};

@@ -77,21 +77,31 @@ pub struct NativeOptions {
     pub upnp: bool,
 }
 
-/// The native extension.
-#[derive(NetworkBehaviour)]
-pub struct Native {
-    /// Caps on pending and established connections.
-    pub limits: connection_limits::Behaviour,
-    /// Circuit relay v2 server.
-    pub circuit_relay: Toggle<relay::Behaviour>,
-    /// Hole punching over relayed connections.
-    pub dcutr: Toggle<dcutr::Behaviour>,
-    /// NAT status probes.
-    pub autonat: Toggle<autonat::Behaviour>,
-    /// Local network discovery.
-    pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// Router port mapping.
-    pub upnp: Toggle<upnp::tokio::Behaviour>,
+pub use derived::{Native, NativeEvent};
+
+/// The extension struct alone: its derive makes [`NativeEvent`], one undocumented variant per
+/// field (each is the field's protocol's event).
+mod derived {
+    #![allow(missing_docs)]
+
+    use super::*;
+
+    /// The native extension.
+    #[derive(NetworkBehaviour)]
+    pub struct Native {
+        /// Caps on pending and established connections.
+        pub limits: connection_limits::Behaviour,
+        /// Circuit relay v2 server.
+        pub circuit_relay: Toggle<relay::Behaviour>,
+        /// Hole punching over relayed connections.
+        pub dcutr: Toggle<dcutr::Behaviour>,
+        /// NAT status probes.
+        pub autonat: Toggle<autonat::Behaviour>,
+        /// Local network discovery.
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// Router port mapping.
+        pub upnp: Toggle<upnp::tokio::Behaviour>,
+    }
 }
 
 impl Native {

@@ -21,6 +21,10 @@ pub use libp2p_webrtc::tokio::Certificate;
 pub type NativeSwarm = Swarm<Behaviour<Native>>;
 
 /// Which transports a node runs.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per node and moved into the swarm builder"
+)]
 pub enum Transports {
     /// The network: TCP, QUIC, WebRTC-direct with this certificate (a relay keeps its own so
     /// that its certhash survives restarts), DNS, WebSocket, and WebSocket over TLS (`/tls/ws`,

@@ -13,7 +13,7 @@ pub fn RelayPanel() -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let connect = move || match actions::connect_pasted(chat, draft.get_untracked()) {
         Ok(()) => problem.set(None),
-        Err(e) => problem.set(Some(e)),
+        Err(e) => problem.set(Some(e.to_string())),
     };
     view! {
         <details class="relay-panel" open=move || chat.status.get().kind() == "no-relay">

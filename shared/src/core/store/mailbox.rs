@@ -12,7 +12,7 @@ use super::Outstanding;
 use crate::behaviour::Extension;
 use crate::core::direct::Outgoing;
 use crate::core::event::{DirectMessage, DmReceipt};
-use crate::core::{ChatError, Event, EventLoop};
+use crate::core::{DmError, Event, EventLoop};
 use crate::store::{Deposit, StoreRequest, StoreResponse, MAX_IDS_PER_REQUEST};
 use crate::text::short_peer_id;
 
@@ -27,7 +27,7 @@ const MAX_TRACKED_DEPOSITS: usize = 1000;
 #[derive(Debug)]
 pub(super) struct PendingDeposit {
     outgoing: Outgoing,
-    reason: String,
+    cause: DmError,
 }
 
 /// A DM the relay keeps for its recipient, until the recipient fetches it.
@@ -40,18 +40,21 @@ pub(super) struct Deposited {
 
 impl<X: Extension> EventLoop<X> {
     /// A DM could not be delivered: keep it at our relay, sealed, or report `error`.
-    pub(crate) fn deposit_or_fail(&mut self, outgoing: Outgoing, error: ChatError) {
+    pub(crate) fn deposit_or_fail(&mut self, outgoing: Outgoing, cause: DmError) {
         let store = self.store.current();
         let (Some(store), Some(key)) = (store, self.identity.as_ref()) else {
-            let _ = outgoing.reply.send(Err(error));
+            let _ = outgoing.reply.send(Err(cause));
             return;
         };
-        let reason = error.to_string();
         let sealed = match crate::seal::seal(key, &outgoing.peer, &outgoing.envelope) {
             Ok(sealed) => sealed,
             Err(e) => {
-                let reason = format!("{reason}; it could not be sealed for the relay: {e}");
-                let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                let reason = format!("it could not be sealed for the relay: {e}");
+                let error = DmError::NotKept {
+                    cause: Box::new(cause),
+                    reason,
+                };
+                let _ = outgoing.reply.send(Err(error));
                 return;
             }
         };
@@ -60,8 +63,8 @@ impl<X: Extension> EventLoop<X> {
             id: outgoing.envelope.id.clone(),
             sealed,
         });
-        tracing::debug!(peer = %outgoing.peer, %reason, "depositing a DM at the relay");
-        let pending = PendingDeposit { outgoing, reason };
+        tracing::debug!(peer = %outgoing.peer, %cause, "depositing a DM at the relay");
+        let pending = PendingDeposit { outgoing, cause };
         self.ask_store(store, request, Outstanding::Deposit(pending));
     }
 
@@ -72,16 +75,19 @@ impl<X: Extension> EventLoop<X> {
         pending: PendingDeposit,
         answer: StoreResponse,
     ) {
-        let PendingDeposit { outgoing, reason } = pending;
+        let PendingDeposit { outgoing, cause } = pending;
         let id = match answer {
             StoreResponse::Deposited { id } => id,
             other => {
-                let why = match other {
+                let reason = match other {
                     StoreResponse::Error { reason } => reason,
                     other => format!("unexpected answer {other:?}"),
                 };
-                let reason = format!("{reason}; the relay did not keep it either: {why}");
-                let _ = outgoing.reply.send(Err(ChatError::DmFailed(reason)));
+                let error = DmError::NotKept {
+                    cause: Box::new(cause),
+                    reason,
+                };
+                let _ = outgoing.reply.send(Err(error));
                 return;
             }
         };

@@ -1,0 +1,227 @@
+//! The chat core over libp2p's memory transport (no sockets, no ports: seconds, not minutes),
+//! with a real relay (hub, circuit relay server, redb store) and peers that reach each other
+//! only through it: rooms, dedup, catch-up merged with live messages, receipts, direct messages
+//! and the mailbox.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use libp2p::identity::Keypair;
+use p2p_chat_shared::core::{ChatMessage, DmError, Event, HistoryMark};
+use p2p_chat_shared::native::Node;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_carry_each_message_to_their_members_once() {
+    let dir = temp_dir("core-rooms");
+    let (_relay, relay) = memory_relay(&dir).await;
+    let mut ann = memory_peer("ann", &relay).await;
+    let mut ben = memory_peer("ben", &relay).await;
+    let mut cat = memory_peer("cat", &relay).await;
+    for (node, rooms) in [
+        (&mut ann, &["rust", "go"][..]),
+        (&mut ben, &["rust"][..]),
+        (&mut cat, &["go"][..]),
+    ] {
+        for room in rooms {
+            ready(node, room).await;
+        }
+    }
+    wait_member(&mut ann, "rust", ben.peer_id).await;
+    wait_member(&mut ann, "go", cat.peer_id).await;
+
+    let sent = ann
+        .client
+        .send_message("rust", "ann in rust")
+        .await
+        .expect("sent");
+    assert_eq!(
+        (sent.message.from, sent.message.nick.as_str(), sent.queued),
+        (ann.peer_id, "ann", false),
+        "the core hands back the message it published"
+    );
+    ann.client
+        .send_message("go", "ann in go")
+        .await
+        .expect("sent");
+    ben.client
+        .send_message("rust", "ben in rust")
+        .await
+        .expect("sent");
+
+    let got = wait_message(&mut ben, "rust", "ann in rust").await;
+    assert_eq!(got, ann.peer_id, "the author is the signed source");
+    let from_ben = wait_message(&mut ann, "rust", "ben in rust").await;
+    assert_eq!(from_ben, ben.peer_id);
+    wait_message(&mut cat, "go", "ann in go").await;
+    for (node, expected) in [(&mut ben, vec![]), (&mut cat, vec![])] {
+        let late = collect_messages(node, Duration::from_millis(300)).await;
+        assert_eq!(late, expected, "nothing twice, nothing from another room");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What a node shows of a room: its live messages and the history it is handed, in order.
+async fn shown(node: &mut Node, count: usize) -> Vec<(String, bool)> {
+    let mut shown: Vec<(String, bool)> = Vec::new();
+    wait_for(node, &format!("{count} messages"), |e| {
+        match e {
+            Event::Message(m) => shown.push((m.text.clone(), false)),
+            Event::History { messages, .. } => {
+                shown.extend(messages.iter().map(|m| (m.text.clone(), true)));
+            }
+            _ => {}
+        }
+        (shown.len() >= count).then_some(())
+    })
+    .await;
+    for (text, history) in collect_shown(node).await {
+        shown.push((text, history));
+    }
+    shown
+}
+
+/// Whatever else arrives within a short while (each one a duplicate, where a test counts).
+async fn collect_shown(node: &mut Node) -> Vec<(String, bool)> {
+    let mut more = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        while let Some(e) = futures::StreamExt::next(&mut node.events).await {
+            match e {
+                Event::Message(m) => more.push((m.text, false)),
+                Event::History { messages, .. } => {
+                    more.extend(messages.into_iter().map(|m| (m.text, true)));
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    more
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_peer_catches_up_once_in_order_then_sees_live_messages() {
+    let dir = temp_dir("core-catch-up");
+    let (_relay, relay) = memory_relay(&dir).await;
+    let mut alice = memory_peer("alice", &relay).await;
+    ready(&mut alice, "lobby").await;
+    let bob_key = Keypair::generate_ed25519();
+    let mut bob = memory_peer_with(bob_key.clone(), "bob", &relay).await;
+    ready(&mut bob, "lobby").await;
+    wait_member(&mut alice, "lobby", bob.peer_id).await;
+
+    // Bob sees one message, then goes away.
+    alice
+        .client
+        .send_message("lobby", "before")
+        .await
+        .expect("sent");
+    let before: ChatMessage = wait_for(&mut bob, "the first message", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    bob.client.shutdown().await.expect("bob stops");
+    drop(bob);
+
+    // What he misses: every one of them confirmed kept by the relay (receipts).
+    let missed: Vec<String> = (0..30).map(|i| format!("missed {i:02}")).collect();
+    let mut ids = HashSet::new();
+    for text in &missed {
+        let sent = alice
+            .client
+            .send_message("lobby", text)
+            .await
+            .expect("sent");
+        ids.insert(sent.id().to_owned());
+    }
+    wait_for(&mut alice, "a receipt for each", |e| {
+        match e {
+            Event::Stored { id, .. } => {
+                ids.remove(id);
+            }
+            Event::NotStored { id, reason, .. } => panic!("{id} not kept: {reason}"),
+            _ => {}
+        }
+        ids.is_empty().then_some(())
+    })
+    .await;
+
+    // Bob comes back holding the first message; live messages arrive during his catch-up.
+    let mut bob = memory_peer_with(bob_key, "bob", &relay).await;
+    let mark = HistoryMark::from_newest_first([(before.from, before.id.clone(), before.sent_at)]);
+    bob.client.join_after("lobby", mark).await.expect("join");
+    for i in 0..3 {
+        alice
+            .client
+            .send_message("lobby", format!("live {i}"))
+            .await
+            .expect("sent");
+    }
+    let shown = shown(&mut bob, missed.len() + 3).await;
+    // A live message the relay filed before it answered comes with the history (and its live
+    // copy is dropped): what counts is each once, in order, history first.
+    let texts: Vec<&str> = shown.iter().map(|s| s.0.as_str()).collect();
+    let mut expected: Vec<&str> = missed.iter().map(String::as_str).collect();
+    expected.extend(["live 0", "live 1", "live 2"]);
+    assert_eq!(
+        texts, expected,
+        "every message once, in order; not the one he held"
+    );
+    let history = shown.iter().take_while(|s| s.1).count();
+    assert!(
+        history >= missed.len(),
+        "the missed ones came as history: {shown:?}"
+    );
+    assert!(
+        shown[history..].iter().all(|s| !s.1),
+        "history comes first: {shown:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_goes_through_the_relay_or_waits_in_the_mailbox() {
+    let dir = temp_dir("core-dm");
+    let (_relay, relay) = memory_relay(&dir).await;
+    let mut alice = memory_peer("alice", &relay).await;
+    let bob_key = Keypair::generate_ed25519();
+    let bob_id = bob_key.public().to_peer_id();
+    let bob = memory_peer_with(bob_key.clone(), "bob", &relay).await;
+
+    let receipt = alice.client.dm(bob_id, "psst").await.expect("delivered");
+    assert!(receipt.relayed && !receipt.stored, "{receipt:?}");
+    assert_eq!(
+        alice.client.dm(alice.peer_id, "me").await,
+        Err(DmError::SelfTarget)
+    );
+
+    // Bob goes away: the next one is sealed and kept for him, then delivered on his return.
+    bob.client.shutdown().await.expect("bob stops");
+    drop(bob);
+    let kept = alice
+        .client
+        .dm(bob_id, "while you were out")
+        .await
+        .expect("kept");
+    assert!(kept.stored, "{kept:?}");
+    let mut bob = memory_peer_with(bob_key, "bob", &relay).await;
+    let dm = wait_for(&mut bob, "the kept DM", |e| match e {
+        Event::DirectMessage(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (dm.text.as_str(), dm.from, dm.stored, dm.id.as_str()),
+        ("while you were out", alice.peer_id, true, kept.id.as_str())
+    );
+    let delivered = wait_for(&mut alice, "the delivery notice", |e| match e {
+        Event::DmDelivered { id, peer } => Some((id.clone(), *peer)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(delivered, (kept.id, bob_id));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,56 @@
+//! The hub's state: the rooms it follows, its store backend and the answers on their way.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use libp2p::request_response::ResponseChannel;
+use libp2p::PeerId;
+
+use crate::behaviour::Role;
+use crate::rpc::Response;
+use crate::store::{StoreHandle, StoreResponse};
+
+/// A store backend's answer on its way back to the requester.
+type Answer = BoxFuture<'static, (ResponseChannel<Response>, StoreResponse)>;
+
+/// The relay's part of the chat core.
+pub struct Hub {
+    /// Rooms subscribed because a peer did, with the peers subscribed to each.
+    pub(super) rooms: HashMap<String, HashSet<PeerId>>,
+    /// The store backend; `None` for a relay that keeps nothing.
+    pub(super) backend: Option<StoreHandle>,
+    /// Answers from the backend, in the order they come.
+    pub(super) answers: FuturesUnordered<Answer>,
+    /// Room messages the backend could not take (its queue was full).
+    pub(super) dropped_appends: u64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("rooms", &self.rooms.len())
+            .field("backend", &self.backend.is_some())
+            .field("answers", &self.answers.len())
+            .field("dropped_appends", &self.dropped_appends)
+            .finish()
+    }
+}
+
+impl Hub {
+    /// The hub of a core running as `role`: a relay's, filing into `backend` (and answering the
+    /// store protocol from it), if any. `None` for a chat peer, and always in the browser build.
+    pub fn for_role(role: Role, backend: Option<StoreHandle>) -> Option<Self> {
+        (role == Role::Relay).then(|| Self {
+            rooms: HashMap::new(),
+            backend,
+            answers: FuturesUnordered::new(),
+            dropped_appends: 0,
+        })
+    }
+
+    /// Whether the hub is subscribed to `room` for its peers.
+    pub fn serves(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+}
