@@ -1,7 +1,7 @@
 //! The chat core over libp2p's memory transport (no sockets, no ports: seconds, not minutes),
 //! with a real relay (hub, circuit relay server, redb store) and peers that reach each other
 //! only through it: rooms, dedup, catch-up merged with live messages, receipts, direct messages
-//! and the mailbox.
+//! and the mailbox, rooms that stop being ready and start again.
 
 mod common;
 
@@ -9,9 +9,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
+use libp2p::core::multiaddr::Protocol;
 use libp2p::identity::Keypair;
+use libp2p::Multiaddr;
 use p2p_chat_shared::core::{ChatMessage, DmError, Event, HistoryMark};
-use p2p_chat_shared::native::Node;
+use p2p_chat_shared::native::{start_peer, PeerSetup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_carry_each_message_to_their_members_once() {
@@ -63,48 +65,10 @@ async fn rooms_carry_each_message_to_their_members_once() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// What a node shows of a room: its live messages and the history it is handed, in order.
-async fn shown(node: &mut Node, count: usize) -> Vec<(String, bool)> {
-    let mut shown: Vec<(String, bool)> = Vec::new();
-    wait_for(node, &format!("{count} messages"), |e| {
-        match e {
-            Event::Message(m) => shown.push((m.text.clone(), false)),
-            Event::History { messages, .. } => {
-                shown.extend(messages.iter().map(|m| (m.text.clone(), true)));
-            }
-            _ => {}
-        }
-        (shown.len() >= count).then_some(())
-    })
-    .await;
-    for (text, history) in collect_shown(node).await {
-        shown.push((text, history));
-    }
-    shown
-}
-
-/// Whatever else arrives within a short while (each one a duplicate, where a test counts).
-async fn collect_shown(node: &mut Node) -> Vec<(String, bool)> {
-    let mut more = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_millis(300), async {
-        while let Some(e) = futures::StreamExt::next(&mut node.events).await {
-            match e {
-                Event::Message(m) => more.push((m.text, false)),
-                Event::History { messages, .. } => {
-                    more.extend(messages.into_iter().map(|m| (m.text, true)));
-                }
-                _ => {}
-            }
-        }
-    })
-    .await;
-    more
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_peer_catches_up_once_in_order_then_sees_live_messages() {
     let dir = temp_dir("core-catch-up");
-    let (_relay, relay) = memory_relay(&dir).await;
+    let (relay_node, relay) = memory_relay(&dir).await;
     let mut alice = memory_peer("alice", &relay).await;
     ready(&mut alice, "lobby").await;
     let bob_key = Keypair::generate_ed25519();
@@ -151,6 +115,7 @@ async fn a_returning_peer_catches_up_once_in_order_then_sees_live_messages() {
 
     // Bob comes back holding the first message; live messages arrive during his catch-up.
     let mut bob = memory_peer_with(bob_key, "bob", &relay).await;
+    wait_identified(&mut bob, relay_node.peer_id).await;
     let mark = HistoryMark::from_newest_first([(before.from, before.id.clone(), before.sent_at)]);
     bob.client.join_after("lobby", mark).await.expect("join");
     for i in 0..3 {
@@ -160,7 +125,11 @@ async fn a_returning_peer_catches_up_once_in_order_then_sees_live_messages() {
             .await
             .expect("sent");
     }
-    let shown = shown(&mut bob, missed.len() + 3).await;
+    let shown: Vec<(String, bool)> = shown_messages(&mut bob, missed.len() + 3)
+        .await
+        .into_iter()
+        .map(|(m, history)| (m.text, history))
+        .collect();
     // A live message the relay filed before it answered comes with the history (and its live
     // copy is dropped): what counts is each once, in order, history first.
     let texts: Vec<&str> = shown.iter().map(|s| s.0.as_str()).collect();
@@ -223,5 +192,72 @@ async fn a_dm_goes_through_the_relay_or_waits_in_the_mailbox() {
     })
     .await;
     assert_eq!(delivered, (kept.id, bob_id));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_stops_being_ready_with_its_relay_and_sends_what_waited_when_it_is_back() {
+    let dir = temp_dir("core-ready");
+    // The relay comes back on a second address (a memory port stays taken once listened on).
+    let key = Keypair::generate_ed25519();
+    let (first, second) = (rand::random::<u64>() | 1, rand::random::<u64>() | 1);
+    let (relay, addr) = memory_relay_on(&dir.join("1"), key.clone(), first).await;
+    let back = Multiaddr::empty()
+        .with(Protocol::Memory(second))
+        .with(Protocol::P2p(relay.peer_id));
+    let mut peers = Vec::new();
+    for nick in ["ann", "ben"] {
+        let setup = PeerSetup {
+            listen: Vec::new(),
+            ..PeerSetup::in_memory(nick)
+        };
+        let mut node = start_peer(Keypair::generate_ed25519(), &setup)
+            .await
+            .expect("peer starts");
+        let addrs = vec![addr.clone(), back.clone()];
+        node.client.use_relay(addrs).await.expect("use the relay");
+        wait_for(&mut node, "reservation", |e| {
+            matches!(e, Event::ReservationAccepted { .. }).then_some(())
+        })
+        .await;
+        ready(&mut node, "lobby").await;
+        peers.push(node);
+    }
+    let (mut ann, mut ben) = (peers.remove(0), peers.remove(0));
+    wait_member(&mut ann, "lobby", ben.peer_id).await;
+
+    relay.client.shutdown().await.expect("the relay stops");
+    relay.task.await.expect("the relay's core ends");
+    wait_for(&mut ann, "the room not ready", |e| {
+        matches!(e, Event::RoomNotReady { room } if room == "lobby").then_some(())
+    })
+    .await;
+    let sent = ann
+        .client
+        .send_message("lobby", "while the relay was away")
+        .await
+        .expect("queued");
+    assert!(sent.queued, "nobody to send it to yet: {sent:?}");
+
+    let (_relay, _) = memory_relay_on(&dir.join("2"), key, second).await;
+    wait_for(&mut ann, "the room ready again", |e| {
+        matches!(e, Event::RoomReady { room } if room == "lobby").then_some(())
+    })
+    .await;
+    let ids = wait_for(&mut ann, "the queued message sent", |e| match e {
+        Event::QueuedSent { ids, .. } => Some(ids.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ids, [sent.id().to_owned()]);
+    // Ben gets it live, or from the relay's store when he is back after it went out.
+    let text = "while the relay was away";
+    let author = wait_for(&mut ben, "ann's message", |e| match e {
+        Event::Message(m) if m.text == text => Some(m.from),
+        Event::History { messages, .. } => messages.iter().find(|m| m.text == text).map(|m| m.from),
+        _ => None,
+    })
+    .await;
+    assert_eq!(author, ann.peer_id);
     let _ = std::fs::remove_dir_all(dir);
 }

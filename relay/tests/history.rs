@@ -4,46 +4,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use common::*;
 use libp2p::identity::Keypair;
-use p2p_chat_shared::core::{ChatMessage, Event, HistoryMark};
-use p2p_chat_shared::native::Node;
+use p2p_chat_shared::core::{Event, HistoryMark};
 use p2p_chat_shared::store::{HistoryQuery, StoreRequest, StoreResponse};
 
 const ROOM: &str = "lobby";
-
-/// Room messages shown (live or as history) until `pick` has seen `count` of them, in the order
-/// shown.
-async fn shown_messages(node: &mut Node, count: usize) -> Vec<(ChatMessage, bool)> {
-    let mut shown = Vec::new();
-    wait_for(node, &format!("{count} messages"), |e| {
-        match e {
-            Event::Message(m) => shown.push((m.clone(), false)),
-            Event::History { messages, .. } => {
-                shown.extend(messages.iter().map(|m| (m.clone(), true)));
-            }
-            _ => {}
-        }
-        (shown.len() >= count).then_some(())
-    })
-    .await;
-    // Anything more that arrives soon after would be a duplicate.
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while let Some(e) = futures::StreamExt::next(&mut node.events).await {
-            match e {
-                Event::Message(m) => shown.push((m, false)),
-                Event::History { messages, .. } => {
-                    shown.extend(messages.into_iter().map(|m| (m, true)));
-                }
-                _ => {}
-            }
-        }
-    })
-    .await;
-    shown
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_back_from_away_sees_every_missed_message_once_and_in_order() {

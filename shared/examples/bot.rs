@@ -11,10 +11,8 @@ use p2p_chat_shared::text::now_unix_ms;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let relay = args
-        .next()
-        .ok_or("usage: bot RELAY_ADDRESS [ROOM]")?
-        .parse()?;
+    let usage = "usage: bot RELAY_ADDRESS [ROOM]";
+    let relay = args.next().ok_or(usage)?.parse()?;
     let room = args.next().unwrap_or_else(|| "lobby".to_owned());
 
     native::install_crypto_provider();
@@ -31,7 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let answer = match message.text.trim() {
             "!ping" => "pong".to_owned(),
-            "!time" => format!("it is {} UTC", utc_time(now_unix_ms())),
+            "!time" => {
+                let s = now_unix_ms() / 1000 % 86_400;
+                format!("it is {:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+            }
             "!dm" => {
                 // A DM waits for its acknowledgement: not in the way of the room.
                 let (client, to) = (node.client.clone(), message.from);
@@ -47,15 +48,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         node.client.send_message(&message.room, answer).await?;
     }
     Ok(())
-}
-
-/// `HH:MM:SS` of a unix time in milliseconds.
-fn utc_time(unix_ms: u64) -> String {
-    let seconds = unix_ms / 1000 % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
 }

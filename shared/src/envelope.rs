@@ -50,7 +50,7 @@ pub enum Kind {
     Leave,
     /// The sender is (still) in the room: periodic, and in answer to a join.
     Presence,
-    /// A relay's notice that the peer in the body disconnected.
+    /// A relay's announcement that the peer in the body disconnected.
     Gone,
     /// A direct message (only over the DM protocol).
     Dm,
@@ -222,7 +222,7 @@ impl Envelope {
         Ok(envelope)
     }
 
-    /// A relay's notice that `peer` disconnected.
+    /// A relay's announcement that `peer` disconnected.
     pub fn gone(peer: &libp2p::PeerId) -> Self {
         Self::new(Kind::Gone, "relay", peer.to_base58())
     }

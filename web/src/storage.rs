@@ -177,11 +177,27 @@ impl KeptRooms {
         }
     }
 
-    /// Writes the rooms changed since the last write, within [`HISTORY_BYTES_PER_ROOM`] each.
+    /// Writes the rooms changed since the last write, within [`HISTORY_BYTES_PER_ROOM`] each,
+    /// merged with what another tab of this browser wrote meanwhile.
     pub fn flush(&mut self) {
         for room in std::mem::take(&mut self.dirty) {
-            let kept = self.room_mut(&room);
             let key = format!("{HISTORY_PREFIX}{room}");
+            let stored: Vec<Kept> = read::<LocalStorage, _>(&key).unwrap_or_default();
+            let kept = self.room_mut(&room);
+            let before = kept.len();
+            for other in stored {
+                if !kept
+                    .iter()
+                    .any(|k| k.id == other.id && k.from == other.from)
+                {
+                    kept.push(other);
+                }
+            }
+            if kept.len() > before {
+                kept.sort_unstable_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+                let extra = kept.len().saturating_sub(HISTORY_PER_ROOM);
+                kept.drain(..extra);
+            }
             while serde_json::to_string(kept).map_or(0, |s| s.len()) > HISTORY_BYTES_PER_ROOM {
                 let tenth = (kept.len() / 10).max(1);
                 kept.drain(..tenth.min(kept.len()));

@@ -3,9 +3,10 @@
 //! mark a catch-up starts from (so a restarted peer asks its relay only for what it missed, and
 //! shows nothing twice).
 //!
-//! One thread owns the database. The chat loop hands it work through a bounded queue and never
-//! waits on the disk: messages queued together are written in one transaction (one fsync), and a
-//! read is answered after every write queued before it, so `/history` shows what was just sent.
+//! One thread owns the database. The chat loop hands it work through a bounded queue, so a disk
+//! write never holds up the loop (only a thread [`QUEUE`] batches behind would): messages queued
+//! together are written in one transaction (one fsync), and a read is answered after every write
+//! queued before it, so `/history` shows what was just sent.
 //! A message is archived once per (room, author, id), the chat core's dedup key: a message that
 //! reuses someone else's id cannot replace theirs.
 //!
@@ -33,7 +34,7 @@ const OLD_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 
 /// Most messages kept per room; older ones are dropped when the archive is opened.
 pub const MAX_PER_ROOM: usize = 20_000;
-/// Work waiting for the archive's thread; beyond, the chat loop waits for room.
+/// Batches of work waiting for the archive's thread; beyond, the chat loop waits for room.
 const QUEUE: usize = 256;
 
 /// Why the archive could not be used.
@@ -48,6 +49,9 @@ pub enum ArchiveError {
     /// The archive's thread is gone (it stopped after an error).
     #[error("the archive has stopped")]
     Stopped,
+    /// The archive could not be opened at start.
+    #[error("the archive is off (see the error at start)")]
+    Off,
 }
 
 /// What a row holds besides its key.
@@ -259,7 +263,7 @@ fn migrate(db: &Database) -> Result<(), redb::Error> {
         .list_tables()?
         .any(|table| table.name() == OLD_MESSAGES.name());
     if old_exists {
-        let mut moved = 0usize;
+        let (mut moved, mut unreadable) = (0usize, 0usize);
         {
             let old = tx.open_table(OLD_MESSAGES)?;
             let mut table = tx.open_table(ARCHIVE)?;
@@ -268,6 +272,7 @@ fn migrate(db: &Database) -> Result<(), redb::Error> {
                 let (key, value) = entry?;
                 let (room, ts, id) = key.value();
                 let Ok(row) = serde_json::from_str::<OldRow>(value.value()) else {
+                    unreadable += 1;
                     continue;
                 };
                 let json = serde_json::to_string(&Row {
@@ -284,6 +289,12 @@ fn migrate(db: &Database) -> Result<(), redb::Error> {
         tx.delete_table(OLD_MESSAGES)?;
         tx.delete_table(OLD_IDS)?;
         tracing::info!(moved, "archive moved to its new table");
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "archive rows that could not be read were left behind"
+            );
+        }
     } else {
         tx.open_table(ARCHIVE)?;
         tx.open_table(KEYS)?;

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use libp2p::Multiaddr;
-use p2p_chat_shared::core::{Client, Event};
+use p2p_chat_shared::core::{ChatMessage, Client, Event};
 use p2p_chat_shared::text::Nick;
 use tokio::sync::mpsc;
 
-use super::archive::Archive;
+use super::archive::{Archive, ArchiveError};
 use super::input::{Input, HELP};
 use super::output::Reply;
 
@@ -44,7 +44,7 @@ impl Session {
         self.archive_messages(messages).await;
     }
 
-    async fn archive_messages(&self, messages: Vec<p2p_chat_shared::core::ChatMessage>) {
+    async fn archive_messages(&self, messages: Vec<ChatMessage>) {
         if let Some(archive) = &self.archive {
             if let Err(e) = archive.keep(messages).await {
                 tracing::error!(error = %e, "could not archive messages");
@@ -52,17 +52,10 @@ impl Session {
         }
     }
 
-    async fn recent(
-        &self,
-        room: &str,
-        n: usize,
-    ) -> Result<Vec<p2p_chat_shared::core::ChatMessage>, String> {
+    async fn recent(&self, room: &str, n: usize) -> Result<Vec<ChatMessage>, ArchiveError> {
         match &self.archive {
-            Some(archive) => archive
-                .last(room, n)
-                .await
-                .map_err(|e| format!("cannot read the archive: {e}")),
-            None => Err("the archive is off (see the error at start)".to_owned()),
+            Some(archive) => archive.last(room, n).await,
+            None => Err(ArchiveError::Off),
         }
     }
 
@@ -119,7 +112,10 @@ impl Session {
                 };
                 match self.recent(&room, count.unwrap_or(HISTORY_DEFAULT)).await {
                     Ok(messages) => Reply::Recent { room, messages },
-                    Err(message) => Reply::Error { message },
+                    Err(e @ ArchiveError::Off) => error(&e),
+                    Err(e) => Reply::Error {
+                        message: format!("cannot read the archive: {e}"),
+                    },
                 }
             }
             Input::Leave(room) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
-use p2p_chat_shared::core::Event;
+use p2p_chat_shared::core::{ChatMessage, Event};
 use p2p_chat_shared::native::{
     install_crypto_provider, new_certificate, start_peer, start_relay, Node, PeerSetup, RelayPorts,
     RelaySetup,
@@ -113,16 +113,20 @@ pub async fn ready(node: &mut Node, room: &str) {
 /// A relay in this process's memory (libp2p's memory transport: no sockets, no ports), with a
 /// store in `dir`; returns it and its address (with `/p2p`).
 pub async fn memory_relay(dir: &std::path::Path) -> (Node, Multiaddr) {
+    memory_relay_on(dir, Keypair::generate_ed25519(), 0).await
+}
+
+/// A memory relay with this identity on `/memory/<port>` (0: any free one).
+pub async fn memory_relay_on(dir: &std::path::Path, key: Keypair, port: u64) -> (Node, Multiaddr) {
     std::fs::create_dir_all(dir).expect("store dir");
     let (store, _thread) =
         p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
     let setup = RelaySetup {
         store: Some(store),
+        listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
         ..RelaySetup::in_memory()
     };
-    let mut node = start_relay(Keypair::generate_ed25519(), setup)
-        .await
-        .expect("relay starts");
+    let mut node = start_relay(key, setup).await.expect("relay starts");
     let peer_id = node.peer_id;
     let addr = wait_for(&mut node, "relay memory address", |e| match e {
         Event::Listening { addr } => Some(addr.clone()),
@@ -144,9 +148,61 @@ pub async fn memory_peer_with(key: Keypair, nick: &str, relay: &Multiaddr) -> No
     node
 }
 
+/// Waits until `node` has `relay`'s identify (so it knows whether the relay keeps a store, and
+/// uses it: catch-ups start then).
+pub async fn wait_identified(node: &mut Node, relay: PeerId) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let peers = node.client.peers(None).await.expect("peers");
+        if peers
+            .connected
+            .iter()
+            .any(|p| p.peer == relay && p.agent.is_some())
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for the relay's identify"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A chat peer in memory, reserved on `relay`.
 pub async fn memory_peer(nick: &str, relay: &Multiaddr) -> Node {
     memory_peer_with(Keypair::generate_ed25519(), nick, relay).await
+}
+
+/// Room messages shown (`true`: as history), in the order shown, until there are `count`; then
+/// whatever else arrives within half a second (each one a duplicate, where a test counts).
+pub async fn shown_messages(node: &mut Node, count: usize) -> Vec<(ChatMessage, bool)> {
+    let mut shown = Vec::new();
+    wait_for(node, &format!("{count} messages"), |e| {
+        match e {
+            Event::Message(m) => shown.push((m.clone(), false)),
+            Event::History { messages, .. } => {
+                shown.extend(messages.iter().map(|m| (m.clone(), true)));
+            }
+            _ => {}
+        }
+        (shown.len() >= count).then_some(())
+    })
+    .await;
+    // Anything more that arrives soon after would be a duplicate.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(e) = futures::StreamExt::next(&mut node.events).await {
+            match e {
+                Event::Message(m) => shown.push((m, false)),
+                Event::History { messages, .. } => {
+                    shown.extend(messages.into_iter().map(|m| (m, true)));
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    shown
 }
 
 /// Waits (at most [`WAIT`]) for the first event `pick` accepts; other events are skipped.

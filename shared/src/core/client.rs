@@ -11,7 +11,7 @@ use super::error::{
     AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
     SendError, Stopped,
 };
-use super::event::{DmReceipt, Info, PeersInfo, RoomInfo, Sent};
+use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
 
 /// Reply channel of a command: its result, or why it failed.
 pub type Reply<T, E = Stopped> = oneshot::Sender<Result<T, E>>;
@@ -113,6 +113,13 @@ pub enum Command {
     Rooms {
         /// The answer.
         reply: Reply<Vec<RoomInfo>>,
+    },
+    /// Members of a room, as the core knows them.
+    Members {
+        /// The room.
+        room: String,
+        /// The members (ourselves excluded), or why not.
+        reply: Reply<Vec<Member>, RoomError>,
     },
     /// Members of a room (every room when `None`) and the peers we are connected to.
     Peers {
@@ -259,6 +266,12 @@ impl Client {
     /// The rooms we are in.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Stopped> {
         request!(self, Rooms {})
+    }
+
+    /// Members of `room`, by nickname (ourselves excluded).
+    pub async fn members(&self, room: impl Into<String>) -> Result<Vec<Member>, RoomError> {
+        let room = room.into();
+        request!(self, Members { room })
     }
 
     /// Members of `room` (all rooms when `None`) and connected peers.

@@ -133,6 +133,9 @@ impl<X: Extension> EventLoop<X> {
                 rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
                 let _ = reply.send(Ok(rooms));
             }
+            Command::Members { room, reply } => {
+                let _ = reply.send(self.members(Some(&room)));
+            }
             Command::Peers { room, reply } => {
                 let _ = reply.send(self.peers_info(room.as_deref()));
             }
@@ -207,6 +210,14 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn peers_info(&self, room: Option<&str>) -> Result<PeersInfo, RoomError> {
+        Ok(PeersInfo {
+            members: self.members(room)?,
+            connected: self.peers.connected_peers(),
+        })
+    }
+
+    /// Members of `room` (of every room we are in when `None`), by room, nickname and peer.
+    fn members(&self, room: Option<&str>) -> Result<Vec<Member>, RoomError> {
         if let Some(room) = room {
             if !self.rooms.contains_key(room) {
                 return Err(RoomError::NotInRoom(room.to_owned()));
@@ -226,10 +237,7 @@ impl<X: Extension> EventLoop<X> {
             .collect();
         members
             .sort_unstable_by(|a, b| (&a.room, &a.nick, a.peer).cmp(&(&b.room, &b.nick, b.peer)));
-        Ok(PeersInfo {
-            members,
-            connected: self.peers.connected_peers(),
-        })
+        Ok(members)
     }
 
     fn info(&self) -> Info {

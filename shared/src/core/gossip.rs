@@ -15,7 +15,7 @@ use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payl
 use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
 use crate::text::short_peer_id;
 
-/// Longest wait before answering a newcomer's join with a presence notice; spread so that a
+/// Longest wait before answering a newcomer's join with a presence announcement; spread so that a
 /// room does not answer all at once.
 const PRESENCE_ANSWER_SPREAD_MS: u64 = 1500;
 
@@ -31,13 +31,17 @@ impl<X: Extension> EventLoop<X> {
             .gossipsub
             .subscribe(&room_topic(room))
             .map_err(JoinError::Subscribe)?;
-        let mut state = Room::default();
-        state.ready = self
+        let ready = self
             .swarm
             .behaviour()
             .has_subscribed_neighbour(&room_topic(room).hash());
-        self.rooms.insert(room.to_owned(), state);
+        self.rooms.insert(room.to_owned(), Room::default());
         tracing::info!(room, "joined");
+        if ready {
+            // A neighbour (the relay, following the room for another peer) is subscribed
+            // already and will not say so again: the room is ready now.
+            self.set_ready(room);
+        }
         self.announce(room, Kind::Join);
         Ok(())
     }
@@ -93,6 +97,9 @@ impl<X: Extension> EventLoop<X> {
 
     /// Publishes a join, leave or presence announcement (queued if the room is not ready).
     pub(super) fn announce(&mut self, room: &str, kind: Kind) {
+        if self.hub.is_some() {
+            return; // a relay is no member of its rooms
+        }
         let envelope = Envelope::announcement(kind, &self.nick);
         if let Some(state) = self.rooms.get_mut(room) {
             state.last_presence = Some(Instant::now());
@@ -101,7 +108,7 @@ impl<X: Extension> EventLoop<X> {
         if kind == Kind::Join {
             // Queued when nobody is subscribed yet: it is how the room learns about us.
             if let Err(e) = self.publish_or_queue(room, &envelope) {
-                tracing::debug!(room, error = %e, "join notice not sent");
+                tracing::debug!(room, error = %e, "join announcement not sent");
             }
         } else {
             // A goodbye or a "still here" is not worth queueing: nobody is there to need it.
@@ -117,34 +124,42 @@ impl<X: Extension> EventLoop<X> {
             .map(|_| ())
     }
 
-    /// Publishes `envelope`, or queues it until a neighbour is subscribed; `true` when queued.
+    /// Publishes `envelope`, or queues it until it can go out; `true` when queued. Behind
+    /// messages already waiting it waits too, so that a room's messages leave in order.
     fn publish_or_queue(&mut self, room: &str, envelope: &Envelope) -> Result<bool, SendError> {
-        let id = envelope.id.clone();
         let bytes = envelope.to_bytes();
-        match self.publish(room, bytes.clone()) {
-            Ok(()) => Ok(false),
-            Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => {
-                let state = self
-                    .rooms
-                    .get_mut(room)
-                    .ok_or_else(|| SendError::NotInRoom(room.into()))?;
-                let was_ready = std::mem::replace(&mut state.ready, false);
-                let enqueued = state.enqueue(Queued {
-                    id,
-                    bytes,
-                    is_message: envelope.kind == Kind::Message,
-                });
-                if was_ready {
-                    let room = room.to_owned();
-                    self.emit(Event::RoomNotReady { room });
-                }
-                if enqueued {
-                    Ok(true)
-                } else {
-                    Err(SendError::QueueFull(room.to_owned()))
-                }
-            }
-            Err(e) => Err(SendError::Publish(e)),
+        let waiting = self.rooms.get(room).is_some_and(|r| !r.queue.is_empty());
+        let result = if waiting {
+            Err(PublishError::AllQueuesFull(0))
+        } else {
+            self.publish(room, bytes.clone())
+        };
+        let no_neighbour = match result {
+            Ok(()) => return Ok(false),
+            Err(PublishError::NoPeersSubscribedToTopic) => true,
+            // The neighbours are there, their send queues full: the room stays ready and the
+            // queue is retried every tick.
+            Err(PublishError::AllQueuesFull(_)) => false,
+            Err(e) => return Err(SendError::Publish(e)),
+        };
+        let state = self
+            .rooms
+            .get_mut(room)
+            .ok_or_else(|| SendError::NotInRoom(room.into()))?;
+        let was_ready = no_neighbour && std::mem::replace(&mut state.ready, false);
+        let enqueued = state.enqueue(Queued {
+            id: envelope.id.clone(),
+            bytes,
+            is_message: envelope.kind == Kind::Message,
+        });
+        if was_ready {
+            let room = room.to_owned();
+            self.emit(Event::RoomNotReady { room });
+        }
+        if enqueued {
+            Ok(true)
+        } else {
+            Err(SendError::QueueFull(room.to_owned()))
         }
     }
 
@@ -182,35 +197,44 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// A room has a subscribed neighbour: flush what waited for one.
+    /// A room has a subscribed neighbour: say so, and flush what waited for one.
     fn set_ready(&mut self, room: &str) {
         let Some(state) = self.rooms.get_mut(room) else {
             return;
         };
         let became_ready = !state.ready;
         state.ready = true;
-        let queued: Vec<Queued> = state.queue.drain(..).collect();
-        let room = room.to_owned();
         if became_ready {
-            self.emit(Event::RoomReady { room: room.clone() });
+            self.emit(Event::RoomReady {
+                room: room.to_owned(),
+            });
         }
+        self.flush_queue(room);
+    }
+
+    /// Publishes what waits in a room's queue, in order, until a publish fails.
+    fn flush_queue(&mut self, room: &str) {
+        let Some(state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let mut queued = std::mem::take(&mut state.queue);
+        let room = room.to_owned();
         let mut sent = Vec::new();
         let mut receipts = Vec::new();
-        for item in queued {
-            match self.publish(&room, item.bytes.clone()) {
-                Ok(()) => {
-                    if item.is_message {
-                        receipts.push(item.id.clone());
-                    }
-                    sent.push(item.id);
-                }
-                Err(e) => {
-                    tracing::warn!(room, error = %e, "queued message still not sendable");
-                    if let Some(state) = self.rooms.get_mut(&room) {
-                        state.queue.push_back(item);
-                    }
-                }
+        while let Some(item) = queued.pop_front() {
+            if let Err(e) = self.publish(&room, item.bytes.clone()) {
+                // The rest waits behind it, in order, for the next try.
+                tracing::debug!(room, error = %e, "queued message not sendable yet");
+                queued.push_front(item);
+                break;
             }
+            if item.is_message {
+                receipts.push(item.id.clone());
+            }
+            sent.push(item.id);
+        }
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.queue = queued;
         }
         if !sent.is_empty() {
             for id in &receipts {
@@ -340,7 +364,7 @@ impl<X: Extension> EventLoop<X> {
     /// else could empty member lists.
     fn on_gone(&mut self, room: String, from: PeerId, body: &str) {
         if !self.reservations.is_relay(&from) {
-            tracing::debug!(%from, room, "ignored a departure notice from a peer that is not our relay");
+            tracing::debug!(%from, room, "ignored a gone announcement from a peer that is not our relay");
             return;
         }
         let Ok(peer) = body.parse::<PeerId>() else {
@@ -382,7 +406,7 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// Presence announcements and member expiry.
+    /// Presence announcements, member expiry, and another try at queues a full neighbour held up.
     pub(super) fn rooms_tick(&mut self, now: Instant) {
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
@@ -394,6 +418,7 @@ impl<X: Extension> EventLoop<X> {
                 || state
                     .last_presence
                     .is_none_or(|t| now.duration_since(t) >= PRESENCE_INTERVAL);
+            let retry = state.ready && !state.queue.is_empty();
             for (peer, nick) in expired {
                 let room = room.clone();
                 self.emit(Event::MemberLeft {
@@ -402,6 +427,9 @@ impl<X: Extension> EventLoop<X> {
                     nick,
                     reason: LeftReason::TimedOut,
                 });
+            }
+            if retry {
+                self.flush_queue(&room);
             }
             if due {
                 self.announce(&room, Kind::Presence);

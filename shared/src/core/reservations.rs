@@ -1,8 +1,8 @@
 //! Reservations on the relays we use: a `/p2p-circuit` reservation on each, kept alive across
-//! relay restarts and network loss by re-listening with exponential backoff. A relay may be given several
-//! addresses (a browser: WebRTC-direct, then WebSocket): when one fails before a reservation,
-//! the next is tried at once; after a full round, or after losing a working one, the first
-//! again, with backoff.
+//! relay restarts and network loss by re-listening with exponential backoff. A relay may be
+//! given several addresses (a browser: WebRTC-direct, then WebSocket): when one fails before a
+//! reservation, the next is tried at once; after a full round, or after losing a working one,
+//! the first again, with backoff.
 
 use std::time::Duration;
 

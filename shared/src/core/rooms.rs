@@ -15,7 +15,7 @@ pub struct Queued {
     pub id: String,
     /// Encoded envelope.
     pub bytes: Vec<u8>,
-    /// A chat message (not a notice): the store should confirm keeping it.
+    /// A chat message (not an announcement): the store should confirm keeping it.
     pub is_message: bool,
 }
 
@@ -30,7 +30,7 @@ pub struct Room {
     pub queue: VecDeque<Queued>,
     /// When we last announced ourselves here.
     pub last_presence: Option<Instant>,
-    /// When to answer a newcomer's join with a presence notice.
+    /// When to answer a newcomer's join with a presence announcement.
     pub presence_due: Option<Instant>,
     /// Time of the newest message shown (sender's clock, unix ms): where a catch-up starts.
     pub newest_ts: u64,

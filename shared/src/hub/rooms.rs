@@ -39,8 +39,8 @@ impl Hub {
         }
     }
 
-    /// A neighbour unsubscribed from `topic`. No departure notice: a member that unsubscribes
-    /// sends its own goodbye, and a notice sent now would overtake it (gossipsub sends the
+    /// A neighbour unsubscribed from `topic`. No gone announcement: a member that unsubscribes
+    /// sends its own goodbye, and one sent now would overtake it (gossipsub sends the
     /// unsubscription before the goodbye published just before).
     pub fn on_unsubscribed<X: Extension>(
         &mut self,
@@ -62,11 +62,11 @@ impl Hub {
             .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
             .collect();
         for room in rooms {
-            let notice = Envelope::gone(&peer);
+            let gone = Envelope::gone(&peer);
             let published = swarm
                 .behaviour_mut()
                 .gossipsub
-                .publish(room_topic(&room), notice.to_bytes());
+                .publish(room_topic(&room), gone.to_bytes());
             if let Err(e) = published {
                 tracing::debug!(room, %peer, error = %e, "no one to tell about a departure");
             }

@@ -276,7 +276,10 @@ fn listen(swarm: &mut NativeSwarm, addrs: &[Multiaddr]) -> Result<(), StartError
             .listen_on(addr.clone())
             .map_err(|e| StartError::Listen {
                 addr: addr.clone(),
-                reason: e.to_string(),
+                // Some transports' errors say nothing in their Display (the memory transport's).
+                reason: Some(e.to_string())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| format!("{e:?}")),
             })?;
     }
     Ok(())

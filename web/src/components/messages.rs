@@ -44,7 +44,7 @@ pub fn Messages() -> impl IntoView {
     view! {
         <h2 class="room-title">{move || chat.current.get().map(|r| format!("#{r}")).unwrap_or_else(|| "no room".into())}</h2>
         <ul class="messages" data-testid="messages">
-            <For each=lines key=|l| (l.id.clone(), l.queued, l.stored) children=line_view/>
+            <For each=lines key=|l| (l.from, l.id.clone(), l.queued, l.stored) children=line_view/>
         </ul>
     }
 }

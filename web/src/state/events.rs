@@ -59,9 +59,10 @@ impl Chat {
                 });
             }
             Event::DmDelivered { id, .. } => self.dms.update(|dms| {
+                // Only our own DMs that the relay kept: a received one may reuse the id.
                 for line in dms
                     .iter_mut()
-                    .filter(|d| d.id.as_deref() == Some(id.as_str()))
+                    .filter(|d| d.state == DmState::Stored && d.id.as_deref() == Some(id.as_str()))
                 {
                     line.state = DmState::Delivered;
                 }
@@ -94,6 +95,15 @@ impl Chat {
                     relay: short_peer_id(&peer),
                 });
             }
+            Event::ReservationAccepted { relay, addr }
+                if Some(relay) == self.relay.get_untracked() =>
+            {
+                // Also after a reservation lost and taken again on a connection that stayed.
+                self.status.set(Status::Connected {
+                    transport: transport_name(&addr),
+                    relay: short_peer_id(&relay),
+                });
+            }
             Event::RelayLost { retry_in_ms, .. } => {
                 self.status.set(Status::Reconnecting { in_ms: retry_in_ms });
             }
@@ -119,10 +129,10 @@ impl Chat {
             return;
         };
         spawn_local(async move {
-            let Ok(info) = client.peers(Some(room.clone())).await else {
+            let Ok(members) = client.members(room.clone()).await else {
                 return; // left the room meanwhile
             };
-            let members = info.members.into_iter().map(|m| (m.peer, m.nick)).collect();
+            let members = members.into_iter().map(|m| (m.peer, m.nick)).collect();
             chat.with_room(&room, |r| r.members = members);
         });
     }
