@@ -13,7 +13,6 @@ use libp2p::core::multiaddr::Protocol;
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use p2p_chat_shared::core::{ChatMessage, DmError, Event, HistoryMark};
-use p2p_chat_shared::native::{start_peer, PeerSetup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_carry_each_message_to_their_members_once() {
@@ -205,25 +204,11 @@ async fn a_room_stops_being_ready_with_its_relay_and_sends_what_waited_when_it_i
     let back = Multiaddr::empty()
         .with(Protocol::Memory(second))
         .with(Protocol::P2p(relay.peer_id));
-    let mut peers = Vec::new();
-    for nick in ["ann", "ben"] {
-        let setup = PeerSetup {
-            listen: Vec::new(),
-            ..PeerSetup::in_memory(nick)
-        };
-        let mut node = start_peer(Keypair::generate_ed25519(), &setup)
-            .await
-            .expect("peer starts");
-        let addrs = vec![addr.clone(), back.clone()];
-        node.client.use_relay(addrs).await.expect("use the relay");
-        wait_for(&mut node, "reservation", |e| {
-            matches!(e, Event::ReservationAccepted { .. }).then_some(())
-        })
-        .await;
-        ready(&mut node, "lobby").await;
-        peers.push(node);
-    }
-    let (mut ann, mut ben) = (peers.remove(0), peers.remove(0));
+    let addrs = vec![addr, back];
+    let mut ann = memory_peer_at(Keypair::generate_ed25519(), "ann", addrs.clone()).await;
+    let mut ben = memory_peer_at(Keypair::generate_ed25519(), "ben", addrs).await;
+    ready(&mut ann, "lobby").await;
+    ready(&mut ben, "lobby").await;
     wait_member(&mut ann, "lobby", ben.peer_id).await;
 
     relay.client.shutdown().await.expect("the relay stops");

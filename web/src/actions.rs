@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use libp2p::{Multiaddr, PeerId};
+use p2p_chat_shared::addr::peer_at_end;
 use p2p_chat_shared::core::HistoryMark;
 use p2p_chat_shared::protocol::validate_room;
 
@@ -14,9 +15,7 @@ use crate::storage;
 /// Connects to a relay (addresses best first); the core keeps reconnecting.
 pub async fn use_relay(chat: Chat, addrs: Vec<Multiaddr>) {
     let Some(client) = chat.client() else { return };
-    if let Some(libp2p::core::multiaddr::Protocol::P2p(relay)) =
-        addrs.first().and_then(|a| a.iter().last())
-    {
+    if let Some(relay) = addrs.first().and_then(peer_at_end) {
         chat.relay.set(Some(relay));
     }
     chat.status.set(Status::Connecting);
@@ -28,9 +27,8 @@ pub async fn use_relay(chat: Chat, addrs: Vec<Multiaddr>) {
 /// Parses a pasted relay address and connects to it.
 pub fn connect_pasted(chat: Chat, text: String) -> Result<(), RelayAddrError> {
     let addrs = relay_addr::parse_all(&[text])?;
-    match addrs.first().and_then(|a| a.iter().last()) {
-        Some(libp2p::core::multiaddr::Protocol::P2p(_)) => {}
-        _ => return Err(RelayAddrError::NoPeerId),
+    if addrs.first().and_then(peer_at_end).is_none() {
+        return Err(RelayAddrError::NoPeerId);
     }
     spawn_local(use_relay(chat, addrs));
     Ok(())

@@ -4,7 +4,6 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use libp2p::core::multiaddr::Protocol;
 use libp2p::core::muxing::SubstreamBox;
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::upgrade::Version;
@@ -45,7 +44,7 @@ impl<T: Transport + Unpin> Transport for NoCircuit<T> {
         addr: Multiaddr,
         opts: DialOpts,
     ) -> Result<Self::Dial, TransportError<Self::Error>> {
-        if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+        if p2p_chat_shared::addr::is_relayed(&addr) {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
         self.0.dial(addr, opts)

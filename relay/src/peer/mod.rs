@@ -132,7 +132,7 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
             event = events.next() => match event {
                 Some(event) => {
                     printer.event(&event, session.current.as_deref());
-                    session.keep(&event).await;
+                    session.keep(event).await;
                 }
                 None => break,
             },

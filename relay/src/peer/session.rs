@@ -35,10 +35,10 @@ pub struct Session {
 
 impl Session {
     /// Archives the room messages an event carries.
-    pub async fn keep(&self, event: &Event) {
+    pub async fn keep(&self, event: Event) {
         let messages = match event {
-            Event::Message(m) => vec![m.clone()],
-            Event::History { messages, .. } => messages.clone(),
+            Event::Message(m) => vec![m],
+            Event::History { messages, .. } => messages,
             _ => return,
         };
         self.archive_messages(messages).await;

@@ -76,10 +76,12 @@ pub async fn hidden_peer_with(key: Keypair, nick: &str) -> Node {
 
 /// Makes `node` use the relay and waits for its reservation.
 pub async fn through_relay(node: &mut Node, relay: &Multiaddr) {
-    node.client
-        .use_relay(vec![relay.clone()])
-        .await
-        .expect("use relay");
+    through_relay_at(node, vec![relay.clone()]).await;
+}
+
+/// Makes `node` use the relay reachable at `addrs` (best first) and waits for its reservation.
+pub async fn through_relay_at(node: &mut Node, addrs: Vec<Multiaddr>) {
+    node.client.use_relay(addrs).await.expect("use relay");
     wait_for(node, "reservation", |e| {
         matches!(e, Event::ReservationAccepted { .. }).then_some(())
     })
@@ -139,12 +141,17 @@ pub async fn memory_relay_on(dir: &std::path::Path, key: Keypair, port: u64) -> 
 /// A chat peer in memory with this identity that listens on nothing, reserved on `relay`: it
 /// reaches others only through the relay.
 pub async fn memory_peer_with(key: Keypair, nick: &str, relay: &Multiaddr) -> Node {
+    memory_peer_at(key, nick, vec![relay.clone()]).await
+}
+
+/// A chat peer in memory that listens on nothing, reserved on the relay at `addrs` (best first).
+pub async fn memory_peer_at(key: Keypair, nick: &str, addrs: Vec<Multiaddr>) -> Node {
     let setup = PeerSetup {
         listen: Vec::new(),
         ..PeerSetup::in_memory(nick)
     };
     let mut node = start_peer(key, &setup).await.expect("peer starts");
-    through_relay(&mut node, relay).await;
+    through_relay_at(&mut node, addrs).await;
     node
 }
 

@@ -81,7 +81,7 @@ impl<X: Extension> EventLoop<X> {
                 }
                 .into());
             }
-            if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            if crate::addr::is_relayed(addr) {
                 return Err(AddressError {
                     addr: addr.to_string(),
                     reason: "give the relay's own address, without /p2p-circuit".into(),
