@@ -74,7 +74,7 @@ pub async fn join(chat: Chat, room: String) {
 fn mark(kept: &[storage::Kept]) -> Option<HistoryMark> {
     let mut held: Vec<(PeerId, String, u64)> = kept
         .iter()
-        .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone(), k.ts)))
+        .filter_map(|k| Some((k.from.parse().ok()?, k.id.clone(), k.filed_at())))
         .collect();
     held.sort_unstable_by(|a, b| (b.2, &b.1).cmp(&(a.2, &a.1)));
     HistoryMark::from_newest_first(held)

@@ -118,6 +118,16 @@ pub struct Kept {
     pub nick: String,
     pub text: String,
     pub ts: u64,
+    /// Where it sits in the room's stored history, when not `ts` (kept before this was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed: Option<u64>,
+}
+
+impl Kept {
+    /// Where it sits in the room's stored history ([`p2p_chat_shared::core::ChatMessage::filed_at`]).
+    pub fn filed_at(&self) -> u64 {
+        self.filed.unwrap_or(self.ts)
+    }
 }
 
 /// What the page keeps of each room, held in memory and written to localStorage in batches
@@ -194,7 +204,7 @@ impl KeptRooms {
                 }
             }
             if kept.len() > before {
-                kept.sort_unstable_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+                kept.sort_unstable_by(|a, b| (a.filed_at(), &a.id).cmp(&(b.filed_at(), &b.id)));
                 let extra = kept.len().saturating_sub(HISTORY_PER_ROOM);
                 kept.drain(..extra);
             }

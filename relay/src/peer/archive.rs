@@ -10,7 +10,10 @@
 //! A message is archived once per (room, author, id), the chat core's dedup key: a message that
 //! reuses someone else's id cannot replace theirs.
 //!
-//! Table `archive`: (room, time, author, id) → JSON `{"nick","text","plain"}`. Archives written
+//! Table `archive`: (room, filed at, author, id) → JSON `{"nick","text","plain","sent_at"}`,
+//! in the order of the room's stored history ([`ChatMessage::filed_at`]), so that no author's
+//! clock can move the mark a catch-up starts from (rows written before `sent_at` was kept are
+//! under their sender's time: the mark passes over those in the future). Archives written
 //! before it (table `messages`, keyed (room, time, id) with the author in the JSON) are moved
 //! into it when opened.
 
@@ -61,6 +64,9 @@ struct Row {
     text: String,
     #[serde(default)]
     plain: bool,
+    /// The author's clock, when it differs from the key's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<u64>,
 }
 
 /// A row of the archives written before `archive`.
@@ -193,15 +199,16 @@ fn append(db: &Database, messages: &[ChatMessage]) -> Result<(), redb::Error> {
                 nick: m.nick.clone(),
                 text: m.text.clone(),
                 plain: m.origin == Origin::Text,
+                sent_at: (m.sent_at != m.filed_at).then_some(m.sent_at),
             };
             let Ok(json) = serde_json::to_string(&row) else {
                 continue; // strings only: cannot fail
             };
             table.insert(
-                (m.room.as_str(), m.sent_at, author.as_str(), m.id.as_str()),
+                (m.room.as_str(), m.filed_at, author.as_str(), m.id.as_str()),
                 json.as_str(),
             )?;
-            keys.insert(key, m.sent_at)?;
+            keys.insert(key, m.filed_at)?;
         }
     }
     tx.commit()?;
@@ -237,7 +244,8 @@ fn last(db: &Database, room: &str, count: usize) -> Result<Vec<ChatMessage>, red
             from,
             nick: row.nick,
             text: row.text,
-            sent_at: ts,
+            sent_at: row.sent_at.unwrap_or(ts),
+            filed_at: ts,
             origin: if row.plain {
                 Origin::Text
             } else {
@@ -279,6 +287,7 @@ fn migrate(db: &Database) -> Result<(), redb::Error> {
                     nick: row.nick,
                     text: row.text,
                     plain: row.plain,
+                    sent_at: None,
                 })
                 .unwrap_or_default();
                 table.insert((room, ts, row.from.as_str(), id), json.as_str())?;
@@ -359,6 +368,7 @@ mod tests {
             nick: "ann".into(),
             text: format!("text {id}"),
             sent_at: ts,
+            filed_at: ts,
             origin: Origin::Envelope,
         }
     }
@@ -403,6 +413,37 @@ mod tests {
         assert_eq!(mark.newest_ts, 20);
         assert_eq!(mark.recent.len(), 2);
         assert!(archive.mark("empty").await.expect("mark").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_sender_clock_far_ahead_does_not_move_the_catch_up_mark() {
+        let dir = temp();
+        let (archive, _thread) = Archive::open(&dir.join("history.redb")).expect("open");
+        let now = p2p_chat_shared::text::now_unix_ms();
+        let year = 365 * 24 * 3600 * 1000;
+        // As this version keeps it: under the time the store files it, the sender's clock aside.
+        let future = ChatMessage {
+            sent_at: now + year,
+            filed_at: now - 1000,
+            ..msg("lobby", 0, "future")
+        };
+        // As an older version kept it: under the sender's clock.
+        let old_version = msg("lobby", now + 2 * year, "old-future");
+        let honest = msg("lobby", now - 5000, "honest");
+        archive
+            .keep(vec![future, old_version, honest])
+            .await
+            .expect("keep");
+        let mark = archive.mark("lobby").await.expect("mark").expect("some");
+        assert_eq!(mark.newest_ts, now - 1000);
+        let shown = archive.last("lobby", 1).await.expect("last");
+        assert_eq!(
+            (shown[0].id.as_str(), shown[0].sent_at),
+            ("old-future", now + 2 * year)
+        );
+        let last = archive.last("lobby", 3).await.expect("last");
+        assert_eq!(last[1].sent_at, now + year, "the sender's clock is still shown");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -191,6 +191,10 @@ impl Printer {
                 lines.extend(messages.iter().map(|m| message_line(m, current)));
                 lines.join("\n")
             }
+            Event::HistoryFailed { room, reason } => format!(
+                "* {room}: could not load what you missed ({reason}); trying again in {} s",
+                p2p_chat_shared::core::CATCH_UP_RETRY.as_secs()
+            ),
             Event::DirectMessage(m) => {
                 format!(
                     "[{}] (dm{}) {}: {}",

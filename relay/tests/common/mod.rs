@@ -2,6 +2,7 @@
 //! waits bounded in time.
 #![allow(dead_code)]
 
+pub mod attacker;
 pub mod procs;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@ use super::error::{
     SendError, Stopped,
 };
 use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
+use crate::text::now_unix_ms;
 
 /// Reply channel of a command: its result, or why it failed.
 pub type Reply<T, E = Stopped> = oneshot::Sender<Result<T, E>>;
@@ -139,19 +140,26 @@ pub enum Command {
 /// shows nothing twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryMark {
-    /// Time of the newest message held, unix ms (the sender's clock, as shown).
+    /// Where the newest message held sits in the room's stored history, unix ms
+    /// ([`crate::core::ChatMessage::filed_at`]).
     pub newest_ts: u64,
     /// (author, id) of the messages held from the last few minutes before `newest_ts`.
     pub recent: Vec<(PeerId, String)>,
 }
 
 impl HistoryMark {
-    /// The mark for what a user interface holds of a room, given as (author, id, time) newest
-    /// first; reads only as far back as the catch-up overlap reaches.
+    /// The mark for what a user interface holds of a room, given as (author, id, filed at)
+    /// newest first; reads only as far back as the catch-up overlap reaches. Entries filed in
+    /// the future (kept by an older version under their sender's clock) are passed over: they
+    /// would move the mark past what was missed.
     pub fn from_newest_first(
         held: impl IntoIterator<Item = (PeerId, String, u64)>,
     ) -> Option<Self> {
-        let mut held = held.into_iter().peekable();
+        let future = now_unix_ms().saturating_add(crate::store::MAX_CLOCK_SKEW_MS);
+        let mut held = held
+            .into_iter()
+            .skip_while(|(_, _, ts)| *ts > future)
+            .peekable();
         let newest_ts = held.peek()?.2;
         let recent = held
             .take_while(|(_, _, ts)| ts.saturating_add(super::CATCH_UP_OVERLAP_MS) >= newest_ts)

@@ -31,6 +31,12 @@ pub struct ChatMessage {
     pub text: String,
     /// The author's clock, unix ms (0 for plain text).
     pub sent_at: u64,
+    /// Where the message sits in its room's stored history, unix ms: the time a store filed it
+    /// under, or, for a live message, the time a store would ([`crate::store::store_time`]: the
+    /// author's clock unless it is more than a minute off ours). Front ends keep messages by it
+    /// and make their [`crate::core::HistoryMark`] of it, so that no author's clock can move
+    /// where the next catch-up starts.
+    pub filed_at: u64,
     /// Envelope or plain text.
     pub origin: Origin,
 }
@@ -114,6 +120,15 @@ pub enum Event {
         messages: Vec<ChatMessage>,
         /// The catch-up is over.
         done: bool,
+    },
+    /// A catch-up could not finish (the store refused or did not answer); what came before it
+    /// was shown, and it is tried again after [`crate::core::CATCH_UP_RETRY`] or when a store
+    /// connects.
+    HistoryFailed {
+        /// The room.
+        room: String,
+        /// Why, as the store or the network said.
+        reason: String,
     },
     /// A message we sent is durably stored by our relay.
     Stored {

@@ -13,7 +13,8 @@ use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payload};
 use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
-use crate::text::short_peer_id;
+use crate::store::store_time;
+use crate::text::{now_unix_ms, short_peer_id};
 
 /// Longest wait before answering a newcomer's join with a presence announcement; spread so that a
 /// room does not answer all at once.
@@ -74,8 +75,9 @@ impl<X: Extension> EventLoop<X> {
         envelope.ts = envelope.ts.max(self.last_sent_ts.saturating_add(1));
         self.last_sent_ts = envelope.ts;
         let queued = self.publish_or_queue(room, &envelope)?;
+        let filed_at = store_time(envelope.ts, now_unix_ms());
         if let Some(state) = self.rooms.get_mut(room) {
-            state.newest_ts = state.newest_ts.max(envelope.ts);
+            state.newest_ts = state.newest_ts.max(filed_at);
         }
         // Our own message, seen: a stored copy coming back in a catch-up is not shown again.
         let me = *self.swarm.local_peer_id();
@@ -90,6 +92,7 @@ impl<X: Extension> EventLoop<X> {
             nick: envelope.nick,
             text: envelope.body,
             sent_at: envelope.ts,
+            filed_at,
             origin: Origin::Envelope,
         };
         Ok(Sent { message, queued })
@@ -302,6 +305,7 @@ impl<X: Extension> EventLoop<X> {
                         nick,
                         text,
                         sent_at: 0,
+                        filed_at: now_unix_ms(),
                         origin: Origin::Text,
                     };
                     self.show_live(msg);
@@ -328,6 +332,7 @@ impl<X: Extension> EventLoop<X> {
                         nick,
                         text: env.body,
                         sent_at: env.ts,
+                        filed_at: store_time(env.ts, now_unix_ms()),
                         origin: Origin::Envelope,
                     };
                     self.show_live(msg);

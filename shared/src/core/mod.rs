@@ -27,7 +27,7 @@ pub use client::{Client, Command, HistoryMark, Reply};
 pub use error::*;
 pub use event::*;
 pub use event_loop::EventLoop;
-pub use store::{CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
+pub use store::{CATCH_UP_OVERLAP_MS, CATCH_UP_RETRY, FIRST_JOIN_HISTORY};
 
 use crate::behaviour::{Behaviour, Extension, Role};
 

@@ -32,13 +32,16 @@ pub struct Room {
     pub last_presence: Option<Instant>,
     /// When to answer a newcomer's join with a presence announcement.
     pub presence_due: Option<Instant>,
-    /// Time of the newest message shown (sender's clock, unix ms): where a catch-up starts.
+    /// Where the newest message shown sits in the stored history (its `filed_at`, unix ms):
+    /// where a catch-up starts.
     pub newest_ts: u64,
     /// Whether the user interface holds messages of this room (a catch-up then fills the gap
     /// after them instead of showing the room's latest).
     pub holds_history: bool,
     /// The catch-up under way.
     pub catch_up: Option<super::store::CatchUp>,
+    /// When to try again a catch-up that failed.
+    pub catch_up_retry: Option<Instant>,
 }
 
 /// What hearing from a member changed.

@@ -1,7 +1,7 @@
 //! What the hub files in the store: every chat message and plain text it forwards (not the
 //! join, leave and presence announcements), under the sender's time unless that is missing or
-//! ahead of the relay's clock ([`store_time`]). Handed to the backend's bounded queue; never
-//! waited on.
+//! more than a minute away from the relay's clock ([`store_time`]). Handed to the backend's
+//! bounded queue; never waited on.
 
 use libp2p::{gossipsub, PeerId};
 

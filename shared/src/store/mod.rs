@@ -28,12 +28,12 @@
 //!
 //! **Query.** `room` is required. `start` / `end` bound the message time (unix ms, inclusive).
 //! Pages hold at most [`MAX_PAGE_MESSAGES`] messages (fewer when `limit` says so or the page
-//! would exceed [`MAX_PAGE_BYTES`]), in (time, id) order. With `newest: false` (the default) a
+//! would take over [`MAX_PAGE_BYTES`] as JSON, escapes included), in (time, id) order. With `newest: false` (the default) a
 //! page starts after the `after` cursor and `next` is the cursor to pass as `after` for the
 //! following page; with `newest: true` a page holds the newest messages before the `before`
 //! cursor and `next` is the cursor to pass as `before` for the older page. `next` is absent on
 //! the last page. A message's time is its sender's clock (`ts` of the envelope), or the store's
-//! clock when the sender's is missing or more than [`MAX_CLOCK_SKEW_MS`] ahead. `payload` is the
+//! clock when the sender's is missing or more than [`MAX_CLOCK_SKEW_MS`] away from it. `payload` is the
 //! room payload exactly as published (an envelope, or plain text from another libp2p chat), and
 //! `from` its author, the signed gossipsub source the store verified.
 
@@ -54,8 +54,14 @@ use crate::protocol::{validate_room, RoomNameError};
 
 /// Largest request a store reads (a deposit carries a sealed DM).
 pub const MAX_STORE_REQUEST_BYTES: usize = 64 * 1024;
-/// Largest response a peer reads: a full page with JSON escaping.
+/// Largest response a peer reads. A page's messages take at most [`MAX_PAGE_BYTES`] as sent, and
+/// a full mailbox answer less than this too.
 pub const MAX_STORE_RESPONSE_BYTES: usize = 4 * MAX_PAGE_BYTES;
+const _: () = assert!(
+    MAX_PAGE_BYTES + 1024 < MAX_STORE_RESPONSE_BYTES
+        && MAX_IDS_PER_REQUEST * (MAX_SEALED_CHARS + 6 * MAX_ID_CHARS + 256)
+            < MAX_STORE_RESPONSE_BYTES
+);
 /// Most ids in one `ack` or `status` request, and most DMs in one `mailbox` answer.
 pub const MAX_IDS_PER_REQUEST: usize = 100;
 

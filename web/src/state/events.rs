@@ -34,6 +34,10 @@ impl Chat {
                     self.push_line(&room, Line::message(m, true));
                 }
             }
+            Event::HistoryFailed { room, reason } => self.notice(
+                &room,
+                format!("could not load what you missed ({reason}); trying again shortly"),
+            ),
             Event::Stored { room, id } => self.mark_stored(&room, &id, true),
             Event::NotStored { room, id, reason } => {
                 self.mark_stored(&room, &id, false);

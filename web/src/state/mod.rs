@@ -47,6 +47,7 @@ pub fn kept(m: &ChatMessage) -> Kept {
         nick: m.nick.clone(),
         text: m.text.clone(),
         ts: m.sent_at,
+        filed: (m.filed_at != m.sent_at).then_some(m.filed_at),
     }
 }
 

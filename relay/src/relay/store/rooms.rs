@@ -123,22 +123,31 @@ impl Page {
         }
     }
 
-    /// Adds a stored row; `false` when the page is full (and there is more).
+    /// Adds a stored row; `false` when the page is full (and there is more). A page is bounded
+    /// by the bytes its messages take as sent, escapes included ([`MAX_PAGE_BYTES`]), so
+    /// payloads that escape badly make pages shorter, never unreadable.
     fn take(&mut self, key: RoomKey, (from, payload): (&str, &str)) -> bool {
-        if self.items.len() == self.size || self.bytes > MAX_PAGE_BYTES {
+        if self.items.len() == self.size {
             self.more = true;
             return false;
         }
         let (_, ts, id) = key;
-        if let Ok(from) = from.parse::<PeerId>() {
-            self.bytes += payload.len();
-            self.items.push(HistoryItem {
-                id: id.to_owned(),
-                from,
-                ts,
-                payload: payload.to_owned(),
-            });
+        let Ok(from) = from.parse::<PeerId>() else {
+            return true;
+        };
+        let item = HistoryItem {
+            id: id.to_owned(),
+            from,
+            ts,
+            payload: payload.to_owned(),
+        };
+        let len = item.json_len();
+        if !self.items.is_empty() && self.bytes + len > MAX_PAGE_BYTES {
+            self.more = true;
+            return false;
         }
+        self.bytes += len;
+        self.items.push(item);
         true
     }
 }

@@ -6,6 +6,7 @@
 //! after its history.
 
 use libp2p::PeerId;
+use web_time::Instant;
 
 use super::Outstanding;
 use crate::behaviour::Extension;
@@ -13,7 +14,7 @@ use crate::core::client::HistoryMark;
 use crate::core::event::{ChatMessage, Origin};
 use crate::core::{Event, EventLoop};
 use crate::envelope::{decode_room_payload, Kind, Payload};
-use crate::store::{store_time, HistoryItem, HistoryQuery, StoreRequest, StoreResponse};
+use crate::store::{HistoryItem, HistoryQuery, StoreRequest, StoreResponse};
 use crate::text::{now_unix_ms, short_peer_id};
 
 /// How far before the newest message held a catch-up starts: messages from senders whose clocks
@@ -25,12 +26,18 @@ pub const FIRST_JOIN_HISTORY: u32 = 50;
 const MAX_CATCH_UP_PAGES: usize = 1000;
 /// Most live messages held back while a room catches up; beyond, they are shown at once.
 const MAX_HELD: usize = 1000;
+/// How long after a failed catch-up it is tried again (sooner when a store connects).
+pub const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A catch-up under way in one room.
 #[derive(Debug, Default)]
 pub struct CatchUp {
     /// Live messages held back until the history is shown.
     held: Vec<ChatMessage>,
+    /// A first join's newest messages, gathered page by page (newest page first) until there
+    /// are [`FIRST_JOIN_HISTORY`]: a page cut short by its byte limit does not leave a
+    /// newcomer with less.
+    newest: Vec<ChatMessage>,
     pages: usize,
 }
 
@@ -48,6 +55,7 @@ fn history_message(room: &str, item: HistoryItem) -> Option<ChatMessage> {
             from: item.from,
             text: env.body,
             sent_at: env.ts,
+            filed_at: item.ts,
             origin: Origin::Envelope,
         }),
         Payload::Envelope(_) => None,
@@ -58,6 +66,7 @@ fn history_message(room: &str, item: HistoryItem) -> Option<ChatMessage> {
             from: item.from,
             text,
             sent_at: item.ts,
+            filed_at: item.ts,
             origin: Origin::Text,
         }),
     }
@@ -69,8 +78,8 @@ impl<X: Extension> EventLoop<X> {
         let Some(state) = self.rooms.get_mut(&msg.room) else {
             return;
         };
-        // A sender's clock far ahead must not move where the next catch-up starts.
-        state.newest_ts = state.newest_ts.max(store_time(msg.sent_at, now_unix_ms()));
+        // Where a store files it: a sender's clock far off must not move the next catch-up.
+        state.newest_ts = state.newest_ts.max(msg.filed_at);
         match state.catch_up.as_mut() {
             Some(catch_up) if catch_up.held.len() < MAX_HELD => catch_up.held.push(msg),
             _ => self.emit(Event::Message(msg)),
@@ -84,7 +93,8 @@ impl<X: Extension> EventLoop<X> {
                 self.seen.first_time(*author, id);
             }
             if let Some(state) = self.rooms.get_mut(room) {
-                let newest = store_time(mark.newest_ts, now_unix_ms());
+                // Never past now: what was missed since cannot be skipped.
+                let newest = mark.newest_ts.min(now_unix_ms());
                 state.newest_ts = state.newest_ts.max(newest);
                 state.holds_history = true;
             }
@@ -104,6 +114,7 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         state.catch_up = Some(CatchUp::default());
+        state.catch_up_retry = None;
         let query = if state.holds_history || state.newest_ts > 0 {
             HistoryQuery {
                 room: room.to_owned(),
@@ -139,13 +150,16 @@ impl<X: Extension> EventLoop<X> {
             next,
         } = answer
         else {
-            tracing::warn!(room, ?answer, "history catch-up failed");
-            self.emit(Event::History {
-                room: room.clone(),
-                messages: Vec::new(),
-                done: true,
-            });
+            let reason = match answer {
+                StoreResponse::Error { reason } => reason,
+                other => format!("unexpected answer {other:?}"),
+            };
+            tracing::warn!(room, reason, "history catch-up failed; trying again later");
             self.end_catch_up(&room);
+            if let Some(state) = self.rooms.get_mut(&room) {
+                state.catch_up_retry = Some(Instant::now() + CATCH_UP_RETRY);
+            }
+            self.emit(Event::HistoryFailed { room, reason });
             return;
         };
         let mut messages = Vec::new();
@@ -156,13 +170,13 @@ impl<X: Extension> EventLoop<X> {
                 }
             }
         }
-        messages
-            .sort_unstable_by(|a, b| (a.sent_at, &a.id, a.from).cmp(&(b.sent_at, &b.id, b.from)));
+        messages.sort_unstable_by(|a, b| {
+            (a.filed_at, &a.id, a.from).cmp(&(b.filed_at, &b.id, b.from))
+        });
         let Some(state) = self.rooms.get_mut(&room) else {
             return; // left meanwhile
         };
-        let now = now_unix_ms();
-        if let Some(last) = messages.iter().map(|m| store_time(m.sent_at, now)).max() {
+        if let Some(last) = messages.iter().map(|m| m.filed_at).max() {
             state.newest_ts = state.newest_ts.max(last);
         }
         state.holds_history = true;
@@ -170,8 +184,12 @@ impl<X: Extension> EventLoop<X> {
             c.pages += 1;
             c.pages
         });
+        if query.newest {
+            self.on_newest_page(store, room, query, messages, next, pages);
+            return;
+        }
         let more = match next {
-            Some(cursor) if !query.newest && pages < MAX_CATCH_UP_PAGES => Some(cursor),
+            Some(cursor) if pages < MAX_CATCH_UP_PAGES => Some(cursor),
             _ => None,
         };
         if !messages.is_empty() || more.is_none() {
@@ -193,14 +211,80 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// Shows what was held back during a catch-up.
-    fn end_catch_up(&mut self, room: &str) {
-        let held = self
+    /// A page of a first join's newest messages: gathered until there are
+    /// [`FIRST_JOIN_HISTORY`] or the room has no more, then shown, oldest first.
+    fn on_newest_page(
+        &mut self,
+        store: PeerId,
+        room: String,
+        query: HistoryQuery,
+        messages: Vec<ChatMessage>,
+        next: Option<crate::store::Cursor>,
+        pages: usize,
+    ) {
+        let Some(catch_up) = self.rooms.get_mut(&room).and_then(|s| s.catch_up.as_mut()) else {
+            return;
+        };
+        catch_up.newest.extend(messages);
+        let want = FIRST_JOIN_HISTORY as usize;
+        let have = catch_up.newest.len();
+        match next {
+            Some(cursor) if have < want && pages < MAX_CATCH_UP_PAGES => {
+                let query = HistoryQuery {
+                    before: Some(cursor),
+                    limit: Some((want - have) as u32),
+                    ..query
+                };
+                self.ask_page(store, room, query);
+            }
+            _ => {
+                if have == 0 {
+                    self.emit(Event::History {
+                        room: room.clone(),
+                        messages: Vec::new(),
+                        done: true,
+                    });
+                }
+                self.end_catch_up(&room);
+            }
+        }
+    }
+
+    /// Periodic: catch-ups that failed are tried again when due.
+    pub(super) fn retry_catch_ups(&mut self, now: Instant) {
+        let due: Vec<String> = self
             .rooms
-            .get_mut(room)
-            .and_then(|s| s.catch_up.take())
-            .map(|c| c.held)
-            .unwrap_or_default();
+            .iter()
+            .filter(|(_, state)| state.catch_up_retry.is_some_and(|at| now >= at))
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in due {
+            self.catch_up(&room);
+        }
+    }
+
+    /// Shows what was held back during a catch-up.
+    /// A first join's newest messages gathered so far come first, so that none marked seen is
+    /// lost when its catch-up ends early.
+    fn end_catch_up(&mut self, room: &str) {
+        let Some(CatchUp {
+            held,
+            newest: mut messages,
+            ..
+        }) = self.rooms.get_mut(room).and_then(|s| s.catch_up.take())
+        else {
+            return;
+        };
+        if !messages.is_empty() {
+            messages.sort_unstable_by(|a, b| {
+                (a.filed_at, &a.id, a.from).cmp(&(b.filed_at, &b.id, b.from))
+            });
+            self.emit(Event::History {
+                room: room.to_owned(),
+                messages,
+                done: true,
+            });
+        }
         for msg in held {
             self.emit(Event::Message(msg));
         }

@@ -24,7 +24,7 @@ use crate::protocol::STORE_PROTOCOL;
 use crate::rpc::{Request, Response};
 use crate::store::{HistoryQuery, StoreRequest, StoreResponse};
 
-pub use catch_up::{CatchUp, CATCH_UP_OVERLAP_MS, FIRST_JOIN_HISTORY};
+pub use catch_up::{CatchUp, CATCH_UP_OVERLAP_MS, CATCH_UP_RETRY, FIRST_JOIN_HISTORY};
 use mailbox::Deposited;
 
 /// What an answer from a store is for.
@@ -111,6 +111,7 @@ impl<X: Extension> EventLoop<X> {
         if self.store.connected.is_empty() {
             return;
         }
+        self.retry_catch_ups(now);
         if self.store.next_mailbox_poll.is_some_and(|t| now >= t) {
             self.fetch_mailbox();
         }

@@ -1,0 +1,177 @@
+//! A hostile peer against a relay: each test runs a misbehaving peer built on rust-libp2p
+//! (`common::attacker`) beside honest chat peers, and checks what the honest users see.
+
+mod common;
+
+use std::time::Duration;
+
+use common::attacker::Attacker;
+use common::*;
+use libp2p::identity::Keypair;
+use p2p_chat::peer::archive::Archive;
+use p2p_chat_shared::core::{ChatMessage, Event, FIRST_JOIN_HISTORY};
+use p2p_chat_shared::envelope::Envelope;
+use p2p_chat_shared::native::Node;
+use p2p_chat_shared::text::now_unix_ms;
+
+const ROOM: &str = "lobby";
+
+/// Sends `texts` from `node` and waits until the relay confirms it stores every one.
+async fn send_stored(node: &mut Node, texts: impl IntoIterator<Item = String>) {
+    let mut ids = Vec::new();
+    for text in texts {
+        let sent = node.client.send_message(ROOM, text).await.expect("send");
+        ids.push(sent.message.id);
+    }
+    let mut stored = 0;
+    wait_for(node, "receipts", |e| {
+        if let Event::NotStored { reason, .. } = e {
+            panic!("an honest message was not stored: {reason}");
+        }
+        stored += usize::from(matches!(e, Event::Stored { id, .. } if ids.contains(id)));
+        (stored == ids.len()).then_some(())
+    })
+    .await;
+}
+
+/// Publishes `count` payloads from the attacker, a few milliseconds apart, and waits until the
+/// relay has filed them (its history holds `expect_total` messages).
+async fn attack_and_settle(
+    attacker: &mut Attacker,
+    relay: &libp2p::Multiaddr,
+    payloads: Vec<Vec<u8>>,
+    expect_total: usize,
+) {
+    for payload in payloads {
+        assert!(attacker.publish(ROOM, payload), "the attacker could publish");
+        attacker.run_for(Duration::from_millis(5)).await;
+    }
+    let mut reader = RawStoreClient::connect(relay).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        attacker.run_for(Duration::from_millis(50)).await;
+        if reader.whole_history(ROOM).await.len() >= expect_total {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay did not file the attack"
+        );
+    }
+}
+
+fn texts(shown: &[(ChatMessage, bool)]) -> Vec<String> {
+    shown.iter().map(|(m, _)| m.text.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_byte_payloads_do_not_hide_a_rooms_history() {
+    let dir = temp_dir("abuse-escapes");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    let start = now_unix_ms();
+    send_stored(&mut alice, (0..10).map(|i| format!("early {i}"))).await;
+
+    // 40 plain-text payloads of 20 KiB of control bytes: each one six times larger as JSON.
+    let mut attacker = Attacker::connect(&relay_addr).await;
+    attacker.join(ROOM).await;
+    let spam = vec![0x01u8; p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES];
+    attack_and_settle(&mut attacker, &relay_addr, vec![spam; 40], 50).await;
+    send_stored(&mut alice, (0..10).map(|i| format!("late {i}"))).await;
+
+    // A newcomer gets the room's newest 50 messages: the spam and the last ten.
+    let mut carol = hidden_peer("carol").await;
+    through_relay(&mut carol, &relay_addr).await;
+    carol.client.join(ROOM).await.expect("join");
+    let shown = shown_messages(&mut carol, FIRST_JOIN_HISTORY as usize).await;
+    assert_eq!(shown.len(), FIRST_JOIN_HISTORY as usize);
+    let honest: Vec<String> = texts(&shown)
+        .into_iter()
+        .filter(|t| !t.starts_with('\u{1}'))
+        .collect();
+    let late: Vec<String> = (0..10).map(|i| format!("late {i}")).collect();
+    assert_eq!(honest, late, "the newest honest messages, in order");
+
+    // A returning peer that holds nothing since `start` gets all 60, the honest ones in order.
+    let mut bob = hidden_peer("bob").await;
+    let mark = p2p_chat_shared::core::HistoryMark {
+        newest_ts: start - 1,
+        recent: Vec::new(),
+    };
+    bob.client.join_after(ROOM, Some(mark)).await.expect("join");
+    through_relay(&mut bob, &relay_addr).await;
+    let shown = shown_messages(&mut bob, 60).await;
+    assert_eq!(shown.len(), 60);
+    let honest: Vec<String> = texts(&shown)
+        .into_iter()
+        .filter(|t| !t.starts_with('\u{1}'))
+        .collect();
+    let expected: Vec<String> = (0..10)
+        .map(|i| format!("early {i}"))
+        .chain(late.iter().cloned())
+        .collect();
+    assert_eq!(honest, expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A sender's clock far off, ahead or behind, moves nothing: the relay files such a message at
+/// the time it receives it, and a peer keeps it there too. (At test speed the catch-up's
+/// five-minute overlap would hide a mark moved to "now"; the archive's own tests pin the mark.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_dated_far_off_do_not_hide_what_a_returning_peer_missed() {
+    let dir = temp_dir("abuse-clock");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    let bob_key = Keypair::generate_ed25519();
+    let mut bob = hidden_peer_with(bob_key.clone(), "bob").await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, ROOM).await;
+    let relay = p2p_chat_shared::addr::peer_at_end(&relay_addr).expect("relay id");
+    wait_identified(&mut bob, relay).await;
+    let (archive, _thread) = Archive::open(&dir.join("bob.redb")).expect("archive");
+    let year = 365 * 24 * 3600 * 1000;
+
+    // A message dated a year ahead reaches bob, whose archive keeps it as the CLI does.
+    let mut attacker = Attacker::connect(&relay_addr).await;
+    attacker.join(ROOM).await;
+    let mut future = Envelope::message("mallory", "from the future").expect("envelope");
+    future.ts = now_unix_ms() + year;
+    assert!(attacker.publish(ROOM, future.to_bytes()));
+    attacker.run_for(Duration::from_millis(200)).await;
+    let seen = wait_for(&mut bob, "the future message", |e| match e {
+        Event::Message(m) if m.text == "from the future" => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(seen.filed_at <= now_unix_ms(), "kept at the time it came");
+    archive.keep(vec![seen]).await.expect("keep");
+    drop(bob);
+
+    // While bob is away: 100 messages, and one dated a day back (a clock far behind).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    send_stored(&mut alice, (0..50).map(|i| format!("missed {i:03}"))).await;
+    let mut past = Envelope::message("mallory", "from the past").expect("envelope");
+    past.ts = now_unix_ms() - 24 * 3600 * 1000;
+    assert!(attacker.publish(ROOM, past.to_bytes()));
+    attacker.run_for(Duration::from_millis(200)).await;
+    send_stored(&mut alice, (50..100).map(|i| format!("missed {i:03}"))).await;
+
+    let mark = archive.mark(ROOM).await.expect("mark");
+    let mut bob = hidden_peer_with(bob_key, "bob").await;
+    bob.client.join_after(ROOM, mark).await.expect("join");
+    through_relay(&mut bob, &relay_addr).await;
+    let shown = shown_messages(&mut bob, 101).await;
+    let texts = texts(&shown);
+    assert!(
+        texts.iter().any(|t| t == "from the past"),
+        "the message dated a day back is found: {texts:?}"
+    );
+    let missed: Vec<&String> = texts.iter().filter(|t| t.starts_with("missed")).collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("missed {i:03}")).collect();
+    assert_eq!(missed, expected.iter().collect::<Vec<_>>(), "all 100, in order");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,107 @@
+//! A misbehaving peer built on rust-libp2p: a bare gossipsub node that publishes whatever a test
+//! gives it, as fast as a test asks, with no rules of p2p-chat's own.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
+use p2p_chat_shared::protocol::{room_topic, MAX_TRANSMIT_BYTES};
+
+use super::WAIT;
+
+/// The attacker.
+pub struct Attacker {
+    pub swarm: Swarm<gossipsub::Behaviour>,
+    pub peer_id: PeerId,
+    relay: PeerId,
+}
+
+impl Attacker {
+    /// Connects to the relay at `addr` (TCP, ending in `/p2p/<id>`) with a fresh identity.
+    pub async fn connect(addr: &Multiaddr) -> Self {
+        Self::connect_with(Keypair::generate_ed25519(), addr).await
+    }
+
+    /// Connects with this identity.
+    pub async fn connect_with(key: Keypair, addr: &Multiaddr) -> Self {
+        let relay = match addr.iter().last() {
+            Some(libp2p::core::multiaddr::Protocol::P2p(peer)) => peer,
+            _ => panic!("{addr} has no /p2p"),
+        };
+        let peer_id = key.public().to_peer_id();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                Default::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|key| {
+                let config = gossipsub::ConfigBuilder::default()
+                    .max_transmit_size(MAX_TRANSMIT_BYTES)
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .build()
+                    .expect("config");
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+                    .expect("gossipsub")
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        swarm.dial(addr.clone()).expect("dial");
+        Self {
+            swarm,
+            peer_id,
+            relay,
+        }
+    }
+
+    /// Subscribes to `room` and waits until the relay follows it (so publishes go out).
+    pub async fn join(&mut self, room: &str) {
+        self.swarm
+            .behaviour_mut()
+            .subscribe(&room_topic(room))
+            .expect("subscribe");
+        let topic = room_topic(room).hash();
+        let relay = self.relay;
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, topic: t }) =
+                    self.swarm.select_next_some().await
+                {
+                    if peer_id == relay && t == topic {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the relay follows the room");
+    }
+
+    /// Publishes `data` to `room`; `false` when gossipsub refused it (e.g. nobody to send to).
+    pub fn publish(&mut self, room: &str, data: Vec<u8>) -> bool {
+        self.swarm
+            .behaviour_mut()
+            .publish(IdentTopic::new(room), data)
+            .is_ok()
+    }
+
+    /// Drives the swarm for `time` (sends what was published).
+    pub async fn run_for(&mut self, time: Duration) {
+        let _ = tokio::time::timeout(time, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
+    }
+
+    /// Whether the relay is still connected.
+    pub fn connected(&self) -> bool {
+        self.swarm.is_connected(&self.relay)
+    }
+}
