@@ -43,7 +43,10 @@ async fn attack_and_settle(
     expect_total: usize,
 ) {
     for payload in payloads {
-        assert!(attacker.publish(ROOM, payload), "the attacker could publish");
+        assert!(
+            attacker.publish(ROOM, payload),
+            "the attacker could publish"
+        );
         attacker.run_for(Duration::from_millis(5)).await;
     }
     let mut reader = RawStoreClient::connect(relay).await;
@@ -172,6 +175,95 @@ async fn messages_dated_far_off_do_not_hide_what_a_returning_peer_missed() {
     );
     let missed: Vec<&String> = texts.iter().filter(|t| t.starts_with("missed")).collect();
     let expected: Vec<String> = (0..100).map(|i| format!("missed {i:03}")).collect();
-    assert_eq!(missed, expected.iter().collect::<Vec<_>>(), "all 100, in order");
+    assert_eq!(
+        missed,
+        expected.iter().collect::<Vec<_>>(),
+        "all 100, in order"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Publishes `count` messages as fast as the attacker's gossipsub takes them, in batches, and
+/// keeps its swarm running until `until` has passed; returns the attacker and how many it got out.
+async fn flood(mut attacker: Attacker, count: usize, until: Duration) -> (Attacker, usize) {
+    let end = tokio::time::Instant::now() + until;
+    let mut published = 0;
+    for batch in 0..count / 100 {
+        for i in 0..100 {
+            let text = format!("spam {batch}-{i}");
+            published += usize::from(attacker.publish(ROOM, text.into_bytes()));
+        }
+        attacker.run_for(Duration::from_millis(10)).await;
+        if tokio::time::Instant::now() >= end {
+            break;
+        }
+    }
+    let left = end.saturating_duration_since(tokio::time::Instant::now());
+    attacker.run_for(left).await;
+    (attacker, published)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooder_is_limited_then_disconnected_while_honest_peers_chat() {
+    let dir = temp_dir("abuse-flood");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, ROOM).await;
+    wait_member(&mut bob, ROOM, alice.peer_id).await;
+
+    let mut attacker = Attacker::connect(&relay_addr).await;
+    attacker.join(ROOM).await;
+    let flooder = attacker.peer_id;
+    // 10,000 messages in about a second, while alice talks to bob.
+    let flood = tokio::spawn(flood(attacker, 10_000, Duration::from_secs(4)));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let sent = alice
+            .client
+            .send_message(ROOM, format!("honest {i}"))
+            .await
+            .expect("send");
+        ids.push(sent.message.id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = collect_messages(&mut bob, Duration::from_secs(3)).await;
+    let (attacker, published) = flood.await.expect("flood task");
+    let honest: Vec<&str> = seen
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .filter(|t| t.starts_with("honest"))
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("honest {i}")).collect();
+    assert_eq!(honest, expected, "every honest message, in order");
+    let spam = seen.iter().filter(|(_, t)| t.starts_with("spam")).count();
+    let limits = p2p_chat_shared::hub::HubLimits::default();
+    let allowed = limits.publish_burst as usize + 5 * limits.publish_per_sec as usize;
+    assert!(published > 5_000, "the attacker flooded ({published} sent)");
+    assert!(
+        spam <= allowed,
+        "{spam} spam messages reached bob; the limit lets through at most {allowed}"
+    );
+    assert!(!attacker.connected(), "the flooder was disconnected");
+
+    // Everything alice sent is stored; the relay kept at most the flooder's allowance.
+    let mut stored = 0;
+    wait_for(&mut alice, "receipts", |e| {
+        stored += usize::from(matches!(e, Event::Stored { id, .. } if ids.contains(id)));
+        (stored == ids.len()).then_some(())
+    })
+    .await;
+    let mut reader = RawStoreClient::connect(&relay_addr).await;
+    let history = reader.whole_history(ROOM).await;
+    let filed_spam = history.iter().filter(|m| m.from == flooder).count();
+    assert!(filed_spam <= allowed, "{filed_spam} spam messages filed");
+
+    // It cannot come straight back.
+    let mut again = Attacker::connect_with_key_of(&attacker, &relay_addr).await;
+    again.run_for(Duration::from_secs(1)).await;
+    assert!(!again.connected(), "a banned flooder is refused");
     let _ = std::fs::remove_dir_all(dir);
 }

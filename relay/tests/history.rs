@@ -12,10 +12,19 @@ use p2p_chat_shared::store::{HistoryQuery, StoreRequest, StoreResponse};
 
 const ROOM: &str = "lobby";
 
+/// Limits for a test that sends 200 messages at once: more than the default burst lets through.
+const BURSTY: p2p_chat_shared::hub::HubLimits = p2p_chat_shared::hub::HubLimits {
+    publish_per_sec: 1000,
+    publish_burst: 1000,
+    rooms_per_peer: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_PEER,
+    rooms_per_ip: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_IP,
+    ban: p2p_chat_shared::hub::limits::DEFAULT_BAN,
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_back_from_away_sees_every_missed_message_once_and_in_order() {
     let dir = temp_dir("catch-up");
-    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let (_relay, relay_addr) = relay_with_store_limits(&dir, BURSTY).await;
     let mut alice = hidden_peer("alice").await;
     through_relay(&mut alice, &relay_addr).await;
     ready(&mut alice, ROOM).await;

@@ -120,12 +120,21 @@ impl<X: Extension> Behaviour<X> {
         role: Role,
     ) -> Result<Self, BehaviourError> {
         let peer_id = key.public().to_peer_id();
-        let gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        #[allow(unused_mut)] // the browser build scores nobody
+        let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossipsub_config(role)?,
             subscription_filter(role),
         )
         .map_err(|e| BehaviourError(e.to_owned()))?;
+        // A hub judges its neighbours (`hub::guard`): the browser is never one.
+        #[cfg(not(target_arch = "wasm32"))]
+        if role == Role::Relay {
+            let (params, thresholds) = crate::hub::guard::score_params();
+            gossipsub
+                .with_peer_score(params, thresholds)
+                .map_err(BehaviourError)?;
+        }
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
                 .with_agent_version(agent_version())
@@ -173,7 +182,9 @@ fn gossipsub_config(role: Role) -> Result<gossipsub::Config, BehaviourError> {
         .validation_mode(gossipsub::ValidationMode::Strict)
         .max_transmit_size(MAX_TRANSMIT_BYTES);
     if role == Role::Relay {
+        // The hub forwards a message only once its guard took it (`hub::guard`).
         builder
+            .validate_messages()
             .mesh_n(HUB_MESH_SIZE)
             .mesh_n_low(HUB_MESH_SIZE)
             .mesh_n_high(HUB_MESH_SIZE);

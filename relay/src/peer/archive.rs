@@ -443,7 +443,11 @@ mod tests {
             ("old-future", now + 2 * year)
         );
         let last = archive.last("lobby", 3).await.expect("last");
-        assert_eq!(last[1].sent_at, now + year, "the sender's clock is still shown");
+        assert_eq!(
+            last[1].sent_at,
+            now + year,
+            "the sender's clock is still shown"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use libp2p::Multiaddr;
+use p2p_chat_shared::hub::limits;
 
 use crate::cli::parse_duration;
 
@@ -72,11 +73,40 @@ pub struct RelayArgs {
     /// Direct messages kept for an offline peer are deleted after this (e.g. 30d).
     #[arg(long, default_value = "30d", value_parser = parse_duration, env = "P2P_CHAT_MAILBOX_MAX_AGE")]
     pub mailbox_max_age: Duration,
-    /// Most direct messages kept for one offline peer; further ones are refused.
+    /// Most direct messages kept for one offline peer. When full, a new one takes the place of
+    /// the oldest of whoever holds the most there (if more than its own sender), else it is
+    /// refused.
     #[arg(long, default_value_t = 1000, env = "P2P_CHAT_MAILBOX_MAX_PER_PEER")]
     pub mailbox_max_per_peer: u64,
+    /// Most direct messages one peer may have waiting at the relay for all its recipients.
+    #[arg(
+        long,
+        default_value_t = 500,
+        env = "P2P_CHAT_MAILBOX_MAX_PER_DEPOSITOR"
+    )]
+    pub mailbox_max_per_depositor: u64,
     /// Relay reservations (and, separately, relayed circuits) one IP address may open per
     /// minute. Raise it when many peers share an address: behind a reverse proxy or a NAT.
     #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_RATE_PER_IP, env = "P2P_CHAT_RATE_PER_IP")]
     pub rate_per_ip: u32,
+    /// Connections one IP address may hold open to the relay (0: no limit). Raise it behind a
+    /// reverse proxy, where every peer shares the proxy's address.
+    #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_CONNECTIONS_PER_IP, env = "P2P_CHAT_CONNECTIONS_PER_IP")]
+    pub connections_per_ip: usize,
+    /// Room messages one peer may publish per second, sustained (0: no limit). Messages over it
+    /// are neither forwarded nor stored, and a peer that keeps going is disconnected.
+    #[arg(long, default_value_t = limits::DEFAULT_PUBLISH_PER_SEC, env = "P2P_CHAT_PUBLISH_PER_SEC")]
+    pub publish_per_sec: u32,
+    /// Room messages one peer may publish at once, after a quiet while.
+    #[arg(long, default_value_t = limits::DEFAULT_PUBLISH_BURST, env = "P2P_CHAT_PUBLISH_BURST")]
+    pub publish_burst: u32,
+    /// Rooms the relay follows because one peer joined them first.
+    #[arg(long, default_value_t = limits::DEFAULT_ROOMS_PER_PEER, env = "P2P_CHAT_ROOMS_PER_PEER")]
+    pub rooms_per_peer: usize,
+    /// Rooms the relay follows because peers of one IP address joined them first.
+    #[arg(long, default_value_t = limits::DEFAULT_ROOMS_PER_IP, env = "P2P_CHAT_ROOMS_PER_IP")]
+    pub rooms_per_ip: usize,
+    /// How long a peer disconnected for flooding (or for invalid messages) is refused.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, env = "P2P_CHAT_BAN")]
+    pub ban: Duration,
 }

@@ -1,6 +1,11 @@
 //! The relay's HTTP side: the built web app, `config.json` (the relay's browser-dialable
 //! addresses, so a page finds the relay that served it), and `/healthz` (asked of the chat core
-//! itself, so it also tells whether the core answers).
+//! itself, so it also tells whether the core answers, and of the store, so it tells whether
+//! the store can write).
+//!
+//! Every response carries `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`
+//! and a Content-Security-Policy that allows only the app's own files (its inline loader by
+//! hash), WebSocket connections for libp2p, and no framing (`frame-ancestors 'none'`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,7 +22,11 @@ use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::addr::{is_browser_transport, is_relayed};
 use p2p_chat_shared::core::Client;
 use serde::Serialize;
+use sha2::Digest;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::store::StoreHealth;
 
 /// How long `/healthz` waits for the chat core's answer before it reports the relay stalled.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -84,6 +93,7 @@ struct AppState {
     relay: PeerId,
     addrs: BrowserAddrs,
     core: Client,
+    store: Option<StoreHealth>,
 }
 
 #[derive(Serialize)]
@@ -91,17 +101,28 @@ struct Health {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     connected_peers: Option<usize>,
+    /// Why the store cannot write, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
 }
 
 /// `{"status":"ok","connected_peers":N}` as the chat core counts them; 503 with
-/// `{"status":"stalled"}` when the core does not answer within [`HEALTH_TIMEOUT`].
+/// `{"status":"stalled"}` when the core does not answer within [`HEALTH_TIMEOUT`], and with
+/// `{"status":"degraded","store":"<why>"}` when the store cannot write (chat still flows; nothing
+/// new is kept).
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let store = state.store.as_ref().and_then(StoreHealth::failing);
     let (code, health) = match tokio::time::timeout(HEALTH_TIMEOUT, state.core.info()).await {
         Ok(Ok(info)) => (
-            StatusCode::OK,
+            if store.is_some() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            },
             Health {
-                status: "ok",
+                status: if store.is_some() { "degraded" } else { "ok" },
                 connected_peers: Some(info.connected_peers),
+                store,
             },
         ),
         Ok(Err(_)) | Err(_) => (
@@ -109,10 +130,42 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             Health {
                 status: "stalled",
                 connected_peers: None,
+                store,
             },
         ),
     };
     (code, [(header::CACHE_CONTROL, "no-store")], Json(health))
+}
+
+/// The Content-Security-Policy for the app in `index_html`: its own files, its inline scripts
+/// (trunk's loader) by hash, WebAssembly, and WebSocket connections (libp2p's `/ws`; WebRTC is
+/// not governed by CSP).
+fn content_security_policy(index_html: &str) -> String {
+    use base64::Engine;
+    let mut hashes = String::new();
+    let mut rest = index_html;
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else {
+            break;
+        };
+        let body_and_rest = &after[open_end + 1..];
+        let Some(close) = body_and_rest.find("</script>") else {
+            break;
+        };
+        let body = &body_and_rest[..close];
+        if !after[..open_end].contains("src=") {
+            let digest = sha2::Sha256::digest(body.as_bytes());
+            let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+            hashes.push_str(&format!(" 'sha256-{hash}'"));
+        }
+        rest = &body_and_rest[close..];
+    }
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
+         connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 }
 
 async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
@@ -135,16 +188,25 @@ const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app i
 <p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
 or pass <code>--web-dir</code>.</p>";
 
-/// Starts the HTTP server; returns the address it is bound to. `core` is the relay's chat core,
-/// which `/healthz` asks.
+/// Starts the HTTP server; returns the address it is bound to. `core` is the relay's chat core
+/// and `store` its store's health, which `/healthz` asks.
 pub async fn serve(
     listen: SocketAddr,
     web_dir: PathBuf,
     relay: PeerId,
     addrs: BrowserAddrs,
     core: Client,
+    store: Option<StoreHealth>,
 ) -> std::io::Result<SocketAddr> {
-    let state = AppState { relay, addrs, core };
+    let state = AppState {
+        relay,
+        addrs,
+        core,
+        store,
+    };
+    let index = std::fs::read_to_string(web_dir.join("index.html")).unwrap_or_default();
+    let csp = HeaderValue::from_str(&content_security_policy(&index))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
     let mut app = Router::new()
         .route("/config.json", get(config))
         .route("/healthz", get(health));
@@ -155,6 +217,23 @@ pub async fn serve(
         tracing::warn!(dir = %web_dir.display(), "no web app there; serving a hint page");
         app.fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, Html(NOT_BUILT)) })
     };
+    let app = app
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {

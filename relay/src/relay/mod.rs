@@ -15,6 +15,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
+use p2p_chat_shared::hub::HubLimits;
 use p2p_chat_shared::native::{start_relay, RelayPorts, RelaySetup, Transports};
 
 pub use args::RelayArgs;
@@ -68,14 +69,27 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         max_per_room: args.history_max_per_room,
         mailbox_max_age: args.mailbox_max_age,
         mailbox_max_per_peer: args.mailbox_max_per_peer,
+        mailbox_max_per_depositor: args.mailbox_max_per_depositor,
     };
     let store_path = data.path.join("store.redb");
-    let (store, store_thread) = store::open(&store_path, retention)?;
+    let store::Opened {
+        handle: store,
+        thread: store_thread,
+        health: store_health,
+    } = store::open(&store_path, retention)?;
     let setup = RelaySetup {
         transports: Transports::Network { certificate, tls },
         external_addrs: args.external_addrs.clone(),
         store: Some(store),
         rate_per_ip: args.rate_per_ip,
+        connections_per_ip: args.connections_per_ip,
+        limits: HubLimits {
+            publish_per_sec: args.publish_per_sec,
+            publish_burst: args.publish_burst,
+            rooms_per_peer: args.rooms_per_peer,
+            rooms_per_ip: args.rooms_per_ip,
+            ban: args.ban,
+        },
         listen: ports.listen_addrs(),
     };
     let mut node = start_relay(key, setup).await?;
@@ -90,6 +104,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         peer_id,
         browser_addrs.clone(),
         node.client.clone(),
+        Some(store_health),
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;

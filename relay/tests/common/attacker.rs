@@ -15,6 +15,7 @@ use super::WAIT;
 pub struct Attacker {
     pub swarm: Swarm<gossipsub::Behaviour>,
     pub peer_id: PeerId,
+    key: Keypair,
     relay: PeerId,
 }
 
@@ -31,7 +32,7 @@ impl Attacker {
             _ => panic!("{addr} has no /p2p"),
         };
         let peer_id = key.public().to_peer_id();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
                 Default::default(),
@@ -55,8 +56,14 @@ impl Attacker {
         Self {
             swarm,
             peer_id,
+            key,
             relay,
         }
+    }
+
+    /// Connects again with the identity of `other`.
+    pub async fn connect_with_key_of(other: &Self, addr: &Multiaddr) -> Self {
+        Self::connect_with(other.key.clone(), addr).await
     }
 
     /// Subscribes to `room` and waits until the relay follows it (so publishes go out).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
 use p2p_chat_shared::core::{ChatMessage, Event};
+use p2p_chat_shared::hub::HubLimits;
 use p2p_chat_shared::native::{
     install_crypto_provider, new_certificate, start_peer, start_relay, Node, PeerSetup, RelayPorts,
     RelaySetup,
@@ -20,15 +21,24 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A relay on loopback with ephemeral ports; returns it and its TCP address (with `/p2p`).
 pub async fn relay() -> (Node, Multiaddr) {
-    relay_with(None).await
+    relay_with(None, HubLimits::default()).await
 }
 
-/// A relay with a store in `dir` (default retention).
+/// A relay with a store in `dir` (default retention and limits).
 pub async fn relay_with_store(dir: &std::path::Path) -> (Node, Multiaddr) {
+    relay_with_store_limits(dir, HubLimits::default()).await
+}
+
+/// A relay with a store in `dir` and these limits on what one peer may ask.
+pub async fn relay_with_store_limits(
+    dir: &std::path::Path,
+    limits: HubLimits,
+) -> (Node, Multiaddr) {
     std::fs::create_dir_all(dir).expect("store dir");
-    let (store, _thread) =
-        p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
-    relay_with(Some(store)).await
+    let store = p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default())
+        .expect("store")
+        .handle;
+    relay_with(Some(store), limits).await
 }
 
 /// A fresh temporary directory for one test.
@@ -38,12 +48,16 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-async fn relay_with(store: Option<p2p_chat_shared::store::StoreHandle>) -> (Node, Multiaddr) {
+async fn relay_with(
+    store: Option<p2p_chat_shared::store::StoreHandle>,
+    limits: HubLimits,
+) -> (Node, Multiaddr) {
     install_crypto_provider();
     let key = Keypair::generate_ed25519();
     let cert = new_certificate().expect("certificate");
     let setup = RelaySetup {
         store,
+        limits,
         ..RelaySetup::network(cert, &RelayPorts::loopback_ephemeral())
     };
     let mut node = start_relay(key, setup).await.expect("relay starts");
@@ -122,8 +136,9 @@ pub async fn memory_relay(dir: &std::path::Path) -> (Node, Multiaddr) {
 /// A memory relay with this identity on `/memory/<port>` (0: any free one).
 pub async fn memory_relay_on(dir: &std::path::Path, key: Keypair, port: u64) -> (Node, Multiaddr) {
     std::fs::create_dir_all(dir).expect("store dir");
-    let (store, _thread) =
-        p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).expect("store");
+    let store = p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default())
+        .expect("store")
+        .handle;
     let setup = RelaySetup {
         store: Some(store),
         listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],

@@ -90,7 +90,7 @@ impl<X: Extension> EventLoop<X> {
             listen_addrs_are_external: config.listen_addrs_are_external,
             nick: config.nick.into(),
             rooms: HashMap::new(),
-            hub: Hub::for_role(config.role, config.store),
+            hub: Hub::for_role(config.role, config.store, config.limits),
             seen: SeenIds::default(),
             peers: Peers::default(),
             reservations: Reservations::default(),
@@ -192,6 +192,9 @@ impl<X: Extension> EventLoop<X> {
         self.reservations_tick(now);
         self.pending_tick(now);
         self.store_tick(now);
+        if let Some(hub) = self.hub.as_mut() {
+            hub.tick(&mut self.swarm);
+        }
         false
     }
 }

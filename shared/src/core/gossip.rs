@@ -250,7 +250,19 @@ impl<X: Extension> EventLoop<X> {
     /// Every gossipsub event.
     pub(super) fn on_gossipsub(&mut self, event: gossipsub::Event) {
         match event {
-            gossipsub::Event::Message { message, .. } => self.on_room_message(message),
+            gossipsub::Event::Message {
+                message,
+                message_id,
+                propagation_source,
+            } => {
+                // A relay takes each message only within its author's limits.
+                if let (Some(hub), Some(author)) = (self.hub.as_mut(), message.source) {
+                    if !hub.admit(&mut self.swarm, author, &message_id, &propagation_source) {
+                        return;
+                    }
+                }
+                self.on_room_message(message)
+            }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 self.on_subscribed(peer_id, topic)
             }

@@ -48,6 +48,8 @@ pub struct CoreConfig {
     pub identity: Option<libp2p::identity::Keypair>,
     /// A relay's store backend: room messages and requests of the store protocol go there.
     pub store: Option<crate::store::StoreHandle>,
+    /// What one peer may ask of a relay's hub.
+    pub limits: crate::hub::HubLimits,
 }
 
 impl CoreConfig {
@@ -60,6 +62,7 @@ impl CoreConfig {
             listen_addrs_are_external: false,
             identity: None,
             store: None,
+            limits: crate::hub::HubLimits::default(),
         }
     }
 
@@ -72,6 +75,7 @@ impl CoreConfig {
             listen_addrs_are_external,
             identity: None,
             store: None,
+            limits: crate::hub::HubLimits::default(),
         }
     }
 }

@@ -21,7 +21,11 @@ type Net<X> = Swarm<Behaviour<X>>;
 #[allow(missing_docs)]
 impl Hub {
     /// Always `None`: the browser is never a relay.
-    pub fn for_role(_role: Role, _backend: Option<StoreHandle>) -> Option<Self> {
+    pub fn for_role(
+        _role: Role,
+        _backend: Option<StoreHandle>,
+        _limits: super::HubLimits,
+    ) -> Option<Self> {
         None
     }
 
@@ -63,6 +67,20 @@ impl Hub {
     }
 
     pub fn file(&mut self, _: &str, _: PeerId, _: &gossipsub::Message) {
+        match *self {}
+    }
+
+    pub fn admit<X: Extension>(
+        &mut self,
+        _: &mut Net<X>,
+        _: PeerId,
+        _: &gossipsub::MessageId,
+        _: &PeerId,
+    ) -> bool {
+        match *self {}
+    }
+
+    pub fn tick<X: Extension>(&mut self, _: &mut Net<X>) {
         match *self {}
     }
 

@@ -27,6 +27,15 @@ impl Hub {
         endpoint: &ConnectedPoint,
         older: &[ConnectionId],
     ) {
+        let now = std::time::Instant::now();
+        if !self
+            .guard
+            .on_connected(peer, endpoint.get_remote_address(), now)
+        {
+            tracing::debug!(%peer, "a banned peer connected; closing");
+            let _ = swarm.disconnect_peer_id(peer);
+            return;
+        }
         if endpoint.is_dialer() || !is_browser_transport(endpoint.get_remote_address()) {
             return;
         }
@@ -48,6 +57,7 @@ impl Hub {
         last: bool,
     ) {
         if last {
+            self.guard.on_gone(&peer);
             self.on_peer_gone(swarm, peer);
         } else if greeted && is_browser_transport(endpoint.get_remote_address()) {
             // The browser connection gossipsub greeted is gone; the newer ones never were and

@@ -18,6 +18,9 @@ mod connections;
 #[cfg(not(target_arch = "wasm32"))]
 mod filing;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod guard;
+pub mod limits;
+#[cfg(not(target_arch = "wasm32"))]
 mod rooms;
 #[cfg(not(target_arch = "wasm32"))]
 mod serving;
@@ -26,6 +29,7 @@ mod state;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{respond, Hub};
+pub use limits::HubLimits;
 #[cfg(not(target_arch = "wasm32"))]
 pub use serving::respond;
 #[cfg(not(target_arch = "wasm32"))]

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use libp2p::gossipsub::TopicHash;
 use libp2p::{PeerId, Swarm};
 
+use super::guard::room_score_params;
 use super::state::Hub;
 use crate::behaviour::{Behaviour, Extension};
 use crate::envelope::Envelope;
@@ -25,13 +26,19 @@ impl Hub {
         if !self.rooms.contains_key(room)
             && validate_room(room).is_ok()
             && self.rooms.len() < MAX_HUB_ROOMS
+            && self.guard.may_follow(peer)
             && swarm
                 .behaviour_mut()
                 .gossipsub
                 .subscribe(&room_topic(room))
                 .is_ok()
         {
+            let gossipsub = &mut swarm.behaviour_mut().gossipsub;
+            if let Err(e) = gossipsub.set_topic_params(room_topic(room), room_score_params()) {
+                tracing::warn!(room, error = e, "room scoring not set");
+            }
             self.rooms.insert(room.to_owned(), HashSet::new());
+            self.guard.followed(room, peer);
             tracing::info!(room, %peer, "hub joined room");
         }
         if let Some(members) = self.rooms.get_mut(room) {
@@ -88,6 +95,7 @@ impl Hub {
             .collect();
         for room in idle {
             self.rooms.remove(&room);
+            self.guard.unfollowed(&room);
             swarm
                 .behaviour_mut()
                 .gossipsub

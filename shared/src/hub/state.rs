@@ -7,7 +7,12 @@ use futures::stream::FuturesUnordered;
 use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 
-use crate::behaviour::Role;
+use libp2p::gossipsub::MessageId;
+use libp2p::Swarm;
+
+use super::guard::Guard;
+use super::HubLimits;
+use crate::behaviour::{Behaviour, Extension, Role};
 use crate::rpc::Response;
 use crate::store::{StoreHandle, StoreResponse};
 
@@ -24,6 +29,8 @@ pub struct Hub {
     pub(super) answers: FuturesUnordered<Answer>,
     /// Room messages the backend could not take (its queue was full).
     pub(super) dropped_appends: u64,
+    /// Limits on what one peer may ask ([`super::guard`]).
+    pub(super) guard: Guard,
 }
 
 impl std::fmt::Debug for Hub {
@@ -40,13 +47,32 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// The hub of a core running as `role`: a relay's, filing into `backend` (and answering the
     /// store protocol from it), if any. `None` for a chat peer, and always in the browser build.
-    pub fn for_role(role: Role, backend: Option<StoreHandle>) -> Option<Self> {
+    pub fn for_role(role: Role, backend: Option<StoreHandle>, limits: HubLimits) -> Option<Self> {
         (role == Role::Relay).then(|| Self {
             rooms: HashMap::new(),
             backend,
             answers: FuturesUnordered::new(),
             dropped_appends: 0,
+            guard: Guard::new(limits),
         })
+    }
+
+    /// A room message of `author`, delivered by `source`: whether it is forwarded and filed
+    /// (within its author's publish limit). Gossipsub is told either way.
+    pub fn admit<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        author: PeerId,
+        id: &MessageId,
+        source: &PeerId,
+    ) -> bool {
+        self.guard
+            .admit(swarm, author, id, source, std::time::Instant::now())
+    }
+
+    /// Every second: the guard's penalties, bans and disconnections.
+    pub fn tick<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
+        self.guard.tick(swarm, std::time::Instant::now());
     }
 
     /// Whether the hub is subscribed to `room` for its peers.

@@ -67,6 +67,8 @@ pub struct NativeOptions {
     pub relay_server: bool,
     /// Reservations and circuits one IP address may open per minute (relay server only).
     pub rate_per_ip: u32,
+    /// Connections one IP address may hold open (relay server only; 0: no limit).
+    pub connections_per_ip: usize,
     /// DCUtR hole punching (peers).
     pub dcutr: bool,
     /// AutoNAT (client on peers; the relay answers probes).
@@ -91,6 +93,8 @@ mod derived {
     pub struct Native {
         /// Caps on pending and established connections.
         pub limits: connection_limits::Behaviour,
+        /// Cap on the connections of one IP address.
+        pub ip_limit: crate::native::ip_limit::IpLimit,
         /// Circuit relay v2 server.
         pub circuit_relay: Toggle<relay::Behaviour>,
         /// Hole punching over relayed connections.
@@ -108,6 +112,11 @@ impl Native {
     /// Builds the extension for `key`.
     pub fn new(key: &Keypair, options: &NativeOptions) -> std::io::Result<Self> {
         let peer_id = key.public().to_peer_id();
+        let ip_limit = if options.relay_server {
+            options.connections_per_ip
+        } else {
+            0
+        };
         let (circuit_relay, limits) = if options.relay_server {
             let mut server = relay::Behaviour::new(peer_id, relay_config(options.rate_per_ip));
             // Advertise the relay protocol even with no confirmed public address: a relay on a
@@ -136,6 +145,7 @@ impl Native {
         });
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
+            ip_limit: crate::native::ip_limit::IpLimit::new(ip_limit),
             circuit_relay: circuit_relay.into(),
             dcutr: options.dcutr.then(|| dcutr::Behaviour::new(peer_id)).into(),
             autonat: autonat.into(),
@@ -148,7 +158,7 @@ impl Native {
 impl Extension for Native {
     fn translate(event: NativeEvent) -> Option<ExtensionEvent> {
         Some(match event {
-            NativeEvent::Limits(never) => match never {},
+            NativeEvent::Limits(never) | NativeEvent::IpLimit(never) => match never {},
             NativeEvent::CircuitRelay(event) => {
                 ExtensionEvent::Log(format!("circuit relay server: {event:?}"))
             }

@@ -8,9 +8,11 @@ use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
 use tokio::task::JoinHandle;
 
 use super::extension::{NativeOptions, DEFAULT_RATE_PER_IP};
+use super::ip_limit::DEFAULT_CONNECTIONS_PER_IP;
 use super::swarm::{self, BuildError, Certificate, NativeSwarm, Transports};
 use crate::behaviour::Role;
 use crate::core::{self, Client, CoreConfig, Event};
+use crate::hub::HubLimits;
 use crate::store::StoreHandle;
 use crate::text::Nick;
 
@@ -125,6 +127,10 @@ pub struct RelaySetup {
     /// Reservations and circuits one IP address may open per minute
     /// ([`super::extension::relay_config`]).
     pub rate_per_ip: u32,
+    /// Connections one IP address may hold open ([`super::ip_limit`]; 0: no limit).
+    pub connections_per_ip: usize,
+    /// What one peer may ask of the hub: publish rate, rooms, ban ([`crate::hub::guard`]).
+    pub limits: HubLimits,
 }
 
 impl RelaySetup {
@@ -139,6 +145,8 @@ impl RelaySetup {
             external_addrs: Vec::new(),
             store: None,
             rate_per_ip: DEFAULT_RATE_PER_IP,
+            connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
+            limits: HubLimits::default(),
         }
     }
 
@@ -150,6 +158,8 @@ impl RelaySetup {
             external_addrs: Vec::new(),
             store: None,
             rate_per_ip: DEFAULT_RATE_PER_IP,
+            connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
+            limits: HubLimits::default(),
         }
     }
 }
@@ -160,6 +170,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
     let options = NativeOptions {
         relay_server: true,
         rate_per_ip: setup.rate_per_ip,
+        connections_per_ip: setup.connections_per_ip,
         dcutr: false,
         autonat: true,
         mdns: false,
@@ -172,6 +183,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
     }
     let config = CoreConfig {
         store: setup.store,
+        limits: setup.limits,
         ..CoreConfig::relay(setup.external_addrs.is_empty())
     };
     Ok(spawn(swarm, config))
@@ -248,6 +260,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
     let options = NativeOptions {
         relay_server: false,
         rate_per_ip: DEFAULT_RATE_PER_IP,
+        connections_per_ip: 0,
         dcutr: setup.dcutr,
         autonat: true,
         mdns: setup.mdns,

@@ -1,10 +1,16 @@
-//! The mailbox in the store: sealed DMs deposited for an offline recipient (at most
-//! [`super::Retention::mailbox_max_per_peer`] each), fetched by it oldest first, forgotten when
-//! it acknowledges them; the depositor then learns they were delivered.
+//! The mailbox in the store: sealed DMs deposited for an offline recipient, fetched by it oldest
+//! first, forgotten when it acknowledges them; the depositor then learns they were delivered.
+//!
+//! Bounded both ways, so that nobody can fill the disk or block someone's mail:
+//! - per depositor ([`super::Retention::mailbox_max_per_depositor`], over all its recipients):
+//!   deposits for made-up peer ids cost the depositor its own allowance;
+//! - per recipient ([`super::Retention::mailbox_max_per_peer`]): a full mailbox makes room for a
+//!   new deposit by dropping the oldest DM of whoever holds the most there, when that is more
+//!   than the new depositor holds. Junk from one sender thus never keeps out someone else's.
 
 use libp2p::PeerId;
 use p2p_chat_shared::store::{Deposit, MailboxDm, StoreResponse, MAX_IDS_PER_REQUEST};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{after, Store};
 
@@ -16,6 +22,43 @@ pub(super) const MAILBOX_IDS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("mailbox_ids");
 /// (depositor, id) → fetched at: what a depositor's status poll reads.
 pub(super) const DELIVERED: TableDefinition<(&str, &str), u64> = TableDefinition::new("delivered");
+/// depositor → DMs it has waiting.
+pub(super) const DEPOSITORS: TableDefinition<&str, u64> =
+    TableDefinition::new("mailbox_depositors");
+
+/// Counts what each depositor has waiting, once, for a store written before the count was kept.
+pub(super) fn count_depositors(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut depositors = tx.open_table(DEPOSITORS)?;
+    if !depositors.is_empty()? {
+        return Ok(());
+    }
+    let mailbox = tx.open_table(MAILBOX)?;
+    let mut counts: std::collections::HashMap<String, u64> = Default::default();
+    for entry in mailbox.iter()? {
+        let (_, value) = entry?;
+        *counts.entry(value.value().0.to_owned()).or_default() += 1;
+    }
+    for (depositor, count) in counts {
+        depositors.insert(depositor.as_str(), count)?;
+    }
+    Ok(())
+}
+
+/// Changes what `depositor` has waiting by `delta`.
+pub(super) fn count_deposit(
+    depositors: &mut redb::Table<&str, u64>,
+    depositor: &str,
+    delta: i64,
+) -> Result<(), redb::Error> {
+    let held = depositors.get(depositor)?.map_or(0, |v| v.value());
+    let held = held.saturating_add_signed(delta);
+    if held == 0 {
+        depositors.remove(depositor)?;
+    } else {
+        depositors.insert(depositor, held)?;
+    }
+    Ok(())
+}
 
 impl Store {
     /// Keeps a sealed DM for its recipient (once per id), unless the recipient's mailbox is full.
@@ -33,22 +76,54 @@ impl Store {
                 id: deposit.id.clone(),
             });
         }
+        let from = from.to_base58();
+        let mut depositors = tx.open_table(DEPOSITORS)?;
+        let mine = depositors.get(from.as_str())?.map_or(0, |v| v.value());
+        if mine >= self.retention.mailbox_max_per_depositor {
+            return Ok(StoreResponse::error(format!(
+                "you have {mine} direct messages waiting at this relay; the limit is {} until some are fetched",
+                self.retention.mailbox_max_per_depositor
+            )));
+        }
+        let mut mailbox = tx.open_table(MAILBOX)?;
         let held = ids
             .range((to.as_str(), "")..(after(&to).as_str(), ""))?
             .count() as u64;
         if held >= self.retention.mailbox_max_per_peer {
-            return Ok(StoreResponse::error(format!(
-                "the mailbox of {} is full ({held} messages waiting)",
-                deposit.to
-            )));
+            // Full: the oldest DM of whoever holds the most here makes room, if that is more
+            // than this depositor holds.
+            let mut by_depositor: std::collections::HashMap<String, (u64, (u64, String))> =
+                Default::default();
+            for entry in mailbox.range((to.as_str(), 0, "")..(after(&to).as_str(), 0, ""))? {
+                let (key, value) = entry?;
+                let (_, at, id) = key.value();
+                let slot = by_depositor
+                    .entry(value.value().0.to_owned())
+                    .or_insert((0, (at, id.to_owned())));
+                slot.0 += 1;
+            }
+            let own = by_depositor.get(&from).map_or(0, |(n, _)| *n);
+            let top = by_depositor
+                .into_iter()
+                .max_by_key(|(_, (n, _))| *n)
+                .filter(|(_, (n, _))| *n > own + 1);
+            let Some((evicted, (_, (at, id)))) = top else {
+                return Ok(StoreResponse::error(format!(
+                    "the mailbox of {} is full ({held} messages waiting)",
+                    deposit.to
+                )));
+            };
+            mailbox.remove((to.as_str(), at, id.as_str()))?;
+            ids.remove((to.as_str(), id.as_str()))?;
+            count_deposit(&mut depositors, &evicted, -1)?;
+            tracing::info!(recipient = %deposit.to, depositor = evicted, "full mailbox: the oldest DM of its largest depositor made room");
         }
-        let mut mailbox = tx.open_table(MAILBOX)?;
-        let from = from.to_base58();
         mailbox.insert(
             (to.as_str(), now, deposit.id.as_str()),
             (from.as_str(), deposit.sealed.as_str()),
         )?;
         ids.insert((to.as_str(), deposit.id.as_str()), now)?;
+        count_deposit(&mut depositors, &from, 1)?;
         Ok(StoreResponse::Deposited {
             id: deposit.id.clone(),
         })
@@ -66,6 +141,7 @@ pub(super) fn ack(
     let mut ids = tx.open_table(MAILBOX_IDS)?;
     let mut mailbox = tx.open_table(MAILBOX)?;
     let mut delivered = tx.open_table(DELIVERED)?;
+    let mut depositors = tx.open_table(DEPOSITORS)?;
     let mut count = 0;
     for id in acked {
         let Some(stored_at) = ids.remove((to.as_str(), id.as_str()))?.map(|v| v.value()) else {
@@ -76,6 +152,7 @@ pub(super) fn ack(
             .map(|v| v.value().0.to_owned());
         if let Some(depositor) = depositor {
             delivered.insert((depositor.as_str(), id.as_str()), now)?;
+            count_deposit(&mut depositors, &depositor, -1)?;
         }
         count += 1;
     }
@@ -125,4 +202,102 @@ pub(super) fn status(
         }
     }
     Ok(StoreResponse::Status { delivered: done })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{store, temp};
+    use super::super::Retention;
+    use super::*;
+    use p2p_chat_shared::store::{StoreJob, StoreRequest};
+
+    fn deposit(store: &mut Store, from: PeerId, to: PeerId, id: &str) -> StoreResponse {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let request = StoreRequest::Deposit(Deposit {
+            to,
+            id: id.to_owned(),
+            sealed: "c2VhbGVk".to_owned(),
+        });
+        store.process(vec![StoreJob::Request {
+            from,
+            request,
+            reply,
+        }]);
+        futures::executor::block_on(answer).expect("an answer")
+    }
+
+    fn waiting_for(store: &mut Store, to: PeerId) -> Vec<PeerId> {
+        match store.read(to, StoreRequest::Fetch) {
+            Ok(StoreResponse::Mailbox { dms }) => dms.into_iter().map(|d| d.from).collect(),
+            other => panic!("expected a mailbox, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn junk_from_one_sender_neither_blocks_a_mailbox_nor_fills_the_disk() {
+        let dir = temp();
+        let mut store = store(
+            &dir,
+            Retention {
+                mailbox_max_per_peer: 10,
+                mailbox_max_per_depositor: 25,
+                ..Retention::default()
+            },
+        );
+        let (alice, bob, mallory) = (PeerId::random(), PeerId::random(), PeerId::random());
+        for i in 0..10 {
+            let answer = deposit(&mut store, mallory, alice, &format!("junk-{i}"));
+            assert!(
+                matches!(answer, StoreResponse::Deposited { .. }),
+                "{answer:?}"
+            );
+        }
+        // Alice's mailbox is full of junk; bob's DM still gets in, in place of the oldest junk.
+        let answer = deposit(&mut store, bob, alice, "hello");
+        assert!(
+            matches!(answer, StoreResponse::Deposited { .. }),
+            "{answer:?}"
+        );
+        let waiting = waiting_for(&mut store, alice);
+        assert_eq!(waiting.len(), 10);
+        assert!(waiting.contains(&bob));
+        // More junk for alice is refused: it would only take junk's own places.
+        for i in 10..20 {
+            let answer = deposit(&mut store, mallory, alice, &format!("junk-{i}"));
+            assert!(matches!(answer, StoreResponse::Error { .. }), "{answer:?}");
+        }
+        assert!(waiting_for(&mut store, alice).contains(&bob));
+        // Junk for made-up recipients stops at the depositor's allowance.
+        let mut refused = None;
+        for i in 0..100 {
+            match deposit(&mut store, mallory, PeerId::random(), &format!("fake-{i}")) {
+                StoreResponse::Deposited { .. } => {}
+                StoreResponse::Error { reason } => {
+                    refused = Some((i, reason));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let (at, reason) = refused.expect("the depositor's limit was reached");
+        assert_eq!(at, 25 - 9, "9 junk DMs wait for alice; 16 more fit");
+        assert!(reason.contains("limit"), "{reason}");
+        // A fetched DM frees its depositor's allowance.
+        let ack = StoreRequest::Ack {
+            ids: (1..10).map(|i| format!("junk-{i}")).collect(),
+        };
+        let (reply, answer) = futures::channel::oneshot::channel();
+        store.process(vec![StoreJob::Request {
+            from: alice,
+            request: ack,
+            reply,
+        }]);
+        futures::executor::block_on(answer).expect("acked");
+        let answer = deposit(&mut store, mallory, PeerId::random(), "fake-after");
+        assert!(
+            matches!(answer, StoreResponse::Deposited { .. }),
+            "{answer:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

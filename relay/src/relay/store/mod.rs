@@ -10,6 +10,12 @@
 //! message survives a crash. Retention (age and count per room, age and count per mailbox) is
 //! applied at start and every minute.
 //!
+//! **When the disk fails** (full, read-only, an I/O error), nothing is acknowledged that is not
+//! on disk: the writes of the failed batch are answered with the error, waiting receipts too,
+//! and [`StoreHealth`] says `failing` with the reason (the relay's `/healthz` then reports
+//! `degraded`). The database is closed and opened again at the next batch or tick, so the store
+//! recovers by itself when space comes back.
+//!
 //! Tables:
 //!
 //! | table | key | value |
@@ -20,8 +26,10 @@
 //! | `mailbox` | (recipient, stored at, id) | (depositor, sealed) |
 //! | `mailbox_ids` | (recipient, id) | stored at |
 //! | `delivered` | (depositor, id) | fetched at |
+//! | `mailbox_depositors` | depositor | DMs it has waiting |
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
@@ -59,8 +67,12 @@ pub struct Retention {
     pub max_per_room: u64,
     /// Sealed DMs not fetched within this are deleted.
     pub mailbox_max_age: Duration,
-    /// Most sealed DMs kept per recipient (further deposits are refused).
+    /// Most sealed DMs kept per recipient. When full, a deposit takes the place of the oldest
+    /// DM of whoever holds the most there, if that is more than the depositor holds.
     pub mailbox_max_per_peer: u64,
+    /// Most sealed DMs one depositor may have waiting, for all its recipients (further deposits
+    /// are refused until some are fetched or expire).
+    pub mailbox_max_per_depositor: u64,
 }
 
 impl Default for Retention {
@@ -70,6 +82,7 @@ impl Default for Retention {
             max_per_room: 10_000,
             mailbox_max_age: Duration::from_secs(30 * 24 * 3600),
             mailbox_max_per_peer: 1000,
+            mailbox_max_per_depositor: 500,
         }
     }
 }
@@ -78,7 +91,7 @@ impl Default for Retention {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file.
-    #[error("cannot open the store {path}: {source}")]
+    #[error("cannot open the store {path}: {source}. If the file is damaged, stop the relay, move it aside (the relay then starts with an empty store) or restore it from a backup")]
     Open {
         /// The file.
         path: String,
@@ -90,33 +103,68 @@ pub enum StoreError {
     Thread(#[from] std::io::Error),
 }
 
+/// Whether the store can write, as its thread last found: what `/healthz` reports.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHealth(Arc<Mutex<Option<String>>>);
+
+impl StoreHealth {
+    /// Why the store cannot write, if it cannot.
+    pub fn failing(&self) -> Option<String> {
+        self.0
+            .lock()
+            .map_or_else(|e| e.into_inner().clone(), |g| g.clone())
+    }
+
+    fn set(&self, failing: Option<String>) {
+        match self.0.lock() {
+            Ok(mut guard) => *guard = failing,
+            Err(e) => *e.into_inner() = failing,
+        }
+    }
+}
+
+/// A running store: where the chat core hands it work, its thread, and its health.
+pub struct Opened {
+    /// The chat core's end of the store's queue.
+    pub handle: StoreHandle,
+    /// The store's thread; it ends when every handle is dropped.
+    pub thread: std::thread::JoinHandle<()>,
+    /// Whether it can write.
+    pub health: StoreHealth,
+}
+
 /// Opens (or creates) the store at `path` and starts its thread. The thread ends when every
 /// [`StoreHandle`] is dropped.
-pub fn open(
-    path: &Path,
-    retention: Retention,
-) -> Result<(StoreHandle, std::thread::JoinHandle<()>), StoreError> {
+pub fn open(path: &Path, retention: Retention) -> Result<Opened, StoreError> {
     let fail = |source: redb::Error| StoreError::Open {
         path: path.display().to_string(),
         source,
     };
-    let store = Store::open(path, retention).map_err(fail)?;
+    let mut store = Store::open(path, retention).map_err(fail)?;
     if let Err(e) = store.prune() {
         tracing::error!(error = %e, "store retention failed");
     }
+    let health = store.health.clone();
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("store".to_owned())
         .spawn(move || store.run(rx))?;
-    Ok((tx, thread))
+    Ok(Opened {
+        handle: tx,
+        thread,
+        health,
+    })
 }
 
 /// The database and what waits on it; owned by the store thread.
 struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` after a failed write, until it is opened again.
+    db: Option<Database>,
     retention: Retention,
     /// Receipts waiting for their messages.
     waiting: Vec<receipts::Parked>,
+    health: StoreHealth,
 }
 
 /// The smallest string after every key that starts with `prefix` as its first tuple element.
@@ -127,6 +175,16 @@ fn after(prefix: &str) -> String {
 impl Store {
     /// Opens the database and creates its tables.
     fn open(path: &Path, retention: Retention) -> Result<Self, redb::Error> {
+        Ok(Self {
+            path: path.to_owned(),
+            db: Some(Self::open_db(path)?),
+            retention,
+            waiting: Vec::new(),
+            health: StoreHealth::default(),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database, redb::Error> {
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
         tx.open_table(rooms::MESSAGES)?;
@@ -135,12 +193,45 @@ impl Store {
         tx.open_table(mailbox::MAILBOX)?;
         tx.open_table(mailbox::MAILBOX_IDS)?;
         tx.open_table(mailbox::DELIVERED)?;
+        mailbox::count_depositors(&tx)?;
         tx.commit()?;
-        Ok(Self {
-            db,
-            retention,
-            waiting: Vec::new(),
-        })
+        Ok(db)
+    }
+
+    /// The database, opened again if a failure closed it.
+    fn db(&mut self) -> Result<&Database, redb::Error> {
+        let db = match self.db.take() {
+            Some(db) => db,
+            None => {
+                let db = Self::open_db(&self.path)?;
+                tracing::info!(path = %self.path.display(), "store opened again");
+                db
+            }
+        };
+        Ok(self.db.insert(db))
+    }
+
+    /// A write failed: nothing waiting is acknowledged, the database is closed (a failed commit
+    /// leaves redb refusing everything until reopened), and health says why.
+    fn write_failed(&mut self, e: &redb::Error) -> String {
+        let reason = format!("the relay's store cannot write ({e}); nothing was kept");
+        if self.health.failing().is_none() {
+            tracing::error!(error = %e, path = %self.path.display(), "store write failed; the store is degraded until a write succeeds");
+        }
+        self.health.set(Some(reason.clone()));
+        self.db = None;
+        for parked in std::mem::take(&mut self.waiting) {
+            parked.fail(&reason);
+        }
+        reason
+    }
+
+    /// A write succeeded.
+    fn write_succeeded(&mut self) {
+        if self.health.failing().is_some() {
+            tracing::info!(path = %self.path.display(), "store writes again");
+            self.health.set(None);
+        }
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<StoreJob>) {
@@ -174,6 +265,11 @@ impl Store {
                 self.process(batch);
             }
             self.expire_receipts();
+            if self.db.is_none() {
+                if let Err(e) = self.db() {
+                    tracing::debug!(error = %e, "store still cannot open");
+                }
+            }
             if Instant::now() >= next_prune {
                 next_prune = Instant::now() + PRUNE_EVERY;
                 if let Err(e) = self.prune() {
@@ -209,7 +305,7 @@ impl Store {
             let now = now_unix_ms();
             let mut answers = Vec::new();
             let result = (|| -> Result<Vec<(String, String)>, redb::Error> {
-                let tx = self.db.begin_write()?;
+                let tx = self.db()?.begin_write()?;
                 let appended = rooms::append(&tx, &items)?;
                 for (from, request, _) in &writes {
                     let answer = match request {
@@ -224,16 +320,21 @@ impl Store {
             })();
             match result {
                 Ok(appended) => {
+                    self.write_succeeded();
                     for ((_, _, reply), answer) in writes.into_iter().zip(answers) {
                         let _ = reply.send(answer);
                     }
                     self.written(&appended);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, messages = items.len(), "store write failed; this batch is lost");
+                    let reason = self.write_failed(&e);
+                    tracing::warn!(
+                        messages = items.len(),
+                        requests = writes.len(),
+                        "a batch was not stored"
+                    );
                     for (_, _, reply) in writes {
-                        let _ =
-                            reply.send(StoreResponse::error(format!("store write failed: {e}")));
+                        let _ = reply.send(StoreResponse::error(reason.clone()));
                     }
                 }
             }
@@ -256,8 +357,8 @@ impl Store {
     }
 
     /// Answers a read request.
-    fn read(&self, from: PeerId, request: StoreRequest) -> Result<StoreResponse, redb::Error> {
-        let tx = self.db.begin_read()?;
+    fn read(&mut self, from: PeerId, request: StoreRequest) -> Result<StoreResponse, redb::Error> {
+        let tx = self.db()?.begin_read()?;
         match request {
             StoreRequest::Query(query) => {
                 let messages = tx.open_table(rooms::MESSAGES)?;
@@ -302,7 +403,7 @@ mod tests {
         store.process(jobs);
     }
 
-    pub(super) fn page(store: &Store, query: HistoryQuery) -> (Vec<String>, Option<Cursor>) {
+    pub(super) fn page(store: &mut Store, query: HistoryQuery) -> (Vec<String>, Option<Cursor>) {
         match store.read(PeerId::random(), StoreRequest::Query(query)) {
             Ok(StoreResponse::Page { messages, next }) => {
                 (messages.into_iter().map(|m| m.id).collect(), next)

@@ -15,6 +15,13 @@ use super::Store;
 /// How long a receipt waits for its messages to arrive and be written.
 const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 
+impl Parked {
+    /// The writes it waits for failed: answer with why.
+    pub(super) fn fail(self, reason: &str) {
+        let _ = self.reply.send(StoreResponse::error(reason));
+    }
+}
+
 /// A receipt request waiting for messages not yet written.
 pub(super) struct Parked {
     room: String,
@@ -32,6 +39,11 @@ impl Store {
         ids: Vec<String>,
         reply: oneshot::Sender<StoreResponse>,
     ) {
+        if let Some(reason) = self.health.failing() {
+            // Nothing is being written: say so now rather than after the wait.
+            let _ = reply.send(StoreResponse::error(reason));
+            return;
+        }
         match self.missing(&room, &ids) {
             Ok(missing) if missing.is_empty() => {
                 let _ = reply.send(StoreResponse::Stored { ids });
@@ -50,8 +62,8 @@ impl Store {
     }
 
     /// Which of `ids` of `room` are not filed.
-    fn missing(&self, room: &str, ids: &[String]) -> Result<HashSet<String>, redb::Error> {
-        let tx = self.db.begin_read()?;
+    fn missing(&mut self, room: &str, ids: &[String]) -> Result<HashSet<String>, redb::Error> {
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(MESSAGE_IDS)?;
         let mut missing = HashSet::new();
         for id in ids {

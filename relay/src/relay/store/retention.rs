@@ -1,25 +1,61 @@
 //! Retention: room messages older than [`super::Retention::max_age`] or beyond
-//! [`super::Retention::max_per_room`] (oldest first), sealed DMs not fetched within
+//! [`super::Retention::max_per_room`], sealed DMs not fetched within
 //! [`super::Retention::mailbox_max_age`], and delivery notes as old, are deleted at start and
-//! every minute, at most [`PRUNE_LIMIT`] rows per table a pass.
+//! every minute (sooner when a room grows well past its limit), at most [`PRUNE_LIMIT`] rows per
+//! table a pass.
+//!
+//! **Fair by author.** A room over its count loses the oldest messages of the authors who hold
+//! the most of it, never simply its oldest: one peer's flood erases its own messages first, and
+//! everyone else's messages of the retention window stay as long as they fit.
+
+use std::collections::{BinaryHeap, HashMap};
 
 use p2p_chat_shared::text::now_unix_ms;
 use redb::ReadableTable;
 
-use super::mailbox::{DELIVERED, MAILBOX, MAILBOX_IDS};
+use super::mailbox::{count_deposit, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::{after, Store};
 
 /// Most rows one retention pass deletes per table (the rest next time).
 const PRUNE_LIMIT: usize = 50_000;
 
+/// How many of the messages of `room` filed since `cutoff` each author loses so that at most
+/// `max` are left: always from the authors who hold the most (by one, from the largest).
+fn fair_cuts(
+    messages: &redb::Table<super::rooms::RoomKey<'static>, (&'static str, &'static str)>,
+    room: &str,
+    cutoff: u64,
+    max: u64,
+) -> Result<HashMap<String, u64>, redb::Error> {
+    let mut held: HashMap<String, u64> = HashMap::new();
+    for entry in messages.range((room, cutoff, "")..(after(room).as_str(), 0, ""))? {
+        let (_, value) = entry?;
+        *held.entry(value.value().0.to_owned()).or_default() += 1;
+    }
+    let excess = held.values().sum::<u64>().saturating_sub(max);
+    let mut heap: BinaryHeap<(u64, String)> = held.into_iter().map(|(a, n)| (n, a)).collect();
+    let mut cuts: HashMap<String, u64> = HashMap::new();
+    for _ in 0..excess {
+        let Some((n, author)) = heap.pop() else {
+            break;
+        };
+        *cuts.entry(author.clone()).or_default() += 1;
+        if n > 1 {
+            heap.push((n - 1, author));
+        }
+    }
+    Ok(cuts)
+}
+
 impl Store {
     /// Applies the retention policy.
-    pub(super) fn prune(&self) -> Result<(), redb::Error> {
+    pub(super) fn prune(&mut self) -> Result<(), redb::Error> {
         let now = now_unix_ms();
         let cutoff = now.saturating_sub(self.retention.max_age.as_millis() as u64);
         let mailbox_cutoff = now.saturating_sub(self.retention.mailbox_max_age.as_millis() as u64);
-        let tx = self.db.begin_write()?;
+        let retention = self.retention;
+        let tx = self.db()?.begin_write()?;
         let mut deleted = 0usize;
         {
             let mut messages = tx.open_table(MESSAGES)?;
@@ -31,16 +67,26 @@ impl Store {
                 .map(|(k, v)| (k.value().to_owned(), v.value()))
                 .collect();
             for (room, count) in rooms {
-                let excess = count.saturating_sub(self.retention.max_per_room);
+                let max = retention.max_per_room;
+                let mut quotas = if count > max {
+                    fair_cuts(&messages, &room, cutoff, max)?
+                } else {
+                    HashMap::new()
+                };
                 let mut doomed: Vec<(u64, String)> = Vec::new();
                 for entry in
                     messages.range((room.as_str(), 0, "")..(after(&room).as_str(), 0, ""))?
                 {
-                    let (key, _) = entry?;
+                    let (key, value) = entry?;
                     let (_, ts, id) = key.value();
-                    if (doomed.len() as u64) < excess || ts < cutoff {
+                    let author = value.value().0;
+                    let cut = quotas.get_mut(author).filter(|left| **left > 0);
+                    if ts < cutoff {
                         doomed.push((ts, id.to_owned()));
-                    } else {
+                    } else if let Some(left) = cut {
+                        *left -= 1;
+                        doomed.push((ts, id.to_owned()));
+                    } else if quotas.values().all(|left| *left == 0) {
                         break;
                     }
                     if deleted + doomed.len() >= PRUNE_LIMIT {
@@ -61,19 +107,21 @@ impl Store {
             }
             let mut mailbox = tx.open_table(MAILBOX)?;
             let mut mailbox_ids = tx.open_table(MAILBOX_IDS)?;
-            let old: Vec<(String, u64, String)> = mailbox
+            let mut depositors = tx.open_table(DEPOSITORS)?;
+            let old: Vec<(String, u64, String, String)> = mailbox
                 .iter()?
                 .filter_map(|e| e.ok())
-                .map(|(k, _)| {
+                .filter(|(k, _)| k.value().1 < mailbox_cutoff)
+                .map(|(k, v)| {
                     let (to, at, id) = k.value();
-                    (to.to_owned(), at, id.to_owned())
+                    (to.to_owned(), at, id.to_owned(), v.value().0.to_owned())
                 })
-                .filter(|(_, at, _)| *at < mailbox_cutoff)
                 .take(PRUNE_LIMIT)
                 .collect();
-            for (to, at, id) in &old {
+            for (to, at, id, depositor) in &old {
                 mailbox.remove((to.as_str(), *at, id.as_str()))?;
                 mailbox_ids.remove((to.as_str(), id.as_str()))?;
+                count_deposit(&mut depositors, depositor, -1)?;
             }
             let mut delivered = tx.open_table(DELIVERED)?;
             let stale: Vec<(String, String)> = delivered
@@ -136,7 +184,7 @@ mod tests {
         );
         store.prune().expect("prune");
         let (kept, _) = page(
-            &store,
+            &mut store,
             HistoryQuery {
                 room: "lobby".into(),
                 ..Default::default()
@@ -146,13 +194,64 @@ mod tests {
         // A pruned message may be stored again (its id is forgotten too).
         append_items(&mut store, "lobby", [(now + 5, "old")]);
         let (kept, _) = page(
-            &store,
+            &mut store,
             HistoryQuery {
                 room: "lobby".into(),
                 ..Default::default()
             },
         );
         assert_eq!(kept, ["m2", "m3", "m4", "old"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_flood_from_one_author_erases_its_own_messages_not_the_others() {
+        let dir = temp();
+        let retention = Retention {
+            max_per_room: 100,
+            ..Retention::default()
+        };
+        let mut store = store(&dir, retention);
+        let now = now_unix_ms();
+        let honest: Vec<String> = (0..30).map(|i| format!("honest-{i}")).collect();
+        let honest_items: Vec<(u64, &'static str)> = honest
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (now + i as u64, &*Box::leak(id.clone().into_boxed_str())))
+            .collect();
+        append_items(&mut store, "lobby", honest_items);
+        let flood: Vec<(u64, &'static str)> = (0..1000)
+            .map(|i| {
+                let id: &'static str = Box::leak(format!("spam-{i}").into_boxed_str());
+                (now + 100 + i as u64, id)
+            })
+            .collect();
+        append_items(&mut store, "lobby", flood);
+        store.prune().expect("prune");
+        let mut kept = Vec::new();
+        let mut after = None;
+        loop {
+            let (ids, next) = page(
+                &mut store,
+                HistoryQuery {
+                    room: "lobby".into(),
+                    after,
+                    ..Default::default()
+                },
+            );
+            kept.extend(ids);
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(kept.len(), 100);
+        assert_eq!(
+            kept.iter().filter(|id| id.starts_with("honest")).count(),
+            30,
+            "every honest message stays"
+        );
+        assert_eq!(kept.last().map(String::as_str), Some("spam-999"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

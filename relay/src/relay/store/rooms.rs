@@ -179,13 +179,13 @@ mod tests {
             before,
             ..Default::default()
         };
-        let (first, next) = page(&store, query(2, None, false, None));
+        let (first, next) = page(&mut store, query(2, None, false, None));
         assert_eq!(first, ["a", "b"]);
-        let (rest, end) = page(&store, query(2, next, false, None));
+        let (rest, end) = page(&mut store, query(2, next, false, None));
         assert_eq!((rest, end), (vec!["c".to_owned()], None));
-        let (newest, older) = page(&store, query(2, None, true, None));
+        let (newest, older) = page(&mut store, query(2, None, true, None));
         assert_eq!(newest, ["b", "c"]);
-        let (oldest, _) = page(&store, query(2, None, true, older));
+        let (oldest, _) = page(&mut store, query(2, None, true, older));
         assert_eq!(oldest, ["a"]);
         let _ = std::fs::remove_dir_all(dir);
     }

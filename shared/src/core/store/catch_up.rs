@@ -170,9 +170,8 @@ impl<X: Extension> EventLoop<X> {
                 }
             }
         }
-        messages.sort_unstable_by(|a, b| {
-            (a.filed_at, &a.id, a.from).cmp(&(b.filed_at, &b.id, b.from))
-        });
+        messages
+            .sort_unstable_by(|a, b| (a.filed_at, &a.id, a.from).cmp(&(b.filed_at, &b.id, b.from)));
         let Some(state) = self.rooms.get_mut(&room) else {
             return; // left meanwhile
         };

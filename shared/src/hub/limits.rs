@@ -1,0 +1,45 @@
+//! What one peer may ask of a hub: the limits a relay on the open internet sets, each with a
+//! default fit for chat and a flag of `p2p-chat relay` to change it. Plain data, so that a
+//! [`crate::core::CoreConfig`] can carry it in every build.
+
+use std::time::Duration;
+
+/// Room messages (chat, announcements, plain text) one author may have the hub forward per
+/// second, sustained: far above what a person types.
+pub const DEFAULT_PUBLISH_PER_SEC: u32 = 20;
+/// ...and at once, after a quiet while: a pasted burst, a queue sent on reconnecting.
+pub const DEFAULT_PUBLISH_BURST: u32 = 200;
+/// Rooms the hub follows because peers of one IP address asked first: throwaway identities
+/// behind one address cannot take the hub's [`crate::protocol::MAX_HUB_ROOMS`].
+pub const DEFAULT_ROOMS_PER_IP: usize = 500;
+/// Rooms the hub follows because one peer asked first.
+pub const DEFAULT_ROOMS_PER_PEER: usize = 50;
+/// How long a peer disconnected for flooding is refused.
+pub const DEFAULT_BAN: Duration = Duration::from_secs(10 * 60);
+
+/// What one peer may ask of a hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubLimits {
+    /// Room messages one author may publish through the hub per second, sustained (0: no limit).
+    pub publish_per_sec: u32,
+    /// Room messages one author may publish at once.
+    pub publish_burst: u32,
+    /// Rooms the hub follows because one peer subscribed first.
+    pub rooms_per_peer: usize,
+    /// Rooms the hub follows because peers of one IP address subscribed first.
+    pub rooms_per_ip: usize,
+    /// How long a peer disconnected for flooding is refused.
+    pub ban: Duration,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            publish_per_sec: DEFAULT_PUBLISH_PER_SEC,
+            publish_burst: DEFAULT_PUBLISH_BURST,
+            rooms_per_peer: DEFAULT_ROOMS_PER_PEER,
+            rooms_per_ip: DEFAULT_ROOMS_PER_IP,
+            ban: DEFAULT_BAN,
+        }
+    }
+}
