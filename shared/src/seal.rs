@@ -256,4 +256,40 @@ mod tests {
             Err(SealError::WrongRecipient)
         );
     }
+
+    fn worst_bodies() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<String>(),
+            proptest::collection::vec(0u8..0x20, 0..crate::protocol::MAX_BODY_BYTES + 10)
+                .prop_map(|b| String::from_utf8(b).unwrap_or_default()),
+            proptest::collection::vec(any::<char>(), 0..6000).prop_map(|c| c.into_iter().collect()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Every DM body the composer accepts (`Envelope::dm`) can be sealed and deposited at a
+        /// relay: the deposit is within every limit the store checks.
+        #[test]
+        fn every_dm_the_composer_accepts_can_be_sealed_and_deposited(body in worst_bodies()) {
+            use crate::store::{Deposit, StoreRequest, MAX_STORE_REQUEST_BYTES};
+            let Ok(envelope) = Envelope::dm("alice", &body) else {
+                return Ok(());
+            };
+            let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+            let to = bob.public().to_peer_id();
+            let sealed = seal(&alice, &to, &envelope);
+            proptest::prop_assert!(sealed.is_ok(), "{:?}", sealed);
+            let request = StoreRequest::Deposit(Deposit {
+                to,
+                id: envelope.id.clone(),
+                sealed: sealed.unwrap_or_default(),
+            });
+            proptest::prop_assert_eq!(request.validate(), Ok(()));
+            let bytes = serde_json::to_vec(&request).map_or(usize::MAX, |b| b.len());
+            proptest::prop_assert!(bytes <= MAX_STORE_REQUEST_BYTES, "{} bytes", bytes);
+        }
+    }
 }

@@ -52,25 +52,65 @@ impl From<Nick> for String {
     }
 }
 
-/// Cleans a nickname from a user or a peer: control characters removed, surrounding spaces
-/// trimmed, cut to [`MAX_NICK_CHARS`] characters. `None` when nothing usable is left.
+/// Characters that are not seen but change what is around them: zero-width spaces and joiners,
+/// direction marks, embeddings, overrides and isolates, invisible fillers, variation selectors,
+/// tags. In a nickname they let one name pass for another.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Characters that reorder the text shown after them (embeddings, overrides, isolates) or
+/// break a line: in a message they could make one message look like another.
+fn is_direction_or_break(c: char) -> bool {
+    matches!(c, '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{0085}')
+}
+
+/// Cleans a nickname from a user or a peer: control and invisible characters ([`is_invisible`])
+/// removed, any run of spaces made one space, surrounding spaces trimmed, cut to
+/// [`MAX_NICK_CHARS`] characters. `None` when nothing usable is left.
 pub fn clean_nick(raw: &str) -> Option<String> {
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .chars()
-        .take(MAX_NICK_CHARS)
-        .collect();
+    let mut cleaned = String::new();
+    for c in raw.chars().filter(|c| !c.is_control() && !is_invisible(*c)) {
+        if c.is_whitespace() {
+            if !cleaned.is_empty() && !cleaned.ends_with(' ') {
+                cleaned.push(' ');
+            }
+        } else if cleaned.chars().count() < MAX_NICK_CHARS {
+            cleaned.push(c);
+        }
+    }
     let cleaned = cleaned.trim_end().to_owned();
     (!cleaned.is_empty()).then_some(cleaned)
 }
 
-/// Replaces control characters other than newline and tab with U+FFFD, so that remote text
-/// printed to a terminal cannot move the cursor, change colours or clear the screen.
+/// What a continuation line of a message starts with in a terminal: a remote message's second
+/// line can never pass for another message.
+pub const CONTINUATION: &str = "    \u{2506} ";
+
+/// A remote message as terminal lines: `prefix` and its first line, then each further line
+/// indented and marked with [`CONTINUATION`]; the text is [`display_safe`] first. One remote
+/// message is always one visible message.
+pub fn terminal_message(prefix: &str, body: &str) -> String {
+    let safe = display_safe(body);
+    let mut lines = safe.split('\n');
+    let mut out = format!("{prefix}{}", lines.next().unwrap_or_default());
+    for line in lines {
+        out.push('\n');
+        out.push_str(CONTINUATION);
+        out.push_str(line);
+    }
+    out
+}
+
+/// Replaces control characters other than newline and tab, and the characters that reorder or
+/// break a line ([`is_direction_or_break`]), with U+FFFD, so that remote text printed to a
+/// terminal cannot move the cursor, change colours, clear the screen or rearrange itself.
 pub fn display_safe(text: &str) -> Cow<'_, str> {
-    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_direction_or_break(c);
     if text.chars().any(bad) {
         Cow::Owned(
             text.chars()
@@ -116,6 +156,28 @@ mod tests {
     fn terminal_escapes_are_neutralised() {
         assert_eq!(display_safe("hi\u{1b}[2J"), "hi\u{FFFD}[2J");
         assert_eq!(display_safe("two\nlines"), "two\nlines");
+        assert_eq!(
+            display_safe("a\u{202E}b"),
+            "a\u{FFFD}b",
+            "no right-to-left override"
+        );
+        assert_eq!(display_safe("a\rb"), "a\u{FFFD}b", "no carriage return");
+    }
+
+    #[test]
+    fn a_remote_line_break_cannot_fake_a_second_message() {
+        let shown = terminal_message("[12:00] mallory: ", "hi\n[12:01] alice: send me your key");
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].starts_with(CONTINUATION), "{shown}");
+    }
+
+    #[test]
+    fn invisible_characters_are_taken_out_of_nicknames() {
+        assert_eq!(clean_nick("al\u{200B}ice").as_deref(), Some("alice"));
+        assert_eq!(clean_nick("\u{202E}ecila").as_deref(), Some("ecila"));
+        assert_eq!(clean_nick("a  \u{3000} b").as_deref(), Some("a b"));
+        assert_eq!(clean_nick("\u{200B}\u{FEFF}"), None);
     }
 
     #[test]
@@ -132,5 +194,36 @@ mod tests {
         assert_eq!(Nick::first_usable([Some("bob"), saved]).as_str(), "bob");
         let random = Nick::first_usable([None, Some("")]);
         assert!(random.as_str().starts_with("user-"), "{random}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a remote peer sends, it prints as one message: the first line after its
+        /// prefix, every other line marked as a continuation, nothing that moves the cursor or
+        /// reorders the line.
+        #[test]
+        fn a_printed_remote_message_is_one_visible_message(body in proptest::prelude::any::<String>()) {
+            let prefix = "[12:00] alice (a1b2c3): ";
+            let shown = terminal_message(prefix, &body);
+            for (i, line) in shown.split('\n').enumerate() {
+                if i == 0 {
+                    proptest::prop_assert!(line.starts_with(prefix));
+                } else {
+                    proptest::prop_assert!(line.starts_with(CONTINUATION), "{:?}", line);
+                }
+                proptest::prop_assert!(!line
+                    .chars()
+                    .any(|c| (c.is_control() && c != '\t') || is_direction_or_break(c)));
+            }
+        }
+
+        /// A cleaned nickname is short, trimmed, and holds nothing invisible.
+        #[test]
+        fn a_cleaned_nickname_holds_nothing_invisible(raw in proptest::prelude::any::<String>()) {
+            if let Some(nick) = clean_nick(&raw) {
+                proptest::prop_assert!(nick.chars().count() <= MAX_NICK_CHARS);
+                proptest::prop_assert!(nick.trim() == nick && !nick.contains("  "));
+                proptest::prop_assert!(!nick.chars().any(|c| c.is_control() || is_invisible(c)));
+            }
+        }
     }
 }

@@ -43,8 +43,11 @@ impl RelayProcess {
             .arg(&dir)
             .arg("--web-dir")
             .arg(dir.join("no-web-app"))
-            // Every bench peer comes from 127.0.0.1.
-            .args(["--rate-per-ip", "1000000"])
+            // Every bench peer comes from 127.0.0.1, and a bench measures what the relay can
+            // carry, not its limits on one peer (`bench abuse` measures those): off.
+            .args(["--rate-per-ip", "1000000", "--connections-per-ip", "0"])
+            .args(["--rooms-per-ip", "1000000", "--rooms-per-peer", "1000000"])
+            .args(["--publish-per-sec", "0"])
             .args(extra)
             .env(
                 "RUST_LOG",

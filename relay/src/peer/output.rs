@@ -3,7 +3,7 @@
 
 use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::core::{ChatMessage, Event, Info, PeersInfo, RoomInfo};
-use p2p_chat_shared::text::{display_safe, short_peer_id};
+use p2p_chat_shared::text::{display_safe, short_peer_id, terminal_message};
 use serde::Serialize;
 
 use crate::say;
@@ -192,12 +192,13 @@ impl Printer {
                 lines.join("\n")
             }
             Event::HistoryFailed { room, reason } => format!(
-                "* {room}: could not load what you missed ({reason}); trying again in {} s",
+                "* {room}: could not load what you missed ({}); trying again in {} s",
+                display_safe(reason),
                 p2p_chat_shared::core::CATCH_UP_RETRY.as_secs()
             ),
             Event::DirectMessage(m) => {
-                format!(
-                    "[{}] (dm{}) {}: {}",
+                let prefix = format!(
+                    "[{}] (dm{}) {}: ",
                     clock(m.sent_at),
                     if m.stored {
                         ", kept while you were away"
@@ -205,11 +206,14 @@ impl Printer {
                         ""
                     },
                     who(&m.nick, &m.from),
-                    display_safe(&m.text)
-                )
+                );
+                terminal_message(&prefix, &m.text)
             }
             Event::NotStored { room, reason, .. } => {
-                format!("! the relay did not confirm storing your message in {room}: {reason}")
+                format!(
+                    "! the relay did not confirm storing your message in {room}: {}",
+                    display_safe(reason)
+                )
             }
             Event::DmDelivered { peer, .. } => {
                 format!("* {} is back: your dm was delivered", short_peer_id(peer))
@@ -267,12 +271,8 @@ fn message_line(m: &ChatMessage, current: Option<&str>) -> String {
     } else {
         format!("[{}] ", m.room)
     };
-    format!(
-        "[{}] {room}{}: {}",
-        clock(m.sent_at),
-        who(&m.nick, &m.from),
-        display_safe(&m.text)
-    )
+    let prefix = format!("[{}] {room}{}: ", clock(m.sent_at), who(&m.nick, &m.from));
+    terminal_message(&prefix, &m.text)
 }
 
 fn verbose_text(event: &Event) -> String {

@@ -107,6 +107,23 @@ impl Attacker {
         .await;
     }
 
+    /// Runs until a room message from `author` arrives; its bytes.
+    pub async fn capture_from(&mut self, author: PeerId) -> Vec<u8> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                    self.swarm.select_next_some().await
+                {
+                    if message.source == Some(author) {
+                        return message.data;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("a message from the author")
+    }
+
     /// Whether the relay is still connected.
     pub fn connected(&self) -> bool {
         self.swarm.is_connected(&self.relay)

@@ -13,7 +13,11 @@ use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payload};
 use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
-use crate::store::store_time;
+use crate::store::{store_time, MAX_CLOCK_SKEW_MS};
+
+/// How far a notice's time (join, presence, leave, gone) may be from ours, either way, to be
+/// believed. Within it, a repeat is caught by its (author, id); beyond, by its age.
+pub const NOTICE_MAX_AGE_MS: u64 = 5 * MAX_CLOCK_SKEW_MS;
 use crate::text::{now_unix_ms, short_peer_id};
 
 /// Longest wait before answering a newcomer's join with a presence announcement; spread so that a
@@ -328,6 +332,16 @@ impl<X: Extension> EventLoop<X> {
     }
 
     fn on_envelope(&mut self, room: String, from: libp2p::PeerId, env: Envelope, now: Instant) {
+        // A notice (join, presence, leave, gone) counts once, and only while fresh: a signed
+        // notice replayed after gossipsub's duplicate window changes nothing.
+        if env.kind != Kind::Message && env.kind != Kind::Dm {
+            let fresh = env.ts.abs_diff(now_unix_ms()) <= NOTICE_MAX_AGE_MS;
+            if !fresh || !self.seen.first_time(from, &env.id) {
+                self.dropped_payloads += 1;
+                tracing::debug!(%from, room, kind = ?env.kind, fresh, "stale or repeated notice ignored");
+                return;
+            }
+        }
         let nick = if env.nick.is_empty() {
             short_peer_id(&from)
         } else {

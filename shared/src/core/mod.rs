@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod event_loop;
 mod gossip;
+pub use gossip::NOTICE_MAX_AGE_MS;
 mod peers;
 mod reservations;
 mod rooms;

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::MAX_PAYLOAD_BYTES;
 
-/// Largest sealed DM a store keeps (base64 of the sealed bytes).
-pub const MAX_SEALED_CHARS: usize = 4 * (MAX_PAYLOAD_BYTES + 1024) / 3 + 4;
+/// Largest sealed DM a store keeps (base64 of the sealed bytes). The sealed plaintext holds the
+/// envelope's JSON as a JSON string, escaped a second time: up to twice its size (a body of
+/// quotes), plus the sender's key and signature.
+pub const MAX_SEALED_CHARS: usize = 4 * (2 * MAX_PAYLOAD_BYTES + 1024) / 3 + 4;
 
 /// A sealed direct message, as deposited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

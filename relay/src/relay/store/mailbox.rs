@@ -9,7 +9,9 @@
 //!   than the new depositor holds. Junk from one sender thus never keeps out someone else's.
 
 use libp2p::PeerId;
-use p2p_chat_shared::store::{Deposit, MailboxDm, StoreResponse, MAX_IDS_PER_REQUEST};
+use p2p_chat_shared::store::{
+    Deposit, MailboxDm, StoreResponse, MAX_IDS_PER_REQUEST, MAX_PAGE_BYTES,
+};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{after, Store};
@@ -159,7 +161,8 @@ pub(super) fn ack(
     Ok(StoreResponse::Acked { count })
 }
 
-/// The DMs kept for `recipient`, oldest first, at most [`MAX_IDS_PER_REQUEST`].
+/// The DMs kept for `recipient`, oldest first, at most [`MAX_IDS_PER_REQUEST`] and about
+/// [`MAX_PAGE_BYTES`] (the rest on the next fetch, once these are acknowledged).
 pub(super) fn fetch(
     tx: &redb::ReadTransaction,
     recipient: PeerId,
@@ -167,6 +170,7 @@ pub(super) fn fetch(
     let mailbox = tx.open_table(MAILBOX)?;
     let to = recipient.to_base58();
     let mut dms = Vec::new();
+    let mut bytes = 0;
     for entry in mailbox
         .range((to.as_str(), 0, "")..(after(&to).as_str(), 0, ""))?
         .take(MAX_IDS_PER_REQUEST)
@@ -177,6 +181,10 @@ pub(super) fn fetch(
         let Ok(depositor) = depositor.parse::<PeerId>() else {
             continue;
         };
+        if bytes > MAX_PAGE_BYTES {
+            break;
+        }
+        bytes += sealed.len() + id.len();
         dms.push(MailboxDm {
             id: id.to_owned(),
             from: depositor,

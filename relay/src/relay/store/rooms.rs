@@ -157,6 +157,7 @@ mod tests {
     use super::super::tests::{append_items, page, store, temp};
     use super::*;
     use crate::relay::store::Retention;
+    use p2p_chat_shared::store::StoreRequest;
     use p2p_chat_shared::text::now_unix_ms;
 
     #[test]
@@ -188,5 +189,86 @@ mod tests {
         let (oldest, _) = page(&mut store, query(2, None, true, older));
         assert_eq!(oldest, ["a"]);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn payloads() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => ".{0,40}",
+            1 => proptest::collection::vec(0u8..0x20, 1..p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES)
+                .prop_map(|b| String::from_utf8(b).unwrap_or_default()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever is stored, every page is readable by a peer (its JSON within
+        /// `MAX_STORE_RESPONSE_BYTES`, its messages within `MAX_PAGE_BYTES`), and following
+        /// `next`, forward or backward, visits every stored message exactly once, in order.
+        #[test]
+        fn paging_visits_every_message_once_and_every_page_is_readable(
+            stored in proptest::collection::vec((0u64..40, payloads()), 1..80),
+            limit in 1u32..=100,
+        ) {
+            use p2p_chat_shared::store::{StoreJob, MAX_STORE_RESPONSE_BYTES};
+            let dir = temp();
+            let mut store = store(&dir, Retention::default());
+            let now = now_unix_ms();
+            let from = PeerId::random();
+            let jobs = stored
+                .iter()
+                .enumerate()
+                .map(|(i, (ts, payload))| StoreJob::Append {
+                    room: "lobby".to_owned(),
+                    item: HistoryItem { id: format!("m{i}"), from, ts: now + ts, payload: payload.clone() },
+                })
+                .collect();
+            store.process(jobs);
+            let mut expected: Vec<(u64, String)> = stored
+                .iter()
+                .enumerate()
+                .map(|(i, (ts, _))| (now + ts, format!("m{i}")))
+                .collect();
+            expected.sort();
+            let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+            for newest in [false, true] {
+                let mut seen = Vec::new();
+                let mut cursor = None;
+                for _ in 0..1000 {
+                    let query = HistoryQuery {
+                        room: "lobby".into(),
+                        limit: Some(limit),
+                        newest,
+                        after: if newest { None } else { cursor.clone() },
+                        before: if newest { cursor.clone() } else { None },
+                        ..Default::default()
+                    };
+                    let answer = store.read(PeerId::random(), StoreRequest::Query(query));
+                    let Ok(page @ StoreResponse::Page { .. }) = answer else {
+                        proptest::prop_assert!(false, "not a page: {:?}", answer);
+                        break;
+                    };
+                    let json = serde_json::to_vec(&page).map_or(usize::MAX, |j| j.len());
+                    proptest::prop_assert!(json <= MAX_STORE_RESPONSE_BYTES, "{} bytes", json);
+                    let StoreResponse::Page { messages, next } = page else { break };
+                    let bytes: usize = messages.iter().map(HistoryItem::json_len).sum();
+                    proptest::prop_assert!(bytes <= MAX_PAGE_BYTES, "{} bytes of messages", bytes);
+                    proptest::prop_assert!(!messages.is_empty() || next.is_none());
+                    let ids: Vec<String> = messages.into_iter().map(|m| m.id).collect();
+                    if newest {
+                        seen.splice(0..0, ids);
+                    } else {
+                        seen.extend(ids);
+                    }
+                    match next {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+                proptest::prop_assert_eq!(&seen, &expected, "newest: {}", newest);
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -142,7 +142,6 @@ impl<X: Extension> EventLoop<X> {
         let Some(key) = self.identity.clone() else {
             return;
         };
-        let full = dms.len() >= MAX_IDS_PER_REQUEST;
         let mut ids = Vec::with_capacity(dms.len());
         for dm in dms {
             ids.push(dm.id.clone());
@@ -179,10 +178,9 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         self.ask_store(store, StoreRequest::Ack { ids }, Outstanding::Ack);
-        if full {
-            // More are waiting: ask again once this batch is forgotten.
-            self.store.next_mailbox_poll = Some(Instant::now());
-        }
+        // More may be waiting (an answer stops at a count and at a size): ask again once this
+        // batch is forgotten, until an answer is empty.
+        self.store.next_mailbox_poll = Some(Instant::now());
     }
 
     /// Asks each store which of the DMs we deposited there were fetched.
