@@ -32,6 +32,10 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 cargo test --locked -p p2p-chat --test bench -- --ignored 2>&1 | tee -a "$log"
 rust_passed="$(awk '/^test result:/ { p += $4 } END { print p + 0 }' "$log")"
 
+step "fuzzing: every decoder of network and disk bytes, ${FUZZ_SECONDS:-60} s each (AFL++ via cargo-afl)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee "$log"
+fuzz_lines="$(grep '^fuzz ' "$log")"
+
 step "WebAssembly: build the app with trunk"
 trunk build
 
@@ -56,6 +60,7 @@ release_passed="$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' "$log" | tail -n 1
 
 step "all tests passed"
 echo "rust: $rust_passed passed, 0 failed"
+echo "$fuzz_lines"
 echo "e2e: ${e2e_passed:-0} passed, 0 failed"
 echo "e2e against the release build: ${release_passed:-0} passed, 0 failed"
 echo "$size_line"

@@ -89,3 +89,27 @@ test('after a relay restart the page reconnects and chats again (webrtc)', async
     await relay.stop();
   }
 });
+
+test('a damaged saved identity is kept aside and the page says so, never silently replaced', async ({ browser }) => {
+  const relay = await Relay.start();
+  try {
+    const page = await ChatPage.open(browser, relay.pageUrl('ws'));
+    await page.connected();
+    const before = await page.peerId();
+    // The identity entry gets damaged (a broken extension, a bad sync, a disk error).
+    await page.page.evaluate(() => {
+      localStorage.setItem('p2p-chat/identity', '"not a key"');
+      localStorage.removeItem('p2p-chat/identity-lease');
+    });
+    await page.page.reload();
+    await page.connected();
+    await expect(page.page.getByTestId('error')).toContainText('damaged');
+    const kept = await page.page.evaluate(() => localStorage.getItem('p2p-chat/identity-damaged'));
+    expect(kept).toBe('"not a key"');
+    const after = await page.peerId();
+    expect(after).not.toBe(before);
+    expect(after).toMatch(/^12D3KooW/);
+  } finally {
+    await relay.stop();
+  }
+});

@@ -318,3 +318,104 @@ async fn replayed_notices_change_no_member_list() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A relay on loopback that listens on 127.0.0.1 and on ::1 (two addresses, so that the test
+/// has two "IP addresses" of its own), with these limits; its two TCP addresses.
+async fn two_address_relay(
+    dir: &std::path::Path,
+    limits: p2p_chat_shared::hub::HubLimits,
+) -> (Node, libp2p::Multiaddr, libp2p::Multiaddr) {
+    use libp2p::core::multiaddr::Protocol;
+    use p2p_chat_shared::native::{new_certificate, start_relay, RelayPorts, RelaySetup};
+    std::fs::create_dir_all(dir).expect("store dir");
+    let store = p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default())
+        .expect("store")
+        .handle;
+    let mut setup = RelaySetup {
+        store: Some(store),
+        limits,
+        ..RelaySetup::network(
+            new_certificate().expect("certificate"),
+            &RelayPorts::loopback_ephemeral(),
+        )
+    };
+    setup
+        .listen
+        .push("/ip6/::1/tcp/0".parse().expect("address"));
+    let mut node = start_relay(Keypair::generate_ed25519(), setup)
+        .await
+        .expect("relay starts");
+    let id = node.peer_id;
+    let mut v4 = None;
+    let mut v6 = None;
+    while v4.is_none() || v6.is_none() {
+        let addr = wait_for(&mut node, "listen addresses", |e| match e {
+            Event::Listening { addr } => Some(addr.clone()),
+            _ => None,
+        })
+        .await;
+        let tcp_only =
+            addr.iter().count() == 2 && addr.iter().any(|p| matches!(p, Protocol::Tcp(_)));
+        match addr.iter().next() {
+            Some(Protocol::Ip4(_)) if tcp_only => v4 = Some(addr.with(Protocol::P2p(id))),
+            Some(Protocol::Ip6(_)) if tcp_only => v6 = Some(addr.with(Protocol::P2p(id))),
+            _ => {}
+        }
+    }
+    (node, v4.expect("v4"), v6.expect("v6"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throwaway_identities_cannot_take_every_room() {
+    let dir = temp_dir("abuse-rooms");
+    let limits = p2p_chat_shared::hub::HubLimits {
+        rooms_per_peer: 3,
+        rooms_per_ip: 6,
+        ..Default::default()
+    };
+    let (_relay, v4, v6) = two_address_relay(&dir, limits).await;
+    // Five identities from one address ask for five rooms each.
+    let mut followed = 0;
+    let mut attackers = Vec::new();
+    for i in 0..5 {
+        let mut attacker = Attacker::connect(&v4).await;
+        for j in 0..5 {
+            attacker
+                .swarm
+                .behaviour_mut()
+                .subscribe(&libp2p::gossipsub::IdentTopic::new(format!("junk-{i}-{j}")))
+                .expect("subscribe");
+        }
+        followed += attacker
+            .relay_subscriptions_within(&format!("junk-{i}-"), Duration::from_secs(1))
+            .await;
+        attackers.push(attacker); // stays connected: its rooms stay taken
+    }
+    assert!(
+        followed <= 6,
+        "the relay followed {followed} rooms for one address"
+    );
+    assert!(
+        followed >= 3,
+        "the relay followed {followed}: the limit, not a failure"
+    );
+
+    // Honest peers from another address still get a room of their own.
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &v6).await;
+    ready(&mut alice, "honest").await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, &v6).await;
+    ready(&mut bob, "honest").await;
+    wait_member(&mut bob, "honest", alice.peer_id).await;
+    alice
+        .client
+        .send_message("honest", "still works".to_owned())
+        .await
+        .expect("send");
+    assert_eq!(
+        wait_message(&mut bob, "honest", "still works").await,
+        alice.peer_id
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

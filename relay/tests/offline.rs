@@ -1,5 +1,6 @@
 //! History and offline delivery with the real binary: a CLI peer stopped and restarted, a DM
-//! to it while it was away, and a relay killed with SIGKILL in the middle of a stream.
+//! to it while it was away, and a relay killed with SIGKILL at random moments of a stream, four
+//! times over.
 
 mod common;
 
@@ -124,41 +125,42 @@ fn a_restarted_cli_peer_shows_every_missed_message_once_in_order_and_its_dms() {
 }
 
 #[test]
-fn every_message_the_relay_acknowledged_survives_a_sigkill() {
+fn every_message_the_relay_acknowledged_survives_sigkills_at_random_moments() {
+    const ROUNDS: usize = 4;
+    const SENT: usize = 300;
     let dir = temp_dir("sigkill");
-    let (relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
-    let (mut alice, _) = start_peer(&relay_tcp, "alice", &dir.join("alice"));
-    alice.next_event("the room ready", |v| v["event"] == "room_ready");
-    const SENT: usize = 600;
-    for i in 0..SENT {
-        alice.send(json!({"cmd": "send", "text": format!("stream {i:04}")}));
-    }
-    // Kill the relay while the stream is being stored.
     let mut acked = HashSet::new();
-    while acked.len() < 100 {
-        let receipt = alice.next_event("receipts", |v| v["event"] == "stored");
-        acked.insert(receipt["id"].as_str().unwrap_or_default().to_owned());
-    }
-    relay.signal("-KILL");
-    // Receipts already on their way still count: they were sent after the commit.
-    let until = Instant::now() + Duration::from_secs(2);
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        match alice.try_event(left, |v| v["event"] == "stored") {
-            Some(receipt) => {
-                acked.insert(receipt["id"].as_str().unwrap_or_default().to_owned());
-            }
-            None => break,
+    for round in 0..ROUNDS {
+        let (relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+        let (mut alice, _) = start_peer(&relay_tcp, "alice", &dir.join("alice"));
+        alice.next_event("the room ready", |v| v["event"] == "room_ready");
+        for i in 0..SENT {
+            alice.send(json!({"cmd": "send", "text": format!("round {round} stream {i:04}")}));
         }
+        // Kill the relay while the stream is being stored, at a different moment each round.
+        let kill_after = rand::random_range(10..150);
+        let mut acked_now = 0;
+        while acked_now < kill_after {
+            let receipt = alice.next_event("receipts", |v| v["event"] == "stored");
+            acked.insert(receipt["id"].as_str().unwrap_or_default().to_owned());
+            acked_now += 1;
+        }
+        relay.signal("-KILL");
+        // Receipts already on their way still count: they were sent after the commit.
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match alice.try_event(left, |v| v["event"] == "stored") {
+                Some(receipt) => {
+                    acked.insert(receipt["id"].as_str().unwrap_or_default().to_owned());
+                    acked_now += 1;
+                }
+                None => break,
+            }
+        }
+        drop((relay, alice));
+        println!("round {round}: killed after {kill_after} receipts; {acked_now} acknowledged");
+        assert!(acked_now < SENT, "the kill came too late to test anything");
     }
-    drop(relay);
-    println!(
-        "{} of {SENT} messages acknowledged before the kill",
-        acked.len()
-    );
-    assert!(
-        acked.len() < SENT,
-        "the kill came too late to test anything"
-    );
 
     let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
     let stored = tokio::runtime::Builder::new_current_thread()
@@ -171,6 +173,7 @@ fn every_message_the_relay_acknowledged_survives_a_sigkill() {
             client.whole_history("lobby").await
         });
     let ids: HashSet<String> = stored.iter().map(|item| item.id.clone()).collect();
+    assert_eq!(ids.len(), stored.len(), "a message was stored twice");
     let lost: Vec<&String> = acked.iter().filter(|id| !ids.contains(*id)).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     let times: Vec<(u64, &str)> = stored.iter().map(|i| (i.ts, i.id.as_str())).collect();

@@ -107,7 +107,7 @@ pub fn terminal_message(prefix: &str, body: &str) -> String {
 }
 
 /// Replaces control characters other than newline and tab, and the characters that reorder or
-/// break a line ([`is_direction_or_break`]), with U+FFFD, so that remote text printed to a
+/// break a line (embeddings, overrides, isolates, line and paragraph separators), with U+FFFD, so that remote text printed to a
 /// terminal cannot move the cursor, change colours, clear the screen or rearrange itself.
 pub fn display_safe(text: &str) -> Cow<'_, str> {
     let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_direction_or_break(c);

@@ -99,7 +99,9 @@ fn save_rooms(chat: Chat) {
         .into_iter()
         .map(|r| r.name)
         .collect();
-    storage::set_rooms(&names);
+    if let Err(full) = storage::set_rooms(&names) {
+        chat.error.set(Some(full));
+    }
 }
 
 /// Shows a room and clears its unread count.
@@ -131,7 +133,9 @@ pub async fn set_nick(chat: Chat, nick: String) {
     let Some(client) = chat.client() else { return };
     match client.set_nick(nick).await {
         Ok(nick) => {
-            storage::set_nick(&nick);
+            if let Err(full) = storage::set_nick(&nick) {
+                chat.error.set(Some(full));
+            }
             chat.nick.set(nick);
         }
         Err(e) => chat.error.set(Some(e.to_string())),

@@ -42,10 +42,22 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Writes what the page keeps; a full storage is shown, not swallowed.
+fn flush(chat: Chat) {
+    let mut result = Ok(());
+    chat.kept.update_value(|k| result = k.flush());
+    if let Err(full) = result {
+        chat.error.set(Some(full));
+    }
+}
+
 /// Starts the chat core, then connects and rejoins.
 async fn start(chat: Chat) {
     let tab: u64 = rand_tab_id();
-    let (key, owner) = storage::identity(tab);
+    let (key, owner, warning) = storage::identity(tab);
+    if warning.is_some() {
+        chat.error.set(warning);
+    }
     if owner {
         spawn_local(async move {
             loop {
@@ -55,7 +67,9 @@ async fn start(chat: Chat) {
         });
     }
     let nick = Nick::first_usable([storage::nick().as_deref()]);
-    storage::set_nick(nick.as_str());
+    if let Err(full) = storage::set_nick(nick.as_str()) {
+        chat.error.set(Some(full));
+    }
     chat.me.set(Some(key.public().to_peer_id()));
     chat.nick.set(nick.to_string());
     let config = CoreConfig {
@@ -81,7 +95,7 @@ async fn start(chat: Chat) {
     spawn_local(async move {
         loop {
             futures_timer::Delay::new(storage::FLUSH_EVERY).await;
-            chat.kept.update_value(|k| k.flush());
+            flush(chat);
         }
     });
 
@@ -117,7 +131,7 @@ fn on_close(chat: Chat, client: Client, lease: Option<u64>) {
         return;
     };
     let handler = Closure::<dyn FnMut()>::new(move || {
-        chat.kept.update_value(|k| k.flush());
+        flush(chat);
         if let Some(tab) = lease {
             storage::release_lease(tab);
         }

@@ -44,11 +44,24 @@ fn generate() -> (Keypair, Option<Vec<u8>>) {
     (key, bytes)
 }
 
-/// This tab's identity and whether it is the browser's own (kept across reloads and visits).
-/// A second tab open at the same time gets one of its own, kept for its reloads only.
-pub fn identity(tab: u64) -> (Keypair, bool) {
+/// Where a damaged stored identity is kept aside (never overwritten: it may still be repaired,
+/// and direct messages kept for it can only be opened with it).
+const IDENTITY_DAMAGED: &str = "p2p-chat/identity-damaged";
+
+/// What could not be kept in the browser's storage, for the person to see.
+pub fn storage_full(what: &str) -> String {
+    format!(
+        "this browser's storage is full: {what} could not be saved (free some space for this site, or clear its data)"
+    )
+}
+
+/// This tab's identity, whether it is the browser's own (kept across reloads and visits), and
+/// what the person must be told about it. A second tab open at the same time gets one of its
+/// own, kept for its reloads only. A stored identity that no longer decodes is kept aside under
+/// `p2p-chat/identity-damaged` and never silently replaced: the page says so.
+pub fn identity(tab: u64) -> (Keypair, bool, Option<String>) {
     if let Some(own) = decode(read::<SessionStorage, _>(TAB_IDENTITY)) {
-        return (own, false);
+        return (own, false, None);
     }
     let now = p2p_chat_shared::text::now_unix_ms();
     let lease: Option<Lease> = read::<LocalStorage, _>(LEASE);
@@ -57,17 +70,40 @@ pub fn identity(tab: u64) -> (Keypair, bool) {
         if let Some(bytes) = bytes {
             let _ = SessionStorage::set(TAB_IDENTITY, bytes);
         }
-        return (key, false);
+        return (key, false, None);
     }
     renew_lease(tab);
-    if let Some(key) = decode(read::<LocalStorage, _>(IDENTITY)) {
-        return (key, true);
+    let stored = LocalStorage::raw().get_item(IDENTITY).ok().flatten();
+    if let Some(key) = stored
+        .as_ref()
+        .and_then(|text| decode(serde_json::from_slice(text.as_bytes()).ok()))
+    {
+        return (key, true, None);
+    }
+    let mut warning = None;
+    if let Some(damaged) = stored {
+        let kept_aside = LocalStorage::raw()
+            .get_item(IDENTITY_DAMAGED)
+            .ok()
+            .flatten()
+            .is_some()
+            || LocalStorage::raw()
+                .set_item(IDENTITY_DAMAGED, &damaged)
+                .is_ok();
+        warning = Some(if kept_aside {
+            format!("the identity saved in this browser was damaged: it is kept aside as {IDENTITY_DAMAGED}, and this page has a new peer id (direct messages kept for the old one cannot be opened)")
+        } else {
+            "the identity saved in this browser was damaged and could not be kept aside (storage is full): this page has a new peer id".to_owned()
+        });
     }
     let (key, bytes) = generate();
-    if let Some(bytes) = bytes {
-        let _ = LocalStorage::set(IDENTITY, bytes);
+    let saved = bytes.is_some_and(|bytes| LocalStorage::set(IDENTITY, bytes).is_ok());
+    if !saved && warning.is_none() {
+        warning = Some(storage_full(
+            "your identity (a reload will give this page a new peer id)",
+        ));
     }
-    (key, true)
+    (key, true, warning)
 }
 
 /// Keeps this tab's hold on the browser's identity.
@@ -89,9 +125,9 @@ pub fn nick() -> Option<String> {
     read::<LocalStorage, _>(NICK)
 }
 
-/// Stores the nickname.
-pub fn set_nick(nick: &str) {
-    let _ = LocalStorage::set(NICK, nick);
+/// Stores the nickname; the message to show when storage is full.
+pub fn set_nick(nick: &str) -> Result<(), String> {
+    LocalStorage::set(NICK, nick).map_err(|_| storage_full("your nickname"))
 }
 
 /// The stored rooms.
@@ -99,9 +135,9 @@ pub fn rooms() -> Vec<String> {
     read::<LocalStorage, _>(ROOMS).unwrap_or_default()
 }
 
-/// Stores the rooms.
-pub fn set_rooms(rooms: &[String]) {
-    let _ = LocalStorage::set(ROOMS, rooms);
+/// Stores the rooms; the message to show when storage is full.
+pub fn set_rooms(rooms: &[String]) -> Result<(), String> {
+    LocalStorage::set(ROOMS, rooms).map_err(|_| storage_full("your rooms"))
 }
 
 const HISTORY_PREFIX: &str = "p2p-chat/history/";
@@ -188,8 +224,10 @@ impl KeptRooms {
     }
 
     /// Writes the rooms changed since the last write, within [`HISTORY_BYTES_PER_ROOM`] each,
-    /// merged with what another tab of this browser wrote meanwhile.
-    pub fn flush(&mut self) {
+    /// merged with what another tab of this browser wrote meanwhile. The message to show when
+    /// storage is full.
+    pub fn flush(&mut self) -> Result<(), String> {
+        let mut full = Vec::new();
         for room in std::mem::take(&mut self.dirty) {
             let key = format!("{HISTORY_PREFIX}{room}");
             let stored: Vec<Kept> = read::<LocalStorage, _>(&key).unwrap_or_default();
@@ -213,11 +251,21 @@ impl KeptRooms {
                 kept.drain(..tenth.min(kept.len()));
             }
             if LocalStorage::set(&key, &*kept).is_err() {
-                // Full storage: keep the newest half rather than nothing.
+                // Full storage: keep the newest half rather than nothing, and say so.
                 let half = kept.len() / 2;
                 kept.drain(..half);
-                let _ = LocalStorage::set(&key, &*kept);
+                let kept_half = LocalStorage::set(&key, &*kept).is_ok();
+                full.push(if kept_half {
+                    format!("the older half of {room}'s messages")
+                } else {
+                    format!("{room}'s messages")
+                });
             }
+        }
+        if full.is_empty() {
+            Ok(())
+        } else {
+            Err(storage_full(&full.join(", ")))
         }
     }
 }

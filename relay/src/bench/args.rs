@@ -73,4 +73,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         messages: u64,
     },
+    /// Two honest peers' latency at rest and while a third floods their room at 10,000 msg/s
+    /// (a relay with its limits on, as in production).
+    Abuse {
+        /// Honest messages in each phase.
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        /// Honest messages per second (within the publish limit).
+        #[arg(long, default_value_t = 10)]
+        rate: u64,
+    },
 }

@@ -6,10 +6,12 @@
 //! - [`args`]: the scenarios and their knobs.
 //! - [`relay_proc`]: the relay process, its addresses, RSS and CPU time.
 //! - [`load`]: the peers and the timed workload.
-//! - [`scenarios`]: latency, fanout, rooms, idle, history.
+//! - [`scenarios`]: latency, fanout, rooms, idle, history, abuse.
+//! - [`flood`]: the flooder of `bench abuse`.
 //! - [`stats`]: percentiles and the report.
 
 pub mod args;
+pub mod flood;
 pub mod load;
 pub mod relay_proc;
 pub mod scenarios;
@@ -53,6 +55,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
         Scenario::History { messages } => {
             ("history", scenarios::history(messages, deadline).await?)
+        }
+        Scenario::Abuse { messages, rate } => {
+            ("abuse", scenarios::abuse(messages, rate, deadline).await?)
         }
     };
     crate::say(report.render(name));

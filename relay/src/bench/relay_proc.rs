@@ -30,8 +30,26 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `p2p-chat relay` on loopback with OS-chosen ports, plus `extra` flags.
+    /// Starts `p2p-chat relay` on loopback with OS-chosen ports, plus `extra` flags, without
+    /// its limits on one peer: a bench measures what the relay can carry.
     pub async fn start(extra: &[String]) -> anyhow::Result<Self> {
+        Self::spawn(extra, false).await
+    }
+
+    /// Starts it with its limits on one peer at their defaults, as a public relay runs (only
+    /// the per-IP caps are lifted: every bench peer comes from 127.0.0.1).
+    pub async fn start_limited(extra: &[String]) -> anyhow::Result<Self> {
+        Self::spawn(extra, true).await
+    }
+
+    async fn spawn(extra: &[String], limited: bool) -> anyhow::Result<Self> {
+        // Every bench peer comes from 127.0.0.1; a bench that measures capacity lifts the
+        // per-peer limits too (`bench abuse` keeps them).
+        let mut limits = vec!["--rate-per-ip", "1000000", "--connections-per-ip", "0"];
+        limits.extend(["--rooms-per-ip", "1000000"]);
+        if !limited {
+            limits.extend(["--rooms-per-peer", "1000000", "--publish-per-sec", "0"]);
+        }
         let exe = std::env::current_exe().context("cannot find the p2p-chat binary")?;
         let dir = std::env::temp_dir().join(format!("p2p-chat-bench-{:x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)
@@ -43,11 +61,7 @@ impl RelayProcess {
             .arg(&dir)
             .arg("--web-dir")
             .arg(dir.join("no-web-app"))
-            // Every bench peer comes from 127.0.0.1, and a bench measures what the relay can
-            // carry, not its limits on one peer (`bench abuse` measures those): off.
-            .args(["--rate-per-ip", "1000000", "--connections-per-ip", "0"])
-            .args(["--rooms-per-ip", "1000000", "--rooms-per-peer", "1000000"])
-            .args(["--publish-per-sec", "0"])
+            .args(&limits)
             .args(extra)
             .env(
                 "RUST_LOG",

@@ -148,6 +148,81 @@ pub async fn latency(
     Ok(report)
 }
 
+/// Two honest peers chatting at `rate` through a relay with its limits on, at rest and then
+/// while a flooder publishes 10,000 messages a second in their room (coming back with a fresh
+/// identity each time it is disconnected): the honest latency in both, side by side.
+pub async fn abuse(messages: u64, rate: u64, deadline: Instant) -> anyhow::Result<Report> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let relay = RelayProcess::start_limited(&[]).await?;
+    let room = "bench-abuse";
+    let mut report = Report::default();
+    let mut peers = setup(&relay, vec![room.to_owned(); 2], &mut report, deadline).await?;
+    report.add("honest_rate", rate, "msg/s");
+    let mut medians = Vec::new();
+    for flooded in [false, true] {
+        let name = if flooded { "flooded" } else { "rest" };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(super::flood::Flooded::default());
+        let flooder = flooded.then(|| {
+            tokio::spawn(super::flood::flood(
+                relay.addr.clone(),
+                room.to_owned(),
+                stop.clone(),
+                stats.clone(),
+                deadline,
+            ))
+        });
+        if flooded {
+            // Let the flood reach its stride before the honest messages start.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let cpu = CpuWatch::start(&relay)?;
+        let mut outcome = load::run(
+            &mut peers,
+            &load::from_first_to_second(messages),
+            Pace::Rate(rate),
+            deadline,
+        )
+        .await?;
+        let elapsed = cpu.at.elapsed().as_secs_f64().max(1e-9);
+        stop.store(true, Ordering::Release);
+        if let Some(flooder) = flooder {
+            let _ = flooder.await;
+            let published = stats.published.load(Ordering::Acquire);
+            report.add("flood_sent", published, "messages");
+            report.add(
+                "flood_rate",
+                (published as f64 / (elapsed + 1.0)).round(),
+                "msg/s offered",
+            );
+            report.add(
+                "flooder_identities",
+                stats.identities.load(Ordering::Acquire),
+                "(a new one after each disconnection)",
+            );
+        }
+        let latency = Latency::of(&mut outcome.latencies);
+        medians.push(latency.as_ref().map(|l| (l.p50, l.p99)));
+        add_outcome(&mut report, name, &mut outcome, 1);
+        cpu.report(&relay, &mut report, name)?;
+    }
+    if let [Some((rest50, rest99)), Some((flood50, flood99))] = medians[..] {
+        report.add(
+            "p50_flooded_over_rest",
+            round3(flood50 / rest50.max(1e-9)),
+            "x (goal: under 2)",
+        );
+        report.add(
+            "p99_flooded_over_rest",
+            round3(flood99 / rest99.max(1e-9)),
+            "x",
+        );
+    }
+    report.add("relay_rss_mib", mib(relay.rss()?), "MiB");
+    Ok(report)
+}
+
 /// `rooms` rooms of `size` peers, every peer sending its share of `messages`.
 pub async fn rooms(
     name: &str,

@@ -124,6 +124,25 @@ impl Attacker {
         .expect("a message from the author")
     }
 
+    /// How many rooms named `prefix…` the relay says it follows (subscribes to) within `time`.
+    pub async fn relay_subscriptions_within(&mut self, prefix: &str, time: Duration) -> usize {
+        let mut count = 0;
+        let relay = self.relay;
+        let _ = tokio::time::timeout(time, async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, topic }) =
+                    self.swarm.select_next_some().await
+                {
+                    if peer_id == relay && topic.as_str().starts_with(prefix) {
+                        count += 1;
+                    }
+                }
+            }
+        })
+        .await;
+        count
+    }
+
     /// Whether the relay is still connected.
     pub fn connected(&self) -> bool {
         self.swarm.is_connected(&self.relay)
