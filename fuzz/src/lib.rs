@@ -78,7 +78,7 @@ pub fn store_query(data: &[u8]) {
         return;
     }
     let Some(store) = test_store() else {
-        return;
+        panic!("the test store did not open");
     };
     let (reply, answer) = futures::channel::oneshot::channel();
     let job = StoreJob::Request {
@@ -115,6 +115,8 @@ fn test_store() -> Option<p2p_chat_shared::store::StoreHandle> {
                 p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default()).ok()?;
             let mut handle = opened.handle;
             let from = libp2p::PeerId::random();
+            // Recent, so that retention (30 days) keeps them for the whole run.
+            let now = p2p_chat_shared::text::now_unix_ms() - 1000;
             for i in 0..300u64 {
                 let room = if i % 3 == 0 { "escapes" } else { "lobby" };
                 let payload = if i % 3 == 0 {
@@ -125,7 +127,7 @@ fn test_store() -> Option<p2p_chat_shared::store::StoreHandle> {
                 let item = HistoryItem {
                     id: format!("m{i}"),
                     from,
-                    ts: 1_700_000_000_000 + i / 2,
+                    ts: now + i / 2,
                     payload,
                 };
                 let job = StoreJob::Append {

@@ -325,6 +325,20 @@ async fn two_address_relay(
     dir: &std::path::Path,
     limits: p2p_chat_shared::hub::HubLimits,
 ) -> (Node, libp2p::Multiaddr, libp2p::Multiaddr) {
+    two_address_relay_with(
+        dir,
+        limits,
+        p2p_chat_shared::native::DEFAULT_CONNECTIONS_PER_IP,
+    )
+    .await
+}
+
+/// The same, with this cap on connections per IP address.
+async fn two_address_relay_with(
+    dir: &std::path::Path,
+    limits: p2p_chat_shared::hub::HubLimits,
+    connections_per_ip: usize,
+) -> (Node, libp2p::Multiaddr, libp2p::Multiaddr) {
     use libp2p::core::multiaddr::Protocol;
     use p2p_chat_shared::native::{new_certificate, start_relay, RelayPorts, RelaySetup};
     std::fs::create_dir_all(dir).expect("store dir");
@@ -334,6 +348,7 @@ async fn two_address_relay(
     let mut setup = RelaySetup {
         store: Some(store),
         limits,
+        connections_per_ip,
         ..RelaySetup::network(
             new_certificate().expect("certificate"),
             &RelayPorts::loopback_ephemeral(),
@@ -417,5 +432,74 @@ async fn throwaway_identities_cannot_take_every_room() {
         wait_message(&mut bob, "honest", "still works").await,
         alice.peer_id
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_connection() {
+    let dir = temp_dir("abuse-connections");
+    let (_relay, v4, v6) = two_address_relay_with(&dir, Default::default(), 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut attacker = Attacker::connect(&v4).await;
+        attacker.run_for(Duration::from_millis(300)).await;
+        assert!(attacker.connected(), "within the cap");
+        held.push(attacker);
+    }
+    let mut refused = Attacker::connect(&v4).await;
+    refused.run_for(Duration::from_secs(1)).await;
+    assert!(
+        !refused.connected(),
+        "a fourth connection from one address is refused"
+    );
+    // Another address still gets in, and chats.
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &v6).await;
+    ready(&mut alice, ROOM).await;
+    for attacker in &mut held {
+        attacker.run_for(Duration::from_millis(10)).await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_messages_at_volume_leave_honest_traffic_alone() {
+    let dir = temp_dir("abuse-invalid");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, ROOM).await;
+    wait_member(&mut bob, ROOM, alice.peer_id).await;
+
+    // Messages without a valid signature, as fast as they go.
+    let mut attacker = Attacker::connect_unsigned(&relay_addr).await;
+    attacker.join(ROOM).await;
+    let flood = tokio::spawn(flood(attacker, 10_000, Duration::from_secs(4)));
+    for i in 0..20 {
+        alice
+            .client
+            .send_message(ROOM, format!("honest {i}"))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = collect_messages(&mut bob, Duration::from_secs(3)).await;
+    let (attacker, published) = flood.await.expect("flood task");
+    assert!(published > 5_000, "the attacker flooded ({published} sent)");
+    let honest: Vec<&str> = seen
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .filter(|t| t.starts_with("honest"))
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("honest {i}")).collect();
+    assert_eq!(honest, expected, "every honest message, in order");
+    assert!(
+        seen.iter().all(|(_, t)| !t.starts_with("spam")),
+        "an unsigned message reached bob"
+    );
+    drop(attacker);
     let _ = std::fs::remove_dir_all(dir);
 }

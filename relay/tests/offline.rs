@@ -127,11 +127,13 @@ fn a_restarted_cli_peer_shows_every_missed_message_once_in_order_and_its_dms() {
 #[test]
 fn every_message_the_relay_acknowledged_survives_sigkills_at_random_moments() {
     const ROUNDS: usize = 4;
-    const SENT: usize = 300;
+    const SENT: usize = 600;
+    // A test of durability, not of the limits on one peer: a long stream, all of it taken.
+    const UNLIMITED: &[&str] = &["--publish-per-sec", "0"];
     let dir = temp_dir("sigkill");
     let mut acked = HashSet::new();
     for round in 0..ROUNDS {
-        let (relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+        let (relay, _, relay_tcp, _) = start_relay_with(&dir.join("relay"), UNLIMITED);
         let (mut alice, _) = start_peer(&relay_tcp, "alice", &dir.join("alice"));
         alice.next_event("the room ready", |v| v["event"] == "room_ready");
         for i in 0..SENT {

@@ -82,16 +82,21 @@ pub fn identity(tab: u64) -> (Keypair, bool, Option<String>) {
     }
     let mut warning = None;
     if let Some(damaged) = stored {
-        let kept_aside = LocalStorage::raw()
+        // One key per damaged identity: one kept aside before is never overwritten.
+        let aside = match LocalStorage::raw()
             .get_item(IDENTITY_DAMAGED)
             .ok()
             .flatten()
-            .is_some()
-            || LocalStorage::raw()
-                .set_item(IDENTITY_DAMAGED, &damaged)
-                .is_ok();
+        {
+            None => IDENTITY_DAMAGED.to_owned(),
+            Some(_) => format!(
+                "{IDENTITY_DAMAGED}-{}",
+                p2p_chat_shared::text::now_unix_ms()
+            ),
+        };
+        let kept_aside = LocalStorage::raw().set_item(&aside, &damaged).is_ok();
         warning = Some(if kept_aside {
-            format!("the identity saved in this browser was damaged: it is kept aside as {IDENTITY_DAMAGED}, and this page has a new peer id (direct messages kept for the old one cannot be opened)")
+            format!("the identity saved in this browser was damaged: it is kept aside as {aside}, and this page has a new peer id (direct messages kept for the old one cannot be opened)")
         } else {
             "the identity saved in this browser was damaged and could not be kept aside (storage is full): this page has a new peer id".to_owned()
         });

@@ -27,6 +27,16 @@ impl Attacker {
 
     /// Connects with this identity.
     pub async fn connect_with(key: Keypair, addr: &Multiaddr) -> Self {
+        Self::build(key, addr, true).await
+    }
+
+    /// Connects with a fresh identity whose messages carry no signature: every one is invalid
+    /// to a relay that checks them.
+    pub async fn connect_unsigned(addr: &Multiaddr) -> Self {
+        Self::build(Keypair::generate_ed25519(), addr, false).await
+    }
+
+    async fn build(key: Keypair, addr: &Multiaddr, signed: bool) -> Self {
         let relay = match addr.iter().last() {
             Some(libp2p::core::multiaddr::Protocol::P2p(peer)) => peer,
             _ => panic!("{addr} has no /p2p"),
@@ -41,13 +51,23 @@ impl Attacker {
             )
             .expect("tcp")
             .with_behaviour(|key| {
+                let (authenticity, mode) = if signed {
+                    (
+                        MessageAuthenticity::Signed(key.clone()),
+                        gossipsub::ValidationMode::Strict,
+                    )
+                } else {
+                    (
+                        MessageAuthenticity::Author(key.public().to_peer_id()),
+                        gossipsub::ValidationMode::Permissive,
+                    )
+                };
                 let config = gossipsub::ConfigBuilder::default()
                     .max_transmit_size(MAX_TRANSMIT_BYTES)
-                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .validation_mode(mode)
                     .build()
                     .expect("config");
-                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-                    .expect("gossipsub")
+                gossipsub::Behaviour::new(authenticity, config).expect("gossipsub")
             })
             .expect("behaviour")
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))

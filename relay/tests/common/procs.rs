@@ -143,7 +143,12 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// Starts a relay on loopback; returns it, its peer id, TCP and WebRTC-direct addresses.
 pub fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
-    let relay = spawn(&[
+    start_relay_with(data_dir, &[])
+}
+
+/// A relay process with `extra` flags.
+pub fn start_relay_with(data_dir: &Path, extra: &[&str]) -> (Proc, String, String, String) {
+    let mut args = vec![
         "relay",
         "--listen-addr",
         "127.0.0.1",
@@ -153,7 +158,9 @@ pub fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
         "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().expect("utf8"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let relay = spawn(&args);
     let id = relay.next_line("relay peer id", |l| l.starts_with("peer id: "));
     let id = id.trim_start_matches("peer id: ").to_owned();
     let (mut tcp, mut webrtc) = (None, None);

@@ -52,6 +52,9 @@ pub struct EventLoop<X: Extension> {
     /// The relay's part: rooms followed for its peers, the store served (a relay only).
     pub(super) hub: Option<Hub>,
     pub(super) seen: SeenIds,
+    /// Notices (join, presence, leave, gone) counted, apart from messages: a busy room's
+    /// presences must not push messages out of `seen`, nor the reverse.
+    pub(super) seen_notices: SeenIds,
     pub(super) peers: Peers,
     /// Relays we use and our reservations on them.
     pub(super) reservations: Reservations,
@@ -92,6 +95,7 @@ impl<X: Extension> EventLoop<X> {
             rooms: HashMap::new(),
             hub: Hub::for_role(config.role, config.store, config.limits),
             seen: SeenIds::default(),
+            seen_notices: SeenIds::default(),
             peers: Peers::default(),
             reservations: Reservations::default(),
             pending: Default::default(),

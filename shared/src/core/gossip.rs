@@ -336,7 +336,7 @@ impl<X: Extension> EventLoop<X> {
         // notice replayed after gossipsub's duplicate window changes nothing.
         if env.kind != Kind::Message && env.kind != Kind::Dm {
             let fresh = env.ts.abs_diff(now_unix_ms()) <= NOTICE_MAX_AGE_MS;
-            if !fresh || !self.seen.first_time(from, &env.id) {
+            if !fresh || !self.seen_notices.first_time(from, &env.id) {
                 self.dropped_payloads += 1;
                 tracing::debug!(%from, room, kind = ?env.kind, fresh, "stale or repeated notice ignored");
                 return;

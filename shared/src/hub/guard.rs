@@ -1,8 +1,10 @@
 //! The hub's guard against hostile peers ([`HubLimits`]):
 //!
-//! - **publish limit**: a token bucket per author. A message over it is neither forwarded nor
-//!   filed (gossipsub is told to ignore it) and costs its author one point of application score;
-//!   the penalty fades ([`PENALTY_KEPT_PER_SEC`]).
+//! - **publish limit**: a token bucket per author, and one per neighbour that delivers messages
+//!   (so that a peer signing each batch with a new key is limited all the same). A message over
+//!   either is neither forwarded nor filed (gossipsub is told to ignore it) and costs the
+//!   neighbour that delivered it one point of application score; the penalty fades
+//!   ([`PENALTY_KEPT_PER_SEC`]).
 //! - **peer scoring**: gossipsub scores every neighbour (that application score, invalid
 //!   messages such as bad signatures, broken promises). Below [`GOSSIP_THRESHOLD`] a peer gets
 //!   no gossip, below [`PUBLISH_THRESHOLD`] nothing it publishes is taken, below
@@ -35,7 +37,8 @@ const PENALTY_PER_MESSAGE: f64 = 1.0;
 pub const PENALTY_KEPT_PER_SEC: f64 = 0.9;
 /// Weight of a message that fails gossipsub's checks (a bad signature), squared per topic.
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
-/// Authors tracked at once; beyond, new authors share no bucket and are limited as one.
+/// Authors tracked at once; beyond, an author not tracked is limited by its neighbour's bucket
+/// alone.
 const MAX_TRACKED: usize = 100_000;
 
 /// The peer scoring a hub runs: only what a chat hub can judge (the application score, invalid
@@ -104,14 +107,19 @@ pub struct Guard {
     pub rooms_refused: u64,
 }
 
-/// The IP address a connection came from, if it has one (not a relayed circuit, not memory).
+/// The address a connection came from, as the per-IP limits count it, if it has one (not a
+/// relayed circuit, not memory): an IPv4 address, or the /64 network of an IPv6 one (whoever
+/// has one IPv6 address usually has its whole /64).
 pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     if crate::addr::is_relayed(addr) {
         return None;
     }
     addr.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip6(ip) => {
+            let network = u128::from(ip) & !((1u128 << 64) - 1);
+            Some(IpAddr::V6(std::net::Ipv6Addr::from(network)))
+        }
         _ => None,
     })
 }
@@ -143,7 +151,9 @@ impl Guard {
         source: &PeerId,
         now: Instant,
     ) -> bool {
-        let allowed = self.take_token(author, now);
+        // The neighbour's bucket first: a key made for each batch does not escape it.
+        let allowed =
+            self.take_token(*source, now) && (author == *source || self.take_token(author, now));
         let acceptance = if allowed {
             MessageAcceptance::Accept
         } else {
@@ -153,9 +163,10 @@ impl Guard {
         gossipsub.report_message_validation_result(id, source, acceptance);
         if !allowed {
             self.over_limit += 1;
-            if let Some(bucket) = self.buckets.get_mut(&author) {
+            // The neighbour pays: it is the one gossipsub can graylist and the relay can ban.
+            if let Some(bucket) = self.buckets.get_mut(source) {
                 bucket.penalty += PENALTY_PER_MESSAGE;
-                gossipsub.set_application_score(&author, -bucket.penalty);
+                gossipsub.set_application_score(source, -bucket.penalty);
             }
             if self.over_limit.is_power_of_two() {
                 tracing::warn!(%author, over_limit = self.over_limit, "room messages over the publish limit dropped");
@@ -176,7 +187,7 @@ impl Guard {
         }
         let burst = f64::from(publish_burst.max(1));
         if !self.buckets.contains_key(&author) && self.buckets.len() >= MAX_TRACKED {
-            return false; // under attack by more authors than tracked: newcomers wait
+            return true; // more authors than tracked: their neighbours' buckets limit them
         }
         let bucket = self.buckets.entry(author).or_insert(Bucket {
             tokens: burst,
@@ -348,6 +359,17 @@ mod tests {
             guard.take_token(other, later),
             "authors do not share a bucket"
         );
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_address() {
+        let a: Multiaddr = "/ip6/2001:db8:1:2::1/tcp/1".parse().expect("test setup");
+        let b: Multiaddr = "/ip6/2001:db8:1:2:ffff::9/tcp/1"
+            .parse()
+            .expect("test setup");
+        let c: Multiaddr = "/ip6/2001:db8:1:3::1/tcp/1".parse().expect("test setup");
+        assert_eq!(ip_of(&a), ip_of(&b));
+        assert_ne!(ip_of(&a), ip_of(&c));
     }
 
     #[test]

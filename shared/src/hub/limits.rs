@@ -12,8 +12,8 @@ pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 /// Rooms the hub follows because peers of one IP address asked first: throwaway identities
 /// behind one address cannot take the hub's [`crate::protocol::MAX_HUB_ROOMS`].
 pub const DEFAULT_ROOMS_PER_IP: usize = 500;
-/// Rooms the hub follows because one peer asked first.
-pub const DEFAULT_ROOMS_PER_PEER: usize = 50;
+/// Rooms the hub follows because one peer asked first: as many as a peer may join.
+pub const DEFAULT_ROOMS_PER_PEER: usize = crate::protocol::MAX_ROOMS_PER_PEER;
 /// How long a peer disconnected for flooding is refused.
 pub const DEFAULT_BAN: Duration = Duration::from_secs(10 * 60);
 

@@ -1,7 +1,7 @@
 //! A cap on the connections one IP address may hold open to a relay (libp2p's
 //! `connection_limits` caps them per peer and in total, not per address): throwaway identities
 //! from one machine cannot take every connection slot. The default leaves room for an office
-//! behind one NAT.
+//! behind one NAT. An IPv6 address counts by its /64 ([`ip_of`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -108,7 +108,7 @@ impl Store {
             let top = by_depositor
                 .into_iter()
                 .max_by_key(|(_, (n, _))| *n)
-                .filter(|(_, (n, _))| *n > own + 1);
+                .filter(|(_, (n, _))| *n > own);
             let Some((evicted, (_, (at, id)))) = top else {
                 return Ok(StoreResponse::error(format!(
                     "the mailbox of {} is full ({held} messages waiting)",

@@ -274,6 +274,7 @@ impl Store {
                 next_prune = Instant::now() + PRUNE_EVERY;
                 if let Err(e) = self.prune() {
                     tracing::error!(error = %e, "store retention failed");
+                    self.write_failed(&e);
                 }
             }
         }

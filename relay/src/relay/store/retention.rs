@@ -1,13 +1,13 @@
 //! Retention: room messages older than [`super::Retention::max_age`] or beyond
 //! [`super::Retention::max_per_room`], sealed DMs not fetched within
 //! [`super::Retention::mailbox_max_age`], and delivery notes as old, are deleted at start and
-//! every minute (sooner when a room grows well past its limit), at most [`PRUNE_LIMIT`] rows per
-//! table a pass.
+//! every minute, at most [`PRUNE_LIMIT`] rows per table a pass.
 //!
 //! **Fair by author.** A room over its count loses the oldest messages of the authors who hold
 //! the most of it, never simply its oldest: one peer's flood erases its own messages first, and
 //! everyone else's messages of the retention window stay as long as they fit.
 
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use p2p_chat_shared::text::now_unix_ms;
@@ -28,21 +28,32 @@ fn fair_cuts(
     cutoff: u64,
     max: u64,
 ) -> Result<HashMap<String, u64>, redb::Error> {
-    let mut held: HashMap<String, u64> = HashMap::new();
+    // Per author: messages held, and the time of its oldest (rows come oldest first).
+    let mut held: HashMap<String, (u64, u64)> = HashMap::new();
     for entry in messages.range((room, cutoff, "")..(after(room).as_str(), 0, ""))? {
-        let (_, value) = entry?;
-        *held.entry(value.value().0.to_owned()).or_default() += 1;
+        let (key, value) = entry?;
+        held.entry(value.value().0.to_owned())
+            .or_insert((0, key.value().1))
+            .0 += 1;
     }
-    let excess = held.values().sum::<u64>().saturating_sub(max);
-    let mut heap: BinaryHeap<(u64, String)> = held.into_iter().map(|(a, n)| (n, a)).collect();
+    let excess = held
+        .values()
+        .map(|(n, _)| n)
+        .sum::<u64>()
+        .saturating_sub(max);
+    // Ties between authors holding as many go to the one whose messages are oldest.
+    let mut heap: BinaryHeap<(u64, Reverse<u64>, String)> = held
+        .into_iter()
+        .map(|(author, (n, oldest))| (n, Reverse(oldest), author))
+        .collect();
     let mut cuts: HashMap<String, u64> = HashMap::new();
     for _ in 0..excess {
-        let Some((n, author)) = heap.pop() else {
+        let Some((n, oldest, author)) = heap.pop() else {
             break;
         };
         *cuts.entry(author.clone()).or_default() += 1;
         if n > 1 {
-            heap.push((n - 1, author));
+            heap.push((n - 1, oldest, author));
         }
     }
     Ok(cuts)
@@ -73,6 +84,7 @@ impl Store {
                 } else {
                     HashMap::new()
                 };
+                let mut to_cut: u64 = quotas.values().sum();
                 let mut doomed: Vec<(u64, String)> = Vec::new();
                 for entry in
                     messages.range((room.as_str(), 0, "")..(after(&room).as_str(), 0, ""))?
@@ -85,8 +97,9 @@ impl Store {
                         doomed.push((ts, id.to_owned()));
                     } else if let Some(left) = cut {
                         *left -= 1;
+                        to_cut -= 1;
                         doomed.push((ts, id.to_owned()));
-                    } else if quotas.values().all(|left| *left == 0) {
+                    } else if to_cut == 0 {
                         break;
                     }
                     if deleted + doomed.len() >= PRUNE_LIMIT {

@@ -177,10 +177,9 @@ impl<X: Extension> EventLoop<X> {
         if ids.is_empty() {
             return;
         }
+        // More may be waiting (an answer stops at a count and at a size): once the store has
+        // forgotten this batch, ask again, until an answer is empty.
         self.ask_store(store, StoreRequest::Ack { ids }, Outstanding::Ack);
-        // More may be waiting (an answer stops at a count and at a size): ask again once this
-        // batch is forgotten, until an answer is empty.
-        self.store.next_mailbox_poll = Some(Instant::now());
     }
 
     /// Asks each store which of the DMs we deposited there were fetched.

@@ -174,11 +174,15 @@ impl<X: Extension> EventLoop<X> {
             Outstanding::Receipt { room, ids } => self.on_receipt(room, ids, answer),
             Outstanding::Deposit(pending) => self.on_deposited(store, pending, answer),
             Outstanding::Fetch => self.on_mailbox(store, answer),
-            Outstanding::Ack => {
-                if let StoreResponse::Error { reason } = answer {
+            Outstanding::Ack => match answer {
+                StoreResponse::Acked { count } if count > 0 => {
+                    self.store.next_mailbox_poll = Some(Instant::now());
+                }
+                StoreResponse::Error { reason } => {
                     tracing::debug!(reason, "mailbox ack failed");
                 }
-            }
+                _ => {}
+            },
             Outstanding::Status => self.on_status(answer),
         }
     }
