@@ -141,8 +141,8 @@ impl Guard {
         }
     }
 
-    /// Decides whether a room message of `author` is forwarded (and filed), tells gossipsub, and
-    /// charges the author when it is over its limit.
+    /// Decides whether a room message of `author`, delivered by the neighbour `source`, is
+    /// forwarded (and filed), tells gossipsub, and charges the neighbour when it is over a limit.
     pub fn admit<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
@@ -151,9 +151,7 @@ impl Guard {
         source: &PeerId,
         now: Instant,
     ) -> bool {
-        // The neighbour's bucket first: a key made for each batch does not escape it.
-        let allowed =
-            self.take_token(*source, now) && (author == *source || self.take_token(author, now));
+        let allowed = self.allow(author, *source, now);
         let acceptance = if allowed {
             MessageAcceptance::Accept
         } else {
@@ -175,8 +173,17 @@ impl Guard {
         allowed
     }
 
-    /// Takes one message's token from `author`'s bucket; `false` when it is empty.
-    fn take_token(&mut self, author: PeerId, now: Instant) -> bool {
+    /// Whether a message of `author` delivered by `source` is within both their buckets. The
+    /// neighbour's first: a key made for each batch does not escape it.
+    fn allow(&mut self, author: PeerId, source: PeerId, now: Instant) -> bool {
+        self.take_token(source, now, true)
+            && (author == source || self.take_token(author, now, false))
+    }
+
+    /// Takes one message's token from `peer`'s bucket; `false` when it is empty. A neighbour
+    /// (`always`) is always tracked (connections bound how many there are); an author that is
+    /// not one only while fewer than [`MAX_TRACKED`] are.
+    fn take_token(&mut self, peer: PeerId, now: Instant, always: bool) -> bool {
         let HubLimits {
             publish_per_sec,
             publish_burst,
@@ -186,10 +193,10 @@ impl Guard {
             return true;
         }
         let burst = f64::from(publish_burst.max(1));
-        if !self.buckets.contains_key(&author) && self.buckets.len() >= MAX_TRACKED {
+        if !always && !self.buckets.contains_key(&peer) && self.buckets.len() >= MAX_TRACKED {
             return true; // more authors than tracked: their neighbours' buckets limit them
         }
-        let bucket = self.buckets.entry(author).or_insert(Bucket {
+        let bucket = self.buckets.entry(peer).or_insert(Bucket {
             tokens: burst,
             at: now,
             penalty: 0.0,
@@ -349,15 +356,38 @@ mod tests {
         });
         let author = PeerId::random();
         let t0 = Instant::now();
-        let allowed = (0..8).filter(|_| guard.take_token(author, t0)).count();
+        let allowed = (0..8)
+            .filter(|_| guard.take_token(author, t0, true))
+            .count();
         assert_eq!(allowed, 5, "the burst");
         let later = t0 + std::time::Duration::from_millis(300);
-        let allowed = (0..8).filter(|_| guard.take_token(author, later)).count();
+        let allowed = (0..8)
+            .filter(|_| guard.take_token(author, later, true))
+            .count();
         assert_eq!(allowed, 3, "0.3 s at 10 per second");
         let other = PeerId::random();
         assert!(
-            guard.take_token(other, later),
+            guard.take_token(other, later, true),
             "authors do not share a bucket"
+        );
+    }
+
+    #[test]
+    fn a_neighbour_signing_each_message_with_a_new_key_is_limited_all_the_same() {
+        let mut guard = Guard::new(HubLimits {
+            publish_per_sec: 10,
+            publish_burst: 5,
+            ..HubLimits::default()
+        });
+        let (neighbour, now) = (PeerId::random(), Instant::now());
+        let allowed = (0..100)
+            .filter(|_| guard.allow(PeerId::random(), neighbour, now))
+            .count();
+        assert_eq!(allowed, 5, "the neighbour's burst, whatever the keys");
+        let honest = PeerId::random();
+        assert!(
+            guard.allow(honest, honest, now),
+            "another neighbour is not affected"
         );
     }
 
