@@ -503,3 +503,21 @@ async fn invalid_messages_at_volume_leave_honest_traffic_alone() {
     drop(attacker);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A peer coming back to many rooms sends many notices at once: over the limit they are
+/// dropped, but the peer is not banned for them (chat messages over the limit are what count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_notices_over_the_limit_gets_no_one_banned() {
+    let dir = temp_dir("abuse-notices");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut peer = Attacker::connect(&relay_addr).await;
+    peer.join(ROOM).await;
+    let burst = p2p_chat_shared::hub::HubLimits::default().publish_burst as usize;
+    for _ in 0..burst + 150 {
+        let join = Envelope::announcement(p2p_chat_shared::envelope::Kind::Join, "back");
+        assert!(peer.publish(ROOM, join.to_bytes()));
+    }
+    peer.run_for(Duration::from_secs(3)).await;
+    assert!(peer.connected(), "a burst of notices got the peer banned");
+    let _ = std::fs::remove_dir_all(dir);
+}

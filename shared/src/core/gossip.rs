@@ -261,7 +261,8 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 // A relay takes each message only within its author's limits.
                 if let (Some(hub), Some(author)) = (self.hub.as_mut(), message.source) {
-                    if !hub.admit(&mut self.swarm, author, &message_id, &propagation_source) {
+                    let source = &propagation_source;
+                    if !hub.admit(&mut self.swarm, author, &message, &message_id, source) {
                         return;
                     }
                 }

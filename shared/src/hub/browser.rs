@@ -74,6 +74,7 @@ impl Hub {
         &mut self,
         _: &mut Net<X>,
         _: PeerId,
+        _: &gossipsub::Message,
         _: &gossipsub::MessageId,
         _: &PeerId,
     ) -> bool {

@@ -2,8 +2,9 @@
 //!
 //! - **publish limit**: a token bucket per author, and one per neighbour that delivers messages
 //!   (so that a peer signing each batch with a new key is limited all the same). A message over
-//!   either is neither forwarded nor filed (gossipsub is told to ignore it) and costs the
-//!   neighbour that delivered it one point of application score; the penalty fades
+//!   either is neither forwarded nor filed (gossipsub is told to ignore it); a chat message over
+//!   it (not a join, presence or leave: an honest peer rejoining many rooms at once sends many)
+//!   costs the neighbour that delivered it one point of application score; the penalty fades
 //!   ([`PENALTY_KEPT_PER_SEC`]).
 //! - **peer scoring**: gossipsub scores every neighbour (that application score, invalid
 //!   messages such as bad signatures, broken promises). Below [`GOSSIP_THRESHOLD`] a peer gets
@@ -142,13 +143,15 @@ impl Guard {
     }
 
     /// Decides whether a room message of `author`, delivered by the neighbour `source`, is
-    /// forwarded (and filed), tells gossipsub, and charges the neighbour when it is over a limit.
+    /// forwarded (and filed), tells gossipsub, and, when it is over a limit and `penalise`,
+    /// charges the neighbour.
     pub fn admit<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         author: PeerId,
         id: &MessageId,
         source: &PeerId,
+        penalise: bool,
         now: Instant,
     ) -> bool {
         let allowed = self.allow(author, *source, now);
@@ -162,7 +165,7 @@ impl Guard {
         if !allowed {
             self.over_limit += 1;
             // The neighbour pays: it is the one gossipsub can graylist and the relay can ban.
-            if let Some(bucket) = self.buckets.get_mut(source) {
+            if let Some(bucket) = self.buckets.get_mut(source).filter(|_| penalise) {
                 bucket.penalty += PENALTY_PER_MESSAGE;
                 gossipsub.set_application_score(source, -bucket.penalty);
             }

@@ -7,7 +7,7 @@ use futures::stream::FuturesUnordered;
 use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 
-use libp2p::gossipsub::MessageId;
+use libp2p::gossipsub::{self, MessageId};
 use libp2p::Swarm;
 
 use super::guard::Guard;
@@ -63,11 +63,18 @@ impl Hub {
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         author: PeerId,
+        message: &gossipsub::Message,
         id: &MessageId,
         source: &PeerId,
     ) -> bool {
-        self.guard
-            .admit(swarm, author, id, source, std::time::Instant::now())
+        // Over the limit, a notice (join, presence, leave) is dropped without a penalty: an
+        // honest peer rejoining many rooms at once must not be banned for it.
+        let notice = matches!(
+            crate::envelope::decode_room_payload(&message.data),
+            Ok(crate::envelope::Payload::Envelope(env)) if env.kind != crate::envelope::Kind::Message
+        );
+        let now = std::time::Instant::now();
+        self.guard.admit(swarm, author, id, source, !notice, now)
     }
 
     /// Every second: the guard's penalties, bans and disconnections.
