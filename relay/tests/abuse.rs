@@ -275,7 +275,7 @@ async fn a_flooder_is_limited_then_disconnected_while_honest_peers_chat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_notices_change_no_member_list() {
     let dir = temp_dir("abuse-replay");
-    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let (relay, relay_addr) = relay_with_store(&dir).await;
     let mut bob = hidden_peer("bob").await;
     through_relay(&mut bob, &relay_addr).await;
     ready(&mut bob, ROOM).await;
@@ -295,6 +295,26 @@ async fn replayed_notices_change_no_member_list() {
             .then_some(())
     })
     .await;
+
+    // The relay must have seen her connection close: gossipsub greets a peer with its
+    // subscriptions on its first connection only (rust-libp2p #5097).
+    let alice_id = alice_key.public().to_peer_id();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while relay
+        .client
+        .peers(None)
+        .await
+        .expect("peers")
+        .connected
+        .iter()
+        .any(|p| p.peer == alice_id)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice never left the relay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Her join again, byte for byte; and a join dated an hour back.
     let mut replayer = Attacker::connect_with(alice_key.clone(), &relay_addr).await;
