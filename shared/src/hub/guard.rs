@@ -143,15 +143,15 @@ impl Guard {
     }
 
     /// Decides whether a room message of `author`, delivered by the neighbour `source`, is
-    /// forwarded (and filed), tells gossipsub, and, when it is over a limit and `penalise`,
-    /// charges the neighbour.
+    /// forwarded (and filed), tells gossipsub, and, when it is over a limit and `penalise` says
+    /// so (asked only then), charges the neighbour.
     pub fn admit<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         author: PeerId,
         id: &MessageId,
         source: &PeerId,
-        penalise: bool,
+        penalise: impl FnOnce() -> bool,
         now: Instant,
     ) -> bool {
         let allowed = self.allow(author, *source, now);
@@ -165,7 +165,7 @@ impl Guard {
         if !allowed {
             self.over_limit += 1;
             // The neighbour pays: it is the one gossipsub can graylist and the relay can ban.
-            if let Some(bucket) = self.buckets.get_mut(source).filter(|_| penalise) {
+            if let Some(bucket) = self.buckets.get_mut(source).filter(|_| penalise()) {
                 bucket.penalty += PENALTY_PER_MESSAGE;
                 gossipsub.set_application_score(source, -bucket.penalty);
             }

@@ -68,13 +68,16 @@ impl Hub {
         source: &PeerId,
     ) -> bool {
         // Over the limit, a notice (join, presence, leave) is dropped without a penalty: an
-        // honest peer rejoining many rooms at once must not be banned for it.
-        let notice = matches!(
-            crate::envelope::decode_room_payload(&message.data),
-            Ok(crate::envelope::Payload::Envelope(env)) if env.kind != crate::envelope::Kind::Message
-        );
+        // honest peer rejoining many rooms at once must not be banned for it. Decoded only then:
+        // filing decodes every message anyway.
+        let chat = || {
+            !matches!(
+                crate::envelope::decode_room_payload(&message.data),
+                Ok(crate::envelope::Payload::Envelope(env)) if env.kind != crate::envelope::Kind::Message
+            )
+        };
         let now = std::time::Instant::now();
-        self.guard.admit(swarm, author, id, source, !notice, now)
+        self.guard.admit(swarm, author, id, source, chat, now)
     }
 
     /// Every second: the guard's penalties, bans and disconnections.
