@@ -226,22 +226,6 @@ impl Store {
         reason
     }
 
-    /// While failing: opens the database again and tries an empty write, so that health says
-    /// ok again as soon as the store can write, even with nothing to write.
-    fn probe(&mut self) {
-        let tried = self
-            .db()
-            .and_then(|db| Ok(db.begin_write()?))
-            .and_then(|tx| Ok(tx.commit()?));
-        match tried {
-            Ok(()) => self.write_succeeded(),
-            Err(e) => {
-                tracing::debug!(error = %e, "store still cannot write");
-                self.db = None;
-            }
-        }
-    }
-
     /// A write succeeded.
     fn write_succeeded(&mut self) {
         if self.health.failing().is_some() {
@@ -281,8 +265,10 @@ impl Store {
                 self.process(batch);
             }
             self.expire_receipts();
-            if self.health.failing().is_some() {
-                self.probe();
+            if self.db.is_none() {
+                if let Err(e) = self.db() {
+                    tracing::debug!(error = %e, "store still cannot open");
+                }
             }
             if Instant::now() >= next_prune {
                 next_prune = Instant::now() + PRUNE_EVERY;
