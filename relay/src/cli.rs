@@ -83,9 +83,75 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         .ok_or_else(|| DurationError::TooLong(text.to_owned()))
 }
 
+/// Why a size flag does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// No whole number first.
+    #[error("{0:?} must start with a whole number (e.g. 1G, 512M)")]
+    NoNumber(String),
+    /// Not one of the units.
+    #[error(
+        "unknown unit {unit:?} in {text:?}; use K, M or G (powers of 1024), or none for bytes"
+    )]
+    UnknownUnit {
+        /// The unit given.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// More bytes than fit.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
+/// A size in bytes: a whole number, then `K`, `M` or `G` (KiB, MiB, GiB; `KiB`, `MiB`, `GiB`
+/// are read the same), or nothing for bytes.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| SizeError::NoNumber(text.to_owned()))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        other => {
+            return Err(SizeError::UnknownUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            })
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| SizeError::TooLarge(text.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_clear_errors() {
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size(" 512 MiB "), Ok(512 << 20));
+        assert_eq!(parse_size("64K"), Ok(65_536));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("G")
+            .expect_err("no number")
+            .to_string()
+            .contains("whole number"));
+        assert!(parse_size("3T")
+            .expect_err("bad unit")
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_size("99999999999999G").is_err());
+    }
 
     #[test]
     fn retention_durations_parse_with_clear_errors() {

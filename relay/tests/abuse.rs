@@ -541,3 +541,147 @@ async fn a_burst_of_notices_over_the_limit_gets_no_one_banned() {
     assert!(peer.connected(), "a burst of notices got the peer banned");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The relay's resident memory, from `/proc`.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Peers that ask for page after page of a room's largest history and never read an answer hold
+/// only their share of the relay's memory; once they go, everyone is answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_of_large_pages_do_not_fill_the_relays_memory() {
+    const READERS: usize = 4;
+    const ASKS: usize = 100;
+    let dir = temp_dir("abuse-slow-reader");
+    let (relay, _, relay_tcp, _) = procs::start_relay_with(&dir, &[]);
+    let relay_addr: libp2p::Multiaddr = relay_tcp.parse().expect("relay address");
+    // Payloads of control bytes make pages of about 1 MiB of JSON.
+    let mut attacker = Attacker::connect(&relay_addr).await;
+    attacker.join(ROOM).await;
+    let spam = vec![0x01u8; p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES];
+    attack_and_settle(&mut attacker, &relay_addr, vec![spam; 40], 40).await;
+    let pid = relay.child.id();
+    let before = resident_bytes(pid);
+
+    let query = serde_json::to_vec(&p2p_chat_shared::store::StoreRequest::Query(
+        p2p_chat_shared::store::HistoryQuery {
+            room: ROOM.to_owned(),
+            newest: true,
+            ..Default::default()
+        },
+    ))
+    .expect("encodes");
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        let mut reader = RawStoreClient::connect_slow(&relay_addr).await;
+        for _ in 0..ASKS {
+            reader.send(query.clone());
+        }
+        readers.push(reader);
+    }
+    // Drive them all for a while (well within the relay's 20 s request timeout); the relay's
+    // memory at its highest.
+    let mut peak = before;
+    for _ in 0..20 {
+        for reader in &mut readers {
+            reader.run_for(Duration::from_millis(100)).await;
+        }
+        peak = peak.max(resident_bytes(pid));
+    }
+    let grown = peak.saturating_sub(before);
+    let asked = (READERS * ASKS) as u64 * p2p_chat_shared::store::MAX_PAGE_BYTES as u64;
+    println!(
+        "relay memory: {} MiB before, {} MiB at the highest ({} MiB of pages asked for)",
+        before >> 20,
+        peak >> 20,
+        asked >> 20
+    );
+    assert!(
+        grown < 128 << 20,
+        "the relay grew by {} MiB for slow readers",
+        grown >> 20
+    );
+
+    // They go; an honest reader gets the whole history.
+    drop(readers);
+    let mut honest = RawStoreClient::connect(&relay_addr).await;
+    assert_eq!(honest.whole_history(ROOM).await.len(), 40);
+    drop(relay);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Junk DMs for made-up peers from many throwaway identities fill no disk and keep out no honest
+/// DM: the store's byte cap sheds the largest depositors' oldest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_spam_neither_keeps_out_an_honest_dm_nor_fills_the_disk() {
+    use p2p_chat_shared::store::{Deposit, StoreRequest, StoreResponse, MAX_SEALED_CHARS};
+    const CAP: u64 = 2 << 20;
+    const SPAMMERS: usize = 10;
+    const EACH: usize = 60;
+    let dir = temp_dir("abuse-mailbox");
+    let cap = CAP.to_string();
+    let (relay, _, relay_tcp, _) =
+        procs::start_relay_with(&dir, &["--store-max-bytes", cap.as_str()]);
+    let relay_addr: libp2p::Multiaddr = relay_tcp.parse().expect("relay address");
+    let mut bob = RawStoreClient::connect(&relay_addr).await;
+    let mut alice = RawStoreClient::connect(&relay_addr).await;
+    let deposit = |to, id: String| {
+        StoreRequest::Deposit(Deposit {
+            to,
+            id,
+            sealed: "A".repeat(MAX_SEALED_CHARS),
+        })
+    };
+    let mut junk = 0u64;
+    for spammer in 0..SPAMMERS {
+        let mut mallory = RawStoreClient::connect(&relay_addr).await;
+        for i in 0..EACH {
+            let request = deposit(libp2p::PeerId::random(), format!("junk-{spammer}-{i}"));
+            match mallory.request(&request).await {
+                StoreResponse::Deposited { .. } => junk += MAX_SEALED_CHARS as u64,
+                other => panic!("a deposit within the per-depositor cap was refused: {other:?}"),
+            }
+        }
+        if spammer == SPAMMERS / 2 {
+            let hello = deposit(bob.peer_id(), "hello-bob".to_owned());
+            let answer = alice.request(&hello).await;
+            assert!(
+                matches!(answer, StoreResponse::Deposited { .. }),
+                "{answer:?}"
+            );
+        }
+    }
+    let file = std::fs::metadata(dir.join("store.redb"))
+        .expect("the store file")
+        .len();
+    println!(
+        "junk deposited: {} MiB; store file: {} MiB (cap {} MiB)",
+        junk >> 20,
+        file >> 20,
+        CAP >> 20
+    );
+    assert!(junk > 10 * CAP, "the attack was larger than the cap");
+    assert!(
+        file < 8 * CAP,
+        "the store file grew to {} MiB with a cap of {} MiB",
+        file >> 20,
+        CAP >> 20
+    );
+    match bob.request(&StoreRequest::Fetch).await {
+        StoreResponse::Mailbox { dms } => assert!(
+            dms.iter()
+                .any(|d| d.id == "hello-bob" && d.from == alice.peer_id()),
+            "the honest DM waits for bob"
+        ),
+        other => panic!("expected bob's mailbox, got {other:?}"),
+    }
+    drop(relay);
+    let _ = std::fs::remove_dir_all(dir);
+}

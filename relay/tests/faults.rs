@@ -97,7 +97,7 @@ async fn keep(
         ids: vec![id.to_owned()],
     };
     match ask(handle, receipt).await {
-        StoreResponse::Stored { ids } if ids == [id] => Ok(()),
+        StoreResponse::Stored { ids, .. } if ids == [id] => Ok(()),
         StoreResponse::Stored { .. } => Err("not confirmed".to_owned()),
         StoreResponse::Error { reason } => Err(reason),
         other => panic!("unexpected answer {other:?}"),
@@ -157,11 +157,31 @@ async fn a_full_disk_acknowledges_nothing_false_says_so_and_recovers_when_space_
     assert!(reason.contains("cannot write"), "a clear reason: {reason}");
     let failing = health.failing().expect("health says the store is failing");
     assert!(failing.contains("cannot write"), "{failing}");
-    // While the disk is full, nothing new is confirmed.
+    // While the disk is full, nothing new is confirmed, and what was kept before still is.
     assert!(keep(&mut handle, author, "while-full").await.is_err());
+    let earlier = StoreRequest::Receipt {
+        room: ROOM.to_owned(),
+        ids: vec![acked[0].clone(), "while-full".to_owned()],
+    };
+    match ask(&mut handle, earlier).await {
+        StoreResponse::Stored { ids, reason } => {
+            assert_eq!(ids, [acked[0].clone()], "only the message kept before");
+            let reason = reason.expect("why the other is not kept");
+            assert!(reason.contains("cannot write"), "{reason}");
+        }
+        other => panic!("a message kept before the disk filled is still confirmed: {other:?}"),
+    }
 
-    // Space comes back: the store writes again by itself.
+    // Space comes back: the store finds out by itself, with nothing to write, and writes again.
     disk.grow("64m");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while health.failing().is_some() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        health.failing().is_none(),
+        "an idle store says it writes again once space is back"
+    );
     let mut recovered = false;
     for i in 0..50 {
         if keep(&mut handle, author, &format!("after-{i}"))

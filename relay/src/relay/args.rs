@@ -9,7 +9,7 @@ use clap::Args;
 use libp2p::Multiaddr;
 use p2p_chat_shared::hub::limits;
 
-use crate::cli::parse_duration;
+use crate::cli::{parse_duration, parse_size};
 
 /// Flags of `p2p-chat relay`.
 #[derive(Debug, Args)]
@@ -85,6 +85,10 @@ pub struct RelayArgs {
         env = "P2P_CHAT_MAILBOX_MAX_PER_DEPOSITOR"
     )]
     pub mailbox_max_per_depositor: u64,
+    /// Most bytes of room messages and waiting direct messages the store keeps in all (e.g. 1G,
+    /// 512M). Over it, whoever holds the most loses their oldest first, down to 90 % of it.
+    #[arg(long, default_value = "1G", value_parser = parse_size, env = "P2P_CHAT_STORE_MAX_BYTES")]
+    pub store_max_bytes: u64,
     /// Relay reservations (and, separately, relayed circuits) one IP address may open per
     /// minute. Raise it when many peers share an address: behind a reverse proxy or a NAT.
     #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_RATE_PER_IP, env = "P2P_CHAT_RATE_PER_IP")]

@@ -70,6 +70,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         mailbox_max_age: args.mailbox_max_age,
         mailbox_max_per_peer: args.mailbox_max_per_peer,
         mailbox_max_per_depositor: args.mailbox_max_per_depositor,
+        max_bytes: args.store_max_bytes,
     };
     let store_path = data.path.join("store.redb");
     let store::Opened {
@@ -112,12 +113,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     say(format!("peer id: {peer_id}"));
     say(format!("data dir: {}", data.path.display()));
     say(format!(
-        "store: {} (rooms: {} messages / {} days each; offline DMs: {} per peer / {} days)",
+        "store: {} (rooms: {} messages / {} days each; offline DMs: {} per peer / {} days; {} MiB in all)",
         store_path.display(),
         retention.max_per_room,
         retention.max_age.as_secs() / 86_400,
         retention.mailbox_max_per_peer,
         retention.mailbox_max_age.as_secs() / 86_400,
+        retention.max_bytes >> 20,
     ));
     say(format!("web app: http://{http}"));
     say("peers connect with: p2p-chat peer --relay <one of the addresses below>");

@@ -300,9 +300,12 @@ pub struct RawStoreClient {
     relay: PeerId,
 }
 
-/// Bytes in, bytes out.
+/// Bytes in, bytes out; a slow one never reads an answer (a slow reader: the relay's answer
+/// waits for it until the request times out).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
+pub struct RawCodec {
+    slow: bool,
+}
 
 async fn read_at_most<T: futures::AsyncRead + Unpin + Send>(
     io: &mut T,
@@ -339,6 +342,9 @@ impl libp2p::request_response::Codec for RawCodec {
     where
         T: futures::AsyncRead + Unpin + Send,
     {
+        if self.slow {
+            return futures::future::pending().await;
+        }
         read_at_most(io, 16 << 20).await
     }
 
@@ -370,6 +376,35 @@ impl libp2p::request_response::Codec for RawCodec {
 impl RawStoreClient {
     /// Connects to the relay at `addr` (ending in `/p2p/<id>`).
     pub async fn connect(addr: &Multiaddr) -> Self {
+        Self::build(addr, false).await
+    }
+
+    /// Connects as a client that never reads an answer, with up to 1,000 requests in flight.
+    pub async fn connect_slow(addr: &Multiaddr) -> Self {
+        Self::build(addr, true).await
+    }
+
+    /// Its peer id.
+    pub fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Sends `bytes` as a request and does not wait for the answer.
+    pub fn send(&mut self, bytes: Vec<u8>) {
+        self.swarm.behaviour_mut().send_request(&self.relay, bytes);
+    }
+
+    /// Drives the connection for `time`.
+    pub async fn run_for(&mut self, time: Duration) {
+        let _ = tokio::time::timeout(time, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
+    }
+
+    async fn build(addr: &Multiaddr, slow: bool) -> Self {
         use libp2p::request_response::{Behaviour, Config, ProtocolSupport};
         let relay = match addr.iter().last() {
             Some(Protocol::P2p(peer)) => peer,
@@ -385,12 +420,14 @@ impl RawStoreClient {
             .expect("tcp")
             .with_behaviour(|_| {
                 Behaviour::with_codec(
-                    RawCodec,
+                    RawCodec { slow },
                     [(
                         p2p_chat_shared::protocol::STORE_PROTOCOL,
                         ProtocolSupport::Outbound,
                     )],
-                    Config::default().with_request_timeout(WAIT),
+                    Config::default()
+                        .with_request_timeout(WAIT)
+                        .with_max_concurrent_streams(1000),
                 )
             })
             .expect("behaviour")

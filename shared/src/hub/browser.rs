@@ -4,7 +4,7 @@
 
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, TopicHash};
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 
@@ -89,9 +89,14 @@ impl Hub {
         &mut self,
         _: &mut Net<X>,
         _: PeerId,
+        _: InboundRequestId,
         _: Result<StoreRequest, RequestError>,
         _: ResponseChannel<Response>,
     ) {
+        match *self {}
+    }
+
+    pub fn on_request_done<X: Extension>(&mut self, _: &mut Net<X>, _: InboundRequestId) {
         match *self {}
     }
 

@@ -58,6 +58,7 @@ impl Hub {
     ) {
         if last {
             self.guard.on_gone(&peer);
+            self.pacing.on_gone(&peer);
             self.on_peer_gone(swarm, peer);
         } else if greeted && is_browser_transport(endpoint.get_remote_address()) {
             // The browser connection gossipsub greeted is gone; the newer ones never were and

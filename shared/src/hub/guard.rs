@@ -292,6 +292,11 @@ impl Guard {
         true
     }
 
+    /// The address (an IPv6 /64) `peer` is connected from, if known.
+    pub fn ip(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.ips.get(peer).copied()
+    }
+
     /// `peer`'s last connection closed.
     pub fn on_gone(&mut self, peer: &PeerId) {
         self.ips.remove(peer);

@@ -21,6 +21,8 @@ mod filing;
 pub mod guard;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod pacing;
+#[cfg(not(target_arch = "wasm32"))]
 mod rooms;
 #[cfg(not(target_arch = "wasm32"))]
 mod serving;

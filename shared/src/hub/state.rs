@@ -4,13 +4,14 @@ use std::collections::{HashMap, HashSet};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 
 use libp2p::gossipsub::{self, MessageId};
 use libp2p::Swarm;
 
 use super::guard::Guard;
+use super::pacing::Pacing;
 use super::HubLimits;
 use crate::behaviour::{Behaviour, Extension, Role};
 use crate::rpc::Response;
@@ -31,6 +32,8 @@ pub struct Hub {
     pub(super) dropped_appends: u64,
     /// Limits on what one peer may ask ([`super::guard`]).
     pub(super) guard: Guard,
+    /// Store requests in flight and waiting ([`super::pacing`]).
+    pub(super) pacing: Pacing<InboundRequestId, ResponseChannel<Response>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -54,6 +57,7 @@ impl Hub {
             answers: FuturesUnordered::new(),
             dropped_appends: 0,
             guard: Guard::new(limits),
+            pacing: Pacing::default(),
         })
     }
 

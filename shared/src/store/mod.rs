@@ -110,6 +110,10 @@ pub enum StoreResponse {
     Stored {
         /// Message ids.
         ids: Vec<String>,
+        /// Why the ids asked for and left out are not stored; absent when the relay has not
+        /// received them in time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The DM is durably stored for its recipient.
     Deposited {

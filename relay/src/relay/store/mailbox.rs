@@ -14,6 +14,7 @@ use p2p_chat_shared::store::{
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use super::bytes::dm_bytes;
 use super::{after, Store};
 
 /// (recipient, stored at, id) → (depositor, sealed).
@@ -63,13 +64,15 @@ pub(super) fn count_deposit(
 }
 
 impl Store {
-    /// Keeps a sealed DM for its recipient (once per id), unless the recipient's mailbox is full.
+    /// Keeps a sealed DM for its recipient (once per id), unless the recipient's mailbox is full;
+    /// adds the bytes it takes (less any DM it evicts) to `bytes`.
     pub(super) fn deposit(
         &self,
         tx: &redb::WriteTransaction,
         from: PeerId,
         deposit: &Deposit,
         now: u64,
+        bytes: &mut i64,
     ) -> Result<StoreResponse, redb::Error> {
         let to = deposit.to.to_base58();
         let mut ids = tx.open_table(MAILBOX_IDS)?;
@@ -94,14 +97,17 @@ impl Store {
         if held >= self.retention.mailbox_max_per_peer {
             // Full: the oldest DM of whoever holds the most here makes room, if that is more
             // than this depositor holds.
-            let mut by_depositor: std::collections::HashMap<String, (u64, (u64, String))> =
+            type Oldest = (u64, String, u64);
+            let mut by_depositor: std::collections::HashMap<String, (u64, Oldest)> =
                 Default::default();
             for entry in mailbox.range((to.as_str(), 0, "")..(after(&to).as_str(), 0, ""))? {
                 let (key, value) = entry?;
                 let (_, at, id) = key.value();
-                let slot = by_depositor
-                    .entry(value.value().0.to_owned())
-                    .or_insert((0, (at, id.to_owned())));
+                let (depositor, sealed) = value.value();
+                let slot = by_depositor.entry(depositor.to_owned()).or_insert_with(|| {
+                    let size = dm_bytes(&to, id, depositor, sealed);
+                    (0, (at, id.to_owned(), size))
+                });
                 slot.0 += 1;
             }
             let own = by_depositor.get(&from).map_or(0, |(n, _)| *n);
@@ -109,7 +115,7 @@ impl Store {
                 .into_iter()
                 .max_by_key(|(_, (n, _))| *n)
                 .filter(|(_, (n, _))| *n > own);
-            let Some((evicted, (_, (at, id)))) = top else {
+            let Some((evicted, (_, (at, id, size)))) = top else {
                 return Ok(StoreResponse::error(format!(
                     "the mailbox of {} is full ({held} messages waiting)",
                     deposit.to
@@ -118,6 +124,7 @@ impl Store {
             mailbox.remove((to.as_str(), at, id.as_str()))?;
             ids.remove((to.as_str(), id.as_str()))?;
             count_deposit(&mut depositors, &evicted, -1)?;
+            *bytes -= size as i64;
             tracing::info!(recipient = %deposit.to, depositor = evicted, "full mailbox: the oldest DM of its largest depositor made room");
         }
         mailbox.insert(
@@ -126,18 +133,21 @@ impl Store {
         )?;
         ids.insert((to.as_str(), deposit.id.as_str()), now)?;
         count_deposit(&mut depositors, &from, 1)?;
+        *bytes += dm_bytes(&to, &deposit.id, &from, &deposit.sealed) as i64;
         Ok(StoreResponse::Deposited {
             id: deposit.id.clone(),
         })
     }
 }
 
-/// The recipient has these DMs: forget them, and note for each depositor that it was fetched.
+/// The recipient has these DMs: forget them (taking their bytes off `bytes`), and note for each
+/// depositor that it was fetched.
 pub(super) fn ack(
     tx: &redb::WriteTransaction,
     recipient: PeerId,
     acked: &[String],
     now: u64,
+    bytes: &mut i64,
 ) -> Result<StoreResponse, redb::Error> {
     let to = recipient.to_base58();
     let mut ids = tx.open_table(MAILBOX_IDS)?;
@@ -149,9 +159,12 @@ pub(super) fn ack(
         let Some(stored_at) = ids.remove((to.as_str(), id.as_str()))?.map(|v| v.value()) else {
             continue;
         };
-        let depositor = mailbox
-            .remove((to.as_str(), stored_at, id.as_str()))?
-            .map(|v| v.value().0.to_owned());
+        let removed = mailbox.remove((to.as_str(), stored_at, id.as_str()))?;
+        let depositor = removed.map(|v| {
+            let (depositor, sealed) = v.value();
+            *bytes -= dm_bytes(&to, id, depositor, sealed) as i64;
+            depositor.to_owned()
+        });
         if let Some(depositor) = depositor {
             delivered.insert((depositor.as_str(), id.as_str()), now)?;
             count_deposit(&mut depositors, &depositor, -1)?;

@@ -8,13 +8,14 @@
 //! returns: redb's `Durability::Immediate`) for everything queued, then the answers. A receipt
 //! or a deposit is answered only after the commit that holds its message, so an acknowledged
 //! message survives a crash. Retention (age and count per room, age and count per mailbox) is
-//! applied at start and every minute.
+//! applied at start and every minute; the byte cap ([`bytes`]) right after a batch goes over it.
 //!
 //! **When the disk fails** (full, read-only, an I/O error), nothing is acknowledged that is not
 //! on disk: the writes of the failed batch are answered with the error, waiting receipts too,
 //! and [`StoreHealth`] says `failing` with the reason (the relay's `/healthz` then reports
-//! `degraded`). The database is closed and opened again at the next batch or tick, so the store
-//! recovers by itself when space comes back.
+//! `degraded`). The database is closed and opened again at the next batch or tick, and a real
+//! write is tried every [`PROBE_EVERY`], so the store recovers by itself when space comes back,
+//! and says so, even with nothing to write.
 //!
 //! Tables:
 //!
@@ -27,6 +28,7 @@
 //! | `mailbox_ids` | (recipient, id) | stored at |
 //! | `delivered` | (depositor, id) | fetched at |
 //! | `mailbox_depositors` | depositor | DMs it has waiting |
+//! | `probe` | `"probe"` | [`PROBE_BYTES`] while the store checks it can write again |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,7 @@ use p2p_chat_shared::store::{StoreHandle, StoreJob, StoreRequest, StoreResponse}
 use p2p_chat_shared::text::now_unix_ms;
 use redb::{Database, ReadableDatabase};
 
+mod bytes;
 mod mailbox;
 mod receipts;
 mod retention;
@@ -57,6 +60,14 @@ const COMMIT_GATHER: Duration = Duration::from_millis(10);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// While the store cannot write, how often it tries a real write to learn whether it can again
+/// (so that an idle relay does not stay `degraded` once space is back).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// The size of that write: far more than a message or a DM takes, so that when it fits, they do
+/// (an empty commit is not enough: it can succeed on a disk too full for any real write).
+const PROBE_BYTES: usize = 256 * 1024;
+/// The probe's table: written and emptied again at once.
+const PROBE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("probe");
 
 /// What the store keeps, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +84,13 @@ pub struct Retention {
     /// Most sealed DMs one depositor may have waiting, for all its recipients (further deposits
     /// are refused until some are fetched or expire).
     pub mailbox_max_per_depositor: u64,
+    /// Most bytes of room messages and waiting DMs kept in all; over it, the largest holders
+    /// lose their oldest first ([`bytes`]).
+    pub max_bytes: u64,
 }
+
+/// The store's default byte cap: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 impl Default for Retention {
     fn default() -> Self {
@@ -83,6 +100,7 @@ impl Default for Retention {
             mailbox_max_age: Duration::from_secs(30 * 24 * 3600),
             mailbox_max_per_peer: 1000,
             mailbox_max_per_depositor: 500,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -141,7 +159,7 @@ pub fn open(path: &Path, retention: Retention) -> Result<Opened, StoreError> {
         source,
     };
     let mut store = Store::open(path, retention).map_err(fail)?;
-    if let Err(e) = store.prune() {
+    if let Err(e) = store.prune().and_then(|()| store.shed()) {
         tracing::error!(error = %e, "store retention failed");
     }
     let health = store.health.clone();
@@ -165,6 +183,8 @@ struct Store {
     /// Receipts waiting for their messages.
     waiting: Vec<receipts::Parked>,
     health: StoreHealth,
+    /// Bytes of content held ([`bytes`]): counted at open, then kept up to date by every commit.
+    bytes: u64,
 }
 
 /// The smallest string after every key that starts with `prefix` as its first tuple element.
@@ -175,12 +195,15 @@ fn after(prefix: &str) -> String {
 impl Store {
     /// Opens the database and creates its tables.
     fn open(path: &Path, retention: Retention) -> Result<Self, redb::Error> {
+        let db = Self::open_db(path)?;
+        let bytes = bytes::count(&db)?;
         Ok(Self {
             path: path.to_owned(),
-            db: Some(Self::open_db(path)?),
+            db: Some(db),
             retention,
             waiting: Vec::new(),
             health: StoreHealth::default(),
+            bytes,
         })
     }
 
@@ -226,6 +249,19 @@ impl Store {
         reason
     }
 
+    /// Writes [`PROBE_BYTES`] and deletes them: whether the store can write again.
+    fn probe(&mut self) -> Result<(), redb::Error> {
+        let db = self.db()?;
+        let tx = db.begin_write()?;
+        tx.open_table(PROBE)?
+            .insert("probe", vec![0u8; PROBE_BYTES].as_slice())?;
+        tx.commit()?;
+        let tx = db.begin_write()?;
+        tx.open_table(PROBE)?.remove("probe")?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A write succeeded.
     fn write_succeeded(&mut self) {
         if self.health.failing().is_some() {
@@ -236,6 +272,7 @@ impl Store {
 
     fn run(mut self, mut rx: mpsc::Receiver<StoreJob>) {
         let mut next_prune = Instant::now() + PRUNE_EVERY;
+        let mut next_probe = Instant::now() + PROBE_EVERY;
         let mut housekeeping = futures_timer::Delay::new(HOUSEKEEPING);
         loop {
             let first = futures::executor::block_on(async {
@@ -268,6 +305,22 @@ impl Store {
             if self.db.is_none() {
                 if let Err(e) = self.db() {
                     tracing::debug!(error = %e, "store still cannot open");
+                }
+            }
+            if self.health.failing().is_some() && Instant::now() >= next_probe {
+                next_probe = Instant::now() + PROBE_EVERY;
+                match self.probe() {
+                    Ok(()) => self.write_succeeded(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "store still cannot write");
+                        self.write_failed(&e);
+                    }
+                }
+            }
+            if self.over_cap() && self.health.failing().is_none() {
+                if let Err(e) = self.shed() {
+                    tracing::error!(error = %e, "store shedding over its byte cap failed");
+                    self.write_failed(&e);
                 }
             }
             if Instant::now() >= next_prune {
@@ -305,13 +358,19 @@ impl Store {
         if !items.is_empty() || !writes.is_empty() {
             let now = now_unix_ms();
             let mut answers = Vec::new();
+            // Bytes added (and taken away) by the batch, counted once it is committed.
+            let mut delta = 0i64;
             let result = (|| -> Result<Vec<(String, String)>, redb::Error> {
                 let tx = self.db()?.begin_write()?;
-                let appended = rooms::append(&tx, &items)?;
+                let appended = rooms::append(&tx, &items, &mut delta)?;
                 for (from, request, _) in &writes {
                     let answer = match request {
-                        StoreRequest::Deposit(deposit) => self.deposit(&tx, *from, deposit, now)?,
-                        StoreRequest::Ack { ids } => mailbox::ack(&tx, *from, ids, now)?,
+                        StoreRequest::Deposit(deposit) => {
+                            self.deposit(&tx, *from, deposit, now, &mut delta)?
+                        }
+                        StoreRequest::Ack { ids } => {
+                            mailbox::ack(&tx, *from, ids, now, &mut delta)?
+                        }
                         _ => StoreResponse::error("not a write"),
                     };
                     answers.push(answer);
@@ -321,6 +380,7 @@ impl Store {
             })();
             match result {
                 Ok(appended) => {
+                    self.bytes = self.bytes.saturating_add_signed(delta);
                     self.write_succeeded();
                     for ((_, _, reply), answer) in writes.into_iter().zip(answers) {
                         let _ = reply.send(answer);
@@ -388,16 +448,26 @@ mod tests {
         room: &str,
         items: impl IntoIterator<Item = (u64, &'static str)>,
     ) {
-        let from = PeerId::random();
+        let items = items.into_iter().map(|(ts, id)| (ts, id.to_owned()));
+        append_from(store, room, PeerId::random(), items);
+    }
+
+    /// Files messages of one author, each (time, id) with the payload "text <id>".
+    pub(super) fn append_from(
+        store: &mut Store,
+        room: &str,
+        from: PeerId,
+        items: impl IntoIterator<Item = (u64, String)>,
+    ) {
         let jobs = items
             .into_iter()
             .map(|(ts, id)| StoreJob::Append {
                 room: room.to_owned(),
                 item: HistoryItem {
-                    id: id.to_owned(),
+                    payload: format!("text {id}"),
+                    id,
                     from,
                     ts,
-                    payload: format!("text {id}"),
                 },
             })
             .collect();

@@ -39,22 +39,29 @@ impl Store {
         ids: Vec<String>,
         reply: oneshot::Sender<StoreResponse>,
     ) {
-        if let Some(reason) = self.health.failing() {
-            // Nothing is being written: say so now rather than after the wait.
-            let _ = reply.send(StoreResponse::error(reason));
-            return;
-        }
         match self.missing(&room, &ids) {
             Ok(missing) if missing.is_empty() => {
-                let _ = reply.send(StoreResponse::Stored { ids });
+                let _ = reply.send(StoreResponse::Stored { ids, reason: None });
             }
-            Ok(missing) => self.waiting.push(Parked {
-                room,
-                ids,
-                missing,
-                reply,
-                deadline: Instant::now() + RECEIPT_WAIT,
-            }),
+            Ok(missing) => match self.health.failing() {
+                // Nothing is being written: say which are kept, and why the others are not, now
+                // rather than after the wait.
+                Some(reason) if missing.len() == ids.len() => {
+                    let _ = reply.send(StoreResponse::error(reason));
+                }
+                Some(reason) => {
+                    let ids = ids.into_iter().filter(|id| !missing.contains(id)).collect();
+                    let reason = Some(reason);
+                    let _ = reply.send(StoreResponse::Stored { ids, reason });
+                }
+                None => self.waiting.push(Parked {
+                    room,
+                    ids,
+                    missing,
+                    reply,
+                    deadline: Instant::now() + RECEIPT_WAIT,
+                }),
+            },
             Err(e) => {
                 let _ = reply.send(StoreResponse::error(format!("store read failed: {e}")));
             }
@@ -91,7 +98,10 @@ impl Store {
             .partition(|p| p.missing.is_empty());
         self.waiting = waiting;
         for parked in done {
-            let _ = parked.reply.send(StoreResponse::Stored { ids: parked.ids });
+            let _ = parked.reply.send(StoreResponse::Stored {
+                ids: parked.ids,
+                reason: None,
+            });
         }
     }
 
@@ -108,7 +118,9 @@ impl Store {
                 .into_iter()
                 .filter(|id| !parked.missing.contains(id))
                 .collect();
-            let _ = parked.reply.send(StoreResponse::Stored { ids });
+            let _ = parked
+                .reply
+                .send(StoreResponse::Stored { ids, reason: None });
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 use p2p_chat_shared::text::now_unix_ms;
 use redb::ReadableTable;
 
+use super::bytes::{dm_bytes, message_bytes};
 use super::mailbox::{count_deposit, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::{after, Store};
@@ -68,6 +69,7 @@ impl Store {
         let retention = self.retention;
         let tx = self.db()?.begin_write()?;
         let mut deleted = 0usize;
+        let mut freed = 0u64;
         {
             let mut messages = tx.open_table(MESSAGES)?;
             let mut ids = tx.open_table(MESSAGE_IDS)?;
@@ -85,20 +87,21 @@ impl Store {
                     HashMap::new()
                 };
                 let mut to_cut: u64 = quotas.values().sum();
-                let mut doomed: Vec<(u64, String)> = Vec::new();
+                let mut doomed: Vec<(u64, String, u64)> = Vec::new();
                 for entry in
                     messages.range((room.as_str(), 0, "")..(after(&room).as_str(), 0, ""))?
                 {
                     let (key, value) = entry?;
                     let (_, ts, id) = key.value();
-                    let author = value.value().0;
+                    let (author, payload) = value.value();
+                    let size = message_bytes(&room, id, author, payload);
                     let cut = quotas.get_mut(author).filter(|left| **left > 0);
                     if ts < cutoff {
-                        doomed.push((ts, id.to_owned()));
+                        doomed.push((ts, id.to_owned(), size));
                     } else if let Some(left) = cut {
                         *left -= 1;
                         to_cut -= 1;
-                        doomed.push((ts, id.to_owned()));
+                        doomed.push((ts, id.to_owned(), size));
                     } else if to_cut == 0 {
                         break;
                     }
@@ -106,9 +109,10 @@ impl Store {
                         break;
                     }
                 }
-                for (ts, id) in &doomed {
+                for (ts, id, size) in &doomed {
                     messages.remove((room.as_str(), *ts, id.as_str()))?;
                     ids.remove((room.as_str(), id.as_str()))?;
+                    freed += size;
                 }
                 deleted += doomed.len();
                 let left = count.saturating_sub(doomed.len() as u64);
@@ -121,20 +125,22 @@ impl Store {
             let mut mailbox = tx.open_table(MAILBOX)?;
             let mut mailbox_ids = tx.open_table(MAILBOX_IDS)?;
             let mut depositors = tx.open_table(DEPOSITORS)?;
-            let old: Vec<(String, u64, String, String)> = mailbox
+            let old: Vec<(String, u64, String, String, u64)> = mailbox
                 .iter()?
                 .filter_map(|e| e.ok())
                 .filter(|(k, _)| k.value().1 < mailbox_cutoff)
                 .map(|(k, v)| {
-                    let (to, at, id) = k.value();
-                    (to.to_owned(), at, id.to_owned(), v.value().0.to_owned())
+                    let ((to, at, id), (depositor, sealed)) = (k.value(), v.value());
+                    let size = dm_bytes(to, id, depositor, sealed);
+                    (to.to_owned(), at, id.to_owned(), depositor.to_owned(), size)
                 })
                 .take(PRUNE_LIMIT)
                 .collect();
-            for (to, at, id, depositor) in &old {
+            for (to, at, id, depositor, size) in &old {
                 mailbox.remove((to.as_str(), *at, id.as_str()))?;
                 mailbox_ids.remove((to.as_str(), id.as_str()))?;
                 count_deposit(&mut depositors, depositor, -1)?;
+                freed += size;
             }
             let mut delivered = tx.open_table(DELIVERED)?;
             let stale: Vec<(String, String)> = delivered
@@ -160,6 +166,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.bytes = self.bytes.saturating_sub(freed);
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use p2p_chat_shared::store::{Cursor, HistoryItem, HistoryQuery, StoreResponse, M
 use redb::{ReadableTable, TableDefinition};
 
 use super::after;
+use super::bytes::message_bytes;
 
 /// A room message's key: (room, time, id).
 pub(super) type RoomKey<'a> = (&'a str, u64, &'a str);
@@ -19,10 +20,12 @@ pub(super) const MESSAGE_IDS: TableDefinition<(&str, &str), u64> =
 /// room → messages kept (for retention by count).
 pub(super) const ROOM_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("room_counts");
 
-/// Files room messages not filed yet; returns the (room, id) of each one filed.
+/// Files room messages not filed yet; returns the (room, id) of each one filed, and adds the
+/// bytes they take to `bytes`.
 pub(super) fn append(
     tx: &redb::WriteTransaction,
     items: &[(String, HistoryItem)],
+    bytes: &mut i64,
 ) -> Result<Vec<(String, String)>, redb::Error> {
     let mut messages = tx.open_table(MESSAGES)?;
     let mut ids = tx.open_table(MESSAGE_IDS)?;
@@ -40,6 +43,7 @@ pub(super) fn append(
         ids.insert((room.as_str(), item.id.as_str()), item.ts)?;
         let count = counts.get(room.as_str())?.map_or(0, |c| c.value());
         counts.insert(room.as_str(), count + 1)?;
+        *bytes += message_bytes(room, &item.id, &from, &item.payload) as i64;
         appended.push((room.clone(), item.id.clone()));
     }
     Ok(appended)

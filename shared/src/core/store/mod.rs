@@ -127,13 +127,13 @@ impl<X: Extension> EventLoop<X> {
                 peer,
                 message:
                     Message::Request {
+                        request_id,
                         request: Request::Store(request),
                         channel,
-                        ..
                     },
                 ..
             } => match self.hub.as_mut() {
-                Some(hub) => hub.serve(&mut self.swarm, peer, request, channel),
+                Some(hub) => hub.serve(&mut self.swarm, peer, request_id, request, channel),
                 None => tracing::debug!(%peer, "a store request to a peer that keeps no store"),
             },
             E::Message {
@@ -160,11 +160,24 @@ impl<X: Extension> EventLoop<X> {
                     self.on_store_answer(peer, outstanding, StoreResponse::error(reason));
                 }
             }
-            E::InboundFailure { peer, error, .. } => {
+            E::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 tracing::debug!(%peer, %error, "store request failed");
+                if let Some(hub) = self.hub.as_mut() {
+                    hub.on_request_done(&mut self.swarm, request_id);
+                }
+            }
+            E::ResponseSent { request_id, .. } => {
+                if let Some(hub) = self.hub.as_mut() {
+                    hub.on_request_done(&mut self.swarm, request_id);
+                }
             }
             // DMs never come over the store protocol (the codec reads by protocol).
-            E::Message { .. } | E::ResponseSent { .. } => {}
+            E::Message { .. } => {}
         }
     }
 

@@ -67,7 +67,7 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn on_receipt(&mut self, room: String, ids: Vec<String>, answer: StoreResponse) {
         self.store.receipts_in_flight = self.store.receipts_in_flight.saturating_sub(1);
         let (stored, reason) = match answer {
-            StoreResponse::Stored { ids } => (ids, None),
+            StoreResponse::Stored { ids, reason } => (ids, reason),
             StoreResponse::Error { reason } => (Vec::new(), Some(reason)),
             other => (Vec::new(), Some(format!("unexpected answer {other:?}"))),
         };
