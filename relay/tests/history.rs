@@ -19,6 +19,7 @@ const BURSTY: p2p_chat_shared::hub::HubLimits = p2p_chat_shared::hub::HubLimits 
     rooms_per_peer: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_PEER,
     rooms_per_ip: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_IP,
     ban: p2p_chat_shared::hub::limits::DEFAULT_BAN,
+    answer_bytes_per_ip: p2p_chat_shared::hub::limits::DEFAULT_ANSWER_BYTES_PER_IP,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,11 +63,12 @@ pub fn store_behaviour(serves: bool) -> RpcBehaviour {
     } else {
         ProtocolSupport::Outbound
     };
-    request_response::Behaviour::with_codec(
-        ChatCodec,
-        [(STORE_PROTOCOL, support)],
-        request_response::Config::default().with_request_timeout(STORE_TIMEOUT),
-    )
+    let mut config = request_response::Config::default().with_request_timeout(STORE_TIMEOUT);
+    if serves {
+        // Requests wait their turn at the hub with their streams open (`hub::pacing`).
+        config = config.with_max_concurrent_streams(crate::hub::pacing::MAX_STREAMS_PER_CONNECTION);
+    }
+    request_response::Behaviour::with_codec(ChatCodec, [(STORE_PROTOCOL, support)], config)
 }
 
 /// Reads at most `limit` bytes; `Ok(None)` when there was more.

@@ -86,9 +86,14 @@ pub struct RelayArgs {
     )]
     pub mailbox_max_per_depositor: u64,
     /// Most bytes of room messages and waiting direct messages the store keeps in all (e.g. 1G,
-    /// 512M). Over it, whoever holds the most loses their oldest first, down to 90 % of it.
+    /// 512M; 0: no limit). Over it, whoever holds the most loses their oldest first, down to
+    /// 90 % of it.
     #[arg(long, default_value = "1G", value_parser = parse_size, env = "P2P_CHAT_STORE_MAX_BYTES")]
     pub store_max_bytes: u64,
+    /// Bytes of history pages and mailboxes the peers of one IP address may have on their way
+    /// at once (0: no limit but the relay's 256M in all). Raise it behind a reverse proxy.
+    #[arg(long, default_value = "32M", value_parser = parse_size, env = "P2P_CHAT_ANSWER_BYTES_PER_IP")]
+    pub answer_bytes_per_ip: u64,
     /// Relay reservations (and, separately, relayed circuits) one IP address may open per
     /// minute. Raise it when many peers share an address: behind a reverse proxy or a NAT.
     #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_RATE_PER_IP, env = "P2P_CHAT_RATE_PER_IP")]

@@ -90,6 +90,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             rooms_per_peer: args.rooms_per_peer,
             rooms_per_ip: args.rooms_per_ip,
             ban: args.ban,
+            answer_bytes_per_ip: args.answer_bytes_per_ip,
         },
         listen: ports.listen_addrs(),
     };

@@ -16,6 +16,9 @@ pub const DEFAULT_ROOMS_PER_IP: usize = 500;
 pub const DEFAULT_ROOMS_PER_PEER: usize = crate::protocol::MAX_ROOMS_PER_PEER;
 /// How long a peer disconnected for flooding is refused.
 pub const DEFAULT_BAN: Duration = Duration::from_secs(10 * 60);
+/// Bytes of store answers (history pages, mailboxes) the peers of one IP address may have on
+/// their way at once ([`crate::hub`]'s pacing): about 31 pages. Raise it behind a reverse proxy.
+pub const DEFAULT_ANSWER_BYTES_PER_IP: u64 = 32 << 20;
 
 /// What one peer may ask of a hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub struct HubLimits {
     pub rooms_per_ip: usize,
     /// How long a peer disconnected for flooding is refused.
     pub ban: Duration,
+    /// Bytes of store answers the peers of one IP address may have on their way at once (0: no
+    /// limit but the relay's own).
+    pub answer_bytes_per_ip: u64,
 }
 
 impl Default for HubLimits {
@@ -40,6 +46,7 @@ impl Default for HubLimits {
             rooms_per_peer: DEFAULT_ROOMS_PER_PEER,
             rooms_per_ip: DEFAULT_ROOMS_PER_IP,
             ban: DEFAULT_BAN,
+            answer_bytes_per_ip: DEFAULT_ANSWER_BYTES_PER_IP,
         }
     }
 }

@@ -20,7 +20,6 @@ mod filing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod guard;
 pub mod limits;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod pacing;
 #[cfg(not(target_arch = "wasm32"))]
 mod rooms;

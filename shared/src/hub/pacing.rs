@@ -6,12 +6,14 @@
 //! So each request reserves the most its answer can take (a page or a mailbox: about
 //! [`MAX_PAGE_BYTES`]; anything else: [`SMALL_ANSWER`]) and is handed to the store only while
 //! - its peer has fewer than [`MAX_IN_FLIGHT_PER_PEER`] in flight,
-//! - its IP address (an IPv6 /64) holds less than [`MAX_ANSWER_BYTES_PER_IP`], and
+//! - its IP address (an IPv6 /64; peers whose address is unknown, as over a circuit, share one)
+//!   holds less than [`crate::hub::HubLimits::answer_bytes_per_ip`], and
 //! - the relay holds less than [`MAX_ANSWER_BYTES`] in all.
 //!
 //! Otherwise it waits its turn in its peer's queue (at most [`MAX_QUEUED_PER_PEER`]; beyond that
 //! it is answered "busy"). A reservation ends when the answer is sent or the request fails
-//! (the requester went away, or did not read within the request timeout).
+//! (the requester went away, or did not read within the request timeout); the place goes to
+//! other peers' requests before the same peer's next, so that a slow reader cannot keep it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -25,12 +27,14 @@ use crate::store::{StoreRequest, MAX_PAGE_BYTES};
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 16;
 /// Most store requests of one peer waiting for their turn; more are answered "busy".
 pub const MAX_QUEUED_PER_PEER: usize = 256;
-/// Most bytes of answers reserved for the peers of one IP address (an IPv6 /64).
-pub const MAX_ANSWER_BYTES_PER_IP: u64 = 32 << 20;
 /// Most bytes of answers reserved in all.
 pub const MAX_ANSWER_BYTES: u64 = 256 << 20;
-/// What an answer other than a page or a mailbox reserves.
-pub const SMALL_ANSWER: u64 = 4096;
+/// What an answer other than a page or a mailbox reserves: a receipt or a status names up to
+/// 100 ids of up to 64 characters.
+pub const SMALL_ANSWER: u64 = 8192;
+/// Streams of the store protocol one connection may have open at the relay: every request in
+/// flight or waiting its turn (beyond it, request-response drops new streams unanswered).
+pub const MAX_STREAMS_PER_CONNECTION: usize = MAX_IN_FLIGHT_PER_PEER + MAX_QUEUED_PER_PEER;
 
 /// A request waiting for its turn: `I` its id (request-response's `InboundRequestId`), `C`
 /// where its answer goes (a `ResponseChannel`).
@@ -59,21 +63,11 @@ pub struct Pacing<I, C> {
     queues: HashMap<PeerId, VecDeque<Waiting<I, C>>>,
     /// Whose queue each waiting request is in.
     queued: HashMap<I, PeerId>,
-    per_ip: HashMap<IpAddr, u64>,
+    /// Bytes reserved per address (`None`: peers whose address is unknown, together).
+    per_ip: HashMap<Option<IpAddr>, u64>,
+    /// The most bytes one address may have reserved (0: no limit but [`MAX_ANSWER_BYTES`]).
+    per_ip_limit: u64,
     bytes: u64,
-}
-
-impl<I, C> Default for Pacing<I, C> {
-    fn default() -> Self {
-        Self {
-            held: HashMap::new(),
-            in_flight: HashMap::new(),
-            queues: HashMap::new(),
-            queued: HashMap::new(),
-            per_ip: HashMap::new(),
-            bytes: 0,
-        }
-    }
 }
 
 /// What may happen to a new request now.
@@ -95,6 +89,19 @@ fn reserve(request: &StoreRequest) -> u64 {
 }
 
 impl<I: Copy + Eq + Hash, C> Pacing<I, C> {
+    /// Pacing that lets each IP address have `per_ip_limit` bytes of answers on their way.
+    pub fn new(per_ip_limit: u64) -> Self {
+        Self {
+            held: HashMap::new(),
+            in_flight: HashMap::new(),
+            queues: HashMap::new(),
+            queued: HashMap::new(),
+            per_ip: HashMap::new(),
+            per_ip_limit,
+            bytes: 0,
+        }
+    }
+
     /// A new request, of a peer whose address is `ip`.
     pub fn submit(&mut self, ip: Option<IpAddr>, waiting: Waiting<I, C>) -> Turn<I, C> {
         let peer = waiting.peer;
@@ -119,11 +126,15 @@ impl<I: Copy + Eq + Hash, C> Pacing<I, C> {
             return go;
         };
         let in_flight = self.in_flight.entry(peer).or_default();
+        let ip_limit = match self.per_ip_limit {
+            0 => u64::MAX,
+            limit => limit,
+        };
         while let Some(next) = queue.front() {
             let bytes = reserve(&next.request);
-            let ip_bytes = ip.map_or(0, |ip| self.per_ip.get(&ip).copied().unwrap_or(0));
+            let ip_bytes = self.per_ip.get(&ip).copied().unwrap_or(0);
             if *in_flight >= MAX_IN_FLIGHT_PER_PEER
-                || ip_bytes + bytes > MAX_ANSWER_BYTES_PER_IP
+                || ip_bytes.saturating_add(bytes) > ip_limit
                 || self.bytes + bytes > MAX_ANSWER_BYTES
             {
                 break;
@@ -133,9 +144,7 @@ impl<I: Copy + Eq + Hash, C> Pacing<I, C> {
             };
             self.queued.remove(&next.id);
             *in_flight += 1;
-            if let Some(ip) = ip {
-                *self.per_ip.entry(ip).or_default() += bytes;
-            }
+            *self.per_ip.entry(ip).or_default() += bytes;
             self.bytes += bytes;
             self.held.insert(next.id, Held { peer, ip, bytes });
             go.push(next);
@@ -170,21 +179,25 @@ impl<I: Copy + Eq + Hash, C> Pacing<I, C> {
                 self.in_flight.remove(&held.peer);
             }
         }
-        if let Some(ip) = held.ip {
-            if let Some(bytes) = self.per_ip.get_mut(&ip) {
-                *bytes = bytes.saturating_sub(held.bytes);
-                if *bytes == 0 {
-                    self.per_ip.remove(&ip);
-                }
+        if let Some(bytes) = self.per_ip.get_mut(&held.ip) {
+            *bytes = bytes.saturating_sub(held.bytes);
+            if *bytes == 0 {
+                self.per_ip.remove(&held.ip);
             }
         }
         self.bytes = self.bytes.saturating_sub(held.bytes);
-        // Its own peer first, then everyone else who waits.
-        let mut go = self.start(held.peer, held.ip);
-        let others: Vec<PeerId> = self.queues.keys().copied().collect();
+        // Everyone else who waits first, then its own peer: a slow reader does not keep it.
+        let mut go = Vec::new();
+        let others: Vec<PeerId> = self
+            .queues
+            .keys()
+            .copied()
+            .filter(|p| *p != held.peer)
+            .collect();
         for peer in others {
             go.extend(self.start(peer, ip_of(&peer)));
         }
+        go.extend(self.start(held.peer, held.ip));
         go
     }
 
@@ -205,6 +218,7 @@ impl<I: Copy + Eq + Hash, C> Pacing<I, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::limits::DEFAULT_ANSWER_BYTES_PER_IP;
     use crate::store::HistoryQuery;
 
     fn page(peer: PeerId, id: u64) -> Waiting<u64, ()> {
@@ -230,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_slow_reader_holds_at_most_its_share_and_the_rest_waits_its_turn() {
-        let mut pacing = Pacing::default();
+        let mut pacing = Pacing::new(DEFAULT_ANSWER_BYTES_PER_IP);
         let reader = PeerId::random();
         let ip: Option<IpAddr> = Some([10, 0, 0, 1].into());
         let mut started = Vec::new();
@@ -248,7 +262,7 @@ mod tests {
             (held, waiting),
             (MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER)
         );
-        assert!(bytes <= MAX_ANSWER_BYTES_PER_IP, "{bytes}");
+        assert!(bytes <= DEFAULT_ANSWER_BYTES_PER_IP, "{bytes}");
 
         // Its peers on the same address share the address's bytes; one elsewhere does not.
         let mut neighbours = 0;
@@ -258,7 +272,7 @@ mod tests {
         let per_page = MAX_PAGE_BYTES as u64 + SMALL_ANSWER;
         assert_eq!(
             neighbours as u64 + MAX_IN_FLIGHT_PER_PEER as u64,
-            MAX_ANSWER_BYTES_PER_IP / per_page
+            DEFAULT_ANSWER_BYTES_PER_IP / per_page
         );
         let elsewhere = PeerId::random();
         let other_ip = Some([10, 0, 0, 2].into());
@@ -267,19 +281,29 @@ mod tests {
             [20_000]
         );
 
-        // An answer sent frees a place: the reader's next request goes.
+        // An answer sent frees a place: a neighbour's waiting request goes before the reader's.
         let next = pacing.done(started[0], |p| if *p == elsewhere { other_ip } else { ip });
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].id, MAX_IN_FLIGHT_PER_PEER as u64);
-        // A waiting request that fails leaves the queue.
-        let before = pacing.load().1;
-        assert!(pacing.done(999, |_| ip).is_empty() && pacing.load().1 == before);
+        assert!(next[0].id >= 10_000, "{} went first", next[0].id);
+        // Once its neighbours are done, the reader's queue moves again, up to its share.
+        for n in 0..100 {
+            let _ = pacing.done(10_000 + n, |_| ip);
+        }
+        let (held, waiting, _) = pacing.load();
+        assert_eq!(
+            held,
+            MAX_IN_FLIGHT_PER_PEER + 1,
+            "the reader's and the one elsewhere"
+        );
+        assert_eq!(waiting, MAX_QUEUED_PER_PEER - 1);
+        // A request that fails while it waits leaves the queue; one never queued changes nothing.
+        assert!(pacing.done(999, |_| ip).is_empty());
         assert!(pacing
             .done(MAX_IN_FLIGHT_PER_PEER as u64 + 5, |_| ip)
             .is_empty());
-        assert_eq!(pacing.load().1, before - 1);
-        // Gone: its queue is dropped; its neighbours still wait.
+        assert_eq!(pacing.load().1, MAX_QUEUED_PER_PEER - 2);
+        // Gone: its queue is dropped.
         pacing.on_gone(&reader);
-        assert_eq!(pacing.load().1, 100 - neighbours);
+        assert_eq!(pacing.load().1, 0);
     }
 }

@@ -57,7 +57,7 @@ impl Hub {
             answers: FuturesUnordered::new(),
             dropped_appends: 0,
             guard: Guard::new(limits),
-            pacing: Pacing::default(),
+            pacing: Pacing::new(limits.answer_bytes_per_ip),
         })
     }
 

@@ -113,19 +113,28 @@ impl Oldest {
 }
 
 impl Store {
-    /// Whether the store holds more than its cap.
-    pub(super) fn over_cap(&self) -> bool {
-        self.bytes > self.retention.max_bytes
+    /// Where shedding stops.
+    fn floor(&self) -> u64 {
+        self.retention.max_bytes / 100 * SHED_TO_PERCENT
     }
 
-    /// Deletes the oldest rows of the largest holders until the store is back under
-    /// [`SHED_TO_PERCENT`] of its cap (at most [`SHED_PER_PASS`] at a time).
+    /// Whether shedding is due: the store went over its cap (0: none), and is not yet back
+    /// under [`SHED_TO_PERCENT`] of it.
+    pub(super) fn shed_due(&self) -> bool {
+        let cap = self.retention.max_bytes;
+        cap > 0 && (self.bytes > cap || (self.shedding && self.bytes > self.floor()))
+    }
+
+    /// Deletes the oldest rows of the largest holders, at most [`SHED_PER_PASS`] a pass; passes
+    /// go on (one per turn of the store thread) until the store is back under
+    /// [`SHED_TO_PERCENT`] of its cap.
     pub(super) fn shed(&mut self) -> Result<(), redb::Error> {
-        let floor = self.retention.max_bytes / 100 * SHED_TO_PERCENT;
-        let goal = self.bytes.saturating_sub(floor).min(SHED_PER_PASS);
-        if !self.over_cap() || goal == 0 {
+        if !self.shed_due() {
+            self.shedding = false;
             return Ok(());
         }
+        self.shedding = true;
+        let goal = self.bytes.saturating_sub(self.floor()).min(SHED_PER_PASS);
         let tx = self.db()?.begin_write()?;
         let mut freed = 0u64;
         let mut rows_freed = 0usize;
@@ -204,6 +213,7 @@ impl Store {
         }
         tx.commit()?;
         self.bytes = self.bytes.saturating_sub(freed);
+        self.shedding = self.bytes > self.floor();
         if rows_freed == 0 {
             // Nothing to shed although over: the running count was wrong. Count again.
             let counted = count(self.db()?)?;
@@ -213,6 +223,7 @@ impl Store {
                 "the store's byte count was off; counted again"
             );
             self.bytes = counted;
+            self.shedding = false;
             return Ok(());
         }
         tracing::warn!(
@@ -318,7 +329,7 @@ mod tests {
                 &format!("junk-{round}"),
                 &"j".repeat(8000),
             );
-            if store.over_cap() {
+            while store.shed_due() {
                 store.shed().expect("shed");
             }
             assert!(store.bytes <= cap + 100_000, "{} held", store.bytes);

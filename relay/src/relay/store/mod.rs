@@ -159,7 +159,11 @@ pub fn open(path: &Path, retention: Retention) -> Result<Opened, StoreError> {
         source,
     };
     let mut store = Store::open(path, retention).map_err(fail)?;
-    if let Err(e) = store.prune().and_then(|()| store.shed()) {
+    let mut startup = store.prune();
+    while startup.is_ok() && store.shed_due() {
+        startup = store.shed();
+    }
+    if let Err(e) = startup {
         tracing::error!(error = %e, "store retention failed");
     }
     let health = store.health.clone();
@@ -185,6 +189,8 @@ struct Store {
     health: StoreHealth,
     /// Bytes of content held ([`bytes`]): counted at open, then kept up to date by every commit.
     bytes: u64,
+    /// Whether shedding went over the cap and is not yet back under its floor.
+    shedding: bool,
 }
 
 /// The smallest string after every key that starts with `prefix` as its first tuple element.
@@ -204,6 +210,7 @@ impl Store {
             waiting: Vec::new(),
             health: StoreHealth::default(),
             bytes,
+            shedding: false,
         })
     }
 
@@ -317,7 +324,7 @@ impl Store {
                     }
                 }
             }
-            if self.over_cap() && self.health.failing().is_none() {
+            if self.shed_due() && self.health.failing().is_none() {
                 if let Err(e) = self.shed() {
                     tracing::error!(error = %e, "store shedding over its byte cap failed");
                     self.write_failed(&e);

@@ -16,9 +16,23 @@ use super::Store;
 const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 
 impl Parked {
-    /// The writes it waits for failed: answer with why.
+    /// The writes it waits for failed: confirm those filed before, and say why the others are
+    /// not.
     pub(super) fn fail(self, reason: &str) {
-        let _ = self.reply.send(StoreResponse::error(reason));
+        let answer = if self.missing.len() == self.ids.len() {
+            StoreResponse::error(reason)
+        } else {
+            let missing = self.missing;
+            StoreResponse::Stored {
+                ids: self
+                    .ids
+                    .into_iter()
+                    .filter(|id| !missing.contains(id))
+                    .collect(),
+                reason: Some(reason.to_owned()),
+            }
+        };
+        let _ = self.reply.send(answer);
     }
 }
 
