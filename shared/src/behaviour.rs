@@ -4,16 +4,17 @@
 //! [`NoExtension`].
 
 use libp2p::{
-    gossipsub, gossipsub::TopicHash, identify, identity::Keypair, ping, relay, swarm::dummy,
+    gossipsub, gossipsub::TopicHash, identify, identity::Keypair, relay, swarm::dummy,
     swarm::NetworkBehaviour, Multiaddr, PeerId,
 };
 
 use crate::dht::{Dht, DhtSlot};
+use crate::greeter::Greeter;
+use crate::liveness::Liveness;
 use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
 use crate::protocol::{
-    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_ROOMS_PER_PEER,
-    MAX_TRANSMIT_BYTES, PING_INTERVAL, PING_TIMEOUT,
+    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_ROOMS_PER_PEER, MAX_TRANSMIT_BYTES,
 };
 
 /// What a peer is for.
@@ -81,10 +82,11 @@ mod derived {
         pub relay_client: relay::client::Behaviour,
         /// Identify: agent, listen addresses, observed address.
         pub identify: identify::Behaviour,
-        /// Liveness; a failed ping closes the connection.
-        pub ping: ping::Behaviour,
-        /// Rooms.
-        pub gossipsub: gossipsub::Behaviour,
+        /// Liveness, fast on browser transports ([`Liveness`]); a failed ping closes the
+        /// connection.
+        pub ping: Liveness,
+        /// Rooms (each peer greeted again when its greeted connection closes: [`Greeter`]).
+        pub gossipsub: Greeter<gossipsub::Behaviour>,
         /// Peer discovery and lookups (Kademlia; empty in the browser build, see [`crate::dht`]).
         pub kad: Dht,
         /// Direct messages with acknowledgements.
@@ -144,12 +146,8 @@ impl<X: Extension> Behaviour<X> {
         Ok(Self {
             relay_client,
             identify,
-            ping: ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(PING_INTERVAL)
-                    .with_timeout(PING_TIMEOUT),
-            ),
-            gossipsub,
+            ping: Liveness::default(),
+            gossipsub: Greeter::new(gossipsub),
             kad,
             dm: dm_behaviour(),
             store: store_behaviour(role == Role::Relay),

@@ -53,7 +53,9 @@ pub mod core;
 pub mod dht;
 pub mod dm;
 pub mod envelope;
+pub mod greeter;
 pub mod hub;
+pub mod liveness;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod protocol;

@@ -19,14 +19,11 @@ pub struct Peers {
     connections: HashMap<PeerId, HashMap<ConnectionId, (Multiaddr, bool)>>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     agents: HashMap<PeerId, String>,
-    /// Each connected peer's first connection.
-    first: HashMap<PeerId, ConnectionId>,
 }
 
 impl Peers {
     /// Records an open connection.
     pub fn connected(&mut self, peer: PeerId, id: ConnectionId, addr: Multiaddr, relayed: bool) {
-        self.first.entry(peer).or_insert(id);
         self.connections
             .entry(peer)
             .or_default()
@@ -39,9 +36,6 @@ impl Peers {
             return true;
         };
         conns.remove(&id);
-        if self.first.get(peer) == Some(&id) {
-            self.first.remove(peer);
-        }
         if conns.is_empty() {
             self.connections.remove(peer);
             self.agents.remove(peer);
@@ -60,12 +54,6 @@ impl Peers {
         self.agents
             .get(peer)
             .is_some_and(|agent| !agent.starts_with(crate::protocol::AGENT_PREFIX))
-    }
-
-    /// Whether `id` was the peer's first connection (the one gossipsub greeted: later ones
-    /// that overlapped it never were).
-    pub fn was_first_connection(&self, peer: &PeerId, id: ConnectionId) -> bool {
-        self.first.get(peer) == Some(&id)
     }
 
     /// The peer's open connections.

@@ -56,15 +56,13 @@ impl<X: Extension> EventLoop<X> {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
-                endpoint,
                 cause,
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
-                let greeted = self.peers.was_first_connection(&peer_id, connection_id);
                 let last = self.peers.disconnected(&peer_id, connection_id);
                 if let Some(hub) = self.hub.as_mut() {
-                    hub.on_connection_closed(&mut self.swarm, peer_id, &endpoint, greeted, last);
+                    hub.on_connection_closed(&mut self.swarm, peer_id, last);
                 }
                 if last {
                     self.emit(Event::Disconnected { peer: peer_id });

@@ -51,14 +51,7 @@ impl Hub {
         match *self {}
     }
 
-    pub fn on_connection_closed<X: Extension>(
-        &mut self,
-        _: &mut Net<X>,
-        _: PeerId,
-        _: &ConnectedPoint,
-        _: bool,
-        _: bool,
-    ) {
+    pub fn on_connection_closed<X: Extension>(&mut self, _: &mut Net<X>, _: PeerId, _: bool) {
         match *self {}
     }
 

@@ -1,19 +1,18 @@
-//! Peers connecting to the hub: browsers that come back over a new connection while the old one
+//! Peers connecting to the hub: peers that come back over a new connection while the old one
 //! lingers, and the DHT table in which every peer can be found through the relay.
 //!
-//! Gossipsub tells a peer the hub's subscriptions only on that peer's first connection
-//! (rust-libp2p issue #5097), and splits messages between a live and a dead connection of one
-//! peer. Neither side of a WebRTC-direct connection notices promptly that the other closed it,
-//! so a reloaded page meets its own ghost: the hub closes the older connections when a browser
-//! comes back, and the newer ones when the greeted one closes (the page then notices it was not
-//! greeted and redials, see the core's `reservations`).
+//! Gossipsub shares one queue of messages between all the connections of a peer, so a dead one
+//! takes messages meant for the live one; and it tells a peer the hub's subscriptions only on
+//! that peer's first connection (rust-libp2p issue #5097). Neither side of a WebRTC-direct
+//! connection notices promptly that the other closed it, so a reloaded page meets its own ghost.
+//! The hub closes a peer's older connections when it connects again, and [`crate::greeter`]
+//! has gossipsub greet the new one.
 
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 
 use super::state::Hub;
-use crate::addr::is_browser_transport;
 use crate::behaviour::{Behaviour, Extension};
 use crate::dht::DhtSlot;
 use crate::protocol::MAX_ADDRS_PER_PEER;
@@ -36,35 +35,30 @@ impl Hub {
             let _ = swarm.disconnect_peer_id(peer);
             return;
         }
-        if endpoint.is_dialer() || !is_browser_transport(endpoint.get_remote_address()) {
+        if endpoint.is_dialer() {
             return;
         }
-        // A browser came back (a reload, a reopened tab, a new network) while its old connection
-        // lingers: close the old one, or gossipsub would split messages between the two.
+        // The peer came back (a reloaded page, a reopened tab, a restarted peer, a new network)
+        // while its old connection lingers: close the old one, or gossipsub would hand messages
+        // for the peer to a dead connection. Gossipsub then greets the new one
+        // ([`crate::greeter`]).
         for old in older {
-            tracing::info!(%peer, "browser came back; closing its lingering connection");
+            tracing::info!(%peer, "peer came back; closing its lingering connection");
             swarm.close_connection(*old);
         }
     }
 
-    /// A connection closed; `greeted` when it was the peer's first, `last` when none is left.
+    /// A connection closed; `last` when none is left.
     pub fn on_connection_closed<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         peer: PeerId,
-        endpoint: &ConnectedPoint,
-        greeted: bool,
         last: bool,
     ) {
         if last {
             self.guard.on_gone(&peer);
             self.pacing.on_gone(&peer);
             self.on_peer_gone(swarm, peer);
-        } else if greeted && is_browser_transport(endpoint.get_remote_address()) {
-            // The browser connection gossipsub greeted is gone; the newer ones never were and
-            // would never learn the hub's rooms. Close them: the page redials.
-            tracing::info!(%peer, "a browser's first connection closed; closing the newer ones");
-            let _ = swarm.disconnect_peer_id(peer);
         }
     }
 
