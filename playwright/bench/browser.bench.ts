@@ -6,8 +6,7 @@
 //
 // Uses the relay binary and the built app the tests use (P2P_CHAT_BIN, P2P_CHAT_WEB_DIR pick
 // others: the release build, say).
-import { test } from '@playwright/test';
-import { ChatPage, CliPeer, Relay } from '../tests/fixtures';
+import { ChatPage, CliPeer, Relay, test } from '../tests/fixtures';
 
 const OPENS = Number(process.env.BENCH_OPENS ?? 5);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 50);

@@ -1,6 +1,5 @@
 // Browsers and CLI peers chat in one room through the relay, over WebRTC-direct and WebSocket.
-import { test, expect } from '@playwright/test';
-import { ChatPage, CliPeer, Relay } from './fixtures';
+import { ChatPage, CliPeer, Relay, test, expect } from './fixtures';
 
 for (const transport of ['webrtc', 'ws'] as const) {
   const label = transport === 'webrtc' ? 'WebRTC-direct' : 'WebSocket';

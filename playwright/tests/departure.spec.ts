@@ -1,6 +1,5 @@
 // A closed tab leaves: the relay drops it and the other members' lists lose it within 30 s.
-import { test, expect } from '@playwright/test';
-import { ChatPage, CliPeer, Relay } from './fixtures';
+import { ChatPage, CliPeer, Relay, test, expect } from './fixtures';
 
 test('a closed browser tab disappears from the relay and from the member lists within 30 s', async ({ browser }) => {
   const relay = await Relay.start();

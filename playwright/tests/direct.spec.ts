@@ -1,6 +1,5 @@
 // Direct messages between a browser and a CLI peer, through the relay circuit, acknowledged.
-import { test, expect } from '@playwright/test';
-import { ChatPage, CliPeer, Relay } from './fixtures';
+import { ChatPage, CliPeer, Relay, test, expect } from './fixtures';
 
 for (const transport of ['webrtc', 'ws'] as const) {
   test(`direct messages browser → CLI and CLI → browser are acknowledged (${transport})`, async ({ browser }) => {

@@ -7,7 +7,24 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { expect, Page, Browser } from '@playwright/test';
+import { test as base, expect, Page, Browser } from '@playwright/test';
+
+/** The pages opened during the current test. */
+const opened: ChatPage[] = [];
+
+/**
+ * Playwright's `test`, failing any test in which a page threw an uncaught error (a `pageerror`):
+ * every spec imports it from here.
+ */
+export const test = base.extend<{ noPageErrors: void }>({
+  noPageErrors: [async ({}, use) => {
+    opened.length = 0;
+    await use();
+    const errors = opened.flatMap((page) => page.errors);
+    expect(errors, 'uncaught page errors').toEqual([]);
+  }, { auto: true }],
+});
+export { expect };
 
 const repo = resolve(__dirname, '..', '..');
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
@@ -142,9 +159,9 @@ export class CliPeer {
 export class ChatPage {
   errors: string[] = [];
   constructor(readonly page: Page) {
-    // A known harmless bug of libp2p-webrtc-websys 0.5 (a data channel event after its stream
-    // was dropped); every other page error fails the test.
-    page.on('pageerror', (e) => { if (!e.message.includes('closure invoked recursively or after being dropped')) this.errors.push(e.message); });
+    // Every page error fails the test (`test` above).
+    page.on('pageerror', (e) => { this.errors.push(e.message); console.log('page error:', e.stack); });
+    opened.push(this);
   }
   static async open(browser: Browser, url: string): Promise<ChatPage> {
     // The /wss test's relay has a self-signed certificate.

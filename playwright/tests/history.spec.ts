@@ -1,9 +1,8 @@
 // History and offline delivery in the browser: a closed tab gets what it missed, in order and
 // once, when it is opened again, including a direct message the relay kept sealed for it.
-import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ChatPage, CliPeer, Relay } from './fixtures';
+import { ChatPage, CliPeer, Relay, test, expect } from './fixtures';
 
 const away = (i: number) => `while away ${String(i).padStart(3, '0')}`;
 

@@ -1,6 +1,5 @@
 // What a user keeps across a reload, and what happens when the relay restarts.
-import { test, expect } from '@playwright/test';
-import { ChatPage, CliPeer, Relay, freePort } from './fixtures';
+import { ChatPage, CliPeer, Relay, freePort, test, expect } from './fixtures';
 
 test('a reload keeps the peer id, the nickname and the rooms', async ({ browser }) => {
   const relay = await Relay.start();

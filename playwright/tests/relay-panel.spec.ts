@@ -1,6 +1,5 @@
 // Finding a relay by hand: a bad address gets a clear message, a pasted good one connects.
-import { test, expect } from '@playwright/test';
-import { ChatPage, Relay } from './fixtures';
+import { ChatPage, Relay, test, expect } from './fixtures';
 
 test('a bad relay address gets a clear message and a pasted good one connects', async ({ browser }) => {
   const relay = await Relay.start();

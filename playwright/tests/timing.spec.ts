@@ -1,7 +1,6 @@
 // Over WebRTC-direct the page can publish right after connecting, and hears the relay at once
 // (the stock browser WebRTC crate loses the relay's first streams and stalls ~10 s).
-import { test, expect } from '@playwright/test';
-import { ChatPage, CliPeer, Relay } from './fixtures';
+import { ChatPage, CliPeer, Relay, test, expect } from './fixtures';
 
 test('over WebRTC-direct, messages flow both ways within 2 s of connecting, and the connection lasts', async ({ browser }) => {
   const relay = await Relay.start();

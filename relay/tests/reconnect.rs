@@ -1,6 +1,7 @@
-//! A peer that comes back while the relay still holds its old connection (a restarted peer, a
-//! reloaded page, a new network) chats at once on the new connection: the relay closes the old
-//! one and has gossipsub greet the new one, so the peer never has to reconnect.
+//! A peer that comes back while the relay still holds its old connection (here: from a new
+//! network; a reloaded page is in the Playwright tests) chats at once on the new connection: the
+//! relay closes the old one and has gossipsub greet the new one, so the peer never has to
+//! reconnect.
 
 mod common;
 
@@ -15,20 +16,22 @@ const ROOM: &str = "lobby";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_back_while_its_old_connection_lingers_chats_at_once_without_reconnecting() {
-    let (_relay, relay_addr) = relay().await;
+    let dir = temp_dir("reconnect");
+    let (_relay, v4, v6) = two_address_relay(&dir, Default::default()).await;
     let mut bob = hidden_peer("bob").await;
-    through_relay(&mut bob, &relay_addr).await;
+    through_relay(&mut bob, &v4).await;
     ready(&mut bob, ROOM).await;
 
-    // Alice's old self: in the room, then frozen. Its connection stays open and nothing on it
-    // answers any more, as when a machine drops off the network or a page's tab is gone.
+    // Alice's old self, on 127.0.0.1: in the room, then frozen. Its connection stays open and
+    // nothing on it answers any more, as when a laptop leaves one network for another.
     let key = Keypair::generate_ed25519();
-    let mut ghost = Attacker::connect_with(key.clone(), &relay_addr).await;
+    let mut ghost = Attacker::connect_with(key.clone(), &v4).await;
     ghost.join(ROOM).await;
 
+    // Alice back, from ::1.
     let back = Instant::now();
     let mut alice = hidden_peer_with(key, "alice").await;
-    through_relay(&mut alice, &relay_addr).await;
+    through_relay(&mut alice, &v6).await;
     ready(&mut alice, ROOM).await;
     let sendable = back.elapsed();
     alice
@@ -56,4 +59,5 @@ async fn a_peer_back_while_its_old_connection_lingers_chats_at_once_without_reco
         back.elapsed().as_millis()
     );
     drop(ghost);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -133,6 +133,15 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Greeter<B> {
                     .or_default()
                     .push((e.connection_id, e.endpoint.clone()));
             }
+            FromSwarm::AddressChange(e) => {
+                let known = self
+                    .connections
+                    .get_mut(&e.peer_id)
+                    .and_then(|list| list.iter_mut().find(|(id, _)| *id == e.connection_id));
+                if let Some((_, endpoint)) = known {
+                    *endpoint = e.new.clone();
+                }
+            }
             FromSwarm::ConnectionClosed(e) => {
                 let Some(list) = self.connections.get_mut(&e.peer_id) else {
                     return;

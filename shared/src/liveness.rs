@@ -10,7 +10,7 @@
 //! the kernel notices a closed socket) and relayed circuits (pings would cost the relay) keep the
 //! slower pace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,16 +36,41 @@ pub const FAST_PING_INTERVAL: Duration = Duration::from_secs(1);
 pub const FAST_PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// A fast-pinged connection with no answered ping for this long is reported failed.
 pub const FAST_DEAD_AFTER: Duration = Duration::from_secs(4);
+/// ...and before its first answered ping, this long after it opened (a slow link, a stream the
+/// relay holds back at first: `native::webrtc_hold`).
+pub const FIRST_PING_GRACE: Duration = Duration::from_secs(10);
 /// How often fast-pinged connections are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// A fast-pinged connection.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    peer: PeerId,
+    /// When a ping was last answered, or the connection opened.
+    since: Instant,
+    answered: bool,
+}
+
+impl Watch {
+    fn overdue(&self, now: Instant) -> bool {
+        let allowed = if self.answered {
+            FAST_DEAD_AFTER
+        } else {
+            FIRST_PING_GRACE
+        };
+        now.saturating_duration_since(self.since) >= allowed
+    }
+}
 
 /// Ping, at the pace each connection needs.
 pub struct Liveness {
     fast: ping::Behaviour,
     slow: ping::Behaviour,
-    /// Fast-pinged connections: their peer, and when a ping was last answered (or they opened).
-    answered: HashMap<ConnectionId, (PeerId, Instant)>,
-    check: futures_timer::Delay,
+    watched: HashMap<ConnectionId, Watch>,
+    /// Failures found by the last check, to report.
+    overdue: VecDeque<ping::Event>,
+    timer: futures_timer::Delay,
+    last_check: Instant,
 }
 
 impl Default for Liveness {
@@ -58,8 +83,10 @@ impl Default for Liveness {
         Self {
             fast: ping::Behaviour::new(config(FAST_PING_INTERVAL, FAST_PING_TIMEOUT)),
             slow: ping::Behaviour::new(config(PING_INTERVAL, PING_TIMEOUT)),
-            answered: HashMap::new(),
-            check: futures_timer::Delay::new(CHECK_EVERY),
+            watched: HashMap::new(),
+            overdue: VecDeque::new(),
+            timer: futures_timer::Delay::new(CHECK_EVERY),
+            last_check: Instant::now(),
         }
     }
 }
@@ -81,27 +108,49 @@ impl Liveness {
     ) -> Result<Either<Handler, Handler>, ConnectionDenied> {
         if is_fast(addr) {
             let handler = make(&mut self.fast)?;
-            self.answered.insert(id, (peer, Instant::now()));
+            let watch = Watch {
+                peer,
+                since: Instant::now(),
+                answered: false,
+            };
+            self.watched.insert(id, watch);
             Ok(Either::Left(handler))
         } else {
             make(&mut self.slow).map(Either::Right)
         }
     }
 
-    /// The first fast-pinged connection that has gone unanswered too long, reported as a
-    /// failed ping (and forgotten, so it is reported once).
-    fn overdue(&mut self, now: Instant) -> Option<ping::Event> {
-        let (&connection, &(peer, _)) = self
-            .answered
+    /// Checks the fast-pinged connections at `now`: those unanswered too long are queued as
+    /// failed pings (and forgotten, so each is reported once). When the check itself comes late
+    /// (the event loop stalled: a machine waking up, a busy or hidden page), the delay is
+    /// nobody's fault: every clock moves on by it.
+    fn check(&mut self, now: Instant) {
+        let late = now
+            .saturating_duration_since(self.last_check)
+            .saturating_sub(CHECK_EVERY);
+        self.last_check = now;
+        if late > 2 * CHECK_EVERY {
+            for watch in self.watched.values_mut() {
+                watch.since += late;
+            }
+        }
+        let due: Vec<ConnectionId> = self
+            .watched
             .iter()
-            .find(|(_, (_, at))| now.duration_since(*at) >= FAST_DEAD_AFTER)?;
-        self.answered.remove(&connection);
-        tracing::debug!(%peer, ?connection, "no ping answered for {FAST_DEAD_AFTER:?}");
-        Some(ping::Event {
-            peer,
-            connection,
-            result: Err(ping::Failure::Timeout),
-        })
+            .filter(|(_, watch)| watch.overdue(now))
+            .map(|(id, _)| *id)
+            .collect();
+        for connection in due {
+            let Some(watch) = self.watched.remove(&connection) else {
+                continue;
+            };
+            tracing::debug!(peer = %watch.peer, ?connection, "no ping answered in time");
+            self.overdue.push_back(ping::Event {
+                peer: watch.peer,
+                connection,
+                result: Err(ping::Failure::Timeout),
+            });
+        }
     }
 }
 
@@ -142,7 +191,7 @@ impl NetworkBehaviour for Liveness {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         if let FromSwarm::ConnectionClosed(closed) = &event {
-            self.answered.remove(&closed.connection_id);
+            self.watched.remove(&closed.connection_id);
         }
         self.fast.on_swarm_event(event);
         self.slow.on_swarm_event(event);
@@ -175,24 +224,28 @@ impl NetworkBehaviour for Liveness {
             {
                 match result {
                     Ok(_) => {
-                        if let Some((_, at)) = self.answered.get_mut(connection) {
-                            *at = Instant::now();
+                        if let Some(watch) = self.watched.get_mut(connection) {
+                            watch.since = Instant::now();
+                            watch.answered = true;
                         }
                     }
                     // A peer without ping (another program) cannot be watched this way.
                     Err(ping::Failure::Unsupported) => {
-                        self.answered.remove(connection);
+                        self.watched.remove(connection);
                     }
                     Err(_) => {}
                 }
             }
             return Poll::Ready(event.map_in(Either::Left));
         }
-        while self.check.poll_unpin(cx).is_ready() {
-            self.check.reset(CHECK_EVERY);
-            if let Some(event) = self.overdue(Instant::now()) {
-                return Poll::Ready(ToSwarm::GenerateEvent(event));
+        if self.overdue.is_empty() {
+            while self.timer.poll_unpin(cx).is_ready() {
+                self.timer.reset(CHECK_EVERY);
+                self.check(Instant::now());
             }
+        }
+        if let Some(event) = self.overdue.pop_front() {
+            return Poll::Ready(ToSwarm::GenerateEvent(event));
         }
         self.slow.poll(cx).map(|event| event.map_in(Either::Right))
     }
@@ -222,21 +275,77 @@ mod tests {
         }
     }
 
+    /// Runs the checks every [`CHECK_EVERY`] from `from` to `to`; the connections reported.
+    fn checks(liveness: &mut Liveness, from: Instant, to: Instant) -> Vec<ConnectionId> {
+        let mut at = from;
+        while at <= to {
+            liveness.check(at);
+            at += CHECK_EVERY;
+        }
+        liveness.overdue.drain(..).map(|e| e.connection).collect()
+    }
+
     #[test]
-    fn a_connection_with_no_answered_ping_is_reported_failed_once() {
+    fn connections_with_no_answered_ping_are_reported_failed_once_each() {
         let mut liveness = Liveness::default();
-        let (peer, id) = (PeerId::random(), ConnectionId::new_unchecked(7));
-        let opened = Instant::now();
-        liveness.answered.insert(id, (peer, opened));
-        assert!(liveness.overdue(opened + FAST_PING_INTERVAL).is_none());
-        let event = liveness
-            .overdue(opened + FAST_DEAD_AFTER)
-            .expect("reported");
-        assert_eq!((event.peer, event.connection), (peer, id));
-        assert!(matches!(event.result, Err(ping::Failure::Timeout)));
-        assert!(
-            liveness.overdue(opened + 2 * FAST_DEAD_AFTER).is_none(),
-            "once"
+        let start = Instant::now();
+        liveness.last_check = start;
+        let watch = |answered| Watch {
+            peer: PeerId::random(),
+            since: start,
+            answered,
+        };
+        let (a, b, c) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
         );
+        // a and b answered pings and then fell silent; c has not answered one yet.
+        liveness.watched.insert(a, watch(true));
+        liveness.watched.insert(b, watch(true));
+        liveness.watched.insert(c, watch(false));
+        assert!(checks(&mut liveness, start, start + FAST_PING_TIMEOUT).is_empty());
+        let mut dead = checks(
+            &mut liveness,
+            start + FAST_PING_TIMEOUT + CHECK_EVERY,
+            start + FAST_DEAD_AFTER,
+        );
+        dead.sort();
+        assert_eq!(dead, [a, b], "both at once, not one per check");
+        assert!(
+            checks(
+                &mut liveness,
+                start + FAST_DEAD_AFTER + CHECK_EVERY,
+                start + FIRST_PING_GRACE - CHECK_EVERY
+            )
+            .is_empty(),
+            "each reported once; the one still opening has its grace"
+        );
+        assert_eq!(
+            checks(
+                &mut liveness,
+                start + FIRST_PING_GRACE,
+                start + FIRST_PING_GRACE
+            ),
+            [c]
+        );
+    }
+
+    #[test]
+    fn a_stalled_event_loop_fails_no_connection() {
+        let mut liveness = Liveness::default();
+        let start = Instant::now();
+        liveness.last_check = start;
+        let id = ConnectionId::new_unchecked(9);
+        let watch = Watch {
+            peer: PeerId::random(),
+            since: start,
+            answered: true,
+        };
+        liveness.watched.insert(id, watch);
+        // The next check comes ten seconds late: the loop, not the connection, was stuck.
+        liveness.check(start + Duration::from_secs(10));
+        assert!(liveness.overdue.is_empty());
+        assert!(liveness.watched.contains_key(&id));
     }
 }

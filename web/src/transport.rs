@@ -73,6 +73,40 @@ fn swarm_err(e: impl std::fmt::Display) -> BuildError {
     BuildError::Swarm(e.to_string())
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function ignore_events_of_dropped_streams() {
+  if (typeof RTCDataChannel === 'undefined' || RTCDataChannel.prototype.__p2pChatGuarded) return;
+  RTCDataChannel.prototype.__p2pChatGuarded = true;
+  for (const name of ['onopen', 'onclose', 'onmessage', 'onbufferedamountlow', 'onerror']) {
+    const own = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, name);
+    if (!own || !own.set) continue;
+    Object.defineProperty(RTCDataChannel.prototype, name, {
+      configurable: true,
+      enumerable: own.enumerable,
+      get() { return own.get.call(this); },
+      set(handler) {
+        own.set.call(this, typeof handler !== 'function' ? handler : function (event) {
+          try {
+            return handler.call(this, event);
+          } catch (e) {
+            if (!(e instanceof Error && e.message.includes('closure invoked recursively or after being dropped'))) throw e;
+          }
+        });
+      },
+    });
+  }
+}
+"#)]
+extern "C" {
+    /// libp2p-webrtc-websys 0.5 sets a data channel's event handlers to Rust closures and drops
+    /// the closures with the stream, leaving the handlers set: an event that arrives after (the
+    /// channel's `close`, a late message) calls a dropped closure, and wasm-bindgen throws
+    /// "closure invoked recursively or after being dropped" as an uncaught page error. This
+    /// wraps every handler set on a data channel so that such a call is ignored: the stream it
+    /// was for is gone, so there is nothing to do. Any other error still goes up.
+    fn ignore_events_of_dropped_streams();
+}
+
 /// Builds the browser swarm for `key`.
 ///
 /// WebSocket connections and relayed circuits both need noise and yamux on top. Each raw
@@ -80,6 +114,7 @@ fn swarm_err(e: impl std::fmt::Display) -> BuildError {
 /// multistream-select and yamux instead of one per transport (55 KB of the `.wasm`, 13.5 KB
 /// compressed).
 pub fn build(key: Keypair) -> Result<BrowserSwarm, BuildError> {
+    ignore_events_of_dropped_streams();
     let (relay_transport, relay_client) = relay::client::new(key.public().to_peer_id());
     let noise = noise::Config::new(&key)?;
     let streams = relay_transport

@@ -41,6 +41,67 @@ pub async fn relay_with_store_limits(
     relay_with(Some(store), limits).await
 }
 
+/// A relay on loopback that listens on 127.0.0.1 and on ::1 (two addresses, so that the test
+/// has two "IP addresses" of its own), with these limits; its two TCP addresses.
+pub async fn two_address_relay(
+    dir: &std::path::Path,
+    limits: HubLimits,
+) -> (Node, Multiaddr, Multiaddr) {
+    two_address_relay_with(
+        dir,
+        limits,
+        p2p_chat_shared::native::DEFAULT_CONNECTIONS_PER_IP,
+    )
+    .await
+}
+
+/// The same, with this cap on connections per IP address.
+pub async fn two_address_relay_with(
+    dir: &std::path::Path,
+    limits: HubLimits,
+    connections_per_ip: usize,
+) -> (Node, Multiaddr, Multiaddr) {
+    use libp2p::core::multiaddr::Protocol;
+    use p2p_chat_shared::native::{new_certificate, start_relay, RelayPorts, RelaySetup};
+    std::fs::create_dir_all(dir).expect("store dir");
+    let store = p2p_chat::relay::store::open(&dir.join("store.redb"), Default::default())
+        .expect("store")
+        .handle;
+    let mut setup = RelaySetup {
+        store: Some(store),
+        limits,
+        connections_per_ip,
+        ..RelaySetup::network(
+            new_certificate().expect("certificate"),
+            &RelayPorts::loopback_ephemeral(),
+        )
+    };
+    setup
+        .listen
+        .push("/ip6/::1/tcp/0".parse().expect("address"));
+    let mut node = start_relay(Keypair::generate_ed25519(), setup)
+        .await
+        .expect("relay starts");
+    let id = node.peer_id;
+    let mut v4 = None;
+    let mut v6 = None;
+    while v4.is_none() || v6.is_none() {
+        let addr = wait_for(&mut node, "listen addresses", |e| match e {
+            Event::Listening { addr } => Some(addr.clone()),
+            _ => None,
+        })
+        .await;
+        let tcp_only =
+            addr.iter().count() == 2 && addr.iter().any(|p| matches!(p, Protocol::Tcp(_)));
+        match addr.iter().next() {
+            Some(Protocol::Ip4(_)) if tcp_only => v4 = Some(addr.with(Protocol::P2p(id))),
+            Some(Protocol::Ip6(_)) if tcp_only => v6 = Some(addr.with(Protocol::P2p(id))),
+            _ => {}
+        }
+    }
+    (node, v4.expect("v4"), v6.expect("v6"))
+}
+
 /// A fresh temporary directory for one test.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("p2p-chat-{name}-{:x}", rand::random::<u64>()));

@@ -57,10 +57,15 @@ impl Peers {
     }
 
     /// The peer's open connections.
-    pub fn connections_of(&self, peer: &PeerId) -> Vec<ConnectionId> {
+    pub fn connections_of(&self, peer: &PeerId) -> Vec<(ConnectionId, Multiaddr)> {
         self.connections
             .get(peer)
-            .map(|conns| conns.keys().copied().collect())
+            .map(|conns| {
+                conns
+                    .iter()
+                    .map(|(id, (addr, _))| (*id, addr.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -163,10 +168,10 @@ mod tests {
         let webrtc: Multiaddr = "/ip4/127.0.0.1/udp/9/webrtc-direct".parse().expect("valid");
         let mut peers = Peers::default();
         let page = PeerId::random();
-        peers.connected(page, ConnectionId::new_unchecked(1), webrtc, false);
+        peers.connected(page, ConnectionId::new_unchecked(1), webrtc.clone(), false);
         assert_eq!(
             peers.connections_of(&page),
-            vec![ConnectionId::new_unchecked(1)]
+            vec![(ConnectionId::new_unchecked(1), webrtc)]
         );
     }
 }

@@ -46,7 +46,7 @@ impl Hub {
         _: &mut Net<X>,
         _: PeerId,
         _: &ConnectedPoint,
-        _: &[ConnectionId],
+        _: &[(ConnectionId, Multiaddr)],
     ) {
         match *self {}
     }

@@ -12,19 +12,22 @@ use libp2p::core::ConnectedPoint;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, Swarm};
 
+use super::guard::ip_of;
 use super::state::Hub;
+use crate::addr::is_browser_transport;
 use crate::behaviour::{Behaviour, Extension};
 use crate::dht::DhtSlot;
 use crate::protocol::MAX_ADDRS_PER_PEER;
 
 impl Hub {
-    /// A connection opened; `older` are the peer's connections opened before it.
+    /// A connection opened; `older` are the peer's connections opened before it, with their
+    /// remote addresses.
     pub fn on_connection_established<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         peer: PeerId,
         endpoint: &ConnectedPoint,
-        older: &[ConnectionId],
+        older: &[(ConnectionId, Multiaddr)],
     ) {
         let now = std::time::Instant::now();
         if !self
@@ -38,13 +41,16 @@ impl Hub {
         if endpoint.is_dialer() {
             return;
         }
-        // The peer came back (a reloaded page, a reopened tab, a restarted peer, a new network)
-        // while its old connection lingers: close the old one, or gossipsub would hand messages
-        // for the peer to a dead connection. Gossipsub then greets the new one
+        // The peer came back (a reloaded page, a reopened tab, a peer on a new network) while
+        // its old connection lingers: close the old one, or gossipsub would hand messages for
+        // the peer to a dead connection. Gossipsub then greets the new one
         // ([`crate::greeter`]).
-        for old in older {
-            tracing::info!(%peer, "peer came back; closing its lingering connection");
-            swarm.close_connection(*old);
+        let new_ip = ip_of(endpoint.get_remote_address());
+        for (old, addr) in older {
+            if lingers(addr, new_ip) {
+                tracing::info!(%peer, %addr, "peer came back; closing its lingering connection");
+                swarm.close_connection(*old);
+            }
         }
     }
 
@@ -77,5 +83,31 @@ impl Hub {
                 DhtSlot::add_address(&mut swarm.behaviour_mut().kad, &peer, addr.clone());
             }
         }
+    }
+}
+
+/// Whether a peer's older connection over `addr` is taken to be dead when the same peer connects
+/// again from `new_ip`: a browser's always (neither side of WebRTC-direct notices a closed
+/// page; a reload is a new page), any other when it comes from another address (the peer moved
+/// to a new network; a dead process's TCP or QUIC connection is closed by its kernel). A peer
+/// that opens two connections from one address (a CLI peer dialing the relay as its relay and
+/// as its bootstrap node) keeps both, and the reservation on the first.
+fn lingers(addr: &Multiaddr, new_ip: Option<std::net::IpAddr>) -> bool {
+    is_browser_transport(addr) || ip_of(addr) != new_ip
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browsers_old_connection_lingers_and_a_same_address_cli_connection_does_not() {
+        let at = |a: &str| a.parse::<Multiaddr>().expect("address");
+        let home = ip_of(&at("/ip4/127.0.0.1/tcp/5"));
+        assert!(lingers(&at("/ip4/127.0.0.1/udp/7/webrtc-direct"), home));
+        assert!(lingers(&at("/ip4/127.0.0.1/tcp/7/ws"), home));
+        assert!(!lingers(&at("/ip4/127.0.0.1/tcp/7"), home));
+        assert!(!lingers(&at("/ip4/127.0.0.1/udp/7/quic-v1"), home));
+        assert!(lingers(&at("/ip6/::1/tcp/7"), home), "moved");
     }
 }
