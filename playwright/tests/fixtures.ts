@@ -123,10 +123,15 @@ export class Relay {
     return `${this.url}?relay=${encodeURIComponent(addr)}`;
   }
 
-  async stop() {
-    if (this.child.exitCode !== null) return;
+  async stop() { await this.signal('SIGTERM'); }
+
+  /** Kills it at once (SIGKILL): no goodbye to anyone. */
+  async kill() { await this.signal('SIGKILL'); }
+
+  private async signal(signal: NodeJS.Signals) {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((res) => this.child.once('exit', res));
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     await exited;
   }
 }

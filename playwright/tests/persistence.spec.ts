@@ -66,28 +66,30 @@ test('two tabs of one browser get their own peer ids and both chat', async ({ br
   }
 });
 
-test('after a relay restart the page reconnects and chats again (webrtc)', async ({ browser }) => {
-  // Fixed ports and data directory: the restarted relay has the same addresses and certhash.
-  const relay = await Relay.start({ port: await freePort() });
-  const page = await ChatPage.open(browser, relay.pageUrl('webrtc'));
-  try {
-    await page.connected();
-    await page.ready();
-    await relay.stop();
-    // A vanished relay is noticed when its ping times out (10 s period, 10 s timeout).
-    await expect(page.status()).toHaveAttribute('data-state', 'reconnecting', { timeout: 45_000 });
-    await relay.launch();
-    await page.connected();
-    await page.ready();
-    const cli = await CliPeer.start(relay, 'after');
-    await expect(page.member(cli.peerId)).toBeVisible();
-    await page.send('back again');
-    await cli.event('the message after the restart', (e) => e.event === 'message' && e.text === 'back again');
-    await cli.stop();
-  } finally {
-    await relay.stop();
-  }
-});
+for (const transport of ['webrtc', 'ws'] as const) {
+  test(`after a relay restart the page reconnects and chats again (${transport})`, async ({ browser }) => {
+    // Fixed ports and data directory: the restarted relay has the same addresses and certhash.
+    const relay = await Relay.start({ port: await freePort() });
+    const page = await ChatPage.open(browser, relay.pageUrl(transport));
+    try {
+      await page.connected();
+      await page.ready();
+      await relay.kill();
+      // A vanished relay is noticed when the socket closes (WebSocket) or its pings go unanswered.
+      await expect(page.status()).toHaveAttribute('data-state', 'reconnecting', { timeout: 45_000 });
+      await relay.launch();
+      await page.connected();
+      await page.ready();
+      const cli = await CliPeer.start(relay, 'after');
+      await expect(page.member(cli.peerId)).toBeVisible();
+      await page.send('back again');
+      await cli.event('the message after the restart', (e) => e.event === 'message' && e.text === 'back again');
+      await cli.stop();
+    } finally {
+      await relay.stop();
+    }
+  });
+}
 
 test('a damaged saved identity is kept aside and the page says so, never silently replaced', async ({ browser }) => {
   const relay = await Relay.start();

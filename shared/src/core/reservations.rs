@@ -13,12 +13,18 @@ use super::error::{AddrError, AddressError};
 use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 
-/// First retry delay after a relay is lost; doubled per failure up to [`MAX_BACKOFF`].
+/// First retry delay after a relay is lost; doubled per failure up to [`MAX_BACKOFF`] (each
+/// delay is then shortened by up to half at random, so that the peers of a relay that restarts
+/// do not all come back in the same instant).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a relay may take to tell us its rooms after we connect.
 const GREETING_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait between two attempts to reach a relay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// For this long after a relay is lost (a restart, a short outage), attempts come at most
+/// [`FIRST_BACKOFF`] apart, so that a page chats again within about a second of the relay's
+/// return; after that the backoff grows.
+const QUICK_RETRIES_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Slot {
@@ -31,6 +37,8 @@ struct Slot {
     reserved: bool,
     failures: u32,
     retry_at: Option<Instant>,
+    /// When the relay was lost, until a reservation is accepted again.
+    lost_at: Option<Instant>,
     /// When the current connection to the relay opened, until gossipsub greeted us on it.
     awaiting_greeting: Option<Instant>,
 }
@@ -52,6 +60,21 @@ impl Reservations {
     pub fn is_relay(&self, peer: &PeerId) -> bool {
         self.slots.iter().any(|s| s.peer == *peer)
     }
+}
+
+/// The wait before the next attempt at a relay lost `lost_for` ago, after `failures` failed
+/// attempts: at most [`FIRST_BACKOFF`] during [`QUICK_RETRIES_FOR`], then doubling up to
+/// [`MAX_BACKOFF`]; shortened by up to half at random.
+fn backoff(failures: u32, lost_for: Duration) -> Duration {
+    let cap = if lost_for < QUICK_RETRIES_FOR {
+        FIRST_BACKOFF
+    } else {
+        MAX_BACKOFF
+    };
+    let full = FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(failures))
+        .min(cap);
+    full.mul_f64(1.0 - rand::random::<f64>() / 2.0)
 }
 
 /// The peer id at the end of an address, or a clear error.
@@ -103,6 +126,7 @@ impl<X: Extension> EventLoop<X> {
             reserved: false,
             failures: 0,
             retry_at: None,
+            lost_at: None,
             awaiting_greeting: None,
         });
         let index = self.reservations.slots.len() - 1;
@@ -140,11 +164,11 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         slot.current = 0;
-        let backoff = FIRST_BACKOFF
-            .saturating_mul(2u32.saturating_pow(slot.failures))
-            .min(MAX_BACKOFF);
+        let now = Instant::now();
+        let lost_at = *slot.lost_at.get_or_insert(now);
+        let backoff = backoff(slot.failures, now.duration_since(lost_at));
         slot.failures = slot.failures.saturating_add(1);
-        slot.retry_at = Some(Instant::now() + backoff);
+        slot.retry_at = Some(now + backoff);
         let relay = slot.addr().clone();
         tracing::info!(%relay, ?backoff, "relay lost; will retry");
         let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
@@ -218,6 +242,7 @@ impl<X: Extension> EventLoop<X> {
         if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == relay) {
             slot.reserved = true;
             slot.failures = 0;
+            slot.lost_at = None;
             let addr = slot.addr().clone().with(Protocol::P2pCircuit);
             self.emit(Event::ReservationAccepted { relay, addr });
         }
@@ -257,5 +282,31 @@ impl<X: Extension> EventLoop<X> {
             .filter(usable)
             .map(through)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_lost_a_moment_ago_is_tried_about_every_second_then_less_often() {
+        for failures in 0..10 {
+            let quick = backoff(failures, Duration::from_secs(5));
+            assert!(
+                quick <= FIRST_BACKOFF && quick >= FIRST_BACKOFF / 2,
+                "{quick:?}"
+            );
+        }
+        let later = backoff(10, QUICK_RETRIES_FOR);
+        assert!(
+            later <= MAX_BACKOFF && later >= MAX_BACKOFF / 2,
+            "{later:?}"
+        );
+        let second = backoff(1, QUICK_RETRIES_FOR * 2);
+        assert!(
+            second <= 2 * FIRST_BACKOFF && second >= FIRST_BACKOFF,
+            "{second:?}"
+        );
     }
 }
