@@ -75,6 +75,17 @@ async fn two_members(relay: &libp2p::Multiaddr) -> (Node, Node) {
     (alice, bob)
 }
 
+/// `seen` (room, text) holds "honest 0" to "honest 19", each once and in order.
+fn assert_every_honest_message(seen: &[(String, String)]) {
+    let honest: Vec<&str> = seen
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .filter(|t| t.starts_with("honest"))
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("honest {i}")).collect();
+    assert_eq!(honest, expected, "every honest message, in order");
+}
+
 fn texts(shown: &[(ChatMessage, bool)]) -> Vec<String> {
     shown.iter().map(|(m, _)| m.text.clone()).collect()
 }
@@ -238,13 +249,7 @@ async fn a_flooder_is_limited_then_disconnected_while_honest_peers_chat() {
     }
     let seen = collect_messages(&mut bob, Duration::from_secs(3)).await;
     let (attacker, published) = flood.await.expect("flood task");
-    let honest: Vec<&str> = seen
-        .iter()
-        .map(|(_, text)| text.as_str())
-        .filter(|t| t.starts_with("honest"))
-        .collect();
-    let expected: Vec<String> = (0..20).map(|i| format!("honest {i}")).collect();
-    assert_eq!(honest, expected, "every honest message, in order");
+    assert_every_honest_message(&seen);
     let spam = seen.iter().filter(|(_, t)| t.starts_with("spam")).count();
     let limits = p2p_chat_shared::hub::HubLimits::default();
     let allowed = limits.publish_burst as usize + 5 * limits.publish_per_sec as usize;
@@ -448,13 +453,7 @@ async fn invalid_messages_at_volume_leave_honest_traffic_alone() {
     let seen = collect_messages(&mut bob, Duration::from_secs(3)).await;
     let (attacker, published) = flood.await.expect("flood task");
     assert!(published > 5_000, "the attacker flooded ({published} sent)");
-    let honest: Vec<&str> = seen
-        .iter()
-        .map(|(_, text)| text.as_str())
-        .filter(|t| t.starts_with("honest"))
-        .collect();
-    let expected: Vec<String> = (0..20).map(|i| format!("honest {i}")).collect();
-    assert_eq!(honest, expected, "every honest message, in order");
+    assert_every_honest_message(&seen);
     assert!(
         seen.iter().all(|(_, t)| !t.starts_with("spam")),
         "an unsigned message reached bob"
