@@ -6,7 +6,8 @@
 //   browser (the relay still holds the old connection): until it can send, and until it shows
 //   the message it missed;
 // - relay restart: the relay killed (SIGKILL) and started again 1 s later on the same ports:
-//   from the relay listening again until the page can send and its message reaches a CLI peer;
+//   from the relay listening again until the page can send, and until its message reaches a
+//   second page (which also lost the relay and comes back by itself);
 // - closed tab: until the relay's /healthz count and a CLI peer's member list lose it.
 //
 //   cd playwright && npx playwright test --config bench.config.ts reconnect
@@ -17,7 +18,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function summary(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
-  return { p50: s[Math.floor((s.length - 1) / 2)], max: s[s.length - 1], n: s.length };
+  return { p50: s[Math.floor((s.length - 1) / 2)], max: s[s.length - 1], n: s.length, runs: samples };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +33,12 @@ async function shown(page: Page, text: string) {
   await page.waitForFunction(
     (t) => [...document.querySelectorAll('[data-testid=message]')].some((m) => m.textContent?.includes(t)),
     text, { polling: 'raf', timeout: 60_000 });
+}
+
+async function shownWithin(page: Page, text: string, ms: number): Promise<boolean> {
+  return page.waitForFunction(
+    (t) => [...document.querySelectorAll('[data-testid=message]')].some((m) => m.textContent?.includes(t)),
+    text, { polling: 'raf', timeout: ms }).then(() => true, () => false);
 }
 
 async function send(page: Page, text: string) {
@@ -51,7 +58,7 @@ async function healthzPeers(relay: Relay): Promise<number> {
 
 async function bench(browser: Browser, transport: 'webrtc' | 'ws') {
   const relay = await Relay.start({ port: await freePort() });
-  let cli = await CliPeer.start(relay, 'bench-cli');
+  const cli = await CliPeer.start(relay, 'bench-cli');
   const context = await browser.newContext();
   try {
     let page = await open(context, relay.pageUrl(transport));
@@ -85,27 +92,33 @@ async function bench(browser: Browser, transport: 'webrtc' | 'ws') {
       await shown(page, `missed ${i}`);
       figures.reopen_to_missed_ms.push(Date.now() - t0);
     }
+    // A second page stays open through the relay restarts, to receive.
+    const otherContext = await browser.newContext();
+    const other = await open(otherContext, relay.pageUrl(transport));
+    await sendable(other);
     for (let i = 0; i < RUNS; i++) {
       // The relay killed and back 1 s later.
       await relay.kill();
-      await cli.stop();
+      const noticed = page.waitForFunction(
+        () => document.querySelector('[data-testid=composer]')?.getAttribute('data-ready') !== 'true',
+        null, { polling: 'raf', timeout: 60_000 });
       await sleep(1_000);
       await relay.launch();
       const t0 = Date.now();
+      await noticed;
       await sendable(page);
       figures.restart_to_sendable_ms.push(Date.now() - t0);
-      cli = await CliPeer.start(relay, 'bench-cli');
       const text = `after restart ${i}`;
-      // The page may still be joining its room on the new connection: send until it arrives.
+      // The other page may still be coming back: send until a message reaches it.
       let delivered = false;
-      for (let attempt = 0; attempt < 60 && !delivered; attempt++) {
+      for (let attempt = 0; attempt < 240 && !delivered; attempt++) {
         await send(page, `${text}.${attempt}`);
-        delivered = await cli.event('the page after the restart',
-          (e) => e.event === 'message' && String(e.text).startsWith(text), 1_000).then(() => true, () => false);
+        delivered = await shownWithin(other, text, 250);
       }
       if (!delivered) throw new Error('the page did not chat again after the relay restart');
       figures.restart_to_delivered_ms.push(Date.now() - t0);
     }
+    await otherContext.close();
     for (let i = 0; i < RUNS; i++) {
       // A second tab opens, and closes.
       const other = await browser.newContext();

@@ -74,12 +74,40 @@ for (const transport of ['webrtc', 'ws'] as const) {
     try {
       await page.connected();
       await page.ready();
+      // Every status the page shows from now on.
+      await page.page.evaluate(() => {
+        const status = document.querySelector('[data-testid=status]')!;
+        const seen: string[] = ((window as any).statusesSeen = []);
+        new MutationObserver(() => seen.push(status.textContent ?? ''))
+          .observe(status, { subtree: true, childList: true, characterData: true });
+      });
+      if (transport === 'ws') {
+        // Back a second later, as after a quick restart: the page's attempts meanwhile find its
+        // WebSocket refused; they must not fall through to the relay's other addresses (a
+        // WebRTC dial would wait for the relay and win: the page was told to use WebSocket).
+        await relay.kill();
+        await expect(page.status()).toHaveAttribute('data-state', 'reconnecting', { timeout: 45_000 });
+        await new Promise((r) => setTimeout(r, 1_000));
+        await relay.launch();
+        await page.connected();
+        await page.ready();
+      }
       await relay.kill();
       // A vanished relay is noticed when the socket closes (WebSocket) or its pings go unanswered.
       await expect(page.status()).toHaveAttribute('data-state', 'reconnecting', { timeout: 45_000 });
+      if (transport === 'ws') {
+        // While the relay is down the page keeps trying (attempts come at most a second apart):
+        // a refused WebSocket fails at once, and is neither left hanging nor followed by a
+        // dial over another transport.
+        await expect(page.status()).toContainText(/attempt [3-9]/, { timeout: 15_000 });
+      }
       await relay.launch();
       await page.connected();
       await page.ready();
+      const statuses: string[] = await page.page.evaluate(() => (window as any).statusesSeen);
+      const via = transport === 'ws' ? 'WebSocket' : 'WebRTC-direct';
+      expect(statuses.filter((s) => s.startsWith('connected')).every((s) => s.includes(via)),
+        `only ever connected via ${via}: ${statuses.join(' | ')}`).toBe(true);
       const cli = await CliPeer.start(relay, 'after');
       await expect(page.member(cli.peerId)).toBeVisible();
       await page.send('back again');

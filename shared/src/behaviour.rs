@@ -10,7 +10,7 @@ use libp2p::{
 
 use crate::dht::{Dht, DhtSlot};
 use crate::greeter::Greeter;
-use crate::liveness::Liveness;
+use crate::liveness::{Liveness, PEER_PACE, RELAY_PACE};
 use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
 use crate::protocol::{
@@ -76,8 +76,15 @@ mod derived {
     use super::*;
 
     /// Every protocol of a chat peer. Fields are named after their protocols.
+    ///
+    /// The swarm asks each field in this order whether to accept a connection, and the
+    /// extension's connection limits come first: a behaviour asked before a limit denies the
+    /// connection may already have counted it (gossipsub does), and the swarm never tells it the
+    /// connection is gone.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour<X: Extension> {
+        /// What the platform adds (on native peers: connection limits first).
+        pub ext: X,
         /// Circuit relay v2 client: reservations on relays, dials through them.
         pub relay_client: relay::client::Behaviour,
         /// Identify: agent, listen addresses, observed address.
@@ -94,8 +101,6 @@ mod derived {
         /// The store protocol: history, receipts and the mailbox (relays serve it, see
         /// [`crate::store`]).
         pub store: RpcBehaviour,
-        /// What the platform adds.
-        pub ext: X,
     }
 }
 
@@ -137,21 +142,31 @@ impl<X: Extension> Behaviour<X> {
                 .with_peer_score(params, thresholds)
                 .map_err(BehaviourError)?;
         }
-        let identify = identify::Behaviour::new(
+        let identify_config =
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
                 .with_agent_version(agent_version())
-                .with_push_listen_addr_updates(true),
-        );
+                .with_push_listen_addr_updates(true);
+        // A peer reaches its relay only at the addresses it was given, in their order, and a
+        // dial by peer id goes to the addresses the core passes (identify's among them) or the
+        // DHT knows. Identify's own cache would add every address the relay listens on to each
+        // dial: a page told to use WebSocket (where UDP is blocked) would wait on a WebRTC dial
+        // whenever its WebSocket dial failed, and a CLI peer given a TCP address would end up
+        // on QUIC, where a dead relay is noticed only when the connection times out.
+        let identify_config = identify_config.with_cache_size(0);
+        let identify = identify::Behaviour::new(identify_config);
         let kad = Dht::for_role(peer_id, role);
         Ok(Self {
+            ext,
             relay_client,
             identify,
-            ping: Liveness::default(),
+            ping: Liveness::new(match role {
+                Role::Peer => PEER_PACE,
+                Role::Relay => RELAY_PACE,
+            }),
             gossipsub: Greeter::new(gossipsub),
             kad,
             dm: dm_behaviour(),
             store: store_behaviour(role == Role::Relay),
-            ext,
         })
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Neither side of a WebRTC-direct connection notices when the other is gone (libp2p's browser
 //! transport does not watch the peer connection's state, rust-libp2p issue #5213; nor does the
-//! native one), and a WebSocket behind a proxy may stay open after its page has gone. So direct
-//! connections over the transports browsers use are pinged every [`FAST_PING_INTERVAL`], and one
-//! with no answered ping for [`FAST_DEAD_AFTER`] is reported failed (the ping protocol itself
-//! forgives the first failure and then waits 10 s for a new stream): a closed tab leaves the
-//! relay, and a dead relay leaves the page, within a few seconds. Other connections (TCP, QUIC:
-//! the kernel notices a closed socket) and relayed circuits (pings would cost the relay) keep the
-//! slower pace.
+//! native one; Chrome itself calls the connection `disconnected` only after 5 s and more), and a
+//! WebSocket behind a proxy may stay open after its page has gone. So direct connections over the
+//! transports browsers use are pinged at a fast [`Pace`], and one with no answered ping for its
+//! `dead_after` is reported failed (the ping protocol itself forgives the first failure and then
+//! waits 10 s for a new stream). A page watches its relay at [`PEER_PACE`]: a relay that died is
+//! left within 2 s, so the page is back as soon as the relay is. The relay watches its pages at
+//! [`RELAY_PACE`], half as often (it has many): a closed tab leaves within about 4 s. Other
+//! connections (TCP, QUIC: the kernel notices a closed socket) and relayed circuits (pings would
+//! cost the relay) keep the slower pace.
 
 use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll};
@@ -21,6 +23,7 @@ use either::Either;
 use libp2p::core::multiaddr::Protocol;
 use libp2p::core::transport::PortUse;
 use libp2p::core::Endpoint;
+use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
     THandlerOutEvent, ToSwarm,
@@ -30,13 +33,32 @@ use libp2p::{ping, Multiaddr, PeerId};
 use crate::addr::is_browser_transport;
 use crate::protocol::{PING_INTERVAL, PING_TIMEOUT};
 
-/// Ping period on a direct connection over a browser transport.
-pub const FAST_PING_INTERVAL: Duration = Duration::from_secs(1);
-/// How long such a ping may wait for its answer.
-pub const FAST_PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// A fast-pinged connection with no answered ping for this long is reported failed.
-pub const FAST_DEAD_AFTER: Duration = Duration::from_secs(4);
-/// ...and before its first answered ping, this long after it opened (a slow link, a stream the
+/// How one side pings direct connections over browser transports.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Ping period.
+    pub interval: Duration,
+    /// How long one ping may wait for its answer.
+    pub timeout: Duration,
+    /// A connection with no answered ping for this long is reported failed.
+    pub dead_after: Duration,
+}
+
+/// A chat peer (a page) watching its relay.
+pub const PEER_PACE: Pace = Pace {
+    interval: Duration::from_millis(500),
+    timeout: Duration::from_millis(1_500),
+    dead_after: Duration::from_secs(2),
+};
+
+/// A relay watching its peers' pages.
+pub const RELAY_PACE: Pace = Pace {
+    interval: Duration::from_secs(1),
+    timeout: Duration::from_secs(3),
+    dead_after: Duration::from_secs(4),
+};
+
+/// A fast-pinged connection before its first answered ping is reported failed this long, this long after it opened (a slow link, a stream the
 /// relay holds back at first: `native::webrtc_hold`).
 pub const FIRST_PING_GRACE: Duration = Duration::from_secs(10);
 /// How often fast-pinged connections are checked.
@@ -52,9 +74,9 @@ struct Watch {
 }
 
 impl Watch {
-    fn overdue(&self, now: Instant) -> bool {
+    fn overdue(&self, now: Instant, dead_after: Duration) -> bool {
         let allowed = if self.answered {
-            FAST_DEAD_AFTER
+            dead_after
         } else {
             FIRST_PING_GRACE
         };
@@ -64,6 +86,7 @@ impl Watch {
 
 /// Ping, at the pace each connection needs.
 pub struct Liveness {
+    pace: Pace,
     fast: ping::Behaviour,
     slow: ping::Behaviour,
     watched: HashMap<ConnectionId, Watch>,
@@ -73,15 +96,17 @@ pub struct Liveness {
     last_check: Instant,
 }
 
-impl Default for Liveness {
-    fn default() -> Self {
+impl Liveness {
+    /// Liveness that pings direct connections over browser transports at `pace`.
+    pub fn new(pace: Pace) -> Self {
         let config = |interval, timeout| {
             ping::Config::new()
                 .with_interval(interval)
                 .with_timeout(timeout)
         };
         Self {
-            fast: ping::Behaviour::new(config(FAST_PING_INTERVAL, FAST_PING_TIMEOUT)),
+            pace,
+            fast: ping::Behaviour::new(config(pace.interval, pace.timeout)),
             slow: ping::Behaviour::new(config(PING_INTERVAL, PING_TIMEOUT)),
             watched: HashMap::new(),
             overdue: VecDeque::new(),
@@ -101,22 +126,26 @@ type Handler = THandler<ping::Behaviour>;
 impl Liveness {
     fn handler(
         &mut self,
-        id: ConnectionId,
-        peer: PeerId,
         addr: &Multiaddr,
         make: impl Fn(&mut ping::Behaviour) -> Result<Handler, ConnectionDenied>,
     ) -> Result<Either<Handler, Handler>, ConnectionDenied> {
         if is_fast(addr) {
-            let handler = make(&mut self.fast)?;
+            make(&mut self.fast).map(Either::Left)
+        } else {
+            make(&mut self.slow).map(Either::Right)
+        }
+    }
+
+    /// Watches a connection once it is established, not when its handler is made: a behaviour
+    /// after this one may still deny it, and the swarm then says nothing more about it.
+    fn established(&mut self, established: &ConnectionEstablished) {
+        if is_fast(established.endpoint.get_remote_address()) {
             let watch = Watch {
-                peer,
+                peer: established.peer_id,
                 since: Instant::now(),
                 answered: false,
             };
-            self.watched.insert(id, watch);
-            Ok(Either::Left(handler))
-        } else {
-            make(&mut self.slow).map(Either::Right)
+            self.watched.insert(established.connection_id, watch);
         }
     }
 
@@ -137,7 +166,7 @@ impl Liveness {
         let due: Vec<ConnectionId> = self
             .watched
             .iter()
-            .filter(|(_, watch)| watch.overdue(now))
+            .filter(|(_, watch)| watch.overdue(now, self.pace.dead_after))
             .map(|(id, _)| *id)
             .collect();
         for connection in due {
@@ -165,7 +194,7 @@ impl NetworkBehaviour for Liveness {
         local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(connection_id, peer, remote_addr, |ping| {
+        self.handler(remote_addr, |ping| {
             ping.handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
         })
     }
@@ -178,7 +207,7 @@ impl NetworkBehaviour for Liveness {
         role_override: Endpoint,
         port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(connection_id, peer, addr, |ping| {
+        self.handler(addr, |ping| {
             ping.handle_established_outbound_connection(
                 connection_id,
                 peer,
@@ -190,8 +219,12 @@ impl NetworkBehaviour for Liveness {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        if let FromSwarm::ConnectionClosed(closed) = &event {
-            self.watched.remove(&closed.connection_id);
+        match &event {
+            FromSwarm::ConnectionEstablished(established) => self.established(established),
+            FromSwarm::ConnectionClosed(closed) => {
+                self.watched.remove(&closed.connection_id);
+            }
+            _ => {}
         }
         self.fast.on_swarm_event(event);
         self.slow.on_swarm_event(event);
@@ -287,7 +320,8 @@ mod tests {
 
     #[test]
     fn connections_with_no_answered_ping_are_reported_failed_once_each() {
-        let mut liveness = Liveness::default();
+        let pace = PEER_PACE;
+        let mut liveness = Liveness::new(pace);
         let start = Instant::now();
         liveness.last_check = start;
         let watch = |answered| Watch {
@@ -304,18 +338,19 @@ mod tests {
         liveness.watched.insert(a, watch(true));
         liveness.watched.insert(b, watch(true));
         liveness.watched.insert(c, watch(false));
-        assert!(checks(&mut liveness, start, start + FAST_PING_TIMEOUT).is_empty());
+        let silent = pace.dead_after - CHECK_EVERY;
+        assert!(checks(&mut liveness, start, start + silent).is_empty());
         let mut dead = checks(
             &mut liveness,
-            start + FAST_PING_TIMEOUT + CHECK_EVERY,
-            start + FAST_DEAD_AFTER,
+            start + silent + CHECK_EVERY,
+            start + pace.dead_after,
         );
         dead.sort();
         assert_eq!(dead, [a, b], "both at once, not one per check");
         assert!(
             checks(
                 &mut liveness,
-                start + FAST_DEAD_AFTER + CHECK_EVERY,
+                start + pace.dead_after + CHECK_EVERY,
                 start + FIRST_PING_GRACE - CHECK_EVERY
             )
             .is_empty(),
@@ -333,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_stalled_event_loop_fails_no_connection() {
-        let mut liveness = Liveness::default();
+        let mut liveness = Liveness::new(RELAY_PACE);
         let start = Instant::now();
         liveness.last_check = start;
         let id = ConnectionId::new_unchecked(9);
@@ -347,5 +382,51 @@ mod tests {
         liveness.check(start + Duration::from_secs(10));
         assert!(liveness.overdue.is_empty());
         assert!(liveness.watched.contains_key(&id));
+    }
+
+    #[test]
+    fn a_connection_is_watched_once_established_and_not_when_another_behaviour_denies_it() {
+        use libp2p::core::ConnectedPoint;
+
+        let mut liveness = Liveness::new(PEER_PACE);
+        let peer = PeerId::random();
+        let local: Multiaddr = "/ip4/127.0.0.1/tcp/4002/ws".parse().expect("address");
+        let remote: Multiaddr = "/ip4/127.0.0.1/tcp/50000/ws".parse().expect("address");
+        for n in [1, 2] {
+            let id = ConnectionId::new_unchecked(n);
+            liveness
+                .handle_established_inbound_connection(id, peer, &local, &remote)
+                .expect("a handler");
+        }
+        assert!(
+            liveness.watched.is_empty(),
+            "nothing watched before the swarm says so"
+        );
+        // The first is established; a later behaviour denied the second, so the swarm never
+        // reports it.
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: remote.clone(),
+        };
+        let first = ConnectionId::new_unchecked(1);
+        liveness.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id: first,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+        assert_eq!(
+            liveness.watched.keys().copied().collect::<Vec<_>>(),
+            [first]
+        );
+        let start = Instant::now();
+        liveness.last_check = start;
+        let reported = checks(&mut liveness, start, start + FIRST_PING_GRACE);
+        assert_eq!(
+            reported,
+            [first],
+            "no failure reported for the denied connection"
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! The browser's swarm: WebRTC-direct and WebSocket transports plus the relay client, around
 //! the shared chat behaviour.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use futures::{AsyncRead, AsyncWrite, FutureExt};
 use libp2p::core::muxing::SubstreamBox;
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::upgrade::Version;
@@ -55,6 +58,83 @@ impl<T: Transport + Unpin> Transport for NoCircuit<T> {
         cx: &mut Context<'_>,
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
         Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// How often a WebSocket that has not opened yet is looked at again ([`Opening`]).
+const OPENING_POLL: Duration = Duration::from_millis(100);
+
+/// A WebSocket connection, polled again every [`OPENING_POLL`] until it has opened.
+///
+/// libp2p-websocket-websys 0.6 wakes a task waiting for its socket to open only when it opens:
+/// a socket that fails instead (the relay is down: connection refused) is never looked at again,
+/// and the dial hangs until something else happens to poll it, 10 s and more. Once a read or a
+/// write has gone through, the socket is open and this wrapper only passes calls on (a socket
+/// closed after that is found by the next write: liveness pings every connection).
+struct Opening<C> {
+    inner: C,
+    open: bool,
+    timer: Option<futures_timer::Delay>,
+}
+
+impl<C> Opening<C> {
+    fn new(inner: C) -> Self {
+        Self {
+            inner,
+            open: false,
+            timer: None,
+        }
+    }
+
+    /// Notes what a read or write of the socket gave: when it is still waiting to open, makes
+    /// sure the task is woken soon to look again.
+    fn saw<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match &result {
+            Poll::Ready(Ok(_)) => {
+                self.open = true;
+                self.timer = None;
+            }
+            Poll::Pending if !self.open => {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| futures_timer::Delay::new(OPENING_POLL));
+                while timer.poll_unpin(cx).is_ready() {
+                    timer.reset(OPENING_POLL);
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+}
+
+impl<C: AsyncRead + Unpin> AsyncRead for Opening<C> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.saw(cx, result)
+    }
+}
+
+impl<C: AsyncWrite + Unpin> AsyncWrite for Opening<C> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.saw(cx, result)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
     }
 }
 
@@ -119,7 +199,10 @@ pub fn build(key: Keypair) -> Result<BrowserSwarm, BuildError> {
     let noise = noise::Config::new(&key)?;
     let streams = relay_transport
         .map(|conn, _| SubstreamBox::new(conn))
-        .or_transport(websocket_websys::Transport::default().map(|conn, _| SubstreamBox::new(conn)))
+        .or_transport(
+            websocket_websys::Transport::default()
+                .map(|conn, _| SubstreamBox::new(Opening::new(conn))),
+        )
         .map(|either, _| either.into_inner())
         .upgrade(Version::V1Lazy)
         .authenticate(noise)

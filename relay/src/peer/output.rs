@@ -240,9 +240,13 @@ impl Printer {
                 format!("* sent {} waiting message(s) to {room}", ids.len())
             }
             Event::ReservationAccepted { addr, .. } => format!("* reachable through relay {addr}"),
-            Event::RelayLost { relay, retry_in_ms } => {
+            Event::RelayLost {
+                relay,
+                retry_in_ms,
+                attempt,
+            } => {
                 format!(
-                    "* lost relay {relay}; retrying in {} s",
+                    "* lost relay {relay}; retrying in {} s (attempt {attempt})",
                     retry_in_ms.div_ceil(1000)
                 )
             }

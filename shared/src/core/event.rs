@@ -272,6 +272,9 @@ pub enum Event {
         relay: Multiaddr,
         /// When the core tries again, in milliseconds.
         retry_in_ms: u64,
+        /// Which attempt that will be: 1 just after the relay was lost, more while it cannot be
+        /// reached.
+        attempt: u32,
     },
     /// The UI fell behind and this many events were dropped.
     Lagged {

@@ -13,16 +13,18 @@ use super::error::{AddrError, AddressError};
 use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 
-/// First retry delay after a relay is lost; doubled per failure up to [`MAX_BACKOFF`] (each
-/// delay is then shortened by up to half at random, so that the peers of a relay that restarts
-/// do not all come back in the same instant).
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// First retry delay after a relay is lost; doubled per failure up to [`QUICK_BACKOFF`], then
+/// [`MAX_BACKOFF`] (each delay is then shortened by up to half at random, so that the peers of a
+/// relay that restarts do not all come back in the same instant).
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a relay may take to tell us its rooms after we connect.
 const GREETING_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait between two attempts at a relay lost a moment ago.
+const QUICK_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between two attempts to reach a relay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// For this long after a relay is lost (a restart, a short outage), attempts come at most
-/// [`FIRST_BACKOFF`] apart, so that a page chats again within about a second of the relay's
+/// [`QUICK_BACKOFF`] apart, so that a page chats again within about a second of the relay's
 /// return; after that the backoff grows.
 const QUICK_RETRIES_FOR: Duration = Duration::from_secs(60);
 
@@ -63,11 +65,11 @@ impl Reservations {
 }
 
 /// The wait before the next attempt at a relay lost `lost_for` ago, after `failures` failed
-/// attempts: at most [`FIRST_BACKOFF`] during [`QUICK_RETRIES_FOR`], then doubling up to
-/// [`MAX_BACKOFF`]; shortened by up to half at random.
+/// attempts: [`FIRST_BACKOFF`], doubling up to [`QUICK_BACKOFF`] during [`QUICK_RETRIES_FOR`],
+/// then up to [`MAX_BACKOFF`]; shortened by up to half at random.
 fn backoff(failures: u32, lost_for: Duration) -> Duration {
     let cap = if lost_for < QUICK_RETRIES_FOR {
-        FIRST_BACKOFF
+        QUICK_BACKOFF
     } else {
         MAX_BACKOFF
     };
@@ -170,9 +172,14 @@ impl<X: Extension> EventLoop<X> {
         slot.failures = slot.failures.saturating_add(1);
         slot.retry_at = Some(now + backoff);
         let relay = slot.addr().clone();
-        tracing::info!(%relay, ?backoff, "relay lost; will retry");
+        tracing::info!(%relay, ?backoff, attempt = slot.failures, "relay lost; will retry");
         let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
-        self.emit(Event::RelayLost { relay, retry_in_ms });
+        let attempt = slot.failures;
+        self.emit(Event::RelayLost {
+            relay,
+            retry_in_ms,
+            attempt,
+        });
     }
 
     /// A listener closed: when it was a relay's, schedule a retry.
@@ -290,11 +297,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_relay_lost_a_moment_ago_is_tried_about_every_second_then_less_often() {
-        for failures in 0..10 {
+    fn a_relay_lost_a_moment_ago_is_tried_at_once_then_about_every_second_then_less_often() {
+        let first = backoff(0, Duration::ZERO);
+        assert!(
+            first <= FIRST_BACKOFF && first >= FIRST_BACKOFF / 2,
+            "{first:?}"
+        );
+        for failures in 4..10 {
             let quick = backoff(failures, Duration::from_secs(5));
             assert!(
-                quick <= FIRST_BACKOFF && quick >= FIRST_BACKOFF / 2,
+                quick <= QUICK_BACKOFF && quick >= QUICK_BACKOFF / 2,
                 "{quick:?}"
             );
         }
@@ -303,10 +315,10 @@ mod tests {
             later <= MAX_BACKOFF && later >= MAX_BACKOFF / 2,
             "{later:?}"
         );
-        let second = backoff(1, QUICK_RETRIES_FOR * 2);
+        let fifth = backoff(5, QUICK_RETRIES_FOR * 2);
         assert!(
-            second <= 2 * FIRST_BACKOFF && second >= FIRST_BACKOFF,
-            "{second:?}"
+            fifth <= FIRST_BACKOFF * 32 && fifth >= FIRST_BACKOFF * 16,
+            "{fifth:?}"
         );
     }
 }

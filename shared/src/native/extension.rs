@@ -183,3 +183,63 @@ impl Extension for Native {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use libp2p::core::ConnectedPoint;
+    use libp2p::swarm::behaviour::ConnectionEstablished;
+    use libp2p::swarm::{ConnectionId, FromSwarm};
+    use libp2p::{Multiaddr, PeerId};
+
+    use super::*;
+    use crate::behaviour::{Behaviour, Role};
+
+    #[test]
+    fn a_connection_the_limits_refuse_leaves_no_trace_in_the_rooms() {
+        let key = Keypair::generate_ed25519();
+        let options = NativeOptions {
+            relay_server: true,
+            rate_per_ip: 30,
+            connections_per_ip: 1,
+            dcutr: false,
+            autonat: false,
+            mdns: false,
+            upnp: false,
+        };
+        let native = Native::new(&key, &options).expect("extension");
+        let (_, relay_client) = relay::client::new(key.public().to_peer_id());
+        let mut relay = Behaviour::new(&key, relay_client, native, Role::Relay).expect("behaviour");
+        let local: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().expect("address");
+        let remote = |port: u16| -> Multiaddr {
+            format!("/ip4/127.0.0.1/tcp/{port}")
+                .parse()
+                .expect("address")
+        };
+        let (alice, mallory) = (PeerId::random(), PeerId::random());
+        let first = ConnectionId::new_unchecked(1);
+        relay
+            .handle_established_inbound_connection(first, alice, &local, &remote(50001))
+            .expect("the first connection from an address is accepted");
+        let endpoint = ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: remote(50001),
+        };
+        relay.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: alice,
+            connection_id: first,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+        // A second identity from the same address: refused, and the swarm forgets it.
+        let refused = relay.handle_established_inbound_connection(
+            ConnectionId::new_unchecked(2),
+            mallory,
+            &local,
+            &remote(50002),
+        );
+        assert!(refused.is_err(), "one connection per address");
+        let peers: Vec<PeerId> = relay.gossipsub.all_peers().map(|(p, _)| *p).collect();
+        assert_eq!(peers, [alice], "gossipsub counts only the accepted peer");
+    }
+}

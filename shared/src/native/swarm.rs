@@ -68,6 +68,11 @@ fn transport_err(e: impl std::fmt::Display) -> BuildError {
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How often a chat peer's QUIC connections send a keep-alive when otherwise silent.
+pub const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A chat peer's QUIC connection with nothing heard for this long (ms) is closed.
+pub const QUIC_IDLE_TIMEOUT_MS: u32 = 4_000;
+
 /// Builds a swarm for `role` with these transports and native behaviours.
 pub async fn build(
     key: Keypair,
@@ -108,7 +113,16 @@ pub async fn build(
             yamux::Config::default,
         )
         .map_err(transport_err)?
-        .with_quic()
+        .with_quic_config(|mut quic| {
+            if role == Role::Peer {
+                // Notice a relay that died (a killed process says nothing over UDP) in seconds,
+                // not after QUIC's default 10 s of silence; the relay's side follows, as the
+                // shorter of the two idle timeouts applies.
+                quic.keep_alive_interval = QUIC_KEEP_ALIVE;
+                quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
+            }
+            quic
+        })
         .with_other_transport(|key| {
             libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
                 |(peer, conn), endpoint| {

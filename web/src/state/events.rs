@@ -108,8 +108,15 @@ impl Chat {
                     relay: short_peer_id(&relay),
                 });
             }
-            Event::RelayLost { retry_in_ms, .. } => {
-                self.status.set(Status::Reconnecting { in_ms: retry_in_ms });
+            Event::RelayLost {
+                retry_in_ms,
+                attempt,
+                ..
+            } => {
+                self.status.set(Status::Reconnecting {
+                    in_ms: retry_in_ms,
+                    attempt,
+                });
             }
             Event::Lagged { missed } => self.error.set(Some(format!(
                 "{missed} events were not shown (the page fell behind)"

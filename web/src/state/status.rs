@@ -14,8 +14,8 @@ pub enum Status {
         transport: &'static str,
         relay: String,
     },
-    /// Lost the relay; the core retries after this long.
-    Reconnecting { in_ms: u64 },
+    /// Lost the relay; the core makes this attempt after this long.
+    Reconnecting { in_ms: u64, attempt: u32 },
 }
 
 impl Status {
@@ -28,7 +28,10 @@ impl Status {
             Self::Connected { transport, relay } => {
                 format!("connected via {transport} to relay {relay}")
             }
-            Self::Reconnecting { in_ms } => format!("reconnecting in {} s…", in_ms.div_ceil(1000)),
+            Self::Reconnecting { in_ms, attempt } => format!(
+                "reconnecting in {} s… (attempt {attempt})",
+                in_ms.div_ceil(1000)
+            ),
         }
     }
 
