@@ -66,6 +66,7 @@ async function bench(browser: Browser, transport: 'webrtc' | 'ws') {
     const figures: Record<string, number[]> = {
       reload_to_sendable_ms: [], reload_to_answer_ms: [],
       reopen_to_sendable_ms: [], reopen_to_missed_ms: [],
+      kill_to_back_ms: [], kill_to_noticed_ms: [], restart_to_connected_ms: [],
       restart_to_sendable_ms: [], restart_to_delivered_ms: [],
       closed_to_gone_from_relay_ms: [], closed_to_gone_from_members_ms: [],
     };
@@ -98,14 +99,21 @@ async function bench(browser: Browser, transport: 'webrtc' | 'ws') {
     await sendable(other);
     for (let i = 0; i < RUNS; i++) {
       // The relay killed and back 1 s later.
-      await relay.kill();
       const noticed = page.waitForFunction(
         () => document.querySelector('[data-testid=composer]')?.getAttribute('data-ready') !== 'true',
         null, { polling: 'raf', timeout: 60_000 });
+      await relay.kill();
+      const killed = Date.now();
+      const noticedAt = noticed.then(() => Date.now());
       await sleep(1_000);
       await relay.launch();
       const t0 = Date.now();
-      await noticed;
+      figures.kill_to_noticed_ms.push(await noticedAt - killed);
+      figures.kill_to_back_ms.push(t0 - killed);
+      await page.waitForFunction(
+        () => document.querySelector('[data-testid=status]')?.getAttribute('data-state') === 'connected',
+        null, { polling: 'raf', timeout: 60_000 });
+      figures.restart_to_connected_ms.push(Date.now() - t0);
       await sendable(page);
       figures.restart_to_sendable_ms.push(Date.now() - t0);
       const text = `after restart ${i}`;

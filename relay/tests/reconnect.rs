@@ -61,3 +61,70 @@ async fn a_peer_back_while_its_old_connection_lingers_chats_at_once_without_reco
     drop(ghost);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A "relay" that takes every connection and closes it at once (full, or broken): the peer must
+/// come back less and less often, not hammer it with a handshake per 100 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_drops_every_connection_is_tried_less_and_less_often() {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    let key = Keypair::generate_ed25519();
+    let relay_id = key.public().to_peer_id();
+    let mut dropper = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .expect("behaviour")
+        .build();
+    dropper
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address"))
+        .expect("listen");
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = dropper.select_next_some().await {
+            break address.with(libp2p::core::multiaddr::Protocol::P2p(relay_id));
+        }
+    };
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let dropping = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::ConnectionEstablished { connection_id, .. } =
+                dropper.select_next_some().await
+            {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                dropper.close_connection(connection_id);
+            }
+        }
+    });
+
+    let mut alice = hidden_peer("alice").await;
+    alice.client.use_relay(vec![addr]).await.expect("use relay");
+    let mut waits = Vec::new();
+    while waits.len() < 5 {
+        let (attempt, wait) = wait_for(&mut alice, "the relay lost again", |e| match e {
+            Event::RelayLost {
+                attempt,
+                retry_in_ms,
+                ..
+            } => Some((*attempt, *retry_in_ms)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            attempt as usize,
+            waits.len() + 1,
+            "each loss counts as a failed attempt, although every connection opened"
+        );
+        waits.push(wait);
+    }
+    // 100, 200, 400, 800 ms, then at most a second (each shortened by up to half at random).
+    assert!(waits[3] >= 400 && waits[4] >= 500, "{waits:?}");
+    assert!(accepted.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+    dropping.abort();
+}

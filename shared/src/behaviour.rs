@@ -79,8 +79,8 @@ mod derived {
     ///
     /// The swarm asks each field in this order whether to accept a connection, and the
     /// extension's connection limits come first: a behaviour asked before a limit denies the
-    /// connection may already have counted it (gossipsub does), and the swarm never tells it the
-    /// connection is gone.
+    /// connection may already have counted it (gossipsub does), and the swarm then reports the
+    /// connection as a failed dial or listen, which gossipsub ignores: it would count it forever.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour<X: Extension> {
         /// What the platform adds (on native peers: connection limits first).

@@ -58,8 +58,8 @@ pub const RELAY_PACE: Pace = Pace {
     dead_after: Duration::from_secs(4),
 };
 
-/// A fast-pinged connection before its first answered ping is reported failed this long, this long after it opened (a slow link, a stream the
-/// relay holds back at first: `native::webrtc_hold`).
+/// A fast-pinged connection with no answered ping yet is reported failed this long after it
+/// opened (a slow link, a stream the relay holds back at first: `native::webrtc_hold`).
 pub const FIRST_PING_GRACE: Duration = Duration::from_secs(10);
 /// How often fast-pinged connections are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -137,7 +137,8 @@ impl Liveness {
     }
 
     /// Watches a connection once it is established, not when its handler is made: a behaviour
-    /// after this one may still deny it, and the swarm then says nothing more about it.
+    /// after this one may still deny it, and the swarm then reports it as a failed dial or
+    /// listen, never as closed.
     fn established(&mut self, established: &ConnectionEstablished) {
         if is_fast(established.endpoint.get_remote_address()) {
             let watch = Watch {

@@ -64,16 +64,17 @@ impl<T: Transport + Unpin> Transport for NoCircuit<T> {
 /// How often a WebSocket that has not opened yet is looked at again ([`Opening`]).
 const OPENING_POLL: Duration = Duration::from_millis(100);
 
-/// A WebSocket connection, polled again every [`OPENING_POLL`] until it has opened.
+/// A WebSocket connection, polled again every [`OPENING_POLL`] until the other side has spoken.
 ///
-/// libp2p-websocket-websys 0.6 wakes a task waiting for its socket to open only when it opens:
-/// a socket that fails instead (the relay is down: connection refused) is never looked at again,
-/// and the dial hangs until something else happens to poll it, 10 s and more. Once a read or a
-/// write has gone through, the socket is open and this wrapper only passes calls on (a socket
-/// closed after that is found by the next write: liveness pings every connection).
+/// libp2p-websocket-websys 0.6 wakes a task waiting for its socket to open only when it opens,
+/// and one waiting to read only when data comes: a socket that fails to open (the relay is
+/// down: connection refused), or closes before the first answer (the relay died during the
+/// handshake), is never looked at again, and the dial hangs until the transport's 10 s timeout.
+/// Once a read has gone through, the handshake is under way and this wrapper only passes calls
+/// on (a socket closed after that is found by the next write: liveness pings every connection).
 struct Opening<C> {
     inner: C,
-    open: bool,
+    heard: bool,
     timer: Option<futures_timer::Delay>,
 }
 
@@ -81,20 +82,25 @@ impl<C> Opening<C> {
     fn new(inner: C) -> Self {
         Self {
             inner,
-            open: false,
+            heard: false,
             timer: None,
         }
     }
 
-    /// Notes what a read or write of the socket gave: when it is still waiting to open, makes
+    /// Notes what a read or write of the socket gave: until the first read went through, makes
     /// sure the task is woken soon to look again.
-    fn saw<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn saw<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+        read: bool,
+    ) -> Poll<io::Result<T>> {
         match &result {
-            Poll::Ready(Ok(_)) => {
-                self.open = true;
+            Poll::Ready(Ok(_)) if read => {
+                self.heard = true;
                 self.timer = None;
             }
-            Poll::Pending if !self.open => {
+            Poll::Pending if !self.heard => {
                 let timer = self
                     .timer
                     .get_or_insert_with(|| futures_timer::Delay::new(OPENING_POLL));
@@ -115,7 +121,7 @@ impl<C: AsyncRead + Unpin> AsyncRead for Opening<C> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.saw(cx, result)
+        self.saw(cx, result, true)
     }
 }
 
@@ -126,7 +132,7 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for Opening<C> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.saw(cx, result)
+        self.saw(cx, result, false)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -222,10 +228,9 @@ pub fn build(key: Keypair) -> Result<BrowserSwarm, BuildError> {
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
         })
         .map_err(swarm_err)?
-        // One address at a time: after a relay restart identify has taught the swarm all of the
-        // relay's addresses, and concurrent dials would each finish a WebRTC handshake, leaving
-        // the relay with a ghost connection the page dropped (gossipsub then splits messages
-        // between the two).
+        // One address at a time: a dial given several addresses (a DM to a peer: its circuits
+        // through each relay) must not finish two handshakes, leaving the other side with a
+        // ghost connection the page dropped (gossipsub then splits messages between the two).
         .with_swarm_config(|c| {
             c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
                 .with_dial_concurrency_factor(std::num::NonZeroU8::MIN)

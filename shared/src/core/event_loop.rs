@@ -124,6 +124,7 @@ impl<X: Extension> EventLoop<X> {
                     crate::hub::respond(&mut self.swarm, channel, response);
                 }
                 () = until(&mut self.store.receipt_timer).fuse() => self.on_receipt_timer(),
+                () = until(&mut self.reservations.retry_timer).fuse() => self.on_retry_timer(),
                 _ = (&mut self.tick).fuse() => {
                     if self.on_tick() {
                         break;

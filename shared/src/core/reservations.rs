@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures_timer::Delay;
 use libp2p::{core::multiaddr::Protocol, core::transport::ListenerId, Multiaddr, PeerId};
 use web_time::Instant;
 
@@ -49,6 +50,9 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct Reservations {
     slots: Vec<Slot>,
+    /// Fires at the earliest retry (the housekeeping tick is too coarse for it).
+    pub(super) retry_timer: Option<Delay>,
+    retry_timer_at: Option<Instant>,
 }
 
 impl Slot {
@@ -171,6 +175,8 @@ impl<X: Extension> EventLoop<X> {
         let backoff = backoff(slot.failures, now.duration_since(lost_at));
         slot.failures = slot.failures.saturating_add(1);
         slot.retry_at = Some(now + backoff);
+        self.schedule_retry(now + backoff);
+        let slot = &self.reservations.slots[index];
         let relay = slot.addr().clone();
         tracing::info!(%relay, ?backoff, attempt = slot.failures, "relay lost; will retry");
         let retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
@@ -201,11 +207,11 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// A connection to `peer` opened: when it is a relay, it is reachable again, so a loss
-    /// that follows (the relay may close a lingering connection of ours) is retried promptly.
+    /// A connection to `peer` opened: when it is a relay, it should greet us soon. (The backoff
+    /// starts over only once a reservation is accepted: a relay that takes connections and drops
+    /// them is tried less and less often.)
     pub(super) fn reservation_on_connected(&mut self, peer: &PeerId, first: bool) {
         if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == *peer) {
-            slot.failures = 0;
             if first {
                 slot.awaiting_greeting = Some(Instant::now());
             }
@@ -255,9 +261,43 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    /// Retries relays whose backoff has passed.
+    /// Housekeeping: relays that did not greet us, and retries that are due.
     pub(super) fn reservations_tick(&mut self, now: Instant) {
         self.check_greetings(now);
+        self.retry_due(now);
+    }
+
+    /// Arms the retry timer for `at`, unless it fires earlier already.
+    fn schedule_retry(&mut self, at: Instant) {
+        let reservations = &mut self.reservations;
+        if reservations.retry_timer.is_some()
+            && reservations.retry_timer_at.is_some_and(|armed| armed <= at)
+        {
+            return;
+        }
+        reservations.retry_timer = Some(Delay::new(at.saturating_duration_since(Instant::now())));
+        reservations.retry_timer_at = Some(at);
+    }
+
+    /// The retry timer fired: retries what is due, and waits for the next one.
+    pub(super) fn on_retry_timer(&mut self) {
+        self.reservations.retry_timer = None;
+        self.reservations.retry_timer_at = None;
+        self.retry_due(Instant::now());
+        let next = self
+            .reservations
+            .slots
+            .iter()
+            .filter(|s| s.listener.is_none())
+            .filter_map(|s| s.retry_at)
+            .min();
+        if let Some(at) = next {
+            self.schedule_retry(at);
+        }
+    }
+
+    /// Retries relays whose backoff has passed.
+    fn retry_due(&mut self, now: Instant) {
         for index in 0..self.reservations.slots.len() {
             let slot = &self.reservations.slots[index];
             if slot.listener.is_none() && slot.retry_at.is_some_and(|at| at <= now) {
