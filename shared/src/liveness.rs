@@ -2,15 +2,16 @@
 //!
 //! Neither side of a WebRTC-direct connection notices when the other is gone (libp2p's browser
 //! transport does not watch the peer connection's state, rust-libp2p issue #5213; nor does the
-//! native one; Chrome itself calls the connection `disconnected` only after 5 s and more), and a
-//! WebSocket behind a proxy may stay open after its page has gone. So direct connections over the
-//! transports browsers use are pinged at a fast [`Pace`], and one with no answered ping for its
-//! `dead_after` is reported failed (the ping protocol itself forgives the first failure and then
-//! waits 10 s for a new stream). A page watches its relay at [`PEER_PACE`]: a relay that died is
-//! left within 2 s, so the page is back as soon as the relay is. The relay watches its pages at
-//! [`RELAY_PACE`], half as often (it has many): a closed tab leaves within about 4 s. Other
-//! connections (TCP, QUIC: the kernel notices a closed socket) and relayed circuits (pings would
-//! cost the relay) keep the slower pace.
+//! native one; Chrome itself still called the connection `connected` 4 s after its relay was
+//! killed), and a WebSocket behind a proxy may stay open after its page has gone. So direct
+//! connections over the transports browsers use are pinged at a fast [`Pace`], and one with no
+//! answered ping for its `dead_after` is reported failed (the ping protocol itself forgives the
+//! first failure and then waits 10 s for a new stream). A page watches its relay at
+//! [`PEER_PACE`]: a relay that died is left within 2 s, so the page is back as soon as the relay
+//! is. The relay watches its pages at [`RELAY_PACE`], half as often (it has many): a closed tab
+//! leaves within about 4 s. Other connections (TCP: the kernel notices a closed socket; QUIC:
+//! its keep-alive, `native::swarm`) and relayed circuits (pings would cost the relay) keep the
+//! slower pace.
 
 use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll};
