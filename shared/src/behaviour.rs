@@ -146,12 +146,12 @@ impl<X: Extension> Behaviour<X> {
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
                 .with_agent_version(agent_version())
                 .with_push_listen_addr_updates(true);
-        // A peer reaches its relay only at the addresses it was given, in their order, and a
-        // dial by peer id goes to the addresses the core passes (identify's among them) or the
-        // DHT knows. Identify's own cache would add every address the relay listens on to each
-        // dial: a page told to use WebSocket (where UDP is blocked) would wait on a WebRTC dial
-        // whenever its WebSocket dial failed, and a CLI peer given a TCP address would end up
-        // on QUIC, where a dead relay is noticed only when the connection times out.
+        // A page reaches its relay only at the addresses it was given, in their order. Identify's
+        // own cache would add every address the relay listens on to each dial of it: a page told
+        // to use WebSocket (where UDP is blocked) would fall through to a WebRTC dial whenever
+        // its WebSocket dial failed, and that dial would wait for the relay to return. Dials by
+        // peer id get the addresses the core passes (identify's among them) or the DHT knows.
+        // (On a native peer the DHT still adds the relay's other addresses to a dial of it.)
         let identify_config = identify_config.with_cache_size(0);
         let identify = identify::Behaviour::new(identify_config);
         let kad = Dht::for_role(peer_id, role);
