@@ -102,7 +102,7 @@ export class Relay {
     }
     // RELAY_LOG replaces the relay's log filter (RUST_LOG syntax), to see what it did in a test.
     this.child = spawn(BIN, [
-      'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0',
+      'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0', '--admin-addr', '127.0.0.1:0',
       '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs,
     ], { env: { ...process.env, RUST_LOG: process.env.RELAY_LOG ?? 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = new Lines(this.child);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::temp_dir;
+use common::{http_get, temp_dir};
 use futures::channel::oneshot;
 use futures::SinkExt;
 use libp2p::PeerId;
@@ -228,27 +228,6 @@ fn a_damaged_store_file_is_refused_with_the_file_and_what_to_do() {
         "the damaged file is left as it was"
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A plain HTTP/1.1 GET on loopback: (status, headers lowercased, body).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    (status, head.to_lowercase(), body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

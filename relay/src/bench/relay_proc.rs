@@ -57,7 +57,13 @@ impl RelayProcess {
         let log = std::fs::File::create(dir.join("relay.log")).context("relay log file")?;
         let mut child = Command::new(exe)
             .args(["relay", "--port", "0", "--listen-addr", "127.0.0.1"])
-            .args(["--http-addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(&dir)
             .arg("--web-dir")
             .arg(dir.join("no-web-app"))

@@ -51,6 +51,10 @@ pub struct RelayArgs {
     /// /healthz.
     #[arg(long, default_value = "127.0.0.1:8080", env = "P2P_CHAT_HTTP_ADDR")]
     pub http_addr: std::net::SocketAddr,
+    /// Address of the operator's HTTP server: /metrics (Prometheus). Keep it private (the
+    /// default is loopback); the public --http-addr never serves it.
+    #[arg(long, default_value = "127.0.0.1:8081", env = "P2P_CHAT_ADMIN_ADDR")]
+    pub admin_addr: std::net::SocketAddr,
     /// TLS certificate chain (PEM) for WebSocket over TLS (`/tls/ws`), which browsers on an
     /// https page need. Use with --tls-key.
     #[arg(long, requires = "tls_key", env = "P2P_CHAT_TLS_CERT")]

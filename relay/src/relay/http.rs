@@ -21,6 +21,7 @@ use libp2p::core::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::addr::{is_browser_transport, is_relayed};
 use p2p_chat_shared::core::Client;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use sha2::Digest;
 use tower_http::services::{ServeDir, ServeFile};
@@ -188,6 +189,36 @@ const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app i
 <p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
 or pass <code>--web-dir</code>.</p>";
 
+/// The Prometheus exposition's content type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Starts the operator's HTTP server on `listen` (`/metrics`, from `registry`); returns the
+/// address it is bound to.
+pub async fn serve_admin(listen: SocketAddr, registry: Registry) -> std::io::Result<SocketAddr> {
+    let registry = Arc::new(registry);
+    let app = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode the metrics");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "operator HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}
+
 /// Starts the HTTP server; returns the address it is bound to. `core` is the relay's chat core
 /// and `store` its store's health, which `/healthz` asks.
 pub async fn serve(
@@ -209,7 +240,9 @@ pub async fn serve(
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
     let mut app = Router::new()
         .route("/config.json", get(config))
-        .route("/healthz", get(health));
+        .route("/healthz", get(health))
+        // Metrics are the operator's (`serve_admin`): never the web app's fallback page here.
+        .route("/metrics", get(|| async { StatusCode::NOT_FOUND }));
     app = if web_dir.join("index.html").is_file() {
         let index = ServeFile::new(web_dir.join("index.html"));
         app.fallback_service(ServeDir::new(&web_dir).fallback(index))

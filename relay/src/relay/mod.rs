@@ -78,6 +78,15 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         thread: store_thread,
         health: store_health,
     } = store::open(&store_path, retention)?;
+    if args.admin_addr == args.http_addr && args.http_addr.port() != 0 {
+        anyhow::bail!(
+            "--admin-addr and --http-addr are both {}: the operator's address must be another one \
+             (metrics are not for the public)",
+            args.http_addr
+        );
+    }
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = p2p_chat_shared::native::metrics::CoreMetrics::new(&mut registry);
     let setup = RelaySetup {
         transports: Transports::Network { certificate, tls },
         external_addrs: args.external_addrs.clone(),
@@ -93,6 +102,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             answer_bytes_per_ip: args.answer_bytes_per_ip,
         },
         listen: ports.listen_addrs(),
+        metrics: Some(metrics),
     };
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
@@ -110,6 +120,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
+    let admin = http::serve_admin(args.admin_addr, registry)
+        .await
+        .with_context(|| format!("cannot serve the operator's HTTP on {}", args.admin_addr))?;
     say(format!("p2p-chat relay {}", env!("CARGO_PKG_VERSION")));
     say(format!("peer id: {peer_id}"));
     say(format!("data dir: {}", data.path.display()));
@@ -123,6 +136,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         retention.max_bytes >> 20,
     ));
     say(format!("web app: http://{http}"));
+    say(format!("metrics: http://{admin}/metrics (operator only)"));
     say("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
         say(format!(

@@ -113,12 +113,22 @@ async fn relay_with(
     store: Option<p2p_chat_shared::store::StoreHandle>,
     limits: HubLimits,
 ) -> (Node, Multiaddr) {
+    relay_with_metrics(store, limits, None).await
+}
+
+/// A relay on loopback that records into `metrics`; returns it and its TCP address.
+pub async fn relay_with_metrics(
+    store: Option<p2p_chat_shared::store::StoreHandle>,
+    limits: HubLimits,
+    metrics: Option<p2p_chat_shared::native::metrics::CoreMetrics>,
+) -> (Node, Multiaddr) {
     install_crypto_provider();
     let key = Keypair::generate_ed25519();
     let cert = new_certificate().expect("certificate");
     let setup = RelaySetup {
         store,
         limits,
+        metrics,
         ..RelaySetup::network(cert, &RelayPorts::loopback_ephemeral())
     };
     let mut node = start_relay(key, setup).await.expect("relay starts");
@@ -559,4 +569,25 @@ impl RawStoreClient {
         }
         panic!("history of {room} did not end");
     }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, headers lowercased, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, head.to_lowercase(), body.to_owned())
 }

@@ -156,6 +156,8 @@ pub fn start_relay_with(data_dir: &Path, extra: &[&str]) -> (Proc, String, Strin
         "0",
         "--http-addr",
         "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().expect("utf8"),
     ];

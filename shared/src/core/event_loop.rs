@@ -68,6 +68,9 @@ pub struct EventLoop<X: Extension> {
     pub(super) last_sent_ts: u64,
     tick: Delay,
     shutdown: Option<(Instant, Vec<Reply<()>>)>,
+    /// Where to record metrics, if anywhere.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) metrics: Option<crate::native::metrics::CoreMetrics>,
 }
 
 /// Completes when `timer` (if armed) fires; never when it is not.
@@ -106,6 +109,8 @@ impl<X: Extension> EventLoop<X> {
             last_sent_ts: 0,
             tick: Delay::new(TICK),
             shutdown: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            metrics: config.metrics,
         }
     }
 
@@ -199,6 +204,11 @@ impl<X: Extension> EventLoop<X> {
         self.store_tick(now);
         if let Some(hub) = self.hub.as_mut() {
             hub.tick(&mut self.swarm);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(metrics) = &self.metrics {
+            metrics.set_connections(self.peers.connection_addrs(), self.peers.peer_count());
+            metrics.set_rooms(self.hub.as_ref().map_or(0, Hub::room_count));
         }
         false
     }

@@ -51,6 +51,9 @@ pub struct CoreConfig {
     pub store: Option<crate::store::StoreHandle>,
     /// What one peer may ask of a relay's hub.
     pub limits: crate::hub::HubLimits,
+    /// Where to record metrics (a relay serves them at `/metrics`); `None` records nothing.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub metrics: Option<crate::native::metrics::CoreMetrics>,
 }
 
 impl CoreConfig {
@@ -64,6 +67,8 @@ impl CoreConfig {
             identity: None,
             store: None,
             limits: crate::hub::HubLimits::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            metrics: None,
         }
     }
 
@@ -77,6 +82,8 @@ impl CoreConfig {
             identity: None,
             store: None,
             limits: crate::hub::HubLimits::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            metrics: None,
         }
     }
 }

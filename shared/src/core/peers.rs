@@ -111,6 +111,20 @@ impl Peers {
         }
     }
 
+    /// The remote address of every open connection.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn connection_addrs(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.connections
+            .values()
+            .flat_map(|conns| conns.values().map(|(addr, _)| addr))
+    }
+
+    /// How many peers have an open connection.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn peer_count(&self) -> usize {
+        self.connections.len()
+    }
+
     /// Every connected peer.
     pub fn connected_peers(&self) -> Vec<ConnectedPeer> {
         let mut list: Vec<ConnectedPeer> = self

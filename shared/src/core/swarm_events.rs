@@ -19,6 +19,19 @@ use crate::protocol::MAX_ADDRS_PER_PEER;
 
 impl<X: Extension> EventLoop<X> {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&event);
+            if let SwarmEvent::Behaviour(event) = &event {
+                match event {
+                    BehaviourEvent::Gossipsub(e) => metrics.record(e),
+                    BehaviourEvent::Identify(e) => metrics.record(e),
+                    BehaviourEvent::Ping(e) => metrics.record(e),
+                    BehaviourEvent::Kad(e) => metrics.record(e),
+                    _ => {}
+                }
+            }
+        }
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::ConnectionEstablished {

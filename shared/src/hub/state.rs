@@ -48,6 +48,11 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// How many rooms the hub follows.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The hub of a core running as `role`: a relay's, filing into `backend` (and answering the
     /// store protocol from it), if any. `None` for a chat peer, and always in the browser build.
     pub fn for_role(role: Role, backend: Option<StoreHandle>, limits: HubLimits) -> Option<Self> {

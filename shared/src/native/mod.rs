@@ -18,6 +18,7 @@
 
 pub mod extension;
 pub mod ip_limit;
+pub mod metrics;
 pub mod node;
 pub mod swarm;
 pub mod webrtc_hold;

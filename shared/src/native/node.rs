@@ -131,6 +131,8 @@ pub struct RelaySetup {
     pub connections_per_ip: usize,
     /// What one peer may ask of the hub: publish rate, rooms, ban ([`crate::hub::guard`]).
     pub limits: HubLimits,
+    /// Where to record metrics ([`super::metrics`]); `None` records nothing.
+    pub metrics: Option<super::metrics::CoreMetrics>,
 }
 
 impl RelaySetup {
@@ -147,6 +149,7 @@ impl RelaySetup {
             rate_per_ip: DEFAULT_RATE_PER_IP,
             connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
             limits: HubLimits::default(),
+            metrics: None,
         }
     }
 
@@ -160,6 +163,7 @@ impl RelaySetup {
             rate_per_ip: DEFAULT_RATE_PER_IP,
             connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
             limits: HubLimits::default(),
+            metrics: None,
         }
     }
 }
@@ -184,6 +188,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
     let config = CoreConfig {
         store: setup.store,
         limits: setup.limits,
+        metrics: setup.metrics,
         ..CoreConfig::relay(setup.external_addrs.is_empty())
     };
     Ok(spawn(swarm, config))

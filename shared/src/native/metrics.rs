@@ -1,0 +1,160 @@
+//! What a native node tells Prometheus: libp2p's own metrics (`libp2p-metrics`: connections,
+//! dials, identify, ping, Kademlia, gossipsub) and ours, in a `prometheus-client` registry that
+//! the relay serves at `/metrics` on its operator address.
+//!
+//! Labels are bounded: a transport is one of [`TRANSPORTS`], and nothing is labelled by peer or
+//! by room.
+
+use libp2p::core::multiaddr::Protocol;
+use libp2p::metrics::{Metrics, Recorder};
+use libp2p::Multiaddr;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Every value of the `transport` label.
+pub const TRANSPORTS: [&str; 7] = [
+    "tcp",
+    "quic",
+    "webrtc-direct",
+    "ws",
+    "wss",
+    "circuit",
+    "other",
+];
+
+/// The transport of a connection's remote address, as a label value.
+pub fn transport_of(addr: &Multiaddr) -> &'static str {
+    let mut transport = "other";
+    for protocol in addr.iter() {
+        transport = match protocol {
+            Protocol::P2pCircuit => return "circuit",
+            Protocol::WebRTCDirect => return "webrtc-direct",
+            Protocol::Wss(_) => return "wss",
+            Protocol::Ws(_) if transport == "tls" => return "wss",
+            Protocol::Ws(_) => return "ws",
+            Protocol::Tls => "tls",
+            Protocol::QuicV1 | Protocol::Quic => "quic",
+            Protocol::Tcp(_) if transport == "other" => "tcp",
+            _ => transport,
+        };
+    }
+    if transport == "tls" {
+        "tcp"
+    } else {
+        transport
+    }
+}
+
+/// The `transport` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    /// One of [`TRANSPORTS`].
+    pub transport: &'static str,
+}
+
+/// The metrics a chat core records. Cheap to clone: every handle shares its value.
+#[derive(Clone)]
+pub struct CoreMetrics {
+    libp2p: std::sync::Arc<Metrics>,
+    connections: Family<TransportLabel, Gauge>,
+    peers: Gauge,
+    rooms: Gauge,
+}
+
+impl std::fmt::Debug for CoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreMetrics").finish_non_exhaustive()
+    }
+}
+
+impl CoreMetrics {
+    /// Registers every metric in `registry`: libp2p's under `libp2p_`, ours under `p2p_chat_`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let libp2p = std::sync::Arc::new(Metrics::new(registry));
+        let ours = registry.sub_registry_with_prefix("p2p_chat");
+        let connections = Family::<TransportLabel, Gauge>::default();
+        ours.register(
+            "connections",
+            "Open connections, by transport",
+            connections.clone(),
+        );
+        let peers = Gauge::default();
+        ours.register(
+            "connected_peers",
+            "Peers with at least one open connection",
+            peers.clone(),
+        );
+        let rooms = Gauge::default();
+        ours.register(
+            "rooms",
+            "Rooms the relay follows because a peer joined them",
+            rooms.clone(),
+        );
+        Self {
+            libp2p,
+            connections,
+            peers,
+            rooms,
+        }
+    }
+
+    /// Records a libp2p event (a swarm event, or one of a protocol libp2p-metrics knows).
+    pub fn record<E>(&self, event: &E)
+    where
+        Metrics: Recorder<E>,
+    {
+        self.libp2p.record(event);
+    }
+
+    /// Sets the connection gauges from the remote addresses of every open connection, and the
+    /// number of peers they belong to.
+    pub fn set_connections<'a>(&self, addrs: impl Iterator<Item = &'a Multiaddr>, peers: usize) {
+        let mut counts = [0i64; TRANSPORTS.len()];
+        for addr in addrs {
+            let transport = transport_of(addr);
+            if let Some(i) = TRANSPORTS.iter().position(|t| *t == transport) {
+                counts[i] += 1;
+            }
+        }
+        for (transport, count) in TRANSPORTS.iter().zip(counts) {
+            self.connections
+                .get_or_create(&TransportLabel { transport })
+                .set(count);
+        }
+        self.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the number of rooms the hub follows.
+    pub fn set_rooms(&self, rooms: usize) {
+        self.rooms.set(i64::try_from(rooms).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_address_maps_to_one_of_the_transport_labels() {
+        let cases = [
+            ("/ip4/1.2.3.4/tcp/4001", "tcp"),
+            ("/ip4/1.2.3.4/udp/4001/quic-v1", "quic"),
+            ("/ip4/1.2.3.4/udp/4003/webrtc-direct/certhash/uEiAdaTg9v1LVailMjqphqaypGMyBxjMGl-YtjIa0MhO4wA", "webrtc-direct"),
+            ("/ip4/1.2.3.4/tcp/4002/ws", "ws"),
+            ("/ip4/1.2.3.4/tcp/443/tls/ws", "wss"),
+            ("/dns4/relay.example/tcp/443/wss", "wss"),
+            (
+                "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
+                "circuit",
+            ),
+            ("/memory/7", "other"),
+        ];
+        for (addr, expected) in cases {
+            let addr: Multiaddr = addr.parse().expect(addr);
+            assert_eq!(transport_of(&addr), expected, "{addr}");
+            assert!(TRANSPORTS.contains(&transport_of(&addr)));
+        }
+    }
+}
