@@ -46,11 +46,19 @@ fi
 cargo fetch --locked >/dev/null
 
 if [ "${1:-}" = "--test" ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  apt_updated=""
+  apt_install() {
+    [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq; apt_updated=1; }
+    $sudo_cmd apt-get install -y -qq "$@"
+  }
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's Chromium"
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq chromium chromium-driver
+    apt_install chromium chromium-driver
+  fi
+  if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    say "installing Debian's Prometheus (the metrics tests scrape a test relay with it)"
+    apt_install prometheus
   fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"

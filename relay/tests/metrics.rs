@@ -86,6 +86,20 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
         "{text}"
     );
     assert_eq!(sample(&text, "p2p_chat_rooms"), Some(1.0), "{text}");
+    // The chat message, and the members' presence notices.
+    let forwarded = sample(
+        &text,
+        r#"p2p_chat_room_messages_total{outcome="forwarded"}"#,
+    );
+    assert!(forwarded.is_some_and(|n| n >= 1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"p2p_chat_room_messages_total{outcome="over_limit"}"#
+        ),
+        Some(0.0),
+        "{text}"
+    );
     let received =
         sample(&text, "libp2p_gossipsub_messages_total").expect("libp2p's gossipsub metrics");
     assert!(received >= 1.0, "{text}");
@@ -105,4 +119,131 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
     );
     assert!(!body.contains("p2p_chat_"), "{body}");
     let _ = std::fs::remove_dir_all(web);
+}
+
+/// Prometheus, started on loopback with a scrape config of its own; stopped when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Scrapes `target` every second.
+    fn start(target: std::net::SocketAddr) -> Self {
+        let binary = std::path::Path::new("/usr/bin/prometheus");
+        assert!(
+            binary.is_file(),
+            "Prometheus is not installed: run ./scripts/test.sh (its setup installs Debian's \
+             prometheus package), or apt-get install prometheus"
+        );
+        let dir = temp_dir("prometheus");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: relay\n    \
+                 static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .expect("config");
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("address")
+        };
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        Self { child, addr, dir }
+    }
+
+    /// The value of an instant query's first sample, once Prometheus answers with one.
+    async fn query(&self, promql: &str) -> Option<f64> {
+        let mut encoded = String::new();
+        for byte in promql.bytes() {
+            if byte.is_ascii_alphanumeric() || b"_-.".contains(&byte) {
+                encoded.push(char::from(byte));
+            } else {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        let path = format!("/api/v1/query?query={encoded}");
+        let connected = tokio::net::TcpStream::connect(self.addr).await.is_ok();
+        if !connected {
+            return None;
+        }
+        let (status, _, body) = http_get(self.addr, &path).await;
+        if status != 200 {
+            return None;
+        }
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = CoreMetrics::new(&mut registry);
+    let (_relay, relay_addr) = relay_with_metrics(None, Default::default(), Some(metrics)).await;
+    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), registry)
+        .await
+        .expect("operator http");
+    let prometheus = Prometheus::start(admin);
+
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, ROOM).await;
+    wait_member(&mut bob, ROOM, alice.peer_id).await;
+    let forwarded = r#"p2p_chat_room_messages_total{outcome="forwarded"}"#;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the counters follow every second
+    let (_, _, before) = http_get(admin, "/metrics").await;
+    let before = sample(&before, forwarded).expect("the forwarded counter");
+    const SENT: usize = 5;
+    for i in 0..SENT {
+        alice
+            .client
+            .send_message(ROOM, &format!("scraped {i}"))
+            .await
+            .expect("send");
+        wait_message(&mut bob, ROOM, &format!("scraped {i}")).await;
+    }
+
+    // Prometheus scrapes every second: wait until what it stored shows the chat (presence
+    // notices count too: at least the messages sent more than before).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let peers = prometheus.query("p2p_chat_connected_peers").await;
+        let messages = prometheus.query(forwarded).await;
+        if peers == Some(2.0) && messages.is_some_and(|n| n >= before + SENT as f64) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus never showed 2 peers and {SENT} more messages forwarded than {before}: \
+             {peers:?}, {messages:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let up = prometheus.query(r#"up{job="relay"}"#).await;
+    assert_eq!(up, Some(1.0), "the scrape target is up");
 }

@@ -208,7 +208,9 @@ impl<X: Extension> EventLoop<X> {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(metrics) = &self.metrics {
             metrics.set_connections(self.peers.connection_addrs(), self.peers.peer_count());
-            metrics.set_rooms(self.hub.as_ref().map_or(0, Hub::room_count));
+            if let Some(hub) = &self.hub {
+                metrics.set_hub(hub.figures());
+            }
         }
         false
     }

@@ -100,6 +100,8 @@ pub struct Guard {
     owners: HashMap<String, Owner>,
     rooms_by_peer: HashMap<PeerId, usize>,
     rooms_by_ip: HashMap<IpAddr, usize>,
+    /// Messages forwarded (and filed).
+    pub admitted: u64,
     /// Messages not forwarded for being over the limit.
     pub over_limit: u64,
     /// Peers disconnected for their score.
@@ -136,6 +138,7 @@ impl Guard {
             owners: HashMap::new(),
             rooms_by_peer: HashMap::new(),
             rooms_by_ip: HashMap::new(),
+            admitted: 0,
             over_limit: 0,
             disconnected: 0,
             rooms_refused: 0,
@@ -162,7 +165,9 @@ impl Guard {
         };
         let gossipsub = &mut swarm.behaviour_mut().gossipsub;
         gossipsub.report_message_validation_result(id, source, acceptance);
-        if !allowed {
+        if allowed {
+            self.admitted += 1;
+        } else {
             self.over_limit += 1;
             // The neighbour pays: it is the one gossipsub can graylist and the relay can ban.
             if let Some(bucket) = self.buckets.get_mut(source).filter(|_| penalise()) {

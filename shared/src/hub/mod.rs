@@ -34,4 +34,4 @@ pub use limits::HubLimits;
 #[cfg(not(target_arch = "wasm32"))]
 pub use serving::respond;
 #[cfg(not(target_arch = "wasm32"))]
-pub use state::Hub;
+pub use state::{Hub, HubFigures};

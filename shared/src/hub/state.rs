@@ -47,10 +47,34 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// The hub's running totals, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubFigures {
+    /// Rooms followed now.
+    pub rooms: usize,
+    /// Room messages forwarded (and filed).
+    pub forwarded: u64,
+    /// Room messages dropped for being over the publish limit.
+    pub over_limit: u64,
+    /// Peers disconnected for their score.
+    pub disconnected: u64,
+    /// Rooms not followed for a per-peer or per-IP limit.
+    pub rooms_refused: u64,
+    /// Room messages the store could not take (its queue was full).
+    pub dropped_appends: u64,
+}
+
 impl Hub {
-    /// How many rooms the hub follows.
-    pub fn room_count(&self) -> usize {
-        self.rooms.len()
+    /// The hub's figures now.
+    pub fn figures(&self) -> HubFigures {
+        HubFigures {
+            rooms: self.rooms.len(),
+            forwarded: self.guard.admitted,
+            over_limit: self.guard.over_limit,
+            disconnected: self.guard.disconnected,
+            rooms_refused: self.guard.rooms_refused,
+            dropped_appends: self.dropped_appends,
+        }
     }
 
     /// The hub of a core running as `role`: a relay's, filing into `backend` (and answering the

@@ -9,9 +9,12 @@ use libp2p::core::multiaddr::Protocol;
 use libp2p::metrics::{Metrics, Recorder};
 use libp2p::Multiaddr;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::hub::HubFigures;
 
 /// Every value of the `transport` label.
 pub const TRANSPORTS: [&str; 7] = [
@@ -54,6 +57,13 @@ pub struct TransportLabel {
     pub transport: &'static str,
 }
 
+/// The `outcome` label of room messages: `forwarded`, `over_limit`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// What became of the message.
+    pub outcome: &'static str,
+}
+
 /// The metrics a chat core records. Cheap to clone: every handle shares its value.
 #[derive(Clone)]
 pub struct CoreMetrics {
@@ -61,6 +71,12 @@ pub struct CoreMetrics {
     connections: Family<TransportLabel, Gauge>,
     peers: Gauge,
     rooms: Gauge,
+    messages: Family<OutcomeLabel, Counter>,
+    banned: Counter,
+    rooms_refused: Counter,
+    store_dropped: Counter,
+    /// The hub's totals at the last update: counters go up by the difference.
+    last: std::sync::Arc<std::sync::Mutex<HubFigures>>,
 }
 
 impl std::fmt::Debug for CoreMetrics {
@@ -92,11 +108,45 @@ impl CoreMetrics {
             "Rooms the relay follows because a peer joined them",
             rooms.clone(),
         );
+        let messages = Family::<OutcomeLabel, Counter>::default();
+        ours.register(
+            "room_messages",
+            "Gossipsub messages on room topics (chat messages and presence notices) the relay \
+             received from its peers, by outcome: forwarded, over_limit (over the publish \
+             limit: dropped)",
+            messages.clone(),
+        );
+        let banned = Counter::default();
+        ours.register(
+            "peers_disconnected_for_score",
+            "Peers the relay disconnected and banned for their gossipsub score",
+            banned.clone(),
+        );
+        let rooms_refused = Counter::default();
+        ours.register(
+            "rooms_refused",
+            "Rooms the relay did not follow for a per-peer or per-IP limit",
+            rooms_refused.clone(),
+        );
+        let store_dropped = Counter::default();
+        ours.register(
+            "store_dropped_appends",
+            "Room messages the store could not take (its queue was full)",
+            store_dropped.clone(),
+        );
+        for outcome in ["forwarded", "over_limit"] {
+            let _ = messages.get_or_create(&OutcomeLabel { outcome });
+        }
         Self {
             libp2p,
             connections,
             peers,
             rooms,
+            messages,
+            banned,
+            rooms_refused,
+            store_dropped,
+            last: Default::default(),
         }
     }
 
@@ -126,9 +176,30 @@ impl CoreMetrics {
         self.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
     }
 
-    /// Sets the number of rooms the hub follows.
-    pub fn set_rooms(&self, rooms: usize) {
-        self.rooms.set(i64::try_from(rooms).unwrap_or(i64::MAX));
+    /// Takes the hub's figures: the rooms gauge, and each counter up by what its total grew.
+    pub fn set_hub(&self, now: HubFigures) {
+        self.rooms.set(i64::try_from(now.rooms).unwrap_or(i64::MAX));
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let grew = |new: u64, old: u64| new.saturating_sub(old);
+        self.messages
+            .get_or_create(&OutcomeLabel {
+                outcome: "forwarded",
+            })
+            .inc_by(grew(now.forwarded, last.forwarded));
+        self.messages
+            .get_or_create(&OutcomeLabel {
+                outcome: "over_limit",
+            })
+            .inc_by(grew(now.over_limit, last.over_limit));
+        self.banned
+            .inc_by(grew(now.disconnected, last.disconnected));
+        self.rooms_refused
+            .inc_by(grew(now.rooms_refused, last.rooms_refused));
+        self.store_dropped
+            .inc_by(grew(now.dropped_appends, last.dropped_appends));
+        *last = now;
     }
 }
 
