@@ -11,6 +11,21 @@ use p2p_chat_shared::native::metrics::CoreMetrics;
 
 const ROOM: &str = "lobby";
 
+/// A relay on loopback that records metrics, and its operator address serving them.
+async fn metered_relay() -> (
+    p2p_chat_shared::native::Node,
+    libp2p::Multiaddr,
+    std::net::SocketAddr,
+) {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = CoreMetrics::new(&mut registry);
+    let (relay, relay_addr) = relay_with_metrics(None, Default::default(), Some(metrics)).await;
+    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), registry)
+        .await
+        .expect("operator http");
+    (relay, relay_addr, admin)
+}
+
 /// The value of the sample `name` (with its labels, as exposed), if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
@@ -24,12 +39,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_public_one_does_not() {
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = CoreMetrics::new(&mut registry);
-    let (relay, relay_addr) = relay_with_metrics(None, Default::default(), Some(metrics)).await;
-    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), registry)
-        .await
-        .expect("operator http");
+    let (relay, relay_addr, admin) = metered_relay().await;
     let web = temp_dir("metrics-web");
     std::fs::write(web.join("index.html"), "<!doctype html><title>chat</title>").expect("index");
     let public = http::serve(
@@ -60,11 +70,12 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
     // The gauges are set every second: wait for them to show both peers.
     let deadline = tokio::time::Instant::now() + WAIT;
     let text = loop {
-        let (status, headers, body) = http_get(admin, "/metrics").await;
+        let accept = "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n";
+        let (status, headers, body) = http_get_with(admin, "/metrics", accept).await;
         assert_eq!(status, 200);
         assert!(
             headers.contains("content-type: application/openmetrics-text"),
-            "{headers}"
+            "Prometheus asks for OpenMetrics and gets it: {headers}"
         );
         if sample(&body, "p2p_chat_connected_peers") == Some(2.0) {
             break body;
@@ -199,12 +210,7 @@ impl Drop for Prometheus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = CoreMetrics::new(&mut registry);
-    let (_relay, relay_addr) = relay_with_metrics(None, Default::default(), Some(metrics)).await;
-    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), registry)
-        .await
-        .expect("operator http");
+    let (_relay, relay_addr, admin) = metered_relay().await;
     let prometheus = Prometheus::start(admin);
 
     let mut alice = hidden_peer("alice").await;
@@ -246,4 +252,48 @@ async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
     }
     let up = prometheus.query(r#"up{job="relay"}"#).await;
     assert_eq!(up, Some(1.0), "the scrape target is up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_nothing_wrong_with_the_exposition() {
+    let (_relay, relay_addr, admin) = metered_relay().await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, ROOM).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the figures follow every second
+    let (status, headers, exposition) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4"),
+        "without asking for OpenMetrics, the older text format: {headers}"
+    );
+    assert!(
+        exposition.contains("p2p_chat_connected_peers 1"),
+        "{exposition}"
+    );
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    assert!(
+        promtool.is_file(),
+        "promtool is not installed: run ./scripts/test.sh (its setup installs Debian's \
+         prometheus package), or apt-get install prometheus"
+    );
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    {
+        use std::io::Write;
+        let mut stdin = check.stdin.take().expect("stdin");
+        stdin.write_all(exposition.as_bytes()).expect("write");
+    }
+    let output = check.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{exposition}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -189,8 +189,48 @@ const NOT_BUILT: &str = "<!doctype html><title>p2p-chat</title><h1>The web app i
 <p>Build it with <code>./scripts/run.sh</code> (or <code>trunk build --release</code>) and restart the relay, \
 or pass <code>--web-dir</code>.</p>";
 
-/// The Prometheus exposition's content type.
+/// The content type of an OpenMetrics exposition (what Prometheus asks for).
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the older Prometheus text format (for anyone who does not ask for
+/// OpenMetrics: curl, `promtool check metrics`).
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An OpenMetrics exposition in the older Prometheus text format, which differs only in
+/// trifles here: a counter's `HELP` and `TYPE` name it with its `_total` suffix, and there is no
+/// `UNIT` and no `# EOF`.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("# TYPE ")?.split(' ');
+            let name = words.next()?;
+            (words.next()? == "counter").then_some(name)
+        })
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
 
 /// Starts the operator's HTTP server on `listen` (`/metrics`, from `registry`); returns the
 /// address it is bound to.
@@ -198,14 +238,24 @@ pub async fn serve_admin(listen: SocketAddr, registry: Registry) -> std::io::Res
     let registry = Arc::new(registry);
     let app = Router::new().route(
         "/metrics",
-        get(move || async move {
+        get(move |headers: HeaderMap| async move {
             let mut text = String::new();
-            match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode the metrics");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                }
+            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+                tracing::error!(error = %e, "cannot encode the metrics");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            let openmetrics = headers
+                .get(header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+            if openmetrics {
+                ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+            } else {
+                (
+                    [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+                    prometheus_text(&text),
+                )
+                    .into_response()
             }
         }),
     );
@@ -275,4 +325,26 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_openmetrics_exposition_becomes_the_older_text_format() {
+        let openmetrics = "# HELP chat_messages Messages.\n# TYPE chat_messages counter\n\
+            chat_messages_total{outcome=\"forwarded\"} 3\n\
+            # HELP chat_rooms Rooms.\n# TYPE chat_rooms gauge\nchat_rooms 1\n\
+            # HELP rtt_seconds Round trips.\n# TYPE rtt_seconds histogram\n# UNIT rtt_seconds seconds\n\
+            rtt_seconds_sum 0.0\nrtt_seconds_count 0\nrtt_seconds_bucket{le=\"+Inf\"} 0\n# EOF\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP chat_messages_total Messages.\n# TYPE chat_messages_total counter\n\
+             chat_messages_total{outcome=\"forwarded\"} 3\n\
+             # HELP chat_rooms Rooms.\n# TYPE chat_rooms gauge\nchat_rooms 1\n\
+             # HELP rtt_seconds Round trips.\n# TYPE rtt_seconds histogram\n\
+             rtt_seconds_sum 0.0\nrtt_seconds_count 0\nrtt_seconds_bucket{le=\"+Inf\"} 0\n"
+        );
+    }
 }

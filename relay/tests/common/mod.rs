@@ -573,9 +573,19 @@ impl RawStoreClient {
 
 /// A plain HTTP/1.1 GET on loopback: (status, headers lowercased, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    http_get_with(addr, path, "").await
+}
+
+/// The same, with more request headers (each line ending in `\r\n`).
+pub async fn http_get_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
