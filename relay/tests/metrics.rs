@@ -114,6 +114,15 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
     let received =
         sample(&text, "libp2p_gossipsub_messages_total").expect("libp2p's gossipsub metrics");
     assert!(received >= 1.0, "{text}");
+    // Both peers took a reservation (the relay server's events, through the extension).
+    assert_eq!(
+        sample(
+            &text,
+            r#"libp2p_relay_events_total{event="ReservationReqAccepted"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
     assert!(
         text.contains("libp2p_swarm_connections_established_total"),
         "{text}"

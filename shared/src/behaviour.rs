@@ -55,6 +55,10 @@ pub enum ExtensionEvent {
 pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
     /// What the core should learn from one of the extension's events, if anything.
     fn translate(event: Self::ToSwarm) -> Option<ExtensionEvent>;
+
+    /// Records one of the extension's events in the node's metrics (nothing, by default).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn record(_event: &Self::ToSwarm, _metrics: &crate::native::metrics::CoreMetrics) {}
 }
 
 /// The browser's extension: nothing.

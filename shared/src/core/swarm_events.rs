@@ -28,6 +28,7 @@ impl<X: Extension> EventLoop<X> {
                     BehaviourEvent::Identify(e) => metrics.record(e),
                     BehaviourEvent::Ping(e) => metrics.record(e),
                     BehaviourEvent::Kad(e) => metrics.record(e),
+                    BehaviourEvent::Ext(e) => X::record(e, metrics),
                     _ => {}
                 }
             }

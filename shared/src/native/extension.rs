@@ -156,6 +156,15 @@ impl Native {
 }
 
 impl Extension for Native {
+    /// The relay server's and DCUtR's events, as libp2p-metrics counts them.
+    fn record(event: &NativeEvent, metrics: &crate::native::metrics::CoreMetrics) {
+        match event {
+            NativeEvent::CircuitRelay(event) => metrics.record(event),
+            NativeEvent::Dcutr(event) => metrics.record(event),
+            _ => {}
+        }
+    }
+
     fn translate(event: NativeEvent) -> Option<ExtensionEvent> {
         Some(match event {
             NativeEvent::Limits(never) | NativeEvent::IpLimit(never) => match never {},
