@@ -51,6 +51,30 @@ fn a_relay_and_two_peer_processes_chat_dm_and_say_goodbye() {
         (Some("just you"), Some(alice_id.as_str()))
     );
 
+    // Each sees its own figures: one message and one DM each way, the room with the other.
+    alice.send(json!({"cmd": "stats"}));
+    let stats = alice.next_event("alice's stats", |v| v["event"] == "stats");
+    assert_eq!(
+        (
+            &stats["messages_sent"],
+            &stats["messages_received"],
+            &stats["dms_sent"],
+            &stats["dms_received"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0)),
+        "{stats}"
+    );
+    assert!(stats["connections"]["tcp"].as_u64() >= Some(1), "{stats}");
+    assert_eq!(stats["rooms"][0]["room"], "lobby", "{stats}");
+    assert_eq!(stats["rooms"][0]["members"], 1, "{stats}");
+    bob.send(json!({"cmd": "stats"}));
+    let stats = bob.next_event("bob's stats", |v| v["event"] == "stats");
+    assert_eq!(
+        (&stats["messages_sent"], &stats["dms_received"]),
+        (&json!(1), &json!(1)),
+        "{stats}"
+    );
+
     // Bad input gets one clear line and the peer goes on.
     bob.send(json!({"cmd": "dm", "peer": "nobody", "text": "x"}));
     let error = bob.next_event("an error", |v| v["event"] == "error");

@@ -30,6 +30,8 @@ pub enum Input {
     Find(PeerId),
     /// Round-trip time.
     Ping(PeerId),
+    /// Our connection, room and traffic figures.
+    Stats,
     /// Dial an address.
     Connect(Multiaddr),
     /// The last N messages of the current room from the local history.
@@ -49,6 +51,7 @@ Type a line to send it to the current room. Commands:
   /peers [ROOM]       members of ROOM (default: current) and connected peers
   /name NICK          change your nickname
   /info               your peer id, addresses and NAT status
+  /stats              your connections by transport, rooms and messages sent and received
   /dm PEER TEXT       direct message (direct connection first, relay circuit as fallback)
   /find PEER          look PEER up in the DHT
   /ping PEER          round-trip time to PEER
@@ -155,6 +158,7 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, InputError> {
         "peers" | "who" => Input::Peers(first.map(str::to_owned)),
         "name" | "nick" => Input::Name(required(Some(rest), "/name NICK")?.to_owned()),
         "info" => Input::Info,
+        "stats" => Input::Stats,
         "dm" | "msg" => {
             let (target, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let target = required(Some(target), "/dm PEER TEXT")?;
@@ -191,6 +195,7 @@ enum JsonCommand {
     Peers { room: Option<String> },
     Nick { nick: String },
     Info,
+    Stats,
     Dm { peer: String, text: String },
     Find { peer: String },
     Ping { peer: String },
@@ -212,6 +217,7 @@ pub fn parse_json(line: &str) -> Result<Input, InputError> {
         JsonCommand::Peers { room } => Input::Peers(room),
         JsonCommand::Nick { nick } => Input::Name(nick),
         JsonCommand::Info => Input::Info,
+        JsonCommand::Stats => Input::Stats,
         JsonCommand::Dm { peer: target, text } => Input::Dm {
             peer: peer(&target)?,
             text,
@@ -257,6 +263,8 @@ mod tests {
             Ok(Some(Input::Join("rust".into())))
         );
         assert_eq!(parse_line("/leave"), Ok(Some(Input::Leave(None))));
+        assert_eq!(parse_line("/stats"), Ok(Some(Input::Stats)));
+        assert_eq!(parse_json(r#"{"cmd":"stats"}"#), Ok(Input::Stats));
         assert_eq!(
             parse_line("/name Ada Lovelace"),
             Ok(Some(Input::Name("Ada Lovelace".into())))

@@ -2,7 +2,7 @@
 //! human lines (remote text made terminal-safe) or, in `--json` mode, one JSON object a line.
 
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::core::{ChatMessage, Event, Info, PeersInfo, RoomInfo};
+use p2p_chat_shared::core::{ChatMessage, Event, Info, PeersInfo, RoomInfo, Stats};
 use p2p_chat_shared::text::{display_safe, short_peer_id, terminal_message};
 use serde::Serialize;
 
@@ -60,6 +60,8 @@ pub enum Reply {
     },
     /// Members and connections.
     Peers(PeersInfo),
+    /// Connection, room and traffic figures.
+    Stats(Stats),
     /// Identity and addresses.
     Info(Info),
     /// A DHT lookup's result.
@@ -159,6 +161,7 @@ impl Printer {
             }
             Reply::Rooms { rooms, current } => rooms_text(rooms, current.as_deref()),
             Reply::Peers(info) => peers_text(info),
+            Reply::Stats(stats) => stats_text(stats),
             Reply::Info(info) => info_text(info),
             Reply::Found { peer, addrs } => {
                 let list: Vec<String> = addrs.iter().map(|a| format!("  {a}")).collect();
@@ -326,6 +329,33 @@ fn rooms_text(rooms: &[RoomInfo], current: Option<&str>) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn stats_text(stats: &Stats) -> String {
+    let connections = if stats.connections.is_empty() {
+        "none".to_owned()
+    } else {
+        stats
+            .connections
+            .iter()
+            .map(|(transport, n)| format!("{n} {transport}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = vec![
+        format!(
+            "up {} s; {} peer(s) connected; connections: {connections}",
+            stats.uptime_secs, stats.connected_peers
+        ),
+        format!(
+            "messages: {} sent, {} received; direct messages: {} sent, {} received",
+            stats.messages_sent, stats.messages_received, stats.dms_sent, stats.dms_received
+        ),
+    ];
+    if !stats.rooms.is_empty() {
+        lines.push(rooms_text(&stats.rooms, None));
+    }
+    lines.join("\n")
 }
 
 fn peers_text(info: &PeersInfo) -> String {

@@ -147,6 +147,10 @@ impl Session {
                 Ok(info) => Reply::Peers(info),
                 Err(e) => error(&e),
             },
+            Input::Stats => match client.stats().await {
+                Ok(stats) => Reply::Stats(stats),
+                Err(e) => error(&e),
+            },
             Input::Name(nick) => match client.set_nick(nick).await {
                 Ok(nick) => {
                     save_nick(&self.data_dir, &nick);

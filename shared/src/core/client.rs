@@ -11,7 +11,7 @@ use super::error::{
     AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
     SendError, Stopped,
 };
-use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
+use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent, Stats};
 use crate::text::now_unix_ms;
 
 /// Reply channel of a command: its result, or why it failed.
@@ -109,6 +109,11 @@ pub enum Command {
     Info {
         /// The answer.
         reply: Reply<Info>,
+    },
+    /// Our connection, room and traffic figures.
+    Stats {
+        /// The answer.
+        reply: Reply<Stats>,
     },
     /// The rooms we are in.
     Rooms {
@@ -269,6 +274,11 @@ impl Client {
     /// Our identity, addresses and NAT status.
     pub async fn info(&self) -> Result<Info, Stopped> {
         request!(self, Info {})
+    }
+
+    /// Our connection, room and traffic figures.
+    pub async fn stats(&self) -> Result<Stats, Stopped> {
+        request!(self, Stats {})
     }
 
     /// The rooms we are in.

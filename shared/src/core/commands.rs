@@ -16,7 +16,7 @@ use super::direct::Dms;
 use super::error::{
     AddrError, AddressError, ConnectError, FindError, NickError, PingError, RoomError,
 };
-use super::event::{Info, Member, PeersInfo, RoomInfo};
+use super::event::{Info, Member, PeersInfo, RoomInfo, Stats};
 use super::reservations::peer_of;
 use super::EventLoop;
 use crate::behaviour::Extension;
@@ -78,12 +78,19 @@ impl<X: Extension> EventLoop<X> {
                 let _ = reply.send(result);
             }
             Command::Send { room, text, reply } => {
-                let _ = reply.send(self.send_text(&room, &text));
+                let sent = self.send_text(&room, &text);
+                if sent.is_ok() {
+                    self.traffic.messages_sent += 1;
+                }
+                let _ = reply.send(sent);
             }
             Command::SetNick { nick, reply } => {
                 let _ = reply.send(self.set_nick(&nick));
             }
-            Command::Dm { peer, text, reply } => self.send_dm(peer, &text, reply),
+            Command::Dm { peer, text, reply } => {
+                self.traffic.dms_sent += 1;
+                self.send_dm(peer, &text, reply);
+            }
             Command::Connect { addr, reply } => self.connect(addr, reply),
             Command::Listen { addr, reply } => {
                 let result = self
@@ -121,17 +128,10 @@ impl<X: Extension> EventLoop<X> {
                 let _ = reply.send(Ok(self.info()));
             }
             Command::Rooms { reply } => {
-                let mut rooms: Vec<RoomInfo> = self
-                    .rooms
-                    .iter()
-                    .map(|(room, state)| RoomInfo {
-                        room: room.clone(),
-                        members: state.member_count(),
-                        ready: state.ready,
-                    })
-                    .collect();
-                rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
-                let _ = reply.send(Ok(rooms));
+                let _ = reply.send(Ok(self.room_infos()));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(Ok(self.stats()));
             }
             Command::Members { room, reply } => {
                 let _ = reply.send(self.members(Some(&room)));
@@ -278,5 +278,42 @@ impl<X: Extension> EventLoop<X> {
         }
         self.pending.pings.retain(|_, waiting| !waiting.is_empty());
         self.dms_tick(now);
+    }
+}
+
+impl<X: Extension> EventLoop<X> {
+    /// Our rooms, by name.
+    fn room_infos(&self) -> Vec<RoomInfo> {
+        let mut rooms: Vec<RoomInfo> = self
+            .rooms
+            .iter()
+            .map(|(room, state)| RoomInfo {
+                room: room.clone(),
+                members: state.member_count(),
+                ready: state.ready,
+            })
+            .collect();
+        rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
+        rooms
+    }
+
+    /// Our connections, rooms and traffic.
+    fn stats(&self) -> Stats {
+        let mut connections = std::collections::BTreeMap::new();
+        for addr in self.peers.connection_addrs() {
+            *connections
+                .entry(crate::addr::transport_label(addr))
+                .or_insert(0) += 1;
+        }
+        Stats {
+            uptime_secs: self.traffic.started.elapsed().as_secs(),
+            connected_peers: self.peers.peer_count(),
+            connections,
+            rooms: self.room_infos(),
+            messages_sent: self.traffic.messages_sent,
+            messages_received: self.traffic.messages_received,
+            dms_sent: self.traffic.dms_sent,
+            dms_received: self.traffic.dms_received,
+        }
     }
 }

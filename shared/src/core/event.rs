@@ -358,6 +358,27 @@ pub struct RoomInfo {
     pub ready: bool,
 }
 
+/// Reply to [`super::Command::Stats`]: this peer's connections, rooms and traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Seconds since the chat core started.
+    pub uptime_secs: u64,
+    /// Peers with an open connection.
+    pub connected_peers: usize,
+    /// Open connections by transport ([`crate::addr::TRANSPORTS`]), those with any.
+    pub connections: std::collections::BTreeMap<&'static str, usize>,
+    /// Our rooms.
+    pub rooms: Vec<RoomInfo>,
+    /// Room messages we sent.
+    pub messages_sent: u64,
+    /// Room messages shown to us (live and caught up).
+    pub messages_received: u64,
+    /// Direct messages we sent.
+    pub dms_sent: u64,
+    /// Direct messages we received (directly, or kept for us by the relay).
+    pub dms_received: u64,
+}
+
 /// Reply to [`super::Command::Info`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Info {

@@ -68,9 +68,20 @@ pub struct EventLoop<X: Extension> {
     pub(super) last_sent_ts: u64,
     tick: Delay,
     shutdown: Option<(Instant, Vec<Reply<()>>)>,
+    pub(super) traffic: Traffic,
     /// Where to record metrics, if anywhere.
     #[cfg(not(target_arch = "wasm32"))]
     pub(super) metrics: Option<crate::native::metrics::CoreMetrics>,
+}
+
+/// What went through this core, for [`super::Stats`].
+#[derive(Debug)]
+pub(super) struct Traffic {
+    pub(super) started: Instant,
+    pub(super) messages_sent: u64,
+    pub(super) messages_received: u64,
+    pub(super) dms_sent: u64,
+    pub(super) dms_received: u64,
 }
 
 /// Completes when `timer` (if armed) fires; never when it is not.
@@ -109,6 +120,13 @@ impl<X: Extension> EventLoop<X> {
             last_sent_ts: 0,
             tick: Delay::new(TICK),
             shutdown: None,
+            traffic: Traffic {
+                started: Instant::now(),
+                messages_sent: 0,
+                messages_received: 0,
+                dms_sent: 0,
+                dms_received: 0,
+            },
             #[cfg(not(target_arch = "wasm32"))]
             metrics: config.metrics,
         }
@@ -149,6 +167,11 @@ impl<X: Extension> EventLoop<X> {
     /// everywhere, and one copy keeps the browser build small.
     #[inline(never)]
     pub(super) fn emit(&mut self, event: Event) {
+        match &event {
+            Event::Message(_) => self.traffic.messages_received += 1,
+            Event::DirectMessage(_) => self.traffic.dms_received += 1,
+            _ => {}
+        }
         if self.missed > 0 {
             match self.events.try_send(Event::Lagged {
                 missed: self.missed,

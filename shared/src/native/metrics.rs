@@ -2,10 +2,9 @@
 //! dials, identify, ping, Kademlia, gossipsub) and ours, in a `prometheus-client` registry that
 //! the relay serves at `/metrics` on its operator address.
 //!
-//! Labels are bounded: a transport is one of [`TRANSPORTS`], and nothing is labelled by peer or
-//! by room.
+//! Labels are bounded: a transport is one of [`crate::addr::TRANSPORTS`], and nothing is
+//! labelled by peer or by room.
 
-use libp2p::core::multiaddr::Protocol;
 use libp2p::metrics::{Metrics, Recorder};
 use libp2p::Multiaddr;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,46 +13,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::addr::{transport_label, TRANSPORTS};
 use crate::hub::HubFigures;
-
-/// Every value of the `transport` label.
-pub const TRANSPORTS: [&str; 7] = [
-    "tcp",
-    "quic",
-    "webrtc-direct",
-    "ws",
-    "wss",
-    "circuit",
-    "other",
-];
-
-/// The transport of a connection's remote address, as a label value.
-pub fn transport_of(addr: &Multiaddr) -> &'static str {
-    let mut transport = "other";
-    for protocol in addr.iter() {
-        transport = match protocol {
-            Protocol::P2pCircuit => return "circuit",
-            Protocol::WebRTCDirect => return "webrtc-direct",
-            Protocol::Wss(_) => return "wss",
-            Protocol::Ws(_) if transport == "tls" => return "wss",
-            Protocol::Ws(_) => return "ws",
-            Protocol::Tls => "tls",
-            Protocol::QuicV1 | Protocol::Quic => "quic",
-            Protocol::Tcp(_) if transport == "other" => "tcp",
-            _ => transport,
-        };
-    }
-    if transport == "tls" {
-        "tcp"
-    } else {
-        transport
-    }
-}
 
 /// The `transport` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabel {
-    /// One of [`TRANSPORTS`].
+    /// One of [`crate::addr::TRANSPORTS`].
     pub transport: &'static str,
 }
 
@@ -163,7 +129,7 @@ impl CoreMetrics {
     pub fn set_connections<'a>(&self, addrs: impl Iterator<Item = &'a Multiaddr>, peers: usize) {
         let mut counts = [0i64; TRANSPORTS.len()];
         for addr in addrs {
-            let transport = transport_of(addr);
+            let transport = transport_label(addr);
             if let Some(i) = TRANSPORTS.iter().position(|t| *t == transport) {
                 counts[i] += 1;
             }
@@ -200,32 +166,5 @@ impl CoreMetrics {
         self.store_dropped
             .inc_by(grew(now.dropped_appends, last.dropped_appends));
         *last = now;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_address_maps_to_one_of_the_transport_labels() {
-        let cases = [
-            ("/ip4/1.2.3.4/tcp/4001", "tcp"),
-            ("/ip4/1.2.3.4/udp/4001/quic-v1", "quic"),
-            ("/ip4/1.2.3.4/udp/4003/webrtc-direct/certhash/uEiAdaTg9v1LVailMjqphqaypGMyBxjMGl-YtjIa0MhO4wA", "webrtc-direct"),
-            ("/ip4/1.2.3.4/tcp/4002/ws", "ws"),
-            ("/ip4/1.2.3.4/tcp/443/tls/ws", "wss"),
-            ("/dns4/relay.example/tcp/443/wss", "wss"),
-            (
-                "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
-                "circuit",
-            ),
-            ("/memory/7", "other"),
-        ];
-        for (addr, expected) in cases {
-            let addr: Multiaddr = addr.parse().expect(addr);
-            assert_eq!(transport_of(&addr), expected, "{addr}");
-            assert!(TRANSPORTS.contains(&transport_of(&addr)));
-        }
     }
 }
