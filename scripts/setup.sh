@@ -58,7 +58,12 @@ if [ "${1:-}" = "--test" ]; then
   fi
   if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
     say "installing Debian's Prometheus (the metrics tests scrape a test relay with it)"
-    apt_install prometheus
+    # Not its recommends (the node exporter), and no service: the tests start their own
+    # Prometheus on loopback; a packaged one would listen on every interface.
+    apt_install --no-install-recommends prometheus
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"

@@ -60,6 +60,10 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
     through_relay(&mut bob, &relay_addr).await;
     ready(&mut bob, ROOM).await;
     wait_member(&mut bob, ROOM, alice.peer_id).await;
+    let forwarded = r#"p2p_chat_room_messages_total{outcome="forwarded"}"#;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the figures follow every second
+    let (_, _, before) = http_get(admin, "/metrics").await;
+    let before = sample(&before, forwarded).expect("the forwarded counter");
     alice
         .client
         .send_message(ROOM, "counted")
@@ -67,7 +71,7 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
         .expect("send");
     wait_message(&mut bob, ROOM, "counted").await;
 
-    // The gauges are set every second: wait for them to show both peers.
+    // The figures follow every second: wait for them to show both peers and the message.
     let deadline = tokio::time::Instant::now() + WAIT;
     let text = loop {
         let accept = "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n";
@@ -77,12 +81,13 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
             headers.contains("content-type: application/openmetrics-text"),
             "Prometheus asks for OpenMetrics and gets it: {headers}"
         );
-        if sample(&body, "p2p_chat_connected_peers") == Some(2.0) {
+        let grew = sample(&body, forwarded).is_some_and(|n| n > before);
+        if sample(&body, "p2p_chat_connected_peers") == Some(2.0) && grew {
             break body;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the gauges never showed two peers:\n{body}"
+            "the figures never showed two peers and the message forwarded:\n{body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -97,12 +102,6 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
         "{text}"
     );
     assert_eq!(sample(&text, "p2p_chat_rooms"), Some(1.0), "{text}");
-    // The chat message, and the members' presence notices.
-    let forwarded = sample(
-        &text,
-        r#"p2p_chat_room_messages_total{outcome="forwarded"}"#,
-    );
-    assert!(forwarded.is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(
         sample(
             &text,
@@ -171,6 +170,7 @@ impl Prometheus {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             listener.local_addr().expect("address")
         };
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
         let child = std::process::Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -179,10 +179,18 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("prometheus starts");
         Self { child, addr, dir }
+    }
+
+    /// Fails the test with Prometheus's log if it has exited (a port taken meanwhile, say).
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+            panic!("Prometheus exited ({status}):\n{log}");
+        }
     }
 
     /// The value of an instant query's first sample, once Prometheus answers with one.
@@ -220,7 +228,7 @@ impl Drop for Prometheus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
     let (_relay, relay_addr, admin) = metered_relay().await;
-    let prometheus = Prometheus::start(admin);
+    let mut prometheus = Prometheus::start(admin);
 
     let mut alice = hidden_peer("alice").await;
     through_relay(&mut alice, &relay_addr).await;
@@ -247,6 +255,7 @@ async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
     // notices count too: at least the messages sent more than before).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        prometheus.assert_running();
         let peers = prometheus.query("p2p_chat_connected_peers").await;
         let messages = prometheus.query(forwarded).await;
         if peers == Some(2.0) && messages.is_some_and(|n| n >= before + SENT as f64) {

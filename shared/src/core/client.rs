@@ -11,7 +11,9 @@ use super::error::{
     AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
     SendError, Stopped,
 };
-use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent, Stats};
+#[cfg(not(target_arch = "wasm32"))]
+use super::event::Stats;
+use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
 use crate::text::now_unix_ms;
 
 /// Reply channel of a command: its result, or why it failed.
@@ -111,6 +113,7 @@ pub enum Command {
         reply: Reply<Info>,
     },
     /// Our connection, room and traffic figures.
+    #[cfg(not(target_arch = "wasm32"))]
     Stats {
         /// The answer.
         reply: Reply<Stats>,
@@ -277,6 +280,7 @@ impl Client {
     }
 
     /// Our connection, room and traffic figures.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn stats(&self) -> Result<Stats, Stopped> {
         request!(self, Stats {})
     }

@@ -16,7 +16,9 @@ use super::direct::Dms;
 use super::error::{
     AddrError, AddressError, ConnectError, FindError, NickError, PingError, RoomError,
 };
-use super::event::{Info, Member, PeersInfo, RoomInfo, Stats};
+#[cfg(not(target_arch = "wasm32"))]
+use super::event::Stats;
+use super::event::{Info, Member, PeersInfo, RoomInfo};
 use super::reservations::peer_of;
 use super::EventLoop;
 use crate::behaviour::Extension;
@@ -79,6 +81,7 @@ impl<X: Extension> EventLoop<X> {
             }
             Command::Send { room, text, reply } => {
                 let sent = self.send_text(&room, &text);
+                #[cfg(not(target_arch = "wasm32"))]
                 if sent.is_ok() {
                     self.traffic.messages_sent += 1;
                 }
@@ -88,7 +91,10 @@ impl<X: Extension> EventLoop<X> {
                 let _ = reply.send(self.set_nick(&nick));
             }
             Command::Dm { peer, text, reply } => {
-                self.traffic.dms_sent += 1;
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    self.traffic.dms_sent += 1;
+                }
                 self.send_dm(peer, &text, reply);
             }
             Command::Connect { addr, reply } => self.connect(addr, reply),
@@ -130,6 +136,7 @@ impl<X: Extension> EventLoop<X> {
             Command::Rooms { reply } => {
                 let _ = reply.send(Ok(self.room_infos()));
             }
+            #[cfg(not(target_arch = "wasm32"))]
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }
@@ -298,6 +305,7 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Our connections, rooms and traffic.
+    #[cfg(not(target_arch = "wasm32"))]
     fn stats(&self) -> Stats {
         let mut connections = std::collections::BTreeMap::new();
         for addr in self.peers.connection_addrs() {

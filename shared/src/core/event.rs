@@ -358,7 +358,9 @@ pub struct RoomInfo {
     pub ready: bool,
 }
 
-/// Reply to [`super::Command::Stats`]: this peer's connections, rooms and traffic.
+/// Reply to [`super::Command::Stats`]: this peer's connections, rooms and traffic (native
+/// peers: the page has no use for it, and every byte of the browser build counts).
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
     /// Seconds since the chat core started.
@@ -371,9 +373,9 @@ pub struct Stats {
     pub rooms: Vec<RoomInfo>,
     /// Room messages we sent.
     pub messages_sent: u64,
-    /// Room messages shown to us (live and caught up).
+    /// Room messages received live (what a catch-up brings is not counted).
     pub messages_received: u64,
-    /// Direct messages we sent.
+    /// Direct messages we asked to send (whatever became of them).
     pub dms_sent: u64,
     /// Direct messages we received (directly, or kept for us by the relay).
     pub dms_received: u64,

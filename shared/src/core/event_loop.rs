@@ -68,6 +68,7 @@ pub struct EventLoop<X: Extension> {
     pub(super) last_sent_ts: u64,
     tick: Delay,
     shutdown: Option<(Instant, Vec<Reply<()>>)>,
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) traffic: Traffic,
     /// Where to record metrics, if anywhere.
     #[cfg(not(target_arch = "wasm32"))]
@@ -75,6 +76,7 @@ pub struct EventLoop<X: Extension> {
 }
 
 /// What went through this core, for [`super::Stats`].
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug)]
 pub(super) struct Traffic {
     pub(super) started: Instant,
@@ -120,6 +122,7 @@ impl<X: Extension> EventLoop<X> {
             last_sent_ts: 0,
             tick: Delay::new(TICK),
             shutdown: None,
+            #[cfg(not(target_arch = "wasm32"))]
             traffic: Traffic {
                 started: Instant::now(),
                 messages_sent: 0,
@@ -167,6 +170,7 @@ impl<X: Extension> EventLoop<X> {
     /// everywhere, and one copy keeps the browser build small.
     #[inline(never)]
     pub(super) fn emit(&mut self, event: Event) {
+        #[cfg(not(target_arch = "wasm32"))]
         match &event {
             Event::Message(_) => self.traffic.messages_received += 1,
             Event::DirectMessage(_) => self.traffic.dms_received += 1,

@@ -112,6 +112,7 @@ impl Peers {
     }
 
     /// The remote address of every open connection.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn connection_addrs(&self) -> impl Iterator<Item = &Multiaddr> {
         self.connections
             .values()
@@ -119,6 +120,7 @@ impl Peers {
     }
 
     /// How many peers have an open connection.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn peer_count(&self) -> usize {
         self.connections.len()
     }

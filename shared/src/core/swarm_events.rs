@@ -21,11 +21,13 @@ impl<X: Extension> EventLoop<X> {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<X>>) {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(metrics) = &self.metrics {
-            metrics.record(&event);
+            metrics.record_swarm(&event);
             if let SwarmEvent::Behaviour(event) = &event {
+                // Not identify's: libp2p-metrics labels them with what peers claim (their
+                // listen addresses, the address they see us at), which an attacker can vary
+                // without end.
                 match event {
                     BehaviourEvent::Gossipsub(e) => metrics.record(e),
-                    BehaviourEvent::Identify(e) => metrics.record(e),
                     BehaviourEvent::Ping(e) => metrics.record(e),
                     BehaviourEvent::Kad(e) => metrics.record(e),
                     BehaviourEvent::Ext(e) => X::record(e, metrics),

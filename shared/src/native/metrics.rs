@@ -116,12 +116,25 @@ impl CoreMetrics {
         }
     }
 
-    /// Records a libp2p event (a swarm event, or one of a protocol libp2p-metrics knows).
+    /// Records a protocol's event, as libp2p-metrics counts it.
     pub fn record<E>(&self, event: &E)
     where
         Metrics: Recorder<E>,
     {
         self.libp2p.record(event);
+    }
+
+    /// Records a swarm event, except candidates for our external address: libp2p-metrics
+    /// labels those by the address's protocols, and any peer can send new ones through
+    /// identify (the address it sees us at), so their labels would have no bound.
+    pub fn record_swarm<E>(&self, event: &libp2p::swarm::SwarmEvent<E>) {
+        use libp2p::swarm::SwarmEvent;
+        match event {
+            SwarmEvent::NewExternalAddrCandidate { .. }
+            | SwarmEvent::ExternalAddrConfirmed { .. }
+            | SwarmEvent::ExternalAddrExpired { .. } => {}
+            other => self.libp2p.record(other),
+        }
     }
 
     /// Sets the connection gauges from the remote addresses of every open connection, and the
@@ -166,5 +179,35 @@ impl CoreMetrics {
         self.store_dropped
             .inc_by(grew(now.dropped_appends, last.dropped_appends));
         *last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_peers_claim_for_us_add_no_labels() {
+        let mut registry = Registry::default();
+        let metrics = CoreMetrics::new(&mut registry);
+        let exposition = |registry: &Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+            text
+        };
+        let before = exposition(&registry);
+        // What a peer can make up: a new protocol stack for each identify push.
+        for i in 0..200u32 {
+            let mut address: Multiaddr = "/ip4/203.0.113.9".parse().expect("address");
+            for _ in 0..(i % 20) {
+                address.push(libp2p::core::multiaddr::Protocol::Udp(1));
+            }
+            address.push(libp2p::core::multiaddr::Protocol::Tcp(
+                u16::try_from(i).unwrap_or(0),
+            ));
+            let event = libp2p::swarm::SwarmEvent::<()>::NewExternalAddrCandidate { address };
+            metrics.record_swarm(&event);
+        }
+        assert_eq!(exposition(&registry), before);
     }
 }
