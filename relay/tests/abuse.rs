@@ -63,18 +63,6 @@ async fn attack_and_settle(
     }
 }
 
-/// Alice and bob, reserved on the relay, in the room, bob seeing alice.
-async fn two_members(relay: &libp2p::Multiaddr) -> (Node, Node) {
-    let mut alice = hidden_peer("alice").await;
-    through_relay(&mut alice, relay).await;
-    ready(&mut alice, ROOM).await;
-    let mut bob = hidden_peer("bob").await;
-    through_relay(&mut bob, relay).await;
-    ready(&mut bob, ROOM).await;
-    wait_member(&mut bob, ROOM, alice.peer_id).await;
-    (alice, bob)
-}
-
 /// `seen` (room, text) holds "honest 0" to "honest 19", each once and in order.
 fn assert_every_honest_message(seen: &[(String, String)]) {
     let honest: Vec<&str> = seen
@@ -230,7 +218,7 @@ async fn flood(mut attacker: Attacker, count: usize, until: Duration) -> (Attack
 async fn a_flooder_is_limited_then_disconnected_while_honest_peers_chat() {
     let dir = temp_dir("abuse-flood");
     let (_relay, relay_addr) = relay_with_store(&dir).await;
-    let (mut alice, mut bob) = two_members(&relay_addr).await;
+    let (mut alice, mut bob) = two_members(&relay_addr, ROOM).await;
 
     let mut attacker = Attacker::connect(&relay_addr).await;
     attacker.join(ROOM).await;
@@ -436,7 +424,7 @@ async fn one_address_cannot_take_every_connection() {
 async fn invalid_messages_at_volume_leave_honest_traffic_alone() {
     let dir = temp_dir("abuse-invalid");
     let (_relay, relay_addr) = relay_with_store(&dir).await;
-    let (alice, mut bob) = two_members(&relay_addr).await;
+    let (alice, mut bob) = two_members(&relay_addr, ROOM).await;
 
     // Messages without a valid signature, as fast as they go.
     let mut attacker = Attacker::connect_unsigned(&relay_addr).await;

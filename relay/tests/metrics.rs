@@ -26,6 +26,17 @@ async fn metered_relay() -> (
     (relay, relay_addr, admin)
 }
 
+/// The sample of room messages the relay forwarded.
+const FORWARDED: &str = r#"p2p_chat_room_messages_total{outcome="forwarded"}"#;
+
+/// The forwarded counter, once our figures have had a second to follow (they are set every
+/// second).
+async fn forwarded_now(admin: std::net::SocketAddr) -> f64 {
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (_, _, text) = http_get(admin, "/metrics").await;
+    sample(&text, FORWARDED).expect("the forwarded counter")
+}
+
 /// The value of the sample `name` (with its labels, as exposed), if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
@@ -53,17 +64,8 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
     .await
     .expect("public http");
 
-    let mut alice = hidden_peer("alice").await;
-    through_relay(&mut alice, &relay_addr).await;
-    ready(&mut alice, ROOM).await;
-    let mut bob = hidden_peer("bob").await;
-    through_relay(&mut bob, &relay_addr).await;
-    ready(&mut bob, ROOM).await;
-    wait_member(&mut bob, ROOM, alice.peer_id).await;
-    let forwarded = r#"p2p_chat_room_messages_total{outcome="forwarded"}"#;
-    tokio::time::sleep(Duration::from_millis(1_100)).await; // the figures follow every second
-    let (_, _, before) = http_get(admin, "/metrics").await;
-    let before = sample(&before, forwarded).expect("the forwarded counter");
+    let (alice, mut bob) = two_members(&relay_addr, ROOM).await;
+    let before = forwarded_now(admin).await;
     alice
         .client
         .send_message(ROOM, "counted")
@@ -81,7 +83,7 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
             headers.contains("content-type: application/openmetrics-text"),
             "Prometheus asks for OpenMetrics and gets it: {headers}"
         );
-        let grew = sample(&body, forwarded).is_some_and(|n| n > before);
+        let grew = sample(&body, FORWARDED).is_some_and(|n| n > before);
         if sample(&body, "p2p_chat_connected_peers") == Some(2.0) && grew {
             break body;
         }
@@ -230,17 +232,8 @@ async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
     let (_relay, relay_addr, admin) = metered_relay().await;
     let mut prometheus = Prometheus::start(admin);
 
-    let mut alice = hidden_peer("alice").await;
-    through_relay(&mut alice, &relay_addr).await;
-    ready(&mut alice, ROOM).await;
-    let mut bob = hidden_peer("bob").await;
-    through_relay(&mut bob, &relay_addr).await;
-    ready(&mut bob, ROOM).await;
-    wait_member(&mut bob, ROOM, alice.peer_id).await;
-    let forwarded = r#"p2p_chat_room_messages_total{outcome="forwarded"}"#;
-    tokio::time::sleep(Duration::from_millis(1_100)).await; // the counters follow every second
-    let (_, _, before) = http_get(admin, "/metrics").await;
-    let before = sample(&before, forwarded).expect("the forwarded counter");
+    let (alice, mut bob) = two_members(&relay_addr, ROOM).await;
+    let before = forwarded_now(admin).await;
     const SENT: usize = 5;
     for i in 0..SENT {
         alice
@@ -257,7 +250,7 @@ async fn a_real_prometheus_scrapes_the_relay_and_sees_the_chat() {
     loop {
         prometheus.assert_running();
         let peers = prometheus.query("p2p_chat_connected_peers").await;
-        let messages = prometheus.query(forwarded).await;
+        let messages = prometheus.query(FORWARDED).await;
         if peers == Some(2.0) && messages.is_some_and(|n| n >= before + SENT as f64) {
             break;
         }

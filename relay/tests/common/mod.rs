@@ -181,6 +181,19 @@ pub async fn peer(nick: &str) -> Node {
         .expect("peer starts")
 }
 
+/// Alice and bob, reserved on the relay, in `room`, bob seeing alice (so that what alice sends
+/// reaches him).
+pub async fn two_members(relay: &Multiaddr, room: &str) -> (Node, Node) {
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, relay).await;
+    ready(&mut alice, room).await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, relay).await;
+    ready(&mut bob, room).await;
+    wait_member(&mut bob, room, alice.peer_id).await;
+    (alice, bob)
+}
+
 /// Joins `room` and waits until it can carry messages (asks the core, so no event is consumed).
 pub async fn ready(node: &mut Node, room: &str) {
     node.client.join(room).await.expect("join");
