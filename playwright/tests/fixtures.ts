@@ -81,7 +81,7 @@ export async function freePort(): Promise<number> {
 
 export class Relay {
   child!: ChildProcess;
-  url = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
+  url = ''; admin = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
   constructor(readonly dataDir: string, readonly port: number, readonly tls: boolean) {}
 
   /** `tls`: a self-signed certificate for 127.0.0.1, so the relay also listens on `/tls/ws`. */
@@ -108,6 +108,8 @@ export class Relay {
     const lines = new Lines(this.child);
     this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);
     this.url = (await lines.find('relay web address', (l) => l.startsWith('web app: ')))[0].slice(9) + '/';
+    // "monitor: http://127.0.0.1:PORT/ and metrics: ...": the operator's address.
+    this.admin = (await lines.find('relay monitor address', (l) => l.startsWith('monitor: ')))[0].split(' ')[1];
     const addr = async (what: string, test: (a: string) => boolean) =>
       (await lines.find(what, (l) => l.startsWith('listening: ') && test(l.slice(11))))[0].slice(11);
     this.webrtc = await addr('webrtc-direct address', (a) => a.includes('/webrtc-direct/certhash/'));

@@ -6,21 +6,37 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use p2p_chat::relay::http;
+use p2p_chat::relay::monitor::Monitor;
+use p2p_chat::relay::{http, store};
 use p2p_chat_shared::native::metrics::CoreMetrics;
 
 const ROOM: &str = "lobby";
 
-/// A relay on loopback that records metrics, and its operator address serving them.
+/// A relay on loopback with a store, that records metrics, and its operator address serving
+/// them and the monitor page.
 async fn metered_relay() -> (
     p2p_chat_shared::native::Node,
     libp2p::Multiaddr,
     std::net::SocketAddr,
 ) {
     let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = CoreMetrics::new(&mut registry);
-    let (relay, relay_addr) = relay_with_metrics(None, Default::default(), Some(metrics)).await;
-    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), registry)
+    let store_metrics = store::StoreMetrics::new(&mut registry);
+    let dir = temp_dir("metrics-store");
+    let opened = store::open_metered(
+        &dir.join("store.redb"),
+        Default::default(),
+        store_metrics.clone(),
+    )
+    .expect("store");
+    let metrics = CoreMetrics::new(registry);
+    let (relay, relay_addr) = relay_with_metrics(
+        Some(opened.handle),
+        Default::default(),
+        Some(metrics.clone()),
+    )
+    .await;
+    let monitor = Monitor::new(relay.peer_id, metrics, Some(store_metrics));
+    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), monitor)
         .await
         .expect("operator http");
     (relay, relay_addr, admin)
@@ -128,6 +144,35 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
         text.contains("libp2p_swarm_connections_established_total"),
         "{text}"
     );
+    assert_eq!(sample(&text, "p2p_chat_reservations"), Some(2.0), "{text}");
+    // Bandwidth by transport (libp2p-metrics), both ways over TCP.
+    for direction in ["Inbound", "Outbound"] {
+        let bytes = text.lines().find_map(|line| {
+            let rest = line.strip_prefix("libp2p_bandwidth_bytes_total{")?;
+            let (labels, value) = rest.split_once("} ")?;
+            (labels.contains("/tcp") && labels.contains(&format!("direction=\"{direction}\"")))
+                .then(|| value.trim().parse::<f64>().ok())?
+        });
+        assert!(
+            bytes.is_some_and(|n| n > 0.0),
+            "{direction} TCP bytes: {text}"
+        );
+    }
+    // The store: the message filed, what it holds, each peer's catch-up query on joining.
+    let filed = sample(&text, "p2p_chat_store_filed_messages_total").expect("filed");
+    assert!(filed >= 1.0, "{text}");
+    assert!(
+        sample(&text, "p2p_chat_history_queries_total").is_some_and(|n| n >= 2.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("p2p_chat_history_query_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p2p_chat_store_commit_seconds_count"),
+        "{text}"
+    );
     assert!(
         text.trim_end().ends_with("# EOF"),
         "an OpenMetrics exposition ends with # EOF"
@@ -139,7 +184,137 @@ async fn the_operator_address_serves_metrics_that_follow_the_relay_and_the_publi
         "the public address must not serve metrics: {body}"
     );
     assert!(!body.contains("p2p_chat_"), "{body}");
+    for path in ["/monitor", "/monitor.json"] {
+        let (status, _, body) = http_get(public, path).await;
+        assert_eq!(
+            status, 404,
+            "the public address must not serve {path}: {body}"
+        );
+    }
     let _ = std::fs::remove_dir_all(web);
+}
+
+/// `/monitor.json` once `done` says it shows what the test waits for.
+async fn monitor_until(
+    admin: std::net::SocketAddr,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, _, body) = http_get(admin, "/monitor.json").await;
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if done(&json) {
+            return json;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the monitor never showed {what}: {json:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_shows_the_peers_rooms_events_and_store_of_the_relay() {
+    let (relay, relay_addr, admin) = metered_relay().await;
+    let (status, headers, page) = http_get(admin, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/monitor.js"), "{page}");
+    assert!(
+        headers.contains("content-security-policy: default-src 'self'"),
+        "{headers}"
+    );
+    let (status, _, script) = http_get(admin, "/monitor.js").await;
+    assert_eq!(status, 200);
+    assert!(script.contains("/monitor.json"));
+
+    let (alice, mut bob) = two_members(&relay_addr, ROOM).await;
+    alice
+        .client
+        .send_message(ROOM, "shown")
+        .await
+        .expect("send");
+    wait_message(&mut bob, ROOM, "shown").await;
+    let json = monitor_until(
+        admin,
+        "two peers in the room and the message stored",
+        |json| {
+            let last = json["samples"].as_array().and_then(|s| s.last()).cloned();
+            let peers = last.as_ref().and_then(|s| s["peers"].as_i64());
+            let room = &json["rooms"][0];
+            peers == Some(2)
+                && room["room"] == ROOM
+                && room["members"] == 2
+                && json["store"]["room_messages"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 1)
+        },
+    )
+    .await;
+    assert_eq!(json["peer_id"], relay.peer_id.to_string());
+    assert_eq!(json["rooms_total"], 1);
+    assert!(
+        json["store"]["content_bytes"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{json:#}"
+    );
+    assert_eq!(json["store"]["max_bytes"], store::DEFAULT_MAX_BYTES);
+    let events = json["events"].as_array().expect("events");
+    for (kind, peer) in [("connected", alice.peer_id), ("reservation", bob.peer_id)] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == kind && e["peer"] == peer.to_string()),
+            "{kind} of {peer}: {json:#}"
+        );
+    }
+    // Only the samples taken after the one the page already has.
+    let last = json["samples"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("a sample")["at_ms"]
+        .as_u64()
+        .expect("at_ms");
+    let (_, _, body) = http_get(admin, &format!("/monitor.json?since={last}")).await;
+    let newer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(newer["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .all(|s| s["at_ms"].as_u64() > Some(last)));
+    let (status, _, _) = http_get(admin, "/monitor.json?since=yesterday").await;
+    assert_eq!(status, 400, "a since that is not a number is refused");
+
+    // Bob leaves: the page says so.
+    let bob_id = bob.peer_id;
+    drop(bob);
+    monitor_until(admin, "bob's disconnection", |json| {
+        json["events"].as_array().is_some_and(|events| {
+            events
+                .iter()
+                .any(|e| e["kind"] == "disconnected" && e["peer"] == bob_id.to_string())
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_that_rebinds_its_name_to_the_operator_address_reads_nothing() {
+    let (_relay, _relay_addr, admin) = metered_relay().await;
+    let port = admin.port();
+    for path in ["/", "/metrics", "/monitor.json"] {
+        let host = format!("attacker.example:{port}");
+        let (status, _, body) = http_get_for(admin, &host, path, "").await;
+        assert_eq!(status, 421, "{path} for {host}: {body}");
+        assert!(!body.contains("p2p_chat"), "{body}");
+        for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+            let (status, _, _) = http_get_for(admin, &host, path, "").await;
+            assert_eq!(status, 200, "{path} for {host}");
+        }
+    }
 }
 
 /// Prometheus, started on loopback with a scrape config of its own; stopped when dropped.

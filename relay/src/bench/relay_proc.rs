@@ -29,6 +29,16 @@ pub struct RelayProcess {
     dir: PathBuf,
 }
 
+/// More flags for the relay from `BENCH_RELAY_FLAGS` (split at spaces), e.g. `--no-metrics` to
+/// measure what metrics cost.
+fn relay_flags() -> Vec<String> {
+    std::env::var("BENCH_RELAY_FLAGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 impl RelayProcess {
     /// Starts `p2p-chat relay` on loopback with OS-chosen ports, plus `extra` flags, without
     /// its limits on one peer: a bench measures what the relay can carry.
@@ -69,6 +79,7 @@ impl RelayProcess {
             .arg(dir.join("no-web-app"))
             .args(&limits)
             .args(extra)
+            .args(relay_flags())
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_RELAY_LOG").unwrap_or("warn".into()),

@@ -51,10 +51,14 @@ pub struct RelayArgs {
     /// /healthz.
     #[arg(long, default_value = "127.0.0.1:8080", env = "P2P_CHAT_HTTP_ADDR")]
     pub http_addr: std::net::SocketAddr,
-    /// Address of the operator's HTTP server: /metrics (Prometheus). Keep it private (the
-    /// default is loopback); the public --http-addr never serves it.
+    /// Address of the operator's HTTP server: the monitor page (/) and /metrics (Prometheus).
+    /// Keep it private (the default is loopback); the public --http-addr never serves them.
     #[arg(long, default_value = "127.0.0.1:8081", env = "P2P_CHAT_ADMIN_ADDR")]
     pub admin_addr: std::net::SocketAddr,
+    /// Record no metrics and serve no operator address (no monitor page, no /metrics;
+    /// --admin-addr is ignored).
+    #[arg(long, env = "P2P_CHAT_NO_METRICS")]
+    pub no_metrics: bool,
     /// TLS certificate chain (PEM) for WebSocket over TLS (`/tls/ws`), which browsers on an
     /// https page need. Use with --tls-key.
     #[arg(long, requires = "tls_key", env = "P2P_CHAT_TLS_CERT")]

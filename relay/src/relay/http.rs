@@ -21,12 +21,12 @@ use libp2p::core::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::addr::{is_browser_transport, is_relayed};
 use p2p_chat_shared::core::Client;
-use prometheus_client::registry::Registry;
 use serde::Serialize;
 use sha2::Digest;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::monitor::Monitor;
 use super::store::StoreHealth;
 
 /// How long `/healthz` waits for the chat core's answer before it reports the relay stalled.
@@ -232,33 +232,137 @@ pub fn prometheus_text(openmetrics: &str) -> String {
     text
 }
 
-/// Starts the operator's HTTP server on `listen` (`/metrics`, from `registry`); returns the
-/// address it is bound to.
-pub async fn serve_admin(listen: SocketAddr, registry: Registry) -> std::io::Result<SocketAddr> {
-    let registry = Arc::new(registry);
-    let app = Router::new().route(
-        "/metrics",
-        get(move |headers: HeaderMap| async move {
-            let mut text = String::new();
-            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-                tracing::error!(error = %e, "cannot encode the metrics");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-            let openmetrics = headers
-                .get(header::ACCEPT)
-                .and_then(|accept| accept.to_str().ok())
-                .is_some_and(|accept| accept.contains("application/openmetrics-text"));
-            if openmetrics {
-                ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
-            } else {
+/// The operator's page, its script and its style ([`super::monitor`]).
+const MONITOR_HTML: &str = include_str!("monitor/monitor.html");
+const MONITOR_JS: &str = include_str!("monitor/monitor.js");
+const MONITOR_CSS: &str = include_str!("monitor/monitor.css");
+
+/// The Content-Security-Policy of the operator's pages: their own script and style only.
+const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// Whether `host` (a request's `Host`) names the operator's server by an IP address or
+/// `localhost`. Any other name may be a web page's own, pointed at the operator's address by
+/// DNS rebinding so that its script can read what the page and `/metrics` show.
+fn admin_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost")
+}
+
+/// Refuses requests whose `Host` is not an IP address or `localhost` ([`admin_host`]).
+async fn only_admin_hosts(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if admin_host(host) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "the relay's operator address answers requests for an IP address or localhost only: \
+             open it as http://<ip>:<port>/ (or through an SSH tunnel)\n",
+        )
+            .into_response()
+    }
+}
+
+/// `/monitor.json?since=<unix ms>`.
+#[derive(serde::Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+/// Starts the operator's HTTP server on `listen`: the monitor page (`/`, `/monitor`) with its
+/// JSON (`/monitor.json`), and `/metrics`; samples the monitor's figures from now on. Returns
+/// the address it is bound to.
+pub async fn serve_admin(listen: SocketAddr, monitor: Monitor) -> std::io::Result<SocketAddr> {
+    monitor.spawn_sampler();
+    let metrics = monitor.metrics().clone();
+    let page = || async { ([(header::CACHE_CONTROL, "no-store")], Html(MONITOR_HTML)) };
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/monitor", get(page))
+        .route(
+            "/monitor.js",
+            get(|| async {
                 (
-                    [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
-                    prometheus_text(&text),
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    MONITOR_JS,
+                )
+            }),
+        )
+        .route(
+            "/monitor.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    MONITOR_CSS,
+                )
+            }),
+        )
+        .route(
+            "/monitor.json",
+            get(move |since: axum::extract::Query<Since>| async move {
+                let snapshot = monitor.snapshot(since.since);
+                ([(header::CACHE_CONTROL, "no-store")], Json(snapshot))
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move |headers: HeaderMap| async move {
+                let text = match metrics.encode() {
+                    Ok(text) => text,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode the metrics");
+                        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                    }
+                };
+                let openmetrics = headers
+                    .get(header::ACCEPT)
+                    .and_then(|accept| accept.to_str().ok())
+                    .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+                let (content_type, text) = if openmetrics {
+                    (OPENMETRICS, text)
+                } else {
+                    (PROMETHEUS_TEXT, prometheus_text(&text))
+                };
+                // One address, two formats: a cache must not hand one to who asked for the other.
+                (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::VARY, "Accept"),
+                    ],
+                    text,
                 )
                     .into_response()
-            }
-        }),
-    );
+            }),
+        )
+        .layer(axum::middleware::from_fn(only_admin_hosts))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(ADMIN_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -291,8 +395,11 @@ pub async fn serve(
     let mut app = Router::new()
         .route("/config.json", get(config))
         .route("/healthz", get(health))
-        // Metrics are the operator's (`serve_admin`): never the web app's fallback page here.
-        .route("/metrics", get(|| async { StatusCode::NOT_FOUND }));
+        // Metrics and the monitor are the operator's (`serve_admin`): never the web app's
+        // fallback page here.
+        .route("/metrics", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/monitor", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/monitor.json", get(|| async { StatusCode::NOT_FOUND }));
     app = if web_dir.join("index.html").is_file() {
         let index = ServeFile::new(web_dir.join("index.html"));
         app.fallback_service(ServeDir::new(&web_dir).fallback(index))
@@ -330,6 +437,29 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operator_address_answers_only_for_ip_addresses_and_localhost() {
+        for host in [
+            "127.0.0.1:8081",
+            "127.0.0.1",
+            "[::1]:8081",
+            "localhost:8081",
+            "LOCALHOST",
+            "10.0.0.5:9000",
+        ] {
+            assert!(admin_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example:8081",
+            "127.0.0.1.evil.example",
+            "[::1",
+            "localhost.evil.example:8081",
+        ] {
+            assert!(!admin_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn an_openmetrics_exposition_becomes_the_older_text_format() {

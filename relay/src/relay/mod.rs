@@ -4,11 +4,14 @@
 //! SIGTERM.
 //!
 //! - [`args`]: its flags;
-//! - [`http`]: the web app, `config.json` and `/healthz`;
+//! - [`http`]: the web app, `config.json` and `/healthz`; on the operator's address, the monitor
+//!   page and `/metrics`;
+//! - [`monitor`]: what the monitor page shows;
 //! - [`store`]: the database behind the store protocol (room history, receipts, the mailbox).
 
 pub mod args;
 pub mod http;
+pub mod monitor;
 pub mod store;
 
 use anyhow::Context;
@@ -73,20 +76,22 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         max_bytes: args.store_max_bytes,
     };
     let store_path = data.path.join("store.redb");
+    let mut registry = prometheus_client::registry::Registry::default();
+    let store_metrics = store::StoreMetrics::new(&mut registry);
     let store::Opened {
         handle: store,
         thread: store_thread,
         health: store_health,
-    } = store::open(&store_path, retention)?;
-    if args.admin_addr == args.http_addr && args.http_addr.port() != 0 {
+    } = store::open_metered(&store_path, retention, store_metrics.clone())?;
+    if !args.no_metrics && args.admin_addr == args.http_addr && args.http_addr.port() != 0 {
         anyhow::bail!(
             "--admin-addr and --http-addr are both {}: the operator's address must be another one \
              (metrics are not for the public)",
             args.http_addr
         );
     }
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = p2p_chat_shared::native::metrics::CoreMetrics::new(&mut registry);
+    let metrics =
+        (!args.no_metrics).then(|| p2p_chat_shared::native::metrics::CoreMetrics::new(registry));
     let setup = RelaySetup {
         transports: Transports::Network { certificate, tls },
         external_addrs: args.external_addrs.clone(),
@@ -102,7 +107,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             answer_bytes_per_ip: args.answer_bytes_per_ip,
         },
         listen: ports.listen_addrs(),
-        metrics: Some(metrics),
+        metrics: metrics.clone(),
     };
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
@@ -120,9 +125,26 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
-    let admin = http::serve_admin(args.admin_addr, registry)
-        .await
-        .with_context(|| format!("cannot serve the operator's HTTP on {}", args.admin_addr))?;
+    let monitor = metrics.map(|metrics| monitor::Monitor::new(peer_id, metrics, Some(store_metrics)));
+    let admin = match &monitor {
+        Some(monitor) => {
+            for addr in &args.external_addrs {
+                monitor.add_addr(addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a));
+            }
+            let bound = http::serve_admin(args.admin_addr, monitor.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot serve the operator's HTTP (monitor and metrics) on {}: pass \
+                         --admin-addr with a free port (another relay on this machine uses \
+                         8081?), or --no-metrics",
+                        args.admin_addr
+                    )
+                })?;
+            Some(bound)
+        }
+        None => None,
+    };
     say(format!("p2p-chat relay {}", env!("CARGO_PKG_VERSION")));
     say(format!("peer id: {peer_id}"));
     say(format!("data dir: {}", data.path.display()));
@@ -136,7 +158,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         retention.max_bytes >> 20,
     ));
     say(format!("web app: http://{http}"));
-    say(format!("metrics: http://{admin}/metrics (operator only)"));
+    match admin {
+        Some(admin) => say(format!(
+            "monitor: http://{admin}/ and metrics: http://{admin}/metrics (operator only)"
+        )),
+        None => say("monitor and metrics: off (--no-metrics)"),
+    }
     say("peers connect with: p2p-chat peer --relay <one of the addresses below>");
     for addr in &args.external_addrs {
         say(format!(
@@ -156,6 +183,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     };
                     say(format!("listening: {full}"));
                     browser_addrs.add(&full, peer_id);
+                    if let Some(monitor) = &monitor {
+                        monitor.add_addr(full);
+                    }
                 }
                 Some(Event::Connected { peer, addr, .. }) => {
                     tracing::info!(%peer, %addr, "peer connected");

@@ -595,10 +595,20 @@ pub async fn http_get_with(
     path: &str,
     headers: &str,
 ) -> (u16, String, String) {
+    http_get_for(addr, "127.0.0.1", path, headers).await
+}
+
+/// The same, for the host name `host` (the `Host` header).
+pub async fn http_get_for(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\r\n");
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{headers}\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))

@@ -236,7 +236,7 @@ impl<X: Extension> EventLoop<X> {
         if let Some(metrics) = &self.metrics {
             metrics.set_connections(self.peers.connection_addrs(), self.peers.peer_count());
             if let Some(hub) = &self.hub {
-                metrics.set_hub(hub.figures());
+                metrics.set_hub(hub.figures(), hub.room_members());
             }
         }
         false

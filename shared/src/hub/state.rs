@@ -118,6 +118,13 @@ impl Hub {
         self.guard.tick(swarm, std::time::Instant::now());
     }
 
+    /// Every room the hub follows, with how many of its peers are in it.
+    pub fn room_members(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.rooms
+            .iter()
+            .map(|(room, members)| (room.as_str(), members.len()))
+    }
+
     /// Whether the hub is subscribed to `room` for its peers.
     pub fn serves(&self, room: &str) -> bool {
         self.rooms.contains_key(room)

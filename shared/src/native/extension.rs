@@ -156,11 +156,12 @@ impl Native {
 }
 
 impl Extension for Native {
-    /// The relay server's and DCUtR's events, as libp2p-metrics counts them.
+    /// The relay server's and DCUtR's events: libp2p-metrics' counters, our gauges, the monitor
+    /// page's list.
     fn record(event: &NativeEvent, metrics: &crate::native::metrics::CoreMetrics) {
         match event {
-            NativeEvent::CircuitRelay(event) => metrics.record(event),
-            NativeEvent::Dcutr(event) => metrics.record(event),
+            NativeEvent::CircuitRelay(event) => metrics.record_relay(event),
+            NativeEvent::Dcutr(event) => metrics.record_hole_punch(event),
             _ => {}
         }
     }

@@ -180,7 +180,8 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
         mdns: false,
         upnp: false,
     };
-    let mut swarm = swarm::build(key, setup.transports, Role::Relay, &options).await?;
+    let metrics = setup.metrics.as_ref();
+    let mut swarm = swarm::build(key, setup.transports, Role::Relay, &options, metrics).await?;
     listen(&mut swarm, &setup.listen)?;
     for addr in &setup.external_addrs {
         swarm.add_external_address(addr.clone());
@@ -283,7 +284,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         identity: Some(key.clone()),
         ..CoreConfig::peer(setup.nick.clone())
     };
-    let mut swarm = swarm::build(key, transports, Role::Peer, &options).await?;
+    let mut swarm = swarm::build(key, transports, Role::Peer, &options, None).await?;
     listen(&mut swarm, &setup.listen)?;
     Ok(spawn(swarm, config))
 }

@@ -5,9 +5,13 @@
 
 use libp2p::{
     core::upgrade::Version,
-    core::{muxing::StreamMuxerBox, transport::MemoryTransport, transport::OptionalTransport},
+    core::{
+        muxing::StreamMuxerBox,
+        transport::{Boxed, MemoryTransport, OptionalTransport},
+    },
+    dns,
     identity::Keypair,
-    noise, tcp, websocket, yamux, Swarm, SwarmBuilder, Transport,
+    noise, quic, tcp, websocket, yamux, PeerId, Swarm, SwarmBuilder, Transport,
 };
 
 use super::extension::{Native, NativeOptions};
@@ -73,12 +77,14 @@ pub const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(
 /// A chat peer's QUIC connection with nothing heard for this long (ms) is closed.
 pub const QUIC_IDLE_TIMEOUT_MS: u32 = 4_000;
 
-/// Builds a swarm for `role` with these transports and native behaviours.
+/// Builds a swarm for `role` with these transports and native behaviours; with `metrics`, its
+/// network transports count their bytes (libp2p-metrics' bandwidth counters).
 pub async fn build(
     key: Keypair,
     transports: Transports,
     role: Role,
     options: &NativeOptions,
+    metrics: Option<&super::metrics::CoreMetrics>,
 ) -> Result<NativeSwarm, BuildError> {
     let native = Native::new(&key, options).map_err(|e| BuildError::Behaviour(e.to_string()))?;
     let behaviour = |key: &Keypair, relay_client| -> Result<_, BoxedError> {
@@ -105,57 +111,22 @@ pub async fn build(
                 .build());
         }
     };
+    let transport = network_transport(&key, role, certificate, tls).map_err(transport_err)?;
+    let transport = match metrics {
+        // Counted once, around every network transport (the relay client's circuits run over
+        // them, so their bytes are counted where they flow). libp2p's
+        // `SwarmBuilder::with_bandwidth_metrics` would do this, but its result borrows the
+        // registry for as long as the swarm lives.
+        Some(metrics) => metrics.register(|registry| {
+            libp2p::metrics::BandwidthTransport::new(transport, registry)
+                .map(boxed)
+                .boxed()
+        }),
+        None => transport,
+    };
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(transport_err)?
-        .with_quic_config(|mut quic| {
-            if role == Role::Peer {
-                // Notice a relay that died (a killed process says nothing over UDP) in seconds,
-                // not after QUIC's default 10 s of silence; the relay's side follows, as the
-                // shorter of the two idle timeouts applies.
-                quic.keep_alive_interval = QUIC_KEEP_ALIVE;
-                quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
-            }
-            quic
-        })
-        .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
-                |(peer, conn), endpoint| {
-                    // Browsers dial in; see webrtc_hold for why their first streams must wait.
-                    let muxer = if endpoint.is_listener() {
-                        StreamMuxerBox::new(HoldOutbound::new(conn))
-                    } else {
-                        StreamMuxerBox::new(conn)
-                    };
-                    (peer, muxer)
-                },
-            )
-        })
-        .map_err(transport_err)?
-        .with_other_transport(|key| -> Result<_, BoxedError> {
-            // Ahead of the plain WebSocket transport: with a certificate, this one serves both
-            // `/ws` and `/tls/ws`.
-            let Some(tls) = tls else {
-                return Ok(OptionalTransport::none());
-            };
-            let mut ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
-            ws.set_tls_config(tls);
-            Ok(OptionalTransport::some(
-                ws.upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
-            ))
-        })
-        .map_err(transport_err)?
-        .with_dns()
-        .map_err(transport_err)?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
+        .with_other_transport(move |_| Ok::<_, BoxedError>(transport))
         .map_err(transport_err)?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(transport_err)?
@@ -164,6 +135,95 @@ pub async fn build(
         .with_swarm_config(idle)
         .build();
     Ok(swarm)
+}
+
+/// A connection with its muxer boxed, as the swarm takes it.
+fn boxed<M>((peer, muxer): (PeerId, M), _: libp2p::core::ConnectedPoint) -> (PeerId, StreamMuxerBox)
+where
+    M: libp2p::core::muxing::StreamMuxer + Send + 'static,
+    M::Substream: Send + 'static,
+    M::Error: Send + Sync + 'static,
+{
+    (peer, StreamMuxerBox::new(muxer))
+}
+
+/// One of two transports' connection.
+fn either_one<A>(output: futures::future::Either<A, A>) -> A {
+    match output {
+        futures::future::Either::Left(a) | futures::future::Either::Right(a) => a,
+    }
+}
+
+/// The network transports, composed as libp2p's `SwarmBuilder` would (`with_tcp`,
+/// `with_quic_config`, `with_other_transport`, `with_dns`, `with_websocket`, in that order),
+/// so that their bytes can be counted in one place: TCP, QUIC, WebRTC-direct and WebSocket
+/// over TLS behind DNS resolution, and plain WebSocket (which resolves names itself, for its
+/// `Host`) first.
+fn network_transport(
+    key: &Keypair,
+    role: Role,
+    certificate: Certificate,
+    tls: Option<websocket::tls::Config>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxedError> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(boxed);
+    let mut quic = quic::Config::new(key);
+    if role == Role::Peer {
+        // Notice a relay that died (a killed process says nothing over UDP) in seconds, not
+        // after QUIC's default 10 s of silence; the relay's side follows, as the shorter of the
+        // two idle timeouts applies.
+        quic.keep_alive_interval = QUIC_KEEP_ALIVE;
+        quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
+    }
+    let quic = quic::tokio::Transport::new(quic).map(boxed);
+    let webrtc = libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
+        |(peer, conn), endpoint| {
+            // Browsers dial in; see webrtc_hold for why their first streams must wait.
+            let muxer = if endpoint.is_listener() {
+                StreamMuxerBox::new(HoldOutbound::new(conn))
+            } else {
+                StreamMuxerBox::new(conn)
+            };
+            (peer, muxer)
+        },
+    );
+    // Ahead of the plain WebSocket transport: with a certificate, this one serves both `/ws`
+    // and `/tls/ws`.
+    let wss = match tls {
+        Some(tls) => {
+            let mut ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));
+            ws.set_tls_config(tls);
+            OptionalTransport::some(
+                ws.upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .map(boxed),
+            )
+        }
+        None => OptionalTransport::none(),
+    };
+    let direct = tcp
+        .or_transport(quic)
+        .map(|either, _| either_one(either))
+        .or_transport(webrtc)
+        .map(|either, _| either_one(either))
+        .or_transport(wss)
+        .map(|either, _| either_one(either));
+    let direct = dns::tokio::Transport::system(direct)?;
+    let ws = websocket::Config::new(dns::tokio::Transport::system(tcp::tokio::Transport::new(
+        tcp::Config::default(),
+    ))?)
+    .upgrade(Version::V1Lazy)
+    .authenticate(noise::Config::new(key)?)
+    .multiplex(yamux::Config::default())
+    .map(boxed);
+    Ok(ws
+        .or_transport(direct)
+        .map(|either, _| either_one(either))
+        .boxed())
 }
 
 /// A fresh WebRTC certificate (peers, and relays on first start).

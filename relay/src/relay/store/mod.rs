@@ -39,10 +39,13 @@ use futures::StreamExt;
 use libp2p::PeerId;
 use p2p_chat_shared::store::{StoreHandle, StoreJob, StoreRequest, StoreResponse};
 use p2p_chat_shared::text::now_unix_ms;
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+
+pub use metrics::StoreMetrics;
 
 mod bytes;
 mod mailbox;
+pub mod metrics;
 mod receipts;
 mod retention;
 mod rooms;
@@ -154,11 +157,21 @@ pub struct Opened {
 /// Opens (or creates) the store at `path` and starts its thread. The thread ends when every
 /// [`StoreHandle`] is dropped.
 pub fn open(path: &Path, retention: Retention) -> Result<Opened, StoreError> {
+    open_metered(path, retention, StoreMetrics::default())
+}
+
+/// [`open`], recording in `metrics`.
+pub fn open_metered(
+    path: &Path,
+    retention: Retention,
+    metrics: StoreMetrics,
+) -> Result<Opened, StoreError> {
     let fail = |source: redb::Error| StoreError::Open {
         path: path.display().to_string(),
         source,
     };
     let mut store = Store::open(path, retention).map_err(fail)?;
+    store.metrics = metrics;
     let mut startup = store.prune();
     while startup.is_ok() && store.shed_due() {
         startup = store.shed();
@@ -166,6 +179,7 @@ pub fn open(path: &Path, retention: Retention) -> Result<Opened, StoreError> {
     if let Err(e) = startup {
         tracing::error!(error = %e, "store retention failed");
     }
+    store.measure();
     let health = store.health.clone();
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
@@ -191,6 +205,7 @@ struct Store {
     bytes: u64,
     /// Whether shedding went over the cap and is not yet back under its floor.
     shedding: bool,
+    metrics: StoreMetrics,
 }
 
 /// The smallest string after every key that starts with `prefix` as its first tuple element.
@@ -211,6 +226,7 @@ impl Store {
             health: StoreHealth::default(),
             bytes,
             shedding: false,
+            metrics: StoreMetrics::default(),
         })
     }
 
@@ -277,7 +293,33 @@ impl Store {
         }
     }
 
+    /// Measures what the store holds, for its metrics (constant time: redb keeps each table's
+    /// length).
+    fn measure(&mut self) {
+        let counted = (|| -> Result<(u64, u64), redb::Error> {
+            let tx = self.db()?.begin_read()?;
+            let messages = tx.open_table(rooms::MESSAGES)?.len()?;
+            let dms = tx.open_table(mailbox::MAILBOX)?.len()?;
+            Ok((messages, dms))
+        })();
+        let (room_messages, dms_waiting) = match counted {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::debug!(error = %e, "store not measured");
+                return;
+            }
+        };
+        self.metrics.set_held(metrics::Held {
+            content_bytes: self.bytes,
+            max_bytes: self.retention.max_bytes,
+            file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+            room_messages,
+            dms_waiting,
+        });
+    }
+
     fn run(mut self, mut rx: mpsc::Receiver<StoreJob>) {
+        let mut next_measure = Instant::now() + HOUSEKEEPING;
         let mut next_prune = Instant::now() + PRUNE_EVERY;
         let mut next_probe = Instant::now() + PROBE_EVERY;
         let mut housekeeping = futures_timer::Delay::new(HOUSEKEEPING);
@@ -337,12 +379,17 @@ impl Store {
                     self.write_failed(&e);
                 }
             }
+            if Instant::now() >= next_measure {
+                next_measure = Instant::now() + HOUSEKEEPING;
+                self.measure();
+            }
         }
         tracing::debug!("store stopped");
     }
 
     /// Writes everything of the batch in one transaction, then answers.
     fn process(&mut self, batch: Vec<StoreJob>) {
+        let taken = Instant::now();
         type Write = (PeerId, StoreRequest, oneshot::Sender<StoreResponse>);
         let mut writes: Vec<Write> = Vec::new();
         let mut reads = Vec::new();
@@ -367,6 +414,7 @@ impl Store {
             let mut answers = Vec::new();
             // Bytes added (and taken away) by the batch, counted once it is committed.
             let mut delta = 0i64;
+            let started = Instant::now();
             let result = (|| -> Result<Vec<(String, String)>, redb::Error> {
                 let tx = self.db()?.begin_write()?;
                 let appended = rooms::append(&tx, &items, &mut delta)?;
@@ -387,6 +435,11 @@ impl Store {
             })();
             match result {
                 Ok(appended) => {
+                    let metrics = &self.metrics;
+                    metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    metrics.filed.inc_by(appended.len() as u64);
                     self.bytes = self.bytes.saturating_add_signed(delta);
                     self.write_succeeded();
                     for ((_, _, reply), answer) in writes.into_iter().zip(answers) {
@@ -412,9 +465,15 @@ impl Store {
                 self.receipt(room, ids, reply);
                 continue;
             }
+            let query = matches!(request, StoreRequest::Query(_));
             match self.read(from, request) {
                 Ok(answer) => {
                     let _ = reply.send(answer);
+                    if query {
+                        self.metrics.queries.inc();
+                        let took = taken.elapsed().as_secs_f64();
+                        self.metrics.query_seconds.observe(took);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store read failed");
