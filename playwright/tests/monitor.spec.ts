@@ -16,20 +16,28 @@ test('the monitor page shows the network and follows a CLI peer that joins, send
     await expect(monitor.locator('#peer-id')).toHaveText(relay.peerId);
     await expect(monitor.locator('#live')).toHaveText('live');
     await expect(monitor.locator('#peers')).toHaveText('1');
-    await expect(monitor.locator('#rooms tr[data-room="lobby"]')).toContainText('1');
-    await expect(monitor.locator('#legend li[data-transport="webrtc-direct"]')).toContainText('1');
+    const lobby = monitor.locator('#rooms tr[data-room="lobby"] td.members b');
+    await expect(lobby).toHaveText('1');
+    await expect(monitor.locator('#legend li[data-transport="webrtc-direct"] b')).toHaveText('1');
     await expect(monitor.locator('#store-messages')).toHaveText('0');
     await expect(monitor.locator('#addrs')).toContainText('/webrtc-direct/certhash/');
 
     const cli = await CliPeer.start(relay, 'terminal');
     await expect(monitor.locator('#peers')).toHaveText('2');
-    await expect(monitor.locator('#rooms tr[data-room="lobby"]')).toContainText('2');
-    await expect(monitor.locator('#legend li[data-transport="tcp"]')).toContainText('1');
+    await expect(lobby).toHaveText('2');
+    await expect(monitor.locator('#legend li[data-transport="tcp"] b')).toHaveText('1');
     await expect(monitor.locator(`#events li[data-kind="connected"] code[title="${cli.peerId}"]`)).toBeVisible();
     cli.send({ cmd: 'send', text: 'counted on the monitor' });
     await expect(chat.message('counted on the monitor')).toBeVisible();
     await expect(monitor.locator('#store-messages')).toHaveText('1');
     await expect(monitor.locator('#rate-chart polyline')).toBeVisible();
+
+    // A room name is a peer's choice: shown as text, never run as markup.
+    const hostile = `<img/src=x/onerror=document.title='pwned'>`;
+    cli.send({ cmd: 'join', room: hostile });
+    await expect(monitor.locator('#rooms td.room', { hasText: hostile })).toHaveText(hostile);
+    await expect(monitor.locator('#rooms img')).toHaveCount(0);
+    expect(await monitor.title()).toBe('p2p-chat relay monitor');
     await testInfo.attach('monitor-desktop', { body: await monitor.screenshot({ fullPage: true }), contentType: 'image/png' });
 
     // A phone: nothing wider than the screen.
@@ -41,7 +49,7 @@ test('the monitor page shows the network and follows a CLI peer that joins, send
 
     await cli.stop();
     await expect(monitor.locator('#peers')).toHaveText('1');
-    await expect(monitor.locator('#rooms tr[data-room="lobby"]')).toContainText('1');
+    await expect(lobby).toHaveText('1');
     await expect(monitor.locator(`#events li[data-kind="disconnected"] code[title="${cli.peerId}"]`)).toBeAttached();
     expect(errors).toEqual([]);
     expect(chat.errors).toEqual([]);

@@ -36,7 +36,8 @@ async fn metered_relay() -> (
     )
     .await;
     let monitor = Monitor::new(relay.peer_id, metrics, Some(store_metrics));
-    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), monitor)
+    let hosts = vec!["prometheus-scrapes-me.internal".to_owned()];
+    let admin = http::serve_admin("127.0.0.1:0".parse().expect("addr"), monitor, hosts)
         .await
         .expect("operator http");
     (relay, relay_addr, admin)
@@ -288,16 +289,23 @@ async fn the_monitor_shows_the_peers_rooms_events_and_store_of_the_relay() {
     let (status, _, _) = http_get(admin, "/monitor.json?since=yesterday").await;
     assert_eq!(status, 400, "a since that is not a number is refused");
 
-    // Bob leaves: the page says so.
+    // Bob leaves: the page says so, and his reservation is gone (Alice's is not).
     let bob_id = bob.peer_id;
     drop(bob);
-    monitor_until(admin, "bob's disconnection", |json| {
-        json["events"].as_array().is_some_and(|events| {
-            events
-                .iter()
-                .any(|e| e["kind"] == "disconnected" && e["peer"] == bob_id.to_string())
-        })
-    })
+    monitor_until(
+        admin,
+        "bob's disconnection and one reservation left",
+        |json| {
+            let last = json["samples"].as_array().and_then(|s| s.last()).cloned();
+            let reservations = last.as_ref().and_then(|s| s["reservations"].as_i64());
+            let gone = json["events"].as_array().is_some_and(|events| {
+                events
+                    .iter()
+                    .any(|e| e["kind"] == "disconnected" && e["peer"] == bob_id.to_string())
+            });
+            gone && reservations == Some(1)
+        },
+    )
     .await;
 }
 
@@ -310,7 +318,12 @@ async fn a_web_page_that_rebinds_its_name_to_the_operator_address_reads_nothing(
         let (status, _, body) = http_get_for(admin, &host, path, "").await;
         assert_eq!(status, 421, "{path} for {host}: {body}");
         assert!(!body.contains("p2p_chat"), "{body}");
-        for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let allowed = [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("prometheus-scrapes-me.internal:{port}"),
+        ];
+        for host in allowed {
             let (status, _, _) = http_get_for(admin, &host, path, "").await;
             assert_eq!(status, 200, "{path} for {host}");
         }
@@ -482,4 +495,33 @@ async fn promtool_finds_nothing_wrong_with_the_exposition() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_peers_make_the_relay_dial_add_no_bandwidth_series() {
+    let (relay, _relay_addr, admin) = metered_relay().await;
+    // What a peer can have the relay dial (an AutoNAT dial-back, a Kademlia lookup's answer):
+    // a new protocol stack each time, 60 of them.
+    for i in 0..60usize {
+        let mut stack = String::from("/ip4/127.0.0.1/tcp/9");
+        for _ in 0..i / 10 {
+            stack.push_str("/tls");
+        }
+        for _ in 0..i % 10 {
+            stack.push_str("/ws");
+        }
+        let addr: libp2p::Multiaddr = stack.parse().expect("address");
+        let _ = relay.client.connect(addr).await;
+    }
+    let (_, _, text) = http_get(admin, "/metrics").await;
+    let stacks: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| {
+            let labels = line.strip_prefix("libp2p_bandwidth_bytes_total{protocols=\"")?;
+            labels.split_once('"').map(|(stack, _)| stack)
+        })
+        .collect();
+    // Only the stacks a transport of ours dials get a series: /tcp, /tcp/ws, /tcp/tls/ws.
+    let expected = ["/ip4/tcp", "/ip4/tcp/tls/ws", "/ip4/tcp/ws"];
+    assert_eq!(stacks.into_iter().collect::<Vec<_>>(), expected, "{text}");
 }

@@ -55,6 +55,16 @@ pub struct RelayArgs {
     /// Keep it private (the default is loopback); the public --http-addr never serves them.
     #[arg(long, default_value = "127.0.0.1:8081", env = "P2P_CHAT_ADMIN_ADDR")]
     pub admin_addr: std::net::SocketAddr,
+    /// A host name the operator's address also answers to (besides IP addresses and
+    /// localhost), e.g. the name Prometheus scrapes it by; repeatable. Other names are refused,
+    /// so that no web page can read the monitor by DNS rebinding.
+    #[arg(
+        long = "admin-host",
+        value_name = "NAME",
+        env = "P2P_CHAT_ADMIN_HOSTS",
+        value_delimiter = ','
+    )]
+    pub admin_hosts: Vec<String>,
     /// Record no metrics and serve no operator address (no monitor page, no /metrics;
     /// --admin-addr is ignored).
     #[arg(long, env = "P2P_CHAT_NO_METRICS")]

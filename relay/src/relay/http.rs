@@ -242,23 +242,28 @@ const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'
     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
-/// Whether `host` (a request's `Host`) names the operator's server by an IP address or
-/// `localhost`. Any other name may be a web page's own, pointed at the operator's address by
-/// DNS rebinding so that its script can read what the page and `/metrics` show.
-fn admin_host(host: &str) -> bool {
+/// Whether `host` (a request's `Host`) names the operator's server by an IP address,
+/// `localhost`, or one of the names the operator allowed (`--admin-host`). Any other name may be
+/// a web page's own, pointed at the operator's address by DNS rebinding so that its script can
+/// read what the monitor and `/metrics` show.
+fn admin_host(host: &str, allowed: &[String]) -> bool {
     let name = match host.strip_prefix('[') {
         Some(v6) => {
             return v6
                 .split_once(']')
-                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok())
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
         }
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost")
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| name.eq_ignore_ascii_case(a))
 }
 
-/// Refuses requests whose `Host` is not an IP address or `localhost` ([`admin_host`]).
+/// Refuses requests whose host (the `Host` header, or the request's authority in HTTP/2) is
+/// not one [`admin_host`] accepts.
 async fn only_admin_hosts(
+    State(allowed): State<Arc<[String]>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -266,14 +271,16 @@ async fn only_admin_hosts(
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
-    if admin_host(host) {
+    if admin_host(host, &allowed) {
         next.run(request).await
     } else {
         (
             StatusCode::MISDIRECTED_REQUEST,
-            "the relay's operator address answers requests for an IP address or localhost only: \
-             open it as http://<ip>:<port>/ (or through an SSH tunnel)\n",
+            "the relay's operator address answers requests for an IP address, localhost or a \
+             name given with --admin-host only: open it as http://<ip>:<port>/ (or through an \
+             SSH tunnel)\n",
         )
             .into_response()
     }
@@ -286,9 +293,13 @@ struct Since {
 }
 
 /// Starts the operator's HTTP server on `listen`: the monitor page (`/`, `/monitor`) with its
-/// JSON (`/monitor.json`), and `/metrics`; samples the monitor's figures from now on. Returns
-/// the address it is bound to.
-pub async fn serve_admin(listen: SocketAddr, monitor: Monitor) -> std::io::Result<SocketAddr> {
+/// JSON (`/monitor.json`), and `/metrics`, for requests to an IP address, `localhost` or one of
+/// `hosts`; samples the monitor's figures from now on. Returns the address it is bound to.
+pub async fn serve_admin(
+    listen: SocketAddr,
+    monitor: Monitor,
+    hosts: Vec<String>,
+) -> std::io::Result<SocketAddr> {
     monitor.spawn_sampler();
     let metrics = monitor.metrics().clone();
     let page = || async { ([(header::CACHE_CONTROL, "no-store")], Html(MONITOR_HTML)) };
@@ -350,7 +361,10 @@ pub async fn serve_admin(listen: SocketAddr, monitor: Monitor) -> std::io::Resul
                     .into_response()
             }),
         )
-        .layer(axum::middleware::from_fn(only_admin_hosts))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<[String]>::from(hosts),
+            only_admin_hosts,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(ADMIN_CSP),
@@ -439,7 +453,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_operator_address_answers_only_for_ip_addresses_and_localhost() {
+    fn the_operator_address_answers_only_for_ip_addresses_localhost_and_allowed_names() {
+        let allowed = ["relay.internal".to_owned()];
         for host in [
             "127.0.0.1:8081",
             "127.0.0.1",
@@ -447,8 +462,9 @@ mod tests {
             "localhost:8081",
             "LOCALHOST",
             "10.0.0.5:9000",
+            "relay.internal:8081",
         ] {
-            assert!(admin_host(host), "{host}");
+            assert!(admin_host(host, &allowed), "{host}");
         }
         for host in [
             "",
@@ -456,8 +472,9 @@ mod tests {
             "127.0.0.1.evil.example",
             "[::1",
             "localhost.evil.example:8081",
+            "relay.internal.evil.example",
         ] {
-            assert!(!admin_host(host), "{host}");
+            assert!(!admin_host(host, &allowed), "{host}");
         }
     }
 

@@ -125,22 +125,24 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
-    let monitor = metrics.map(|metrics| monitor::Monitor::new(peer_id, metrics, Some(store_metrics)));
+    let monitor =
+        metrics.map(|metrics| monitor::Monitor::new(peer_id, metrics, Some(store_metrics)));
     let admin = match &monitor {
         Some(monitor) => {
             for addr in &args.external_addrs {
                 monitor.add_addr(addr.clone().with_p2p(peer_id).unwrap_or_else(|a| a));
             }
-            let bound = http::serve_admin(args.admin_addr, monitor.clone())
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot serve the operator's HTTP (monitor and metrics) on {}: pass \
+            let bound =
+                http::serve_admin(args.admin_addr, monitor.clone(), args.admin_hosts.clone())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot serve the operator's HTTP (monitor and metrics) on {}: pass \
                          --admin-addr with a free port (another relay on this machine uses \
                          8081?), or --no-metrics",
-                        args.admin_addr
-                    )
-                })?;
+                            args.admin_addr
+                        )
+                    })?;
             Some(bound)
         }
         None => None,

@@ -6,7 +6,7 @@
 //! Labels are bounded: a transport is one of [`crate::addr::TRANSPORTS`], and nothing is
 //! labelled by peer or by room (the monitor page, which is not scraped, names them).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use libp2p::metrics::{Metrics, Recorder};
@@ -45,7 +45,8 @@ pub struct Recent {
     /// When (unix ms).
     pub at_ms: u64,
     /// What: `connected`, `disconnected`, `reservation`, `reservation-ended`, `reservation-denied`,
-    /// `circuit`, `circuit-closed`, `circuit-denied`, `hole-punch`, `hole-punch-failed`, `banned`.
+    /// `circuit`, `circuit-closed`, `circuit-denied`, `banned`; and on a peer that hole punches
+    /// (a relay does not), `hole-punch`, `hole-punch-failed`.
     pub kind: &'static str,
     /// The peer, if one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,12 +83,23 @@ pub struct Figures {
     pub circuits: i64,
 }
 
-/// Who holds a reservation, and which circuits are open: gauges that a lost event cannot
-/// send below zero. Bounded by the relay server's own limits on both.
+/// Reservations held (by peer: one per connection that reserved), and circuits open (by pair):
+/// gauges that a repeated or lost event cannot send below zero. Bounded by the relay server's
+/// own limits on both.
 #[derive(Debug, Default)]
 struct Relayed {
-    reserved: HashSet<PeerId>,
+    reserved: HashMap<PeerId, u32>,
     circuits: HashMap<(PeerId, PeerId), u32>,
+}
+
+/// Takes one from `key`'s count, forgetting it at zero.
+fn take_one<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 /// What the monitor page shows besides the figures.
@@ -271,12 +283,15 @@ impl CoreMetrics {
                 src_peer_id,
                 renewed,
             } => {
-                relayed.reserved.insert(*src_peer_id);
-                (!renewed).then(|| ("reservation", src_peer_id, String::new()))
+                // Renewed: on a connection that holds one already.
+                (!renewed).then(|| {
+                    *relayed.reserved.entry(*src_peer_id).or_default() += 1;
+                    ("reservation", src_peer_id, String::new())
+                })
             }
             Event::ReservationClosed { src_peer_id }
             | Event::ReservationTimedOut { src_peer_id } => {
-                relayed.reserved.remove(src_peer_id);
+                take_one(&mut relayed.reserved, src_peer_id);
                 Some(("reservation-ended", src_peer_id, String::new()))
             }
             Event::ReservationReqDenied {
@@ -298,13 +313,9 @@ impl CoreMetrics {
                 dst_peer_id,
                 error,
             } => {
-                let key = (*src_peer_id, *dst_peer_id);
-                if let Some(open) = relayed.circuits.get_mut(&key) {
-                    *open -= 1;
-                    if *open == 0 {
-                        relayed.circuits.remove(&key);
-                    }
-                }
+                // libp2p-relay may report one circuit closed twice (by its connection, and by
+                // its handler): two circuits between one pair may then read as one.
+                take_one(&mut relayed.circuits, &(*src_peer_id, *dst_peer_id));
                 let why = error
                     .as_ref()
                     .map_or_else(String::new, |e| format!(": {e}"));
@@ -325,10 +336,9 @@ impl CoreMetrics {
             )),
             _ => None,
         };
-        let held = relayed.reserved.len();
+        let held: u32 = relayed.reserved.values().sum();
         let open: u32 = relayed.circuits.values().sum();
-        self.reservations
-            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.reservations.set(i64::from(held));
         self.circuits.set(i64::from(open));
         if let Some((kind, peer, detail)) = listed {
             push_recent(&mut monitored.recent, kind, Some(peer), detail);

@@ -7,11 +7,11 @@ use libp2p::{
     core::upgrade::Version,
     core::{
         muxing::StreamMuxerBox,
-        transport::{Boxed, MemoryTransport, OptionalTransport},
+        transport::{Boxed, MemoryTransport, OptionalTransport, TransportError},
     },
     dns,
     identity::Keypair,
-    noise, quic, tcp, websocket, yamux, PeerId, Swarm, SwarmBuilder, Transport,
+    noise, quic, tcp, websocket, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder, Transport,
 };
 
 use super::extension::{Native, NativeOptions};
@@ -117,11 +117,14 @@ pub async fn build(
         // them, so their bytes are counted where they flow). libp2p's
         // `SwarmBuilder::with_bandwidth_metrics` would do this, but its result borrows the
         // registry for as long as the swarm lives.
-        Some(metrics) => metrics.register(|registry| {
-            libp2p::metrics::BandwidthTransport::new(transport, registry)
-                .map(boxed)
-                .boxed()
-        }),
+        Some(metrics) => {
+            let counted = metrics.register(|registry| {
+                libp2p::metrics::BandwidthTransport::new(transport, registry)
+                    .map(boxed)
+                    .boxed()
+            });
+            KnownStacks(counted).boxed()
+        }
         None => transport,
     };
     let swarm = SwarmBuilder::with_existing_identity(key)
@@ -135,6 +138,75 @@ pub async fn build(
         .with_swarm_config(idle)
         .build();
     Ok(swarm)
+}
+
+/// The protocol stacks our network transports dial, after the IP address or DNS name and
+/// before any `/p2p` (libp2p-metrics labels bandwidth by the whole stack).
+const DIALABLE_STACKS: [&[&str]; 8] = [
+    &["tcp"],
+    &["tcp", "ws"],
+    &["tcp", "wss"],
+    &["tcp", "tls", "ws"],
+    &["udp", "quic-v1"],
+    &["udp", "webrtc-direct"],
+    &["udp", "webrtc-direct", "certhash"],
+    &["udp", "webrtc-direct", "certhash", "certhash"],
+];
+
+/// Whether `addr` has one of the [`DIALABLE_STACKS`].
+pub fn dialable_stack(addr: &Multiaddr) -> bool {
+    let mut tags: Vec<&str> = addr.protocol_stack().collect();
+    if tags.last() == Some(&"p2p") {
+        tags.pop();
+    }
+    let Some((first, rest)) = tags.split_first() else {
+        return false;
+    };
+    ["ip4", "ip6", "dns", "dns4", "dns6"].contains(first) && DIALABLE_STACKS.contains(&rest)
+}
+
+/// Refuses to dial an address with a protocol stack none of our transports handles, before the
+/// bandwidth counters inside see it: they make a series for every stack they are asked to dial,
+/// and peers choose what the relay dials (AutoNAT dial-backs, Kademlia's lookups), so without
+/// this a peer could add series to `/metrics` without end.
+struct KnownStacks<T>(T);
+
+impl<T: Transport + Unpin> Transport for KnownStacks<T> {
+    type Output = T::Output;
+    type Error = T::Error;
+    type ListenerUpgrade = T::ListenerUpgrade;
+    type Dial = T::Dial;
+
+    fn listen_on(
+        &mut self,
+        id: libp2p::core::transport::ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), TransportError<Self::Error>> {
+        self.0.listen_on(id, addr)
+    }
+
+    fn remove_listener(&mut self, id: libp2p::core::transport::ListenerId) -> bool {
+        self.0.remove_listener(id)
+    }
+
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        opts: libp2p::core::transport::DialOpts,
+    ) -> Result<Self::Dial, TransportError<Self::Error>> {
+        if !dialable_stack(&addr) {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        }
+        self.0.dial(addr, opts)
+    }
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<libp2p::core::transport::TransportEvent<Self::ListenerUpgrade, Self::Error>>
+    {
+        std::pin::Pin::new(&mut self.get_mut().0).poll(cx)
+    }
 }
 
 /// A connection with its muxer boxed, as the swarm takes it.
@@ -190,8 +262,8 @@ fn network_transport(
             (peer, muxer)
         },
     );
-    // Ahead of the plain WebSocket transport: with a certificate, this one serves both `/ws`
-    // and `/tls/ws`.
+    // `/tls/ws` with a certificate (plain `/ws` is the WebSocket transport's below, which is
+    // asked first).
     let wss = match tls {
         Some(tls) => {
             let mut ws = websocket::Config::new(tcp::tokio::Transport::new(tcp::Config::default()));

@@ -34,7 +34,8 @@ pub struct StoreMetrics {
     pub(super) commit_seconds: Histogram,
     /// History pages answered.
     pub(super) queries: Counter,
-    /// From the store taking a history query off its queue to its answer.
+    /// From the store taking a history query off its queue (in a batch, after the batch's
+    /// writes) to its answer.
     pub(super) query_seconds: Histogram,
 }
 
@@ -99,7 +100,8 @@ impl StoreMetrics {
         );
         ours.register_with_unit(
             "history_query",
-            "How long a history query took, from the store taking it off its queue to its answer",
+            "How long a history query took, from the store taking it off its queue to its answer \
+             (the writes queued with it first)",
             Unit::Seconds,
             metrics.query_seconds.clone(),
         );
