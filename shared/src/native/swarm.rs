@@ -154,7 +154,7 @@ const DIALABLE_STACKS: [&[&str]; 8] = [
 ];
 
 /// Whether `addr` has one of the [`DIALABLE_STACKS`].
-pub fn dialable_stack(addr: &Multiaddr) -> bool {
+fn dialable_stack(addr: &Multiaddr) -> bool {
     let mut tags: Vec<&str> = addr.protocol_stack().collect();
     if tags.last() == Some(&"p2p") {
         tags.pop();
