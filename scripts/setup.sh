@@ -65,6 +65,10 @@ if [ "${1:-}" = "--test" ]; then
       $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
   fi
+  if [ ! -x /usr/sbin/nft ]; then
+    say "installing nftables (the NAT tests' routers, in network namespaces the tests make)"
+    apt_install --no-install-recommends nftables
+  fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"
     (cd playwright && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)

@@ -369,7 +369,8 @@ fn peers_text(info: &PeersInfo) -> String {
     lines.extend(info.connected.iter().map(|c| {
         let addrs: Vec<String> = c.addrs.iter().map(ToString::to_string).collect();
         let agent = c.agent.as_deref().map(display_safe).unwrap_or_default();
-        format!("  {} {agent} via {}", c.peer, addrs.join(", "))
+        let path = if c.direct { "direct" } else { "relayed" };
+        format!("  {} {agent} {path} via {}", c.peer, addrs.join(", "))
     }));
     lines.join("\n")
 }

@@ -33,8 +33,20 @@ impl Drop for Proc {
 }
 
 pub fn spawn(args: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(args)
+    spawn_command(Command::new(BIN).args(args))
+}
+
+/// `p2p-chat` with `args`, in the network namespace `netns` (`ip netns exec`).
+pub fn spawn_in_netns(netns: &str, args: &[&str]) -> Proc {
+    spawn_command(
+        Command::new("ip")
+            .args(["netns", "exec", netns, BIN])
+            .args(args),
+    )
+}
+
+fn spawn_command(command: &mut Command) -> Proc {
+    let mut child = command
         .env("RUST_LOG", "info,dtls=error,webrtc=error,webrtc_ice=error")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

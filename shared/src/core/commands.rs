@@ -203,9 +203,11 @@ impl<X: Extension> EventLoop<X> {
                 let _ = reply.send(Err(PingError::NoRoute(peer)));
                 return;
             }
-            let _ = self
-                .swarm
-                .dial(DialOpts::peer_id(peer).addresses(addrs).build());
+            let opts = DialOpts::peer_id(peer)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::Disconnected)
+                .addresses(addrs)
+                .build();
+            let _ = self.swarm.dial(opts);
         }
         // Answered by the next ping on any connection to the peer (one runs on connect and
         // then every PING_INTERVAL).

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use libp2p::{
     request_response::{self, OutboundRequestId},
     swarm::dial_opts::{DialOpts, PeerCondition},
+    swarm::ConnectionId,
     PeerId,
 };
 use web_time::Instant;
@@ -27,6 +28,8 @@ pub struct Outgoing {
     pub(super) peer: PeerId,
     pub(super) started: Instant,
     pub(super) reply: Reply<DmReceipt, DmError>,
+    /// Whether it was sent again, once, after its connection closed under it.
+    pub(super) resent: bool,
 }
 
 /// Direct messages on their way.
@@ -36,6 +39,9 @@ pub struct Dms {
     in_flight: HashMap<OutboundRequestId, Outgoing>,
     /// Waiting for a connection to their recipient.
     waiting: HashMap<PeerId, Vec<Outgoing>>,
+    /// Our dial to each recipient they wait for: only its failure fails them (other dials, a
+    /// DHT query's, try other addresses).
+    dials: HashMap<PeerId, ConnectionId>,
 }
 
 impl std::fmt::Debug for Dms {
@@ -43,6 +49,7 @@ impl std::fmt::Debug for Dms {
         f.debug_struct("Dms")
             .field("in_flight", &self.in_flight.len())
             .field("waiting", &self.waiting.len())
+            .field("dials", &self.dials.len())
             .finish()
     }
 }
@@ -66,24 +73,32 @@ impl<X: Extension> EventLoop<X> {
             peer,
             started: Instant::now(),
             reply,
+            resent: false,
         };
         if self.peers.is_connected(&peer) {
             self.dispatch_dm(outgoing);
             return;
         }
-        // Direct addresses first, relay circuits after: tried one at a time, in that order.
+        // Direct addresses and relay circuits at once: the first connection carries the
+        // message. A peer behind a NAT is reachable only through the circuit (its own
+        // addresses time out), and DCUtR then upgrades the circuit to a direct connection. Its
+        // own dial, even while another is under way (a DHT query's, which tries only the
+        // addresses the peer announced, never the circuit).
         let addrs = self.routes_to(peer);
         if addrs.is_empty() {
             self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
             return;
         }
         let opts = DialOpts::peer_id(peer)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Disconnected)
             .addresses(addrs)
-            .override_dial_concurrency_factor(std::num::NonZeroU8::MIN)
             .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            tracing::debug!(%peer, error = %e, "dm dial not started (one may be under way)");
+        let dial = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending.dms.dials.insert(peer, dial);
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "dm dial not started"),
         }
         self.pending
             .dms
@@ -105,13 +120,18 @@ impl<X: Extension> EventLoop<X> {
 
     /// A connection to `peer` opened: send what waited for it.
     pub(super) fn dms_on_connected(&mut self, peer: &PeerId) {
+        self.pending.dms.dials.remove(peer);
         for outgoing in self.pending.dms.waiting.remove(peer).unwrap_or_default() {
             self.dispatch_dm(outgoing);
         }
     }
 
-    /// Every dial to `peer` failed: fail what waited for it.
-    pub(super) fn dms_on_dial_failed(&mut self, peer: &PeerId, error: &str) {
+    /// Our dial to `peer` (`dial`) failed, at every address: fail what waited for it.
+    pub(super) fn dms_on_dial_failed(&mut self, peer: &PeerId, dial: ConnectionId, error: &str) {
+        if self.pending.dms.dials.get(peer) != Some(&dial) {
+            return;
+        }
+        self.pending.dms.dials.remove(peer);
         if self.peers.is_connected(peer) {
             return;
         }
@@ -138,6 +158,11 @@ impl<X: Extension> EventLoop<X> {
             expired.extend(late);
         }
         self.pending.dms.waiting.retain(|_, list| !list.is_empty());
+        let waiting = &self.pending.dms.waiting;
+        self.pending
+            .dms
+            .dials
+            .retain(|peer, _| waiting.contains_key(peer));
         for outgoing in expired {
             let (peer, secs) = (outgoing.peer, DM_TIMEOUT.as_secs());
             self.deposit_or_fail(outgoing, DmError::Timeout { peer, secs });
@@ -202,7 +227,16 @@ impl<X: Extension> EventLoop<X> {
                 peer,
                 ..
             } => {
-                if let Some(outgoing) = self.pending.dms.in_flight.remove(&request_id) {
+                if let Some(mut outgoing) = self.pending.dms.in_flight.remove(&request_id) {
+                    // Its connection closed (a relayed one, after a hole punch gave a direct
+                    // one): once more over the connections left.
+                    let closed =
+                        matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                    if closed && !outgoing.resent && self.peers.is_connected(&peer) {
+                        outgoing.resent = true;
+                        self.dispatch_dm(outgoing);
+                        return;
+                    }
                     let unsupported = matches!(
                         error,
                         request_response::OutboundFailure::UnsupportedProtocols

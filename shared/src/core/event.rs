@@ -334,6 +334,8 @@ pub struct ConnectedPeer {
     pub peer: PeerId,
     /// The remote address of each connection.
     pub addrs: Vec<Multiaddr>,
+    /// Whether one of them is direct (not through a relay circuit): after a hole punch, say.
+    pub direct: bool,
     /// Its identify agent string, once known.
     pub agent: Option<String>,
 }

@@ -133,6 +133,7 @@ impl Peers {
             .map(|(peer, conns)| ConnectedPeer {
                 peer: *peer,
                 addrs: conns.values().map(|(addr, _)| addr.clone()).collect(),
+                direct: conns.values().any(|(_, relayed)| !relayed),
                 agent: self.agents.get(peer).cloned(),
             })
             .collect();

@@ -100,7 +100,7 @@ impl<X: Extension> EventLoop<X> {
                     if let DialError::Transport(attempts) = &error {
                         self.finds_saw_address(&peer, attempts.iter().map(|(a, _)| a.clone()));
                     }
-                    self.dms_on_dial_failed(&peer, &text);
+                    self.dms_on_dial_failed(&peer, connection_id, &text);
                 }
                 if !matches!(error, DialError::DialPeerConditionFalse(_)) {
                     self.emit(Event::DialFailed {
@@ -322,9 +322,31 @@ impl<X: Extension> EventLoop<X> {
                     Ok(()) => (true, None),
                     Err(e) => (false, Some(e)),
                 };
+                if ok {
+                    self.close_relayed_connections(&peer);
+                }
                 self.emit(Event::HolePunch { peer, ok, error });
             }
             ExtensionEvent::Log(line) => tracing::debug!("{line}"),
+        }
+    }
+}
+
+impl<X: Extension> EventLoop<X> {
+    /// A hole punch gave us a direct connection to `peer`: its relayed ones are closed, so that
+    /// what we send goes direct (a protocol picks any of a peer's connections) and the relay's
+    /// circuit is freed. A request still on its way over one fails, and is handled as any
+    /// failure (a DM goes to the relay's mailbox).
+    fn close_relayed_connections(&mut self, peer: &PeerId) {
+        let connections = self.peers.connections_of(peer);
+        if connections.iter().all(|(_, addr)| is_relayed(addr)) {
+            return;
+        }
+        for (id, addr) in connections {
+            if is_relayed(&addr) {
+                tracing::debug!(%peer, %addr, "closing the relayed connection after a hole punch");
+                self.swarm.close_connection(id);
+            }
         }
     }
 }
