@@ -79,6 +79,16 @@ impl<X: Extension> EventLoop<X> {
             self.dispatch_dm(outgoing);
             return;
         }
+        if self.pending.dms.dials.contains_key(&peer) {
+            // Our dial to it is under way: this one waits for it too.
+            self.pending
+                .dms
+                .waiting
+                .entry(peer)
+                .or_default()
+                .push(outgoing);
+            return;
+        }
         // Direct addresses and relay circuits at once: the first connection carries the
         // message. A peer behind a NAT is reachable only through the circuit (its own
         // addresses time out), and DCUtR then upgrades the circuit to a direct connection. Its
@@ -94,12 +104,14 @@ impl<X: Extension> EventLoop<X> {
             .addresses(addrs)
             .build();
         let dial = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                self.pending.dms.dials.insert(peer, dial);
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "dm dial not started"),
+        if let Err(e) = self.swarm.dial(opts) {
+            // No event follows a dial that did not start: the message is kept for the peer
+            // (or fails) now, not after the DM timeout.
+            let reason = format!("the dial did not start: {e}");
+            self.deposit_or_fail(outgoing, DmError::Unreachable { peer, reason });
+            return;
         }
+        self.pending.dms.dials.insert(peer, dial);
         self.pending
             .dms
             .waiting
@@ -229,9 +241,13 @@ impl<X: Extension> EventLoop<X> {
             } => {
                 if let Some(mut outgoing) = self.pending.dms.in_flight.remove(&request_id) {
                     // Its connection closed (a relayed one, after a hole punch gave a direct
-                    // one): once more over the connections left.
-                    let closed =
-                        matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                    // one), by us or by the other end: once more over the connections left.
+                    // The recipient drops a copy it already has (by its id).
+                    let closed = matches!(
+                        error,
+                        request_response::OutboundFailure::ConnectionClosed
+                            | request_response::OutboundFailure::Io(_)
+                    );
                     if closed && !outgoing.resent && self.peers.is_connected(&peer) {
                         outgoing.resent = true;
                         self.dispatch_dm(outgoing);

@@ -70,6 +70,21 @@ impl Peers {
     }
 
     /// Whether the given connection goes through a relay.
+    /// The connections to `peer` through a relay circuit, if it also has a direct one.
+    pub fn relayed_beside_direct(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        let Some(conns) = self.connections.get(peer) else {
+            return Vec::new();
+        };
+        if conns.values().all(|(_, relayed)| *relayed) {
+            return Vec::new();
+        }
+        conns
+            .iter()
+            .filter(|(_, (_, relayed))| *relayed)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn connection_is_relayed(&self, peer: &PeerId, id: ConnectionId) -> bool {
         self.connections
             .get(peer)

@@ -338,15 +338,11 @@ impl<X: Extension> EventLoop<X> {
     /// circuit is freed. A request still on its way over one fails, and is handled as any
     /// failure (a DM goes to the relay's mailbox).
     fn close_relayed_connections(&mut self, peer: &PeerId) {
-        let connections = self.peers.connections_of(peer);
-        if connections.iter().all(|(_, addr)| is_relayed(addr)) {
-            return;
-        }
-        for (id, addr) in connections {
-            if is_relayed(&addr) {
-                tracing::debug!(%peer, %addr, "closing the relayed connection after a hole punch");
-                self.swarm.close_connection(id);
-            }
+        // By what each connection was when it opened: a circuit we accepted has no
+        // `/p2p-circuit` in its remote address.
+        for id in self.peers.relayed_beside_direct(peer) {
+            tracing::debug!(%peer, "closing a relayed connection after a hole punch");
+            self.swarm.close_connection(id);
         }
     }
 }
