@@ -50,7 +50,7 @@ if [ "${1:-}" = "--test" ]; then
   apt_updated=""
   apt_install() {
     [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq; apt_updated=1; }
-    $sudo_cmd apt-get install -y -qq "$@"
+    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
   }
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's Chromium"
@@ -65,9 +65,15 @@ if [ "${1:-}" = "--test" ]; then
       $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
   fi
-  if [ ! -x /usr/sbin/nft ]; then
-    say "installing nftables (the NAT tests' routers, in network namespaces the tests make)"
-    apt_install --no-install-recommends nftables
+  if [ ! -x /usr/sbin/nft ] || [ ! -x /usr/sbin/miniupnpd ]; then
+    say "installing nftables and miniupnpd (the NAT tests' routers, in network namespaces the tests make)"
+    # Without its recommends; its service stays off: the tests start their own inside a
+    # namespace (one on the machine's interface would send multicast out of it).
+    echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo_cmd debconf-set-selections 2>/dev/null || true
+    apt_install --no-install-recommends nftables miniupnpd
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      $sudo_cmd systemctl disable --now miniupnpd >/dev/null 2>&1 || true
+    fi
   fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"

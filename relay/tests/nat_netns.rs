@@ -6,7 +6,7 @@
 //! works) and symmetric-like (masquerade with `fully-random` ports: every destination sees
 //! another port, so it cannot).
 //!
-//! Needs root, iproute2 and nftables (`./scripts/test.sh` installs nftables). Where namespaces
+//! Needs root, iproute2, nftables and miniupnpd (`./scripts/test.sh` installs the last two). Where namespaces
 //! cannot be made the tests fail, saying why; `P2P_CHAT_SKIP_NETNS=1` skips them on purpose
 //! (loudly).
 //!
@@ -22,8 +22,19 @@ use std::time::{Duration, Instant};
 use common::procs::{spawn_in_netns, Proc};
 use serde_json::{json, Value};
 
-/// The "internet": the relay's segment (198.18.0.0/15 is set aside for benchmark networks).
-const RELAY_IP: &str = "198.18.0.1";
+/// The "internet" of the hole-punching tests: 198.18.0.0/24 (198.18.0.0/15 is set aside for
+/// benchmark networks). The relay is at .1, router `n` at .(10+n), internet hosts at .100 on.
+const BENCH_NET: &str = "198.18.0";
+/// The "internet" of the AutoNAT test. AutoNAT looks only at global addresses, so a range set
+/// aside for tests will not do: 192.88.99.0/24 is the retired 6to4 anycast range (RFC 7526),
+/// which no one uses any more. Like every address here, it exists only inside the namespaces
+/// the test makes, which have no link to the machine's own network or beyond.
+const GLOBAL_NET: &str = "192.88.99";
+/// The "internet" of the UPnP test: `miniupnpd` refuses to map ports when its outside address
+/// is in any reserved range (192.88.99.0/24 included), and libp2p's UPnP ignores a gateway
+/// whose external address is not global, so this one is an ordinary one: 11.0.0.0/24 (long
+/// held unannounced by its owner, as "dark" space). Only inside the test's namespaces, as above.
+const UPNP_NET: &str = "11.0.0";
 /// How long a hole punch may take once the peers met through the relay (DCUtR tries three
 /// times; each of its dials may wait up to the 10 s connection timeout).
 const PUNCH_WAIT: Duration = Duration::from_secs(60);
@@ -37,6 +48,9 @@ enum Nat {
     EndpointIndependent,
     /// Masquerade with a random port for every connection.
     Symmetric,
+    /// Endpoint-independent, and a UPnP IGD on the router (Debian's `miniupnpd`) that maps
+    /// ports for its LAN.
+    Upnp,
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
@@ -85,11 +99,21 @@ fn nft(ns: &str, rules: &str) -> Result<(), String> {
 /// processes; deleted when dropped.
 struct Bed {
     tag: String,
+    /// The internet segment's first three octets.
+    net: &'static str,
     namespaces: Vec<String>,
+    /// Internet hosts added so far.
+    hosts: usize,
+    /// Daemons running in its namespaces (a UPnP IGD), stopped first.
+    daemons: Vec<std::process::Child>,
 }
 
 impl Drop for Bed {
     fn drop(&mut self) {
+        for daemon in &mut self.daemons {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
         for ns in &self.namespaces {
             let _ = run("ip", &["netns", "del", ns]);
         }
@@ -119,14 +143,18 @@ fn sweep_stale_namespaces() {
 impl Bed {
     /// The internet segment (a bridge in namespace `inet`, where the relay runs) and `lans`
     /// LANs, each a peer namespace behind a router namespace doing `nat`.
-    fn create(nat: Nat, lans: usize) -> Result<Self, String> {
+    fn create(net: &'static str, nat: Nat, lans: usize) -> Result<Self, String> {
         sweep_stale_namespaces();
         let n = BEDS.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{:x}", (std::process::id() % 0xfffff) * 16 + n % 16);
         let mut bed = Self {
             tag,
+            net,
             namespaces: Vec::new(),
+            hosts: 0,
+            daemons: Vec::new(),
         };
+        let relay_ip = bed.relay_ip();
         let inet = bed.add_ns("inet")?;
         run("ip", &["-n", &inet, "link", "add", "br0", "type", "bridge"])?;
         run("ip", &["-n", &inet, "link", "set", "br0", "up"])?;
@@ -137,7 +165,7 @@ impl Bed {
                 &inet,
                 "addr",
                 "add",
-                &format!("{RELAY_IP}/24"),
+                &format!("{relay_ip}/24"),
                 "dev",
                 "br0",
             ],
@@ -156,6 +184,32 @@ impl Bed {
         Ok(ns)
     }
 
+    /// The relay's address, on the internet segment.
+    fn relay_ip(&self) -> String {
+        format!("{}.1", self.net)
+    }
+
+    /// A host on the internet segment, with no NAT: namespace `host<n>` at .(100+n).
+    fn add_host(&mut self) -> Result<String, String> {
+        let n = self.hosts;
+        self.hosts += 1;
+        let (inet, tag) = (self.ns("inet"), self.tag.clone());
+        let host = self.add_ns(&format!("host{n}"))?;
+        let (ours, bridge) = (format!("h{tag}{n}"), format!("i{tag}{n}"));
+        let addr = format!("{}.{}/24", self.net, 100 + n);
+        #[rustfmt::skip]
+        let steps: [&[&str]; 4] = [
+            &["link", "add", &ours, "netns", &host, "type", "veth", "peer", "name", &bridge, "netns", &inet],
+            &["-n", &inet, "link", "set", &bridge, "master", "br0", "up"],
+            &["-n", &host, "addr", "add", &addr, "dev", &ours],
+            &["-n", &host, "link", "set", &ours, "up"],
+        ];
+        for step in steps {
+            run("ip", step)?;
+        }
+        Ok(format!("host{n}"))
+    }
+
     fn ns(&self, role: &str) -> String {
         format!("p2pnat-{}-{}-{role}", std::process::id(), self.tag)
     }
@@ -166,7 +220,7 @@ impl Bed {
     }
 
     /// LAN `lan`: peer `peer<lan>` at 10.<lan+1>.0.2 behind router `router<lan>`, whose
-    /// outside address is 198.18.0.<10+lan>.
+    /// outside address is .<10+lan> on the internet segment.
     fn add_lan(&mut self, lan: usize, nat: Nat) -> Result<(), String> {
         let (inet, tag) = (self.ns("inet"), self.tag.clone());
         let router = self.add_ns(&format!("router{lan}"))?;
@@ -174,7 +228,7 @@ impl Bed {
         // Interface names: at most 15 bytes.
         let (wan, wan_br) = (format!("w{tag}{lan}"), format!("b{tag}{lan}"));
         let (lan_if, peer_if) = (format!("l{tag}{lan}"), format!("p{tag}{lan}"));
-        let outside = format!("198.18.0.{}", 10 + lan);
+        let outside = format!("{}.{}", self.net, 10 + lan);
         let (gateway, inside) = (format!("10.{}.0.1", lan + 1), format!("10.{}.0.2", lan + 1));
         #[rustfmt::skip]
         let steps: [&[&str]; 11] = [
@@ -193,9 +247,12 @@ impl Bed {
         for step in steps {
             run("ip", step)?;
         }
+        if nat == Nat::Upnp {
+            return self.upnp_router(&router, &wan, &lan_if, lan);
+        }
         let random = match nat {
-            Nat::EndpointIndependent => "",
             Nat::Symmetric => " fully-random",
+            Nat::EndpointIndependent | Nat::Upnp => "",
         };
         nft(
             &router,
@@ -209,16 +266,78 @@ impl Bed {
             ),
         )
     }
+
+    /// The router of LAN `lan` as a home router with UPnP: masquerade, nothing in unasked
+    /// except what `miniupnpd` maps, in the chains it fills (its defaults: table `filter`,
+    /// chains `miniupnpd`, `prerouting_miniupnpd`, `postrouting_miniupnpd`), and `miniupnpd`
+    /// answering on the LAN side only (its SSDP multicast stays in the LAN's namespaces).
+    fn upnp_router(
+        &mut self,
+        router: &str,
+        wan: &str,
+        lan_if: &str,
+        lan: usize,
+    ) -> Result<(), String> {
+        nft(
+            router,
+            &format!(
+                "table inet filter {{\n\
+                 chain input {{ type filter hook input priority filter;\n\
+                   iifname \"{wan}\" ct state established,related accept\n iifname \"{wan}\" drop\n }}\n\
+                 chain forward {{ type filter hook forward priority filter;\n\
+                   iifname \"{wan}\" ct state established,related accept\n jump miniupnpd\n iifname \"{wan}\" drop\n }}\n\
+                 chain miniupnpd {{ }}\n\
+                 chain prerouting {{ type nat hook prerouting priority dstnat; jump prerouting_miniupnpd; }}\n\
+                 chain prerouting_miniupnpd {{ }}\n\
+                 chain postrouting {{ type nat hook postrouting priority srcnat;\n\
+                   jump postrouting_miniupnpd\n oifname \"{wan}\" masquerade\n }}\n\
+                 chain postrouting_miniupnpd {{ }}\n\
+                 }}\n"
+            ),
+        )?;
+        let conf = self.dir().join(format!("miniupnpd{lan}.conf"));
+        std::fs::create_dir_all(self.dir()).map_err(|e| e.to_string())?;
+        std::fs::write(
+            &conf,
+            format!(
+                "ext_ifname={wan}\nlistening_ip={lan_if}\nhttp_port=0\nenable_natpmp=no\n\
+                 enable_upnp=yes\nsecure_mode=yes\nsystem_uptime=yes\n\
+                 uuid=6a1c2e3f-0000-4000-8000-00000000000{lan}\n\
+                 allow 1024-65535 10.{}.0.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+                lan + 1
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let daemon = Command::new("ip")
+            .args(["netns", "exec", router, "miniupnpd", "-d", "-f"])
+            .arg(&conf)
+            .arg("-P")
+            .arg(self.dir().join(format!("miniupnpd{lan}.pid")))
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::create(self.dir().join(format!("miniupnpd{lan}.log")))
+                    .map_err(|e| e.to_string())?,
+            )
+            .spawn()
+            .map_err(|e| format!("miniupnpd: {e} (apt-get install miniupnpd)"))?;
+        self.daemons.push(daemon);
+        Ok(())
+    }
 }
 
 /// A testbed, or the reason this machine cannot have one (the test then fails, unless told to
 /// skip).
 fn bed(nat: Nat, lans: usize, test: &str) -> Option<Bed> {
+    bed_on(BENCH_NET, nat, lans, test)
+}
+
+/// The same, with the internet segment on `net`.
+fn bed_on(net: &'static str, nat: Nat, lans: usize, test: &str) -> Option<Bed> {
     if std::env::var_os("P2P_CHAT_SKIP_NETNS").is_some() {
         eprintln!("SKIPPED (P2P_CHAT_SKIP_NETNS is set): {test} in network namespaces");
         return None;
     }
-    match Bed::create(nat, lans) {
+    match Bed::create(net, nat, lans) {
         Ok(bed) => Some(bed),
         Err(e) => panic!(
             "cannot build the NAT testbed here ({e}); it needs root, iproute2 and nftables \
@@ -232,16 +351,17 @@ fn start_relay(bed: &Bed) -> (Proc, String, String) {
     let dir = bed.dir().join("relay");
     let _ = std::fs::remove_dir_all(&dir);
     let dir = dir.to_string_lossy().into_owned();
+    let relay_ip = bed.relay_ip();
     let relay = spawn_in_netns(
         &bed.ns("inet"),
         &[
             "relay",
             "--listen-addr",
-            RELAY_IP,
+            &relay_ip,
             "--port",
             "4001",
             "--http-addr",
-            &format!("{RELAY_IP}:8080"),
+            &format!("{relay_ip}:8080"),
             "--no-metrics",
             "--data-dir",
             &dir,
@@ -249,7 +369,7 @@ fn start_relay(bed: &Bed) -> (Proc, String, String) {
     );
     let listening = |what: &str, part: &str| {
         let line = relay.next_line(what, |l| {
-            l.starts_with(&format!("listening: /ip4/{RELAY_IP}/{part}"))
+            l.starts_with(&format!("listening: /ip4/{relay_ip}/{part}"))
         });
         line.trim_start_matches("listening: ").to_owned()
     };
@@ -337,25 +457,35 @@ const WAIT: Duration = Duration::from_secs(25);
 
 /// A CLI peer on LAN `lan`, through `relay`, with a reservation there.
 fn start_peer(bed: &Bed, lan: usize, relay: &str) -> Peer {
-    let dir = bed.dir().join(format!("peer{lan}"));
+    start_peer_in(bed, &format!("peer{lan}"), relay)
+}
+
+/// A CLI peer in namespace `role` of the testbed, through `relay`, with a reservation there.
+fn start_peer_in(bed: &Bed, role: &str, relay: &str) -> Peer {
+    start_peer_with(bed, role, relay, false)
+}
+
+/// The same, asking its router for port mappings (UPnP) if `upnp`.
+fn start_peer_with(bed: &Bed, role: &str, relay: &str, upnp: bool) -> Peer {
+    let dir = bed.dir().join(role);
     let _ = std::fs::remove_dir_all(&dir);
     let dir = dir.to_string_lossy().into_owned();
-    let nick = format!("lan{lan}");
-    let proc = spawn_in_netns(
-        &bed.ns(&format!("peer{lan}")),
-        &[
-            "peer",
-            "--relay",
-            relay,
-            "--nick",
-            &nick,
-            "--json",
-            "--no-mdns",
-            "--no-upnp",
-            "--data-dir",
-            &dir,
-        ],
-    );
+    let nick = role.to_owned();
+    let mut args = vec![
+        "peer",
+        "--relay",
+        relay,
+        "--nick",
+        &nick,
+        "--json",
+        "--no-mdns",
+        "--data-dir",
+        &dir,
+    ];
+    if !upnp {
+        args.push("--no-upnp");
+    }
+    let proc = spawn_in_netns(&bed.ns(role), &args);
     let mut peer = Peer {
         proc,
         id: String::new(),
@@ -466,6 +596,82 @@ fn behind_symmetric_nats_the_punch_fails_cleanly_and_dms_keep_flowing_through_th
     bob.expect("ann's room message", WAIT, |v| {
         v["event"] == "message" && v["text"] == "ann too"
     });
+}
+
+/// How long AutoNAT may take to decide: its first probe waits 15 s after start (libp2p's
+/// `boot_delay`), then the relay's dial-back has to succeed or time out.
+const AUTONAT_WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn autonat_says_private_behind_a_nat_and_public_on_the_internet() {
+    let Some(mut bed) = bed_on(GLOBAL_NET, Nat::EndpointIndependent, 1, "AutoNAT") else {
+        return;
+    };
+    let host = bed.add_host().expect("an internet host");
+    let (_relay, tcp, _quic) = start_relay(&bed);
+    let started = Instant::now();
+    let mut natted = start_peer(&bed, 0, &tcp);
+    let mut public = start_peer_in(&bed, &host, &tcp);
+    let verdict = |peer: &mut Peer, who: &str| {
+        let event = peer.expect(&format!("AutoNAT's verdict on {who}"), AUTONAT_WAIT, |v| {
+            v["event"] == "nat_status" && v["status"] != "unknown"
+        });
+        event["status"].as_str().unwrap_or("").to_owned()
+    };
+    assert_eq!(verdict(&mut natted, "the peer behind the NAT"), "private");
+    let outside = verdict(&mut public, "the peer on the internet");
+    let expected = format!("public /ip4/{GLOBAL_NET}.100/");
+    assert!(outside.starts_with(&expected), "{outside}");
+    eprintln!(
+        "AutoNAT decided both within {:?} of the peers' start",
+        started.elapsed()
+    );
+    // And /info says the same.
+    for (peer, status) in [(&mut natted, "private"), (&mut public, expected.as_str())] {
+        peer.send(json!({"cmd": "info"}));
+        let info = peer.expect("the info answer", WAIT, |v| v["event"] == "info");
+        let said = info["nat_status"].as_str().unwrap_or("");
+        assert!(said.starts_with(status), "{info}");
+    }
+}
+
+#[test]
+fn a_router_with_upnp_maps_a_port_and_a_peer_on_the_internet_dials_in_directly() {
+    let Some(mut bed) = bed_on(UPNP_NET, Nat::Upnp, 1, "UPnP") else {
+        return;
+    };
+    let host = bed.add_host().expect("an internet host");
+    let (_relay, tcp, _quic) = start_relay(&bed);
+    let mut natted = start_peer_with(&bed, "peer0", &tcp, true);
+    let outside = format!("/ip4/{UPNP_NET}.10/tcp/");
+    let mapped = natted.take(AUTONAT_WAIT, |v| {
+        v["event"] == "external_addr" && v["addr"].as_str().is_some_and(|a| a.starts_with(&outside))
+    });
+    let Some(mapped) = mapped else {
+        let log = std::fs::read_to_string(bed.dir().join("miniupnpd0.log")).unwrap_or_default();
+        let seen: Vec<String> = natted.backlog.iter().map(ToString::to_string).collect();
+        panic!(
+            "no address mapped by the router within {AUTONAT_WAIT:?}\nminiupnpd:\n{log}\n\
+             the peer said:\n{}",
+            seen.join("\n")
+        );
+    };
+    let mapped = mapped["addr"].as_str().expect("address").to_owned();
+    let mut public = start_peer_in(&bed, &host, &tcp);
+    let target = format!("{mapped}/p2p/{}", natted.id);
+    public.send(json!({"cmd": "connect", "addr": target}));
+    let connected = public.expect(
+        "a direct connection to the peer behind the router",
+        WAIT,
+        |v| v["event"] == "connected" && v["peer"] == natted.id.as_str(),
+    );
+    assert_eq!(connected["relayed"], false, "{connected}");
+    assert!(
+        connected["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&outside)),
+        "dialed at the mapped address: {connected}"
+    );
 }
 
 /// Percentile `p` (0–100) of sorted `values`.
