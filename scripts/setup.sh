@@ -65,15 +65,11 @@ if [ "${1:-}" = "--test" ]; then
       $sudo_cmd systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
   fi
-  if [ ! -x /usr/sbin/nft ] || [ ! -x /usr/sbin/miniupnpd ]; then
+  if [ ! -x /usr/sbin/nft ] || ! dpkg -s miniupnpd-nftables >/dev/null 2>&1; then
     say "installing nftables and miniupnpd (the NAT tests' routers, in network namespaces the tests make)"
-    # Without its recommends; its service stays off: the tests start their own inside a
-    # namespace (one on the machine's interface would send multicast out of it).
-    echo "miniupnpd miniupnpd/start_daemon boolean false" | $sudo_cmd debconf-set-selections 2>/dev/null || true
-    apt_install --no-install-recommends nftables miniupnpd
-    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-      $sudo_cmd systemctl disable --now miniupnpd >/dev/null 2>&1 || true
-    fi
+    # miniupnpd's nftables build alone: no service, no questions; the tests start their own
+    # inside a router namespace (one on the machine's interface would send multicast out of it).
+    apt_install --no-install-recommends nftables miniupnpd-nftables
   fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"
