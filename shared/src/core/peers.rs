@@ -69,7 +69,6 @@ impl Peers {
             .unwrap_or_default()
     }
 
-    /// Whether the given connection goes through a relay.
     /// The connections to `peer` through a relay circuit, if it also has a direct one.
     pub fn relayed_beside_direct(&self, peer: &PeerId) -> Vec<ConnectionId> {
         let Some(conns) = self.connections.get(peer) else {
@@ -85,6 +84,7 @@ impl Peers {
             .collect()
     }
 
+    /// Whether the given connection goes through a relay.
     pub fn connection_is_relayed(&self, peer: &PeerId, id: ConnectionId) -> bool {
         self.connections
             .get(peer)

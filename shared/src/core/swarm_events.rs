@@ -335,8 +335,8 @@ impl<X: Extension> EventLoop<X> {
 impl<X: Extension> EventLoop<X> {
     /// A hole punch gave us a direct connection to `peer`: its relayed ones are closed, so that
     /// what we send goes direct (a protocol picks any of a peer's connections) and the relay's
-    /// circuit is freed. A request still on its way over one fails, and is handled as any
-    /// failure (a DM goes to the relay's mailbox).
+    /// circuit is freed. A DM still on its way over one is sent again over the direct one
+    /// (`on_dm_event`).
     fn close_relayed_connections(&mut self, peer: &PeerId) {
         // By what each connection was when it opened: a circuit we accepted has no
         // `/p2p-circuit` in its remote address.
