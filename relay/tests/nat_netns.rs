@@ -1,14 +1,16 @@
 //! NAT traversal for real: a relay on an "internet" segment and CLI peers each behind a router
 //! of its own, in network namespaces this test creates and deletes (nothing leaves them). Each
 //! router does source NAT with nftables and, like a home router, lets nothing in that was not
-//! asked for (an unasked packet is dropped, not answered with a reset). Two NAT kinds:
+//! asked for (an unasked packet is dropped, not answered with a reset). NAT kinds:
 //! endpoint-independent (masquerade: a peer keeps its port towards everyone, so hole punching
-//! works) and symmetric-like (masquerade with `fully-random` ports: every destination sees
-//! another port, so it cannot).
+//! works), symmetric-like (masquerade with `fully-random` ports: every destination sees
+//! another port, so it cannot), and endpoint-independent with a UPnP IGD (`miniupnpd`) on the
+//! router. Hosts can sit on the internet segment itself, without NAT (the AutoNAT and UPnP
+//! tests' "public" peers).
 //!
-//! Needs root, iproute2, nftables and miniupnpd (`./scripts/test.sh` installs the last two). Where namespaces
-//! cannot be made the tests fail, saying why; `P2P_CHAT_SKIP_NETNS=1` skips them on purpose
-//! (loudly).
+//! Needs root, iproute2, nftables and miniupnpd (`./scripts/test.sh` installs the last two).
+//! Where namespaces cannot be made the tests fail, saying why; `P2P_CHAT_SKIP_NETNS=1` skips
+//! them on purpose (loudly).
 //!
 //! `cargo test -p p2p-chat --test nat_netns -- --ignored --nocapture` runs
 //! `hole_punch_figures`: many attempts per NAT kind and transport, with their figures.
