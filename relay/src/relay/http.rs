@@ -364,24 +364,46 @@ pub async fn serve_admin(
         .layer(axum::middleware::from_fn_with_state(
             Arc::<[String]>::from(hosts),
             only_admin_hosts,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(ADMIN_CSP),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
         ));
+    let app = with_safety_headers(app, HeaderValue::from_static(ADMIN_CSP));
+    spawn_server(listen, app, "operator HTTP server stopped").await
+}
+
+/// `app` with a Content-Security-Policy of `csp`, and no sniffing, framing or referrer.
+fn with_safety_headers<S: Clone + Send + Sync + 'static>(
+    app: Router<S>,
+    csp: HeaderValue,
+) -> Router<S> {
+    app.layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        csp,
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ))
+}
+
+/// Serves `app` on `listen` from a task of its own (logging `stopped` if it ever ends); the
+/// address it is bound to.
+async fn spawn_server(
+    listen: SocketAddr,
+    app: Router,
+    stopped: &'static str,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "operator HTTP server stopped");
+            tracing::error!(error = %e, "{stopped}");
         }
     });
     Ok(bound)
@@ -421,31 +443,8 @@ pub async fn serve(
         tracing::warn!(dir = %web_dir.display(), "no web app there; serving a hint page");
         app.fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, Html(NOT_BUILT)) })
     };
-    let app = app
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            csp,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app.with_state(state)).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
-    Ok(bound)
+    let app = with_safety_headers(app, csp).with_state(state);
+    spawn_server(listen, app, "HTTP server stopped").await
 }
 
 #[cfg(test)]

@@ -79,39 +79,32 @@ impl<X: Extension> EventLoop<X> {
             self.dispatch_dm(outgoing);
             return;
         }
-        if self.pending.dms.dials.contains_key(&peer) {
-            // Our dial to it is under way: this one waits for it too.
-            self.pending
-                .dms
-                .waiting
-                .entry(peer)
-                .or_default()
-                .push(outgoing);
-            return;
+        // Waits for our dial to it, which is started unless one is under way.
+        if !self.pending.dms.dials.contains_key(&peer) {
+            // Direct addresses and relay circuits at once: the first connection carries the
+            // message. A peer behind a NAT is reachable only through the circuit (its own
+            // addresses time out), and DCUtR then upgrades the circuit to a direct connection.
+            // Its own dial, even while another is under way (a DHT query's, which tries only
+            // the addresses the peer announced, never the circuit).
+            let addrs = self.routes_to(peer);
+            if addrs.is_empty() {
+                self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
+                return;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .condition(PeerCondition::Disconnected)
+                .addresses(addrs)
+                .build();
+            let dial = opts.connection_id();
+            if let Err(e) = self.swarm.dial(opts) {
+                // No event follows a dial that did not start: the message is kept for the peer
+                // (or fails) now, not after the DM timeout.
+                let reason = format!("the dial did not start: {e}");
+                self.deposit_or_fail(outgoing, DmError::Unreachable { peer, reason });
+                return;
+            }
+            self.pending.dms.dials.insert(peer, dial);
         }
-        // Direct addresses and relay circuits at once: the first connection carries the
-        // message. A peer behind a NAT is reachable only through the circuit (its own
-        // addresses time out), and DCUtR then upgrades the circuit to a direct connection. Its
-        // own dial, even while another is under way (a DHT query's, which tries only the
-        // addresses the peer announced, never the circuit).
-        let addrs = self.routes_to(peer);
-        if addrs.is_empty() {
-            self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
-            return;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .condition(PeerCondition::Disconnected)
-            .addresses(addrs)
-            .build();
-        let dial = opts.connection_id();
-        if let Err(e) = self.swarm.dial(opts) {
-            // No event follows a dial that did not start: the message is kept for the peer
-            // (or fails) now, not after the DM timeout.
-            let reason = format!("the dial did not start: {e}");
-            self.deposit_or_fail(outgoing, DmError::Unreachable { peer, reason });
-            return;
-        }
-        self.pending.dms.dials.insert(peer, dial);
         self.pending
             .dms
             .waiting
