@@ -32,6 +32,7 @@
 //! | --- | --- |
 //! | [`protocol`] | protocol ids, the room/topic rule and every size limit |
 //! | [`envelope`] | the bytes of a chat message (versioned JSON); decoding untrusted payloads |
+//! | [`files`] | file sharing: offers, the file protocol, serving and fetching verified pieces |
 //! | [`dm`] | the direct-message protocol and its acknowledgement |
 //! | [`store`] | the store protocol: room history, receipts, the mailbox of sealed DMs |
 //! | [`seal`] | sealing a DM to its recipient's identity key |
@@ -53,6 +54,7 @@ pub mod core;
 pub mod dht;
 pub mod dm;
 pub mod envelope;
+pub mod files;
 pub mod greeter;
 pub mod hub;
 pub mod liveness;
