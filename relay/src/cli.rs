@@ -20,10 +20,6 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at start; the relay's flags are the most"
-)]
 pub enum Command {
     /// Run a relay: circuit relay v2, gossipsub hub for every room, Kademlia DHT server, store of
     /// room history and of direct messages for offline peers.

@@ -105,6 +105,9 @@ mod derived {
         /// The store protocol: history, receipts and the mailbox (relays serve it, see
         /// [`crate::store`]).
         pub store: RpcBehaviour,
+        /// Streams of the file protocol, opened and accepted outside the loop through a
+        /// [`libp2p_stream::Control`] ([`crate::files`]).
+        pub files: libp2p_stream::Behaviour,
     }
 }
 
@@ -171,6 +174,7 @@ impl<X: Extension> Behaviour<X> {
             kad,
             dm: dm_behaviour(),
             store: store_behaviour(role == Role::Relay),
+            files: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -22,6 +22,11 @@ pub trait DhtSlot {
     fn add_address(&mut self, peer: &PeerId, addr: Multiaddr);
     /// Starts a lookup for `peer`; `None` when this build has no DHT.
     fn find(&mut self, peer: PeerId) -> Option<QueryId>;
+    /// Announces that we provide `key` (a file's id); `false` when this build has no DHT or its
+    /// store refused.
+    fn provide(&mut self, key: &[u8]) -> bool;
+    /// Starts a lookup for the providers of `key`; `None` when this build has no DHT.
+    fn find_providers(&mut self, key: &[u8]) -> Option<QueryId>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -63,6 +68,14 @@ mod imp {
         fn find(&mut self, peer: PeerId) -> Option<QueryId> {
             Some(self.get_closest_peers(peer))
         }
+
+        fn provide(&mut self, key: &[u8]) -> bool {
+            self.start_providing(kad::RecordKey::new(&key)).is_ok()
+        }
+
+        fn find_providers(&mut self, key: &[u8]) -> Option<QueryId> {
+            Some(self.get_providers(kad::RecordKey::new(&key)))
+        }
     }
 }
 
@@ -92,6 +105,14 @@ mod imp {
         fn add_address(&mut self, _peer: &PeerId, _addr: Multiaddr) {}
 
         fn find(&mut self, _peer: PeerId) -> Option<QueryId> {
+            None
+        }
+
+        fn provide(&mut self, _key: &[u8]) -> bool {
+            false
+        }
+
+        fn find_providers(&mut self, _key: &[u8]) -> Option<QueryId> {
             None
         }
     }

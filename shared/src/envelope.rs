@@ -16,6 +16,7 @@
 //! | `nick` | the sender's display name; never an identity. |
 //! | `ts` | sender's clock, unix milliseconds. |
 //! | `body` | the text, at most [`MAX_BODY_BYTES`]; required for `message` and `dm`. |
+//! | `file` | optional, on `message` and `dm`: a file on offer ([`crate::files`]); the body then names it for peers that show only text. An offer that does not validate makes the envelope malformed. |
 //!
 //! Unknown fields are ignored. The author is never in the envelope: on a room it is the
 //! gossipsub message's signed `source`, on a DM the authenticated remote peer.
@@ -29,6 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::{FileOffer, RawOffer, MAX_FILE_BYTES};
 use crate::protocol::{MAX_BODY_BYTES, MAX_PAYLOAD_BYTES};
 use crate::text::{clean_nick, now_unix_ms};
 
@@ -100,6 +102,9 @@ pub struct Envelope {
     /// Text; empty for join / leave / presence.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub body: String,
+    /// A file on offer (messages and DMs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileOffer>,
 }
 
 /// What a room payload turned out to be.
@@ -157,6 +162,8 @@ pub struct RawEnvelope {
     ts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<RawOffer>,
 }
 
 impl RawEnvelope {
@@ -175,6 +182,7 @@ impl From<&Envelope> for RawEnvelope {
             nick: Some(e.nick.clone()),
             ts: Some(e.ts),
             body: (!e.body.is_empty()).then(|| e.body.clone()),
+            file: e.file.as_ref().map(RawOffer::from),
         }
     }
 }
@@ -193,7 +201,16 @@ impl Envelope {
             nick: nick.to_owned(),
             ts: now_unix_ms(),
             body,
+            file: None,
         }
+    }
+
+    /// A room message (`kind` [`Kind::Message`]) or DM ([`Kind::Dm`]) offering `offer`, its body
+    /// naming the file.
+    pub fn offer(kind: Kind, nick: &str, offer: FileOffer) -> Self {
+        let mut envelope = Self::new(kind, nick, offer.summary());
+        envelope.file = Some(offer);
+        envelope
     }
 
     /// A chat message, or why the text cannot be sent.
@@ -304,6 +321,19 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
     if matches!(kind, Kind::Message | Kind::Dm) && body.trim().is_empty() {
         return Err(DecodeError::Malformed("a message needs a body".into()));
     }
+    let file = match wire.file {
+        Some(_) if !matches!(kind, Kind::Message | Kind::Dm) => {
+            return Err(DecodeError::Malformed(format!(
+                "a `{}` cannot offer a file",
+                kind.as_str()
+            )))
+        }
+        Some(raw) => Some(
+            raw.validate(MAX_FILE_BYTES)
+                .map_err(|e| DecodeError::Malformed(format!("file: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(Envelope {
         v,
         kind,
@@ -315,6 +345,7 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
             .unwrap_or_default(),
         ts: wire.ts.unwrap_or(0),
         body,
+        file,
     })
 }
 
@@ -400,6 +431,29 @@ mod tests {
         let max = "x".repeat(MAX_BODY_BYTES);
         let env = Envelope::message(&"n".repeat(32), &max).expect("limit is inclusive");
         assert!(env.to_bytes().len() <= MAX_PAYLOAD_BYTES);
+    }
+
+    #[test]
+    fn a_file_offer_rides_in_a_message_and_a_bad_one_makes_it_malformed() {
+        let mut builder = crate::files::OfferBuilder::default();
+        builder.piece(b"hello");
+        let (offer, _) = builder.finish("hello.txt", "text/plain");
+        let sent = Envelope::offer(Kind::Message, "ann", offer.clone());
+        assert_eq!(sent.body, "📎 hello.txt (5 B)");
+        let Payload::Envelope(got) = decode_room_payload(&sent.to_bytes()).expect("decodes") else {
+            panic!("not an envelope")
+        };
+        assert_eq!(got.file, Some(offer));
+        let bytes =
+            br#"{"v":1,"type":"message","id":"a","body":"x","file":{"id":"00","name":"x"}}"#;
+        assert!(
+            matches!(decode_room_payload(bytes), Err(DecodeError::Malformed(m)) if m.starts_with("file:"))
+        );
+        let bytes = br#"{"v":1,"type":"join","id":"a","file":{}}"#;
+        assert!(matches!(
+            decode_room_payload(bytes),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub const MAX_DM_FRAME_BYTES: u64 = MAX_PAYLOAD_BYTES as u64;
 /// How long a direct message waits for its acknowledgement before it is reported failed.
 pub const DM_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long reaching a peer (for file streams) may take before it is reported failed.
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Ping period; a connection whose ping fails is closed (dead peers must not linger).
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 

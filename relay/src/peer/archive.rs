@@ -67,6 +67,9 @@ struct Row {
     /// The author's clock, when it differs from the key's time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<u64>,
+    /// A file the message offered (checked again when read back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<p2p_chat_shared::files::RawOffer>,
 }
 
 /// A row of the archives written before `archive`.
@@ -200,6 +203,7 @@ fn append(db: &Database, messages: &[ChatMessage]) -> Result<(), redb::Error> {
                 text: m.text.clone(),
                 plain: m.origin == Origin::Text,
                 sent_at: (m.sent_at != m.filed_at).then_some(m.sent_at),
+                file: m.file.as_ref().map(Into::into),
             };
             let Ok(json) = serde_json::to_string(&row) else {
                 continue; // strings only: cannot fail
@@ -251,6 +255,9 @@ fn last(db: &Database, room: &str, count: usize) -> Result<Vec<ChatMessage>, red
             } else {
                 Origin::Envelope
             },
+            file: row
+                .file
+                .and_then(|f| f.validate(p2p_chat_shared::files::MAX_FILE_BYTES).ok()),
         })
         .collect();
     out.reverse();
@@ -288,6 +295,7 @@ fn migrate(db: &Database) -> Result<(), redb::Error> {
                     text: row.text,
                     plain: row.plain,
                     sent_at: None,
+                    file: None,
                 })
                 .unwrap_or_default();
                 table.insert((room, ts, row.from.as_str(), id), json.as_str())?;
@@ -370,6 +378,7 @@ mod tests {
             sent_at: ts,
             filed_at: ts,
             origin: Origin::Envelope,
+            file: None,
         }
     }
 

@@ -31,13 +31,46 @@ pub struct PeerArgs {
     /// Identity key file [default: DATA_DIR/identity.key, created on first start].
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Reach others only through the relay: listen on no address of your own (no mDNS, UPnP or
+    /// hole punching either), so that peers never learn your IP address. Needs --relay.
+    #[arg(long, requires = "relay")]
+    pub relay_only: bool,
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
     /// Do not ask the router for a port mapping with UPnP.
     #[arg(long)]
     pub no_upnp: bool,
+    /// Largest file /share offers and /get fetches (e.g. 100M, 2G; at most 4G, the protocol's
+    /// limit).
+    #[arg(long, default_value = "100M", value_parser = parse_file_size, env = "P2P_CHAT_MAX_FILE_SIZE")]
+    pub max_file_size: u64,
+    /// Where /get saves files when given no directory [default: the current directory].
+    #[arg(long)]
+    pub download_dir: Option<PathBuf>,
     /// Machine mode: one JSON command per input line, one JSON event per output line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A file size cap: a size ([`crate::cli::parse_size`]) no larger than the protocol allows.
+fn parse_file_size(text: &str) -> Result<u64, String> {
+    let bytes = crate::cli::parse_size(text).map_err(|e| e.to_string())?;
+    let most = p2p_chat_shared::files::MAX_FILE_BYTES;
+    if bytes > most {
+        return Err(format!("{text} is over the file protocol's limit of 4G"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_size;
+
+    #[test]
+    fn a_file_size_cap_stays_under_the_protocol_limit() {
+        assert_eq!(parse_file_size("100M"), Ok(100 << 20));
+        assert!(parse_file_size("5G").expect_err("over").contains("4G"));
+        assert!(parse_file_size("ten").is_err());
+    }
 }

@@ -2,6 +2,8 @@
 //! or in `--json` mode one JSON command per line. Both parse into the same [`Input`]; every
 //! mistake becomes one clear message and the peer goes on.
 
+use std::path::PathBuf;
+
 use libp2p::{Multiaddr, PeerId};
 use serde::Deserialize;
 
@@ -36,6 +38,12 @@ pub enum Input {
     Connect(Multiaddr),
     /// The last N messages of the current room from the local history.
     History(Option<usize>),
+    /// Offer a file: in the current room, or to a peer in a DM.
+    Share { peer: Option<PeerId>, path: PathBuf },
+    /// The files shared, fetched, and seen offered.
+    Files,
+    /// Fetch a file (by id or a prefix of it) into a directory (the default one when `None`).
+    Get { id: String, dir: Option<PathBuf> },
     /// Toggle connection events.
     Verbose,
     /// Say goodbye and exit.
@@ -57,6 +65,9 @@ Type a line to send it to the current room. Commands:
   /ping PEER          round-trip time to PEER
   /connect MULTIADDR  dial an address
   /history [N]        the last N messages of the current room (default 50), kept across restarts
+  /share PATH         offer a file in the current room (/share @PEER PATH: in a DM)
+  /files              files you shared, fetched, are fetching, and were offered
+  /get ID [DIR]       fetch an offered file (ID: its first 8+ hex digits) into DIR, checked piece by piece
   /verbose            show or hide connection events
   /quit               leave every room and exit (also Ctrl-C)";
 
@@ -172,6 +183,32 @@ pub fn parse_line(line: &str) -> Result<Option<Input>, InputError> {
         "ping" => Input::Ping(peer(required(first, "/ping PEER")?)?),
         "connect" => Input::Connect(multiaddr(required(first, "/connect MULTIADDR")?)?),
         "history" => Input::History(count(first)?),
+        "share" => {
+            const USAGE: &str = "/share PATH or /share @PEER PATH";
+            let rest = required(Some(rest), USAGE)?;
+            match rest.strip_prefix('@') {
+                Some(dm) => {
+                    let (target, path) = dm.split_once(char::is_whitespace).unwrap_or((dm, ""));
+                    Input::Share {
+                        peer: Some(peer(target)?),
+                        path: PathBuf::from(required(Some(path.trim()), USAGE)?),
+                    }
+                }
+                None => Input::Share {
+                    peer: None,
+                    path: PathBuf::from(rest),
+                },
+            }
+        }
+        "files" => Input::Files,
+        "get" => {
+            let (id, dir) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let dir = dir.trim();
+            Input::Get {
+                id: required(Some(id), "/get ID [DIR]")?.to_owned(),
+                dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            }
+        }
         "verbose" => Input::Verbose,
         "quit" | "exit" | "q" => Input::Quit,
         // "//text" sends "/text" literally.
@@ -201,6 +238,9 @@ enum JsonCommand {
     Ping { peer: String },
     Connect { addr: String },
     History { count: Option<usize> },
+    Share { path: PathBuf, peer: Option<String> },
+    Files,
+    Get { id: String, dir: Option<PathBuf> },
     Help,
     Quit,
 }
@@ -226,6 +266,12 @@ pub fn parse_json(line: &str) -> Result<Input, InputError> {
         JsonCommand::Ping { peer: target } => Input::Ping(peer(&target)?),
         JsonCommand::Connect { addr } => Input::Connect(multiaddr(&addr)?),
         JsonCommand::History { count } => Input::History(count),
+        JsonCommand::Share { path, peer: target } => Input::Share {
+            peer: target.as_deref().map(peer).transpose()?,
+            path,
+        },
+        JsonCommand::Files => Input::Files,
+        JsonCommand::Get { id, dir } => Input::Get { id, dir },
         JsonCommand::Help => Input::Help,
         JsonCommand::Quit => Input::Quit,
     })

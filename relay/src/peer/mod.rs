@@ -6,10 +6,12 @@
 //! - [`input`]: what a person (or a script, `--json`) types, parsed;
 //! - [`session`]: what each command does;
 //! - [`output`]: what is printed, as text or JSON lines;
-//! - [`archive`]: every message shown, kept across restarts.
+//! - [`archive`]: every message shown, kept across restarts;
+//! - [`files`]: files shared and fetched.
 
 pub mod archive;
 pub mod args;
+pub mod files;
 pub mod input;
 pub mod output;
 pub mod session;
@@ -31,6 +33,8 @@ use session::{choose_nick, Session};
 
 /// The archive's file in the data dir.
 const ARCHIVE_FILE: &str = "history.redb";
+/// Where records of files shared and fetched live, in the data dir.
+const FILES_DIR: &str = "files";
 
 /// Runs the CLI peer until `/quit`, end of input, Ctrl-C or SIGTERM.
 pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
@@ -45,12 +49,17 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         None => load_or_create_key(&data.path.join("identity.key"))?,
     };
     let nick = choose_nick(args.nick.as_deref(), &data.path);
-    let mut setup = PeerSetup::new(nick.as_str());
-    if !args.listen.is_empty() {
-        setup.listen = args.listen.clone();
-    }
-    setup.mdns = !args.no_mdns;
-    setup.upnp = !args.no_upnp;
+    let setup = if args.relay_only {
+        PeerSetup::behind_relay(nick.as_str())
+    } else {
+        let mut setup = PeerSetup::new(nick.as_str());
+        if !args.listen.is_empty() {
+            setup.listen = args.listen.clone();
+        }
+        setup.mdns = !args.no_mdns;
+        setup.upnp = !args.no_upnp;
+        setup
+    };
     let node = start_peer(key, &setup).await?;
     let client = node.client.clone();
     let mut printer = Printer {
@@ -89,13 +98,22 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
             (None, None)
         }
     };
+    let (background_tx, mut background) = mpsc::channel::<Reply>(64);
+    let files = files::Files::start(
+        data.path.join(FILES_DIR),
+        client.clone(),
+        args.max_file_size,
+        background_tx.clone(),
+    )
+    .await;
     let mut session = Session {
         client,
         current: None,
         data_dir: data.path.clone(),
         archive,
+        files,
+        download_dir: files::default_download_dir(args.download_dir.as_deref()),
     };
-    let (background_tx, mut background) = mpsc::channel::<Reply>(64);
     if let Some(reply) = session.execute(Input::Join(room), &background_tx).await {
         printer.reply(&reply);
     }

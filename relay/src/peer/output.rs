@@ -3,9 +3,11 @@
 
 use libp2p::{Multiaddr, PeerId};
 use p2p_chat_shared::core::{ChatMessage, Event, Info, PeersInfo, RoomInfo, Stats};
+use p2p_chat_shared::files::human_bytes;
 use p2p_chat_shared::text::{display_safe, short_peer_id, terminal_message};
 use serde::Serialize;
 
+use super::files::FileEntry;
 use crate::say;
 
 /// The answer to something the user asked.
@@ -70,6 +72,56 @@ pub enum Reply {
     Pong { peer: PeerId, rtt_ms: f64 },
     /// A `/connect` succeeded.
     Dialed { peer: PeerId },
+    /// A file we offered went out (in a room, or in a DM).
+    Shared {
+        id: String,
+        name: String,
+        size: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
+    },
+    /// What `/files` lists.
+    Files { files: Vec<FileEntry> },
+    /// A download began (or resumed).
+    FileStarted {
+        id: String,
+        name: String,
+        size: u64,
+        providers: usize,
+    },
+    /// A download's progress: bytes checked and kept so far.
+    FileProgress {
+        id: String,
+        name: String,
+        have: u64,
+        size: u64,
+        bytes_per_sec: u64,
+        providers: usize,
+    },
+    /// A provider sent a piece or manifest that did not match; it is not asked again.
+    FileBadProvider {
+        id: String,
+        peer: PeerId,
+        reason: String,
+    },
+    /// A download finished, checked whole, and is saved at `path`; `resumed`: bytes kept from
+    /// an earlier attempt.
+    FileSaved {
+        id: String,
+        name: String,
+        path: String,
+        size: u64,
+        resumed: u64,
+        secs: f64,
+    },
+    /// A download stopped; what it kept stays for `/get` to resume.
+    FileFailed {
+        id: String,
+        name: String,
+        error: String,
+    },
     /// Connection events are now shown or hidden.
     Verbose { on: bool },
     /// The command list.
@@ -169,6 +221,49 @@ impl Printer {
             }
             Reply::Pong { peer, rtt_ms } => format!("* {} answered in {rtt_ms:.2} ms", short_peer_id(peer)),
             Reply::Dialed { peer } => format!("* connected to {peer}"),
+            Reply::Shared { id, name, size, room, peer } => {
+                let to = match (room, peer) {
+                    (_, Some(peer)) => format!("to {}", short_peer_id(peer)),
+                    (Some(room), None) => format!("in {room}"),
+                    (None, None) => String::new(),
+                };
+                format!(
+                    "* offered {} ({}) {to}; others fetch it with /get {}",
+                    display_safe(name),
+                    human_bytes(*size),
+                    &id[..id.len().min(8)]
+                )
+            }
+            Reply::Files { files } => files_text(files),
+            Reply::FileStarted { name, size, providers, .. } => format!(
+                "* fetching {} ({}) from {providers} known provider(s)",
+                display_safe(name),
+                human_bytes(*size)
+            ),
+            Reply::FileProgress { name, have, size, bytes_per_sec, providers, .. } => {
+                format!(
+                    "↓ {} {} {} of {}, {}/s, {providers} provider(s)",
+                    display_safe(name),
+                    progress_bar(*have, *size),
+                    human_bytes(*have),
+                    human_bytes(*size),
+                    human_bytes(*bytes_per_sec)
+                )
+            }
+            Reply::FileBadProvider { peer, reason, .. } => format!(
+                "! {} sent {}: not asked again",
+                short_peer_id(peer),
+                display_safe(reason)
+            ),
+            Reply::FileSaved { name, path, size, secs, .. } => format!(
+                "* saved {} ({}, SHA-256 checked) in {secs:.1} s: {}",
+                display_safe(name),
+                human_bytes(*size),
+                display_safe(path)
+            ),
+            Reply::FileFailed { name, error, .. } => {
+                format!("! fetching {} stopped: {}", display_safe(name), display_safe(error))
+            }
             Reply::Verbose { on } => format!("* connection events {}", if *on { "shown" } else { "hidden" }),
             Reply::Help { text } => text.clone(),
             Reply::Error { message } => format!("! {message}"),
@@ -210,7 +305,11 @@ impl Printer {
                     },
                     who(&m.nick, &m.from),
                 );
-                terminal_message(&prefix, &m.text)
+                let mut line = terminal_message(&prefix, &m.text);
+                if let Some(file) = &m.file {
+                    line.push_str(&format!("  (/get {})", &file.id[..8]));
+                }
+                line
             }
             Event::NotStored { room, reason, .. } => {
                 format!(
@@ -272,6 +371,45 @@ impl Printer {
 }
 
 /// One room message as a line; the room is named when it is not the current one.
+/// `[#####.....]  50%`
+fn progress_bar(have: u64, size: u64) -> String {
+    const WIDTH: u64 = 20;
+    let filled = (have * WIDTH).checked_div(size).unwrap_or(WIDTH).min(WIDTH);
+    let percent = (have * 100).checked_div(size).unwrap_or(100);
+    format!(
+        "[{}{}] {percent:>3}%",
+        "#".repeat(filled as usize),
+        ".".repeat((WIDTH - filled) as usize)
+    )
+}
+
+fn files_text(files: &[FileEntry]) -> String {
+    if files.is_empty() {
+        return "* no files yet: /share PATH offers one".to_owned();
+    }
+    let mut lines = vec![format!("{} file(s):", files.len())];
+    for f in files {
+        let mut line = format!(
+            "  {}  {:<11} {} ({})",
+            &f.id[..f.id.len().min(8)],
+            f.state,
+            display_safe(&f.name),
+            human_bytes(f.size)
+        );
+        if let Some(path) = &f.path {
+            line.push_str(&format!(
+                " at {}",
+                display_safe(&path.display().to_string())
+            ));
+        }
+        if f.served > 0 {
+            line.push_str(&format!(", {} served", human_bytes(f.served)));
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
 fn message_line(m: &ChatMessage, current: Option<&str>) -> String {
     let room = if current.is_none_or(|c| c == m.room) {
         String::new()
@@ -279,7 +417,11 @@ fn message_line(m: &ChatMessage, current: Option<&str>) -> String {
         format!("[{}] ", m.room)
     };
     let prefix = format!("[{}] {room}{}: ", clock(m.sent_at), who(&m.nick, &m.from));
-    terminal_message(&prefix, &m.text)
+    let mut line = terminal_message(&prefix, &m.text);
+    if let Some(file) = &m.file {
+        line.push_str(&format!("  (/get {})", &file.id[..8]));
+    }
+    line
 }
 
 fn verbose_text(event: &Event) -> String {

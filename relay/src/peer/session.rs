@@ -11,6 +11,7 @@ use p2p_chat_shared::text::Nick;
 use tokio::sync::mpsc;
 
 use super::archive::{Archive, ArchiveError};
+use super::files::Files;
 use super::input::{Input, HELP};
 use super::output::Reply;
 
@@ -31,6 +32,10 @@ pub struct Session {
     pub data_dir: PathBuf,
     /// The archive, unless it could not be opened.
     pub archive: Option<Archive>,
+    /// Files shared and fetched.
+    pub files: Files,
+    /// Where `/get` saves when given no directory.
+    pub download_dir: PathBuf,
 }
 
 impl Session {
@@ -39,8 +44,19 @@ impl Session {
         let messages = match event {
             Event::Message(m) => vec![m],
             Event::History { messages, .. } => messages,
+            Event::DirectMessage(m) => {
+                if let Some(offer) = &m.file {
+                    self.files.saw_offer(offer, m.from);
+                }
+                return;
+            }
             _ => return,
         };
+        for m in &messages {
+            if let Some(offer) = &m.file {
+                self.files.saw_offer(offer, m.from);
+            }
+        }
         self.archive_messages(messages).await;
     }
 
@@ -209,12 +225,80 @@ impl Session {
                 in_background(background, connect(client, addr));
                 return None;
             }
+            Input::Share { peer, path } => {
+                let room = match peer {
+                    Some(_) => None,
+                    None => match self.current.clone() {
+                        Some(room) => Some(room),
+                        None => {
+                            return Some(Reply::Error {
+                                message:
+                                    "you are in no room; /join one first, or /share @PEER PATH"
+                                        .into(),
+                            })
+                        }
+                    },
+                };
+                let files = self.files.clone();
+                in_background(background, share(files, client, room, peer, path));
+                return None;
+            }
+            Input::Files => Reply::Files {
+                files: self.files.list(),
+            },
+            Input::Get { id, dir } => {
+                let dir = dir.unwrap_or_else(|| self.download_dir.clone());
+                match self.files.get(&id, dir).await {
+                    Ok(reply) => reply,
+                    Err(message) => Reply::Error { message },
+                }
+            }
             Input::Help => Reply::Help {
                 text: HELP.to_owned(),
             },
             // Handled by the caller, which owns the printer and the loop.
             Input::Verbose | Input::Quit => return None,
         })
+    }
+}
+
+/// Hashes a file, then offers it in `room` or to `peer`.
+async fn share(
+    files: Files,
+    client: Client,
+    room: Option<String>,
+    peer: Option<libp2p::PeerId>,
+    path: PathBuf,
+) -> Reply {
+    let offer = match files.share(path).await {
+        Ok(offer) => offer,
+        Err(message) => return Reply::Error { message },
+    };
+    let (id, name, size) = (offer.id.clone(), offer.name.clone(), offer.size);
+    let sent = match (peer, &room) {
+        (Some(peer), _) => client
+            .dm_file(peer, offer)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        (None, Some(room)) => client
+            .offer_file(room.clone(), offer)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("nowhere to offer it".to_owned()),
+    };
+    match sent {
+        Ok(()) => Reply::Shared {
+            id,
+            name,
+            size,
+            room,
+            peer,
+        },
+        Err(e) => Reply::Error {
+            message: format!("{name} is ready to serve, but the offer did not go out: {e}"),
+        },
     }
 }
 

@@ -116,6 +116,11 @@ pub struct RelayArgs {
     /// minute. Raise it when many peers share an address: behind a reverse proxy or a NAT.
     #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_RATE_PER_IP, env = "P2P_CHAT_RATE_PER_IP")]
     pub rate_per_ip: u32,
+    /// Bytes one relayed circuit may carry, both ways together (e.g. 16M, 64M). A file larger
+    /// than this goes on over a new circuit, a little later; raise it where files are shared
+    /// between peers that can only meet through the relay.
+    #[arg(long, default_value = "16M", value_parser = parse_size, env = "P2P_CHAT_MAX_CIRCUIT_BYTES")]
+    pub max_circuit_bytes: u64,
     /// Connections one IP address may hold open to the relay (0: no limit). Raise it behind a
     /// reverse proxy, where every peer shares the proxy's address.
     #[arg(long, default_value_t = p2p_chat_shared::native::DEFAULT_CONNECTIONS_PER_IP, env = "P2P_CHAT_CONNECTIONS_PER_IP")]

@@ -98,6 +98,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         store: Some(store),
         rate_per_ip: args.rate_per_ip,
         connections_per_ip: args.connections_per_ip,
+        circuit_bytes: args.max_circuit_bytes,
         limits: HubLimits {
             publish_per_sec: args.publish_per_sec,
             publish_burst: args.publish_burst,

@@ -8,12 +8,13 @@ use futures::SinkExt;
 use libp2p::{Multiaddr, PeerId};
 
 use super::error::{
-    AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
-    SendError, Stopped,
+    AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, ReachError,
+    RoomError, SendError, Stopped,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use super::event::Stats;
 use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
+use crate::files::{FileOffer, Hash};
 use crate::text::now_unix_ms;
 
 /// Reply channel of a command: its result, or why it failed.
@@ -39,12 +40,14 @@ pub enum Command {
         /// Left, or why not.
         reply: Reply<(), RoomError>,
     },
-    /// Send a text message to a room we are in.
+    /// Send a text message, or a file offer, to a room we are in.
     Send {
         /// The room.
         room: String,
-        /// The text.
+        /// The text (ignored with a file: the body then names the file).
         text: String,
+        /// A file on offer.
+        file: Option<FileOffer>,
         /// The message as sent, or why not.
         reply: Reply<Sent, SendError>,
     },
@@ -59,8 +62,10 @@ pub enum Command {
     Dm {
         /// The recipient.
         peer: PeerId,
-        /// The text.
+        /// The text (ignored with a file: the body then names the file).
         text: String,
+        /// A file on offer.
+        file: Option<FileOffer>,
         /// Delivered (or kept by the relay), or why not.
         reply: Reply<DmReceipt, DmError>,
     },
@@ -99,6 +104,26 @@ pub enum Command {
         peer: PeerId,
         /// Its addresses, or why not.
         reply: Reply<Vec<Multiaddr>, FindError>,
+    },
+    /// Connect to a peer (directly and through relay circuits at once) unless connected: file
+    /// streams then open on that connection.
+    Reach {
+        /// The peer.
+        peer: PeerId,
+        /// Connected, or why not.
+        reply: Reply<(), ReachError>,
+    },
+    /// Announce in the DHT that we have a file (nothing where there is no DHT).
+    Provide {
+        /// The file's id.
+        file: Hash,
+    },
+    /// Look up in the DHT who has a file.
+    Providers {
+        /// The file's id.
+        file: Hash,
+        /// The providers found (maybe none), or why there is no lookup.
+        reply: Reply<Vec<PeerId>, FindError>,
     },
     /// Round-trip time to a peer (dials it if needed).
     Ping {
@@ -178,9 +203,16 @@ impl HistoryMark {
 }
 
 /// Cloneable handle to a running chat core.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     sender: mpsc::Sender<Command>,
+    streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
 }
 
 macro_rules! request {
@@ -192,8 +224,8 @@ macro_rules! request {
 }
 
 impl Client {
-    pub(crate) fn new(sender: mpsc::Sender<Command>) -> Self {
-        Self { sender }
+    pub(crate) fn new(sender: mpsc::Sender<Command>, streams: libp2p_stream::Control) -> Self {
+        Self { sender, streams }
     }
 
     async fn send(&self, command: Command) -> Result<(), Stopped> {
@@ -228,7 +260,18 @@ impl Client {
         text: impl Into<String>,
     ) -> Result<Sent, SendError> {
         let (room, text) = (room.into(), text.into());
-        request!(self, Send { room, text })
+        let file = None;
+        request!(self, Send { room, text, file })
+    }
+
+    /// Offers a file in a room.
+    pub async fn offer_file(
+        &self,
+        room: impl Into<String>,
+        offer: FileOffer,
+    ) -> Result<Sent, SendError> {
+        let (room, text, file) = (room.into(), String::new(), Some(offer));
+        request!(self, Send { room, text, file })
     }
 
     /// Sets our nickname; returns it as cleaned.
@@ -239,8 +282,35 @@ impl Client {
 
     /// Sends a direct message and waits for its acknowledgement.
     pub async fn dm(&self, peer: PeerId, text: impl Into<String>) -> Result<DmReceipt, DmError> {
-        let text = text.into();
-        request!(self, Dm { peer, text })
+        let (text, file) = (text.into(), None);
+        request!(self, Dm { peer, text, file })
+    }
+
+    /// Offers a file in a direct message and waits for its acknowledgement.
+    pub async fn dm_file(&self, peer: PeerId, offer: FileOffer) -> Result<DmReceipt, DmError> {
+        let (text, file) = (String::new(), Some(offer));
+        request!(self, Dm { peer, text, file })
+    }
+
+    /// Connects to `peer` unless connected (directly, or through a relay circuit).
+    pub async fn reach(&self, peer: PeerId) -> Result<(), ReachError> {
+        request!(self, Reach { peer })
+    }
+
+    /// Announces that we have `file` (in the DHT, where there is one).
+    pub async fn provide(&self, file: Hash) -> Result<(), Stopped> {
+        self.send(Command::Provide { file }).await
+    }
+
+    /// Who announced `file`.
+    pub async fn providers(&self, file: Hash) -> Result<Vec<PeerId>, FindError> {
+        request!(self, Providers { file })
+    }
+
+    /// A handle for the file protocol's streams: open them to peers, accept them
+    /// ([`crate::files`]).
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     /// Dials an address and waits for the connection.

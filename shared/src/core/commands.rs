@@ -79,8 +79,13 @@ impl<X: Extension> EventLoop<X> {
                 };
                 let _ = reply.send(result);
             }
-            Command::Send { room, text, reply } => {
-                let sent = self.send_text(&room, &text);
+            Command::Send {
+                room,
+                text,
+                file,
+                reply,
+            } => {
+                let sent = self.send_text(&room, &text, file);
                 #[cfg(not(target_arch = "wasm32"))]
                 if sent.is_ok() {
                     self.traffic.messages_sent += 1;
@@ -90,14 +95,22 @@ impl<X: Extension> EventLoop<X> {
             Command::SetNick { nick, reply } => {
                 let _ = reply.send(self.set_nick(&nick));
             }
-            Command::Dm { peer, text, reply } => {
+            Command::Dm {
+                peer,
+                text,
+                file,
+                reply,
+            } => {
                 #[cfg(not(target_arch = "wasm32"))]
                 {
                     self.traffic.dms_sent += 1;
                 }
-                self.send_dm(peer, &text, reply);
+                self.send_dm(peer, &text, file, reply);
             }
             Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Reach { peer, reply } => self.reach(peer, reply),
+            Command::Provide { file } => self.provide(&file),
+            Command::Providers { file, reply } => self.find_providers(&file, reply),
             Command::Listen { addr, reply } => {
                 let result = self
                     .swarm

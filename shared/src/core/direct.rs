@@ -56,12 +56,22 @@ impl std::fmt::Debug for Dms {
 
 impl<X: Extension> EventLoop<X> {
     /// Sends a direct message; `reply` gets the acknowledgement or the failure.
-    pub(super) fn send_dm(&mut self, peer: PeerId, text: &str, reply: Reply<DmReceipt, DmError>) {
+    pub(super) fn send_dm(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        file: Option<crate::files::FileOffer>,
+        reply: Reply<DmReceipt, DmError>,
+    ) {
         if peer == *self.swarm.local_peer_id() {
             let _ = reply.send(Err(DmError::SelfTarget));
             return;
         }
-        let envelope = match Envelope::dm(&self.nick, text) {
+        let made = match file {
+            Some(offer) => Ok(Envelope::offer(Kind::Dm, &self.nick, offer)),
+            None => Envelope::dm(&self.nick, text),
+        };
+        let envelope = match made {
             Ok(envelope) => envelope,
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
@@ -305,6 +315,7 @@ impl<X: Extension> EventLoop<X> {
                 text: envelope.body,
                 sent_at: envelope.ts,
                 stored: false,
+                file: envelope.file,
             }));
         }
         DmAck {

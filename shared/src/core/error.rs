@@ -180,6 +180,31 @@ pub enum FindError {
     Timeout(u64),
 }
 
+/// Why a peer could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReachError {
+    /// The core has stopped.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// Reaching ourselves.
+    #[error("that is your own peer id")]
+    SelfTarget,
+    /// No connection, no known address, no relay.
+    #[error("no route to {0}: not connected, no known address and no relay to reach it through")]
+    NoRoute(PeerId),
+    /// Every address failed.
+    #[error("cannot reach {peer}: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// What the dial said.
+        reason: String,
+    },
+    /// No connection in time.
+    #[error("no connection within {0} s")]
+    Timeout(u64),
+}
+
 /// Why a ping failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PingError {

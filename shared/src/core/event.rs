@@ -39,6 +39,9 @@ pub struct ChatMessage {
     pub filed_at: u64,
     /// Envelope or plain text.
     pub origin: Origin,
+    /// A file on offer, to fetch with [`crate::files`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileOffer>,
 }
 
 impl ChatMessage {
@@ -77,6 +80,9 @@ pub struct DirectMessage {
     pub sent_at: u64,
     /// Kept by a relay while we were offline, delivered from its mailbox.
     pub stored: bool,
+    /// A file on offer, to fetch with [`crate::files`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileOffer>,
 }
 
 /// Why a member left a room's list.

@@ -59,6 +59,8 @@ pub struct EventLoop<X: Extension> {
     /// Relays we use and our reservations on them.
     pub(super) reservations: Reservations,
     pub(super) pending: super::commands::Pending,
+    /// File sharing's reaches and provider lookups.
+    pub(super) files: super::files::FilesPending,
     pub(super) nat_status: String,
     pub(super) dropped_payloads: u64,
     /// The stores we use (our relays): catch-up, receipts, mailbox.
@@ -115,6 +117,7 @@ impl<X: Extension> EventLoop<X> {
             peers: Peers::default(),
             reservations: Reservations::default(),
             pending: Default::default(),
+            files: Default::default(),
             nat_status: "unknown".to_owned(),
             dropped_payloads: 0,
             store: StoreClient::default(),
@@ -228,6 +231,7 @@ impl<X: Extension> EventLoop<X> {
         self.rooms_tick(now);
         self.reservations_tick(now);
         self.pending_tick(now);
+        self.files_tick(now);
         self.store_tick(now);
         if let Some(hub) = self.hub.as_mut() {
             hub.tick(&mut self.swarm);

@@ -69,11 +69,19 @@ impl<X: Extension> EventLoop<X> {
     }
 
     /// Sends a chat message to a room.
-    pub(super) fn send_text(&mut self, room: &str, text: &str) -> Result<Sent, SendError> {
+    pub(super) fn send_text(
+        &mut self,
+        room: &str,
+        text: &str,
+        file: Option<crate::files::FileOffer>,
+    ) -> Result<Sent, SendError> {
         if !self.rooms.contains_key(room) {
             return Err(SendError::NotInRoom(room.to_owned()));
         }
-        let mut envelope = Envelope::message(&self.nick, text)?;
+        let mut envelope = match file {
+            Some(offer) => Envelope::offer(Kind::Message, &self.nick, offer),
+            None => Envelope::message(&self.nick, text)?,
+        };
         // Strictly increasing times keep our own messages in the order sent wherever they are
         // sorted by (time, id): a store's history, a catch-up.
         envelope.ts = envelope.ts.max(self.last_sent_ts.saturating_add(1));
@@ -98,6 +106,7 @@ impl<X: Extension> EventLoop<X> {
             sent_at: envelope.ts,
             filed_at,
             origin: Origin::Envelope,
+            file: envelope.file,
         };
         Ok(Sent { message, queued })
     }
@@ -324,6 +333,7 @@ impl<X: Extension> EventLoop<X> {
                         sent_at: 0,
                         filed_at: now_unix_ms(),
                         origin: Origin::Text,
+                        file: None,
                     };
                     self.show_live(msg);
                 }
@@ -361,6 +371,7 @@ impl<X: Extension> EventLoop<X> {
                         sent_at: env.ts,
                         filed_at: store_time(env.ts, now_unix_ms()),
                         origin: Origin::Envelope,
+                        file: env.file,
                     };
                     self.show_live(msg);
                 }

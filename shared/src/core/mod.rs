@@ -13,6 +13,7 @@ mod direct;
 mod error;
 mod event;
 mod event_loop;
+mod files;
 mod gossip;
 pub use gossip::NOTICE_MAX_AGE_MS;
 mod peers;
@@ -95,6 +96,7 @@ pub fn new<X: Extension>(
 ) -> (Client, mpsc::Receiver<Event>, EventLoop<X>) {
     let (command_tx, command_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(config.event_capacity);
+    let streams = swarm.behaviour().files.new_control();
     let event_loop = EventLoop::new(swarm, command_rx, event_tx, config);
-    (Client::new(command_tx), event_rx, event_loop)
+    (Client::new(command_tx, streams), event_rx, event_loop)
 }

@@ -68,6 +68,7 @@ impl<X: Extension> EventLoop<X> {
                 }
                 self.reservation_on_connected(&peer_id, first);
                 self.dms_on_connected(&peer_id);
+                self.reaches_on_connected(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -101,6 +102,7 @@ impl<X: Extension> EventLoop<X> {
                         self.finds_saw_address(&peer, attempts.iter().map(|(a, _)| a.clone()));
                     }
                     self.dms_on_dial_failed(&peer, connection_id, &text);
+                    self.reaches_on_dial_failed(&peer, connection_id, &text);
                 }
                 if !matches!(error, DialError::DialPeerConditionFalse(_)) {
                     self.emit(Event::DialFailed {
@@ -154,6 +156,7 @@ impl<X: Extension> EventLoop<X> {
             BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Kad(event) => self.on_kad(event),
             BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
+            BehaviourEvent::Files(()) => {}
             BehaviourEvent::Ext(event) => {
                 if let Some(event) = X::translate(event) {
                     self.on_extension_event(event);
@@ -221,8 +224,20 @@ impl<X: Extension> EventLoop<X> {
         else {
             return;
         };
-        let kad::QueryResult::GetClosestPeers(result) = result else {
-            return;
+        let result = match result {
+            kad::QueryResult::GetClosestPeers(result) => result,
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => {
+                self.providers_found(id, providers.into_iter().collect(), step.last);
+                return;
+            }
+            kad::QueryResult::GetProviders(_) => {
+                self.providers_found(id, Vec::new(), true);
+                return;
+            }
+            _ => return,
         };
         let Some(find) = self.pending.finds.get_mut(&id) else {
             return;

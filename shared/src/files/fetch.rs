@@ -43,6 +43,13 @@ pub const REQUERY_EVERY: Duration = Duration::from_secs(5);
 /// Failures in a row after which a provider is given up for this download.
 const MAX_FAILURES: u32 = 6;
 
+/// How long to wait before asking a provider again after its `failures`-th failure in a row:
+/// 250 ms, then twice as long each time (a relay circuit cut at its byte cap is replaced at
+/// once; a provider gone for good is given up after about 8 s).
+fn retry_after(failures: u32) -> Duration {
+    Duration::from_millis(250 << failures.saturating_sub(1).min(6))
+}
+
 /// How a downloader reaches providers.
 pub trait Network {
     /// A stream of the file protocol.
@@ -202,11 +209,11 @@ pub async fn fetch<N: Network, K: PieceSink>(
     }
 }
 
-async fn open_and_ask<'a, N: Network>(
+async fn open_and_ask<N: Network>(
     net: &N,
     peer: PeerId,
     ask: Ask,
-    offer: &'a FileOffer,
+    offer: &FileOffer,
 ) -> Job<N::Stream> {
     match timeout(ANSWER_TIMEOUT, net.open(peer)).await {
         Some(Ok(stream)) => ask_on(peer, stream, ask, offer).await,
@@ -313,14 +320,11 @@ impl<'a> State<'a> {
         let mut peers: Vec<PeerId> = self.providers.keys().copied().collect();
         peers.sort();
         for peer in peers {
-            loop {
-                let Some(p) = self.providers.get(&peer) else {
-                    break;
-                };
+            let open = |p: &Provider| {
                 let waiting = p.retry_at.is_some_and(|at| at > now);
-                if p.gone || waiting || p.streams >= STREAMS_PER_PROVIDER {
-                    break;
-                }
+                !p.gone && !waiting && p.streams < STREAMS_PER_PROVIDER
+            };
+            while self.providers.get(&peer).is_some_and(open) {
                 let Some(ask) = self.next_ask() else {
                     return out;
                 };
@@ -344,9 +348,13 @@ impl<'a> State<'a> {
         let Some(p) = self.providers.get_mut(&peer) else {
             return;
         };
+        // The streams of one connection fail together when it closes: that is one failure.
+        let now = Instant::now();
+        if p.retry_at.is_some_and(|at| at > now) {
+            return;
+        }
         p.failures += 1;
-        let backoff = Duration::from_secs(1 << p.failures.min(4));
-        p.retry_at = Some(Instant::now() + backoff);
+        p.retry_at = Some(now + retry_after(p.failures));
         if p.failures >= MAX_FAILURES && !p.gone {
             p.gone = true;
             on_event(FetchEvent::Dropped { peer, reason });
@@ -709,6 +717,26 @@ mod tests {
             "asked again: {:?}",
             asked[0]
         );
+    }
+
+    #[test]
+    fn the_streams_of_one_closed_connection_count_as_one_failure() {
+        let (_, offer, _) = file(PIECE_BYTES as usize * 4);
+        let mut state = State::new(&offer, Resume::default());
+        let peer = PeerId::random();
+        state.add_provider(peer);
+        let mut events = Vec::new();
+        for _ in 0..STREAMS_PER_PROVIDER {
+            state.failed(peer, "connection closed".into(), &mut |e| events.push(e));
+        }
+        let provider = state.providers.get(&peer).expect("kept");
+        assert_eq!(provider.failures, 1);
+        assert!(!provider.gone && events.is_empty());
+        // Asked again soon: a relay circuit cut at its byte cap is replaced at once.
+        let wait = provider.retry_at.expect("backoff").duration_since(Instant::now());
+        assert!(wait <= retry_after(1), "{wait:?}");
+        assert_eq!(retry_after(1), Duration::from_millis(250));
+        assert_eq!(retry_after(5), Duration::from_secs(4));
     }
 
     #[test]

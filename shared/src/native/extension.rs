@@ -18,12 +18,17 @@ use libp2p::{
 /// Reservations and circuits one IP address may open per minute, by default (the library's).
 pub const DEFAULT_RATE_PER_IP: u32 = 60;
 
+/// Bytes one relayed circuit may carry by default (both ways together): plenty for chat; a file
+/// transfer larger than this goes on over a new circuit ([`crate::files::fetch`]) or a direct
+/// connection.
+pub const DEFAULT_CIRCUIT_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Circuit relay v2 limits chosen for chat. The library defaults (2 minutes and 128 KiB per
 /// circuit, 16 circuits) would cut a conversation; these let one last an hour and carry
-/// 16 MiB, while bounding what one relay lends out. One peer id may reserve or open a circuit 30
+/// `circuit_bytes` ([`DEFAULT_CIRCUIT_BYTES`]), while bounding what one relay lends out. One peer id may reserve or open a circuit 30
 /// times per 2 minutes; one IP address `per_ip` times per minute (a token bucket: that many at
 /// once, then one every 60/`per_ip` s).
-pub fn relay_config(per_ip: u32) -> relay::Config {
+pub fn relay_config(per_ip: u32, circuit_bytes: u64) -> relay::Config {
     let per_ip = NonZeroU32::new(per_ip).unwrap_or(NonZeroU32::MIN);
     let per_peer = NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN);
     let (minute, two_minutes) = (Duration::from_secs(60), Duration::from_secs(120));
@@ -35,7 +40,7 @@ pub fn relay_config(per_ip: u32) -> relay::Config {
         max_circuits: 1024,
         max_circuits_per_peer: 16,
         max_circuit_duration: Duration::from_secs(60 * 60),
-        max_circuit_bytes: 16 * 1024 * 1024,
+        max_circuit_bytes: circuit_bytes,
         circuit_src_rate_limiters: Vec::new(),
     }
     .reservation_rate_per_peer(per_peer, two_minutes)
@@ -69,6 +74,8 @@ pub struct NativeOptions {
     pub rate_per_ip: u32,
     /// Connections one IP address may hold open (relay server only; 0: no limit).
     pub connections_per_ip: usize,
+    /// Bytes one relayed circuit may carry (relay server only).
+    pub circuit_bytes: u64,
     /// DCUtR hole punching (peers).
     pub dcutr: bool,
     /// AutoNAT (client on peers; the relay answers probes).
@@ -118,7 +125,10 @@ impl Native {
             0
         };
         let (circuit_relay, limits) = if options.relay_server {
-            let mut server = relay::Behaviour::new(peer_id, relay_config(options.rate_per_ip));
+            let mut server = relay::Behaviour::new(
+                peer_id,
+                relay_config(options.rate_per_ip, options.circuit_bytes),
+            );
             // Advertise the relay protocol even with no confirmed public address: a relay on a
             // LAN or on loopback would otherwise refuse every reservation.
             server.set_status(Some(relay::Status::Enable));
@@ -211,6 +221,7 @@ mod tests {
             relay_server: true,
             rate_per_ip: 30,
             connections_per_ip: 1,
+            circuit_bytes: DEFAULT_CIRCUIT_BYTES,
             dcutr: false,
             autonat: false,
             mdns: false,

@@ -23,7 +23,7 @@ pub mod node;
 pub mod swarm;
 pub mod webrtc_hold;
 
-pub use extension::{Native, NativeOptions, DEFAULT_RATE_PER_IP};
+pub use extension::{Native, NativeOptions, DEFAULT_CIRCUIT_BYTES, DEFAULT_RATE_PER_IP};
 pub use ip_limit::DEFAULT_CONNECTIONS_PER_IP;
 pub use node::{
     spawn, start_peer, start_relay, Node, PeerSetup, RelayPorts, RelaySetup, StartError,

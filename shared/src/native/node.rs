@@ -7,7 +7,7 @@ use futures::channel::mpsc;
 use libp2p::{core::multiaddr::Protocol, identity::Keypair, Multiaddr, PeerId};
 use tokio::task::JoinHandle;
 
-use super::extension::{NativeOptions, DEFAULT_RATE_PER_IP};
+use super::extension::{NativeOptions, DEFAULT_CIRCUIT_BYTES, DEFAULT_RATE_PER_IP};
 use super::ip_limit::DEFAULT_CONNECTIONS_PER_IP;
 use super::swarm::{self, BuildError, Certificate, NativeSwarm, Transports};
 use crate::behaviour::Role;
@@ -129,6 +129,8 @@ pub struct RelaySetup {
     pub rate_per_ip: u32,
     /// Connections one IP address may hold open ([`super::ip_limit`]; 0: no limit).
     pub connections_per_ip: usize,
+    /// Bytes one relayed circuit may carry ([`DEFAULT_CIRCUIT_BYTES`]).
+    pub circuit_bytes: u64,
     /// What one peer may ask of the hub: publish rate, rooms, ban ([`crate::hub::guard`]).
     pub limits: HubLimits,
     /// Where to record metrics ([`super::metrics`]); `None` records nothing.
@@ -148,6 +150,7 @@ impl RelaySetup {
             store: None,
             rate_per_ip: DEFAULT_RATE_PER_IP,
             connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
+            circuit_bytes: DEFAULT_CIRCUIT_BYTES,
             limits: HubLimits::default(),
             metrics: None,
         }
@@ -162,6 +165,7 @@ impl RelaySetup {
             store: None,
             rate_per_ip: DEFAULT_RATE_PER_IP,
             connections_per_ip: DEFAULT_CONNECTIONS_PER_IP,
+            circuit_bytes: DEFAULT_CIRCUIT_BYTES,
             limits: HubLimits::default(),
             metrics: None,
         }
@@ -175,6 +179,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
         relay_server: true,
         rate_per_ip: setup.rate_per_ip,
         connections_per_ip: setup.connections_per_ip,
+        circuit_bytes: setup.circuit_bytes,
         dcutr: false,
         autonat: true,
         mdns: false,
@@ -267,6 +272,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         relay_server: false,
         rate_per_ip: DEFAULT_RATE_PER_IP,
         connections_per_ip: 0,
+        circuit_bytes: DEFAULT_CIRCUIT_BYTES,
         dcutr: setup.dcutr,
         autonat: true,
         mdns: setup.mdns,

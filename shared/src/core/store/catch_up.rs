@@ -57,6 +57,7 @@ fn history_message(room: &str, item: HistoryItem) -> Option<ChatMessage> {
             sent_at: env.ts,
             filed_at: item.ts,
             origin: Origin::Envelope,
+            file: env.file,
         }),
         Payload::Envelope(_) => None,
         Payload::Text(text) => Some(ChatMessage {
@@ -68,6 +69,7 @@ fn history_message(room: &str, item: HistoryItem) -> Option<ChatMessage> {
             sent_at: item.ts,
             filed_at: item.ts,
             origin: Origin::Text,
+            file: None,
         }),
     }
 }

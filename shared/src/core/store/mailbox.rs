@@ -65,7 +65,7 @@ impl<X: Extension> EventLoop<X> {
         });
         tracing::debug!(peer = %outgoing.peer, %cause, "depositing a DM at the relay");
         let pending = PendingDeposit { outgoing, cause };
-        self.ask_store(store, request, Outstanding::Deposit(pending));
+        self.ask_store(store, request, Outstanding::Deposit(Box::new(pending)));
     }
 
     /// The store answered a deposit.
@@ -171,6 +171,7 @@ impl<X: Extension> EventLoop<X> {
                     text: envelope.body,
                     sent_at: envelope.ts,
                     stored: true,
+                    file: envelope.file,
                 }));
             }
         }

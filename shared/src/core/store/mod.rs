@@ -32,7 +32,7 @@ use mailbox::Deposited;
 enum Outstanding {
     Page { room: String, query: HistoryQuery },
     Receipt { room: String, ids: Vec<String> },
-    Deposit(mailbox::PendingDeposit),
+    Deposit(Box<mailbox::PendingDeposit>),
     Fetch,
     Ack,
     Status,
@@ -185,7 +185,7 @@ impl<X: Extension> EventLoop<X> {
         match outstanding {
             Outstanding::Page { room, query } => self.on_page(store, room, query, answer),
             Outstanding::Receipt { room, ids } => self.on_receipt(room, ids, answer),
-            Outstanding::Deposit(pending) => self.on_deposited(store, pending, answer),
+            Outstanding::Deposit(pending) => self.on_deposited(store, *pending, answer),
             Outstanding::Fetch => self.on_mailbox(store, answer),
             Outstanding::Ack => match answer {
                 StoreResponse::Acked { count } if count > 0 => {
