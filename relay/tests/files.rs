@@ -299,3 +299,44 @@ fn bad_file_commands_get_clear_errors() {
     assert!(error_for(json!({"cmd": "get", "id": "abc"})).contains("at least 8"));
     assert!(error_for(json!({"cmd": "get", "id": "0123456789abcdef"})).contains("no file"));
 }
+
+#[test]
+fn a_peer_that_fetched_a_file_serves_it_found_in_the_dht_once_its_first_owner_is_gone() {
+    let dir = temp_dir("files-providers");
+    let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+    let (mut ann, _) = relay_only_peer(&relay_tcp, "ann", &dir.join("ann"));
+    let (mut bob, bob_id) = relay_only_peer(&relay_tcp, "bob", &dir.join("bob"));
+    let (mut carol, carol_id) = relay_only_peer(&relay_tcp, "carol", &dir.join("carol"));
+    for id in [&bob_id, &carol_id] {
+        ann.next_event("the others in the room", |v| {
+            v["event"] == "member_joined" && v["peer"] == id.as_str()
+        });
+    }
+    let original = random_file(&dir.join("outbox"), "slides.pdf", 2 * 1024 * 1024);
+    ann.send(json!({"cmd": "share", "path": &original}));
+    let shared = ann.next_event("the offer sent", |v| v["event"] == "shared");
+    let id = shared["id"].as_str().expect("id").to_owned();
+    bob.next_event("ann's offer", |v| v["event"] == "message");
+    carol.next_event("ann's offer", |v| v["event"] == "message");
+    let saved = fetch(&mut bob, &id, &dir.join("bob-inbox"));
+    assert_eq!(saved["event"], "file_saved", "{saved}");
+
+    // Ann leaves: the only peer carol saw offering the file is gone.
+    ann.send(json!({"cmd": "quit"}));
+    ann.next_event("ann's goodbye", |v| v["event"] == "bye");
+    let saved = fetch(&mut carol, &id, &dir.join("carol-inbox"));
+    assert_eq!(
+        saved["event"], "file_saved",
+        "carol found bob in the DHT: {saved}"
+    );
+    assert!(same_bytes(
+        &original,
+        &dir.join("carol-inbox").join("slides.pdf")
+    ));
+    bob.send(json!({"cmd": "files"}));
+    let files = bob.next_event("bob's files", |v| v["event"] == "files");
+    assert!(
+        files["files"][0]["served"].as_u64() >= Some(2 * 1024 * 1024),
+        "bob served it: {files}"
+    );
+}

@@ -4,9 +4,9 @@
 //! A provider that sends a piece or manifest that does not match, breaks the protocol, or says it
 //! does not have the file is not asked again during this download. One whose stream fails (its
 //! connection closed: a relay circuit reaching its byte cap, a peer gone for a moment) is asked
-//! again after a backoff, over a new connection. When no provider is left, more are looked for;
-//! the download fails only after [`STALL_TIMEOUT`] without a verified piece, keeping what it has
-//! (the caller can resume from it).
+//! again after a backoff, over a new connection. More providers are looked for at the start and
+//! while few are usable; the download fails only after [`STALL_TIMEOUT`] without a verified
+//! piece, keeping what it has (the caller can resume from it).
 //!
 //! Runtime-agnostic, one future, no spawning: the platform supplies the [`Network`] (streams to
 //! peers, providers) and the [`PieceSink`] (where pieces go).
@@ -37,7 +37,11 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A download fails after this long without a verified piece.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How often to look for more providers while none can be used.
+/// Below this many usable providers, more are looked for (at the start, then every
+/// [`REQUERY_EVERY`]).
+pub const WANTED_PROVIDERS: usize = 4;
+
+/// How often to look for more providers while fewer than [`WANTED_PROVIDERS`] can be used.
 pub const REQUERY_EVERY: Duration = Duration::from_secs(5);
 
 /// Failures in a row after which a provider is given up for this download.
@@ -178,7 +182,7 @@ pub async fn fetch<N: Network, K: PieceSink>(
         for (peer, ask) in state.assignments() {
             jobs.push(open_and_ask(net, peer, ask, offer).left_future());
         }
-        if state.usable() == 0
+        if state.usable() < WANTED_PROVIDERS
             && querying.is_terminated()
             && last_query.is_none_or(|at| at.elapsed() >= REQUERY_EVERY)
         {
@@ -733,7 +737,10 @@ mod tests {
         assert_eq!(provider.failures, 1);
         assert!(!provider.gone && events.is_empty());
         // Asked again soon: a relay circuit cut at its byte cap is replaced at once.
-        let wait = provider.retry_at.expect("backoff").duration_since(Instant::now());
+        let wait = provider
+            .retry_at
+            .expect("backoff")
+            .duration_since(Instant::now());
         assert!(wait <= retry_after(1), "{wait:?}");
         assert_eq!(retry_after(1), Duration::from_millis(250));
         assert_eq!(retry_after(5), Duration::from_secs(4));
