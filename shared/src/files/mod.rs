@@ -273,19 +273,20 @@ impl FileOffer {
     }
 }
 
-/// `bytes` as a person reads them: `812 B`, `79.3 KiB`, `10.0 MiB`.
+/// `bytes` as a person reads them: `812 B`, `79.3 KiB`, `10.0 MiB` (integer arithmetic: the
+/// browser build carries no float formatting for it).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
     }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
+    let (mut unit, mut div) = (0, 1024u128);
+    while u128::from(bytes) / div >= 1024 && unit < UNITS.len() - 1 {
+        div *= 1024;
         unit += 1;
     }
-    format!("{value:.1} {}", UNITS[unit])
+    let tenths = (u128::from(bytes) * 10 + div / 2) / div;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// Builds an offer and its manifest from a file's pieces, read in order by `next_piece` (each
@@ -446,5 +447,7 @@ mod tests {
     fn sizes_read_as_a_person_reads_them() {
         assert_eq!(human_bytes(812), "812 B");
         assert_eq!(human_bytes(10 * 1024 * 1024), "10.0 MiB");
+        assert_eq!(human_bytes(81_234), "79.3 KiB");
+        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
     }
 }
