@@ -59,6 +59,13 @@ pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
     /// Records one of the extension's events in the node's metrics (nothing, by default).
     #[cfg(not(target_arch = "wasm32"))]
     fn record(_event: &Self::ToSwarm, _metrics: &crate::native::metrics::CoreMetrics) {}
+
+    /// A handle on the file protocol's streams, where the extension carries them
+    /// ([`crate::files`]; none by default).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn streams(&self) -> Option<libp2p_stream::Control> {
+        None
+    }
 }
 
 /// The browser's extension: nothing.
@@ -105,9 +112,6 @@ mod derived {
         /// The store protocol: history, receipts and the mailbox (relays serve it, see
         /// [`crate::store`]).
         pub store: RpcBehaviour,
-        /// Streams of the file protocol, opened and accepted outside the loop through a
-        /// [`libp2p_stream::Control`] ([`crate::files`]).
-        pub files: libp2p_stream::Behaviour,
     }
 }
 
@@ -174,7 +178,6 @@ impl<X: Extension> Behaviour<X> {
             kad,
             dm: dm_behaviour(),
             store: store_behaviour(role == Role::Relay),
-            files: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -16,7 +16,7 @@
 //! | `nick` | the sender's display name; never an identity. |
 //! | `ts` | sender's clock, unix milliseconds. |
 //! | `body` | the text, at most [`MAX_BODY_BYTES`]; required for `message` and `dm`. |
-//! | `file` | optional, on `message` and `dm`: a file on offer ([`crate::files`]); the body then names it for peers that show only text. An offer that does not validate makes the envelope malformed. |
+//! | `file` | optional, on `message` and `dm`: a file on offer ([`crate::files`]); the body then names it for peers that show only text (the browser build, for now, among them). An offer that does not validate makes the envelope malformed. |
 //!
 //! Unknown fields are ignored. The author is never in the envelope: on a room it is the
 //! gossipsub message's signed `source`, on a DM the authenticated remote peer.
@@ -30,7 +30,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::files::{FileOffer, RawOffer, MAX_FILE_BYTES};
+use crate::files::FileOffer;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::files::{RawOffer, MAX_FILE_BYTES};
 use crate::protocol::{MAX_BODY_BYTES, MAX_PAYLOAD_BYTES};
 use crate::text::{clean_nick, now_unix_ms};
 
@@ -162,8 +164,11 @@ pub struct RawEnvelope {
     ts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<RawOffer>,
+    /// Empty when there is none. The browser build fetches no files yet: it reads no offers
+    /// (an offer's body names the file) and carries none of their code.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[serde(default, skip_serializing_if = "RawOffer::is_empty")]
+    file: RawOffer,
 }
 
 impl RawEnvelope {
@@ -182,7 +187,8 @@ impl From<&Envelope> for RawEnvelope {
             nick: Some(e.nick.clone()),
             ts: Some(e.ts),
             body: (!e.body.is_empty()).then(|| e.body.clone()),
-            file: e.file.as_ref().map(RawOffer::from),
+            #[cfg(not(target_arch = "wasm32"))]
+            file: e.file.as_ref().map(RawOffer::from).unwrap_or_default(),
         }
     }
 }
@@ -321,19 +327,10 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
     if matches!(kind, Kind::Message | Kind::Dm) && body.trim().is_empty() {
         return Err(DecodeError::Malformed("a message needs a body".into()));
     }
-    let file = match wire.file {
-        Some(_) if !matches!(kind, Kind::Message | Kind::Dm) => {
-            return Err(DecodeError::Malformed(format!(
-                "a `{}` cannot offer a file",
-                kind.as_str()
-            )))
-        }
-        Some(raw) => Some(
-            raw.validate(MAX_FILE_BYTES)
-                .map_err(|e| DecodeError::Malformed(format!("file: {e}")))?,
-        ),
-        None => None,
-    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let file = offer_of(kind, wire.file)?;
+    #[cfg(target_arch = "wasm32")]
+    let file = None;
     Ok(Envelope {
         v,
         kind,
@@ -347,6 +344,23 @@ fn validate(wire: RawEnvelope) -> Result<Envelope, DecodeError> {
         body,
         file,
     })
+}
+
+/// The offer an envelope of `kind` carries, checked; `None` when `raw` is empty.
+#[cfg(not(target_arch = "wasm32"))]
+fn offer_of(kind: Kind, raw: RawOffer) -> Result<Option<FileOffer>, DecodeError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if !matches!(kind, Kind::Message | Kind::Dm) {
+        return Err(DecodeError::Malformed(format!(
+            "a `{}` cannot offer a file",
+            kind.as_str()
+        )));
+    }
+    raw.validate(MAX_FILE_BYTES)
+        .map(Some)
+        .map_err(|e| DecodeError::Malformed(format!("file: {e}")))
 }
 
 #[cfg(test)]
@@ -449,7 +463,7 @@ mod tests {
         assert!(
             matches!(decode_room_payload(bytes), Err(DecodeError::Malformed(m)) if m.starts_with("file:"))
         );
-        let bytes = br#"{"v":1,"type":"join","id":"a","file":{}}"#;
+        let bytes = br#"{"v":1,"type":"join","id":"a","file":{"name":"x"}}"#;
         assert!(matches!(
             decode_room_payload(bytes),
             Err(DecodeError::Malformed(_))

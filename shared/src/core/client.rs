@@ -8,14 +8,16 @@ use futures::SinkExt;
 use libp2p::{Multiaddr, PeerId};
 
 use super::error::{
-    AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, ReachError,
-    RoomError, SendError, Stopped,
+    AddrError, ConnectError, DmError, FindError, JoinError, NickError, PingError, RoomError,
+    SendError, Stopped,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use super::event::Stats;
 use super::event::{DmReceipt, Info, Member, PeersInfo, RoomInfo, Sent};
-use crate::files::{FileOffer, Hash};
+use crate::files::FileOffer;
 use crate::text::now_unix_ms;
+#[cfg(not(target_arch = "wasm32"))]
+use {super::error::ReachError, crate::files::Hash};
 
 /// Reply channel of a command: its result, or why it failed.
 pub type Reply<T, E = Stopped> = oneshot::Sender<Result<T, E>>;
@@ -107,6 +109,7 @@ pub enum Command {
     },
     /// Connect to a peer (directly and through relay circuits at once) unless connected: file
     /// streams then open on that connection.
+    #[cfg(not(target_arch = "wasm32"))]
     Reach {
         /// The peer.
         peer: PeerId,
@@ -114,11 +117,13 @@ pub enum Command {
         reply: Reply<(), ReachError>,
     },
     /// Announce in the DHT that we have a file (nothing where there is no DHT).
+    #[cfg(not(target_arch = "wasm32"))]
     Provide {
         /// The file's id.
         file: Hash,
     },
     /// Look up in the DHT who has a file.
+    #[cfg(not(target_arch = "wasm32"))]
     Providers {
         /// The file's id.
         file: Hash,
@@ -206,7 +211,8 @@ impl HistoryMark {
 #[derive(Clone)]
 pub struct Client {
     sender: mpsc::Sender<Command>,
-    streams: libp2p_stream::Control,
+    #[cfg(not(target_arch = "wasm32"))]
+    streams: Option<libp2p_stream::Control>,
 }
 
 impl std::fmt::Debug for Client {
@@ -224,8 +230,17 @@ macro_rules! request {
 }
 
 impl Client {
-    pub(crate) fn new(sender: mpsc::Sender<Command>, streams: libp2p_stream::Control) -> Self {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn new(
+        sender: mpsc::Sender<Command>,
+        streams: Option<libp2p_stream::Control>,
+    ) -> Self {
         Self { sender, streams }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn new(sender: mpsc::Sender<Command>) -> Self {
+        Self { sender }
     }
 
     async fn send(&self, command: Command) -> Result<(), Stopped> {
@@ -293,23 +308,27 @@ impl Client {
     }
 
     /// Connects to `peer` unless connected (directly, or through a relay circuit).
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn reach(&self, peer: PeerId) -> Result<(), ReachError> {
         request!(self, Reach { peer })
     }
 
     /// Announces that we have `file` (in the DHT, where there is one).
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn provide(&self, file: Hash) -> Result<(), Stopped> {
         self.send(Command::Provide { file }).await
     }
 
     /// Who announced `file`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn providers(&self, file: Hash) -> Result<Vec<PeerId>, FindError> {
         request!(self, Providers { file })
     }
 
     /// A handle for the file protocol's streams: open them to peers, accept them
-    /// ([`crate::files`]).
-    pub fn streams(&self) -> libp2p_stream::Control {
+    /// ([`crate::files`]); `None` on a node without them.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn streams(&self) -> Option<libp2p_stream::Control> {
         self.streams.clone()
     }
 

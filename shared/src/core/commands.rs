@@ -108,8 +108,11 @@ impl<X: Extension> EventLoop<X> {
                 self.send_dm(peer, &text, file, reply);
             }
             Command::Connect { addr, reply } => self.connect(addr, reply),
+            #[cfg(not(target_arch = "wasm32"))]
             Command::Reach { peer, reply } => self.reach(peer, reply),
+            #[cfg(not(target_arch = "wasm32"))]
             Command::Provide { file } => self.provide(&file),
+            #[cfg(not(target_arch = "wasm32"))]
             Command::Providers { file, reply } => self.find_providers(&file, reply),
             Command::Listen { addr, reply } => {
                 let result = self

@@ -59,7 +59,8 @@ pub struct EventLoop<X: Extension> {
     /// Relays we use and our reservations on them.
     pub(super) reservations: Reservations,
     pub(super) pending: super::commands::Pending,
-    /// File sharing's reaches and provider lookups.
+    /// File sharing's reaches and provider lookups (none in the browser build yet).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(super) files: super::files::FilesPending,
     pub(super) nat_status: String,
     pub(super) dropped_payloads: u64,

@@ -96,7 +96,10 @@ pub fn new<X: Extension>(
 ) -> (Client, mpsc::Receiver<Event>, EventLoop<X>) {
     let (command_tx, command_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(config.event_capacity);
-    let streams = swarm.behaviour().files.new_control();
+    #[cfg(not(target_arch = "wasm32"))]
+    let client = Client::new(command_tx, swarm.behaviour().ext.streams());
+    #[cfg(target_arch = "wasm32")]
+    let client = Client::new(command_tx);
     let event_loop = EventLoop::new(swarm, command_rx, event_tx, config);
-    (Client::new(command_tx, streams), event_rx, event_loop)
+    (client, event_rx, event_loop)
 }

@@ -156,7 +156,6 @@ impl<X: Extension> EventLoop<X> {
             BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Kad(event) => self.on_kad(event),
             BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
-            BehaviourEvent::Files(()) => {}
             BehaviourEvent::Ext(event) => {
                 if let Some(event) = X::translate(event) {
                     self.on_extension_event(event);

@@ -116,7 +116,7 @@ pub struct FileOffer {
 }
 
 /// An offer as it arrives: every field optional, so that a missing one is our error to report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawOffer {
     id: Option<String>,
     name: Option<String>,
@@ -125,6 +125,13 @@ pub struct RawOffer {
     media_type: Option<String>,
     sha256: Option<String>,
     piece: Option<u32>,
+}
+
+impl RawOffer {
+    /// Whether no field is set (no offer at all).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl From<&FileOffer> for RawOffer {
@@ -280,13 +287,17 @@ pub fn human_bytes(bytes: u64) -> String {
     if bytes < 1024 {
         return format!("{bytes} B");
     }
-    let (mut unit, mut div) = (0, 1024u128);
-    while u128::from(bytes) / div >= 1024 && unit < UNITS.len() - 1 {
+    let (mut unit, mut div) = (0, 1024u64);
+    while bytes / div >= 1024 && unit < UNITS.len() - 1 {
         div *= 1024;
         unit += 1;
     }
-    let tenths = (u128::from(bytes) * 10 + div / 2) / div;
-    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    // The remainder is below `div` (at most 2^40): ten times it fits.
+    let (mut whole, mut tenth) = (bytes / div, (bytes % div * 10 + div / 2) / div);
+    if tenth == 10 {
+        (whole, tenth) = (whole + 1, 0);
+    }
+    format!("{whole}.{tenth} {}", UNITS[unit])
 }
 
 /// Builds an offer and its manifest from a file's pieces, read in order by `next_piece` (each

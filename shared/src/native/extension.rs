@@ -1,6 +1,6 @@
 //! The behaviours only a native peer runs, plugged into the shared chat core as its
 //! [`Extension`]: connection limits, the circuit relay server, DCUtR hole punching, AutoNAT,
-//! mDNS and UPnP. Each optional one is a `Toggle`, so one type serves the relay, the CLI peer
+//! mDNS, UPnP, and the file protocol's streams. Each optional one is a `Toggle`, so one type serves the relay, the CLI peer
 //! and the tests (which keep mDNS and UPnP off: both send multicast out of the machine).
 
 use std::num::NonZeroU32;
@@ -25,9 +25,9 @@ pub const DEFAULT_CIRCUIT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Circuit relay v2 limits chosen for chat. The library defaults (2 minutes and 128 KiB per
 /// circuit, 16 circuits) would cut a conversation; these let one last an hour and carry
-/// `circuit_bytes` ([`DEFAULT_CIRCUIT_BYTES`]), while bounding what one relay lends out. One peer id may reserve or open a circuit 30
-/// times per 2 minutes; one IP address `per_ip` times per minute (a token bucket: that many at
-/// once, then one every 60/`per_ip` s).
+/// `circuit_bytes` ([`DEFAULT_CIRCUIT_BYTES`]), while bounding what one relay lends out. One
+/// peer id may reserve or open a circuit 30 times per 2 minutes; one IP address `per_ip` times
+/// per minute (a token bucket: that many at once, then one every 60/`per_ip` s).
 pub fn relay_config(per_ip: u32, circuit_bytes: u64) -> relay::Config {
     let per_ip = NonZeroU32::new(per_ip).unwrap_or(NonZeroU32::MIN);
     let per_peer = NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN);
@@ -112,6 +112,9 @@ mod derived {
         pub mdns: Toggle<mdns::tokio::Behaviour>,
         /// Router port mapping.
         pub upnp: Toggle<upnp::tokio::Behaviour>,
+        /// Streams of the file protocol, opened and accepted outside the event loop through
+        /// their control ([`crate::core::Client::streams`], [`crate::files`]).
+        pub files: libp2p_stream::Behaviour,
     }
 }
 
@@ -161,6 +164,7 @@ impl Native {
             autonat: autonat.into(),
             mdns: mdns.into(),
             upnp: options.upnp.then(upnp::tokio::Behaviour::default).into(),
+            files: libp2p_stream::Behaviour::new(),
         })
     }
 }
@@ -176,8 +180,14 @@ impl Extension for Native {
         }
     }
 
+    fn streams(&self) -> Option<libp2p_stream::Control> {
+        Some(self.files.new_control())
+    }
+
     fn translate(event: NativeEvent) -> Option<ExtensionEvent> {
         Some(match event {
+            // Streams are handed out through their control, not as events.
+            NativeEvent::Files(()) => return None,
             NativeEvent::Limits(never) | NativeEvent::IpLimit(never) => match never {},
             NativeEvent::CircuitRelay(event) => {
                 ExtensionEvent::Log(format!("circuit relay server: {event:?}"))

@@ -114,7 +114,11 @@ impl Files {
     }
 
     fn serve(&self) {
-        let incoming = match self.client.streams().accept(FILE_PROTOCOL) {
+        let Some(mut control) = self.client.streams() else {
+            tracing::error!("this node has no file streams: files are not served");
+            return;
+        };
+        let incoming = match control.accept(FILE_PROTOCOL) {
             Ok(incoming) => incoming,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serve files");
@@ -352,9 +356,12 @@ impl Files {
                 Err(e) => return failed(e.to_string()),
             }
         };
+        let Some(control) = self.client.streams() else {
+            return failed("this node has no file streams".into());
+        };
         let net = PeerNet {
             client: self.client.clone(),
-            control: self.client.streams(),
+            control,
         };
         let mut sink = PartSink(part);
         let started = Instant::now();
