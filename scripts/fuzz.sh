@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-60}"
 CARGO_AFL_VERSION="0.18.2"
-targets=(room_payload rpc sealed_dm store_query key_file)
+targets=(room_payload rpc sealed_dm store_query key_file files)
 
 if ! cargo afl --version 2>/dev/null | grep -q "$CARGO_AFL_VERSION"; then
   echo "installing cargo-afl $CARGO_AFL_VERSION (once)"

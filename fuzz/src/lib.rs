@@ -19,13 +19,45 @@ use p2p_chat_shared::store::{
 pub type Harness = fn(&[u8]);
 
 /// The targets, by name (the names of the binaries and of the seed folders).
-pub const TARGETS: [(&str, Harness); 5] = [
+pub const TARGETS: [(&str, Harness); 6] = [
     ("room_payload", room_payload),
     ("rpc", rpc),
     ("sealed_dm", sealed_dm),
     ("store_query", store_query),
     ("key_file", key_file),
+    ("files", files),
 ];
+
+/// File sharing: the file protocol's frames as a provider reads a request and a downloader
+/// reads an answer of the length it expects, an offer as it arrives in a message, and the CLI's
+/// record of a file as read back from disk. The first byte picks which.
+pub fn files(data: &[u8]) {
+    use p2p_chat_shared::files::{wire, RawOffer, MAX_FILE_BYTES};
+    let Some((&which, bytes)) = data.split_first() else {
+        return;
+    };
+    match which % 4 {
+        0 => {
+            let _ = futures::executor::block_on(wire::read_request(&mut &*bytes));
+        }
+        1 => {
+            let Some((expected, rest)) = bytes.split_first_chunk::<4>() else {
+                return;
+            };
+            // What a downloader expects is at most a piece or a manifest of the most pieces.
+            let expected = u32::from_be_bytes(*expected) % (1024 * 1024 + 1);
+            let _ = futures::executor::block_on(wire::read_response(&mut &*rest, expected));
+        }
+        2 => {
+            if let Ok(raw) = serde_json::from_slice::<RawOffer>(bytes) {
+                let _ = raw.validate(MAX_FILE_BYTES);
+            }
+        }
+        _ => {
+            let _ = p2p_chat::peer::files::disk::parse_record(bytes);
+        }
+    }
+}
 
 /// A room payload from gossipsub (an envelope or plain text), and a DM envelope.
 pub fn room_payload(data: &[u8]) {

@@ -144,7 +144,12 @@ fn read_record(path: &Path) -> Result<Record, String> {
     if bytes.len() as u64 > MAX_RECORD_BYTES {
         return Err("larger than any record".into());
     }
-    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    parse_record(&bytes)
+}
+
+/// A record's bytes, checked like anything from outside.
+pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
+    let stored: Stored = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     Record::from_stored(stored)
 }
 
