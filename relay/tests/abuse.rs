@@ -5,6 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use common::attacker::Attacker;
 use common::*;
 use libp2p::identity::Keypair;
@@ -610,4 +612,169 @@ async fn mailbox_spam_neither_keeps_out_an_honest_dm_nor_fills_the_disk() {
     }
     drop(relay);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A bare Kademlia client (no chat): announces and looks up whatever a test says, to the relay
+/// only.
+fn kad_client(
+    relay: &libp2p::Multiaddr,
+) -> libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>> {
+    use libp2p::core::multiaddr::Protocol;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let local = key.public().to_peer_id();
+            let store = libp2p::kad::store::MemoryStore::new(local);
+            libp2p::kad::Behaviour::new(local, store)
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .behaviour_mut()
+        .set_mode(Some(libp2p::kad::Mode::Client));
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address"))
+        .expect("listen");
+    let Some(Protocol::P2p(relay_id)) = relay.iter().last() else {
+        panic!("{relay} has no /p2p");
+    };
+    let addr: libp2p::Multiaddr = relay
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
+    swarm.behaviour_mut().add_address(&relay_id, addr);
+    swarm
+}
+
+/// Drives `swarm` until `count` of its queries finished (or the wait runs out); the providers
+/// each `GetProviders` query found, by query.
+async fn finish_queries(
+    swarm: &mut libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>>,
+    count: usize,
+) -> std::collections::HashMap<libp2p::kad::QueryId, Vec<libp2p::PeerId>> {
+    use libp2p::kad::{Event as K, GetProvidersOk, QueryResult};
+    let mut found: std::collections::HashMap<_, Vec<libp2p::PeerId>> = Default::default();
+    let mut done = 0;
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while done < count {
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .unwrap_or_else(|_| panic!("only {done} of {count} DHT queries finished"));
+        let libp2p::swarm::SwarmEvent::Behaviour(K::OutboundQueryProgressed {
+            id,
+            result,
+            step,
+            ..
+        }) = event
+        else {
+            continue;
+        };
+        if let QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) =
+            result
+        {
+            found.entry(id).or_default().extend(providers);
+        }
+        if step.last {
+            done += 1;
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_fill_the_relays_dht_and_honest_files_are_still_found() {
+    use libp2p::kad::RecordKey;
+    use p2p_chat_shared::hub::providers::MAX_FILES_PER_PROVIDER;
+    let (_relay, relay_addr) = relay().await;
+
+    // A peer announces 200 "files" and stores a 60 KiB value.
+    let mut flooder = kad_client(&relay_addr);
+    let flooder_id = *flooder.local_peer_id();
+    // Its announcements carry its address (a provider without one, outside the relay's routing
+    // table, is never handed out).
+    loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            flooder.select_next_some().await
+        {
+            flooder.add_external_address(address);
+            break;
+        }
+    }
+    let keys: Vec<RecordKey> = (0..200)
+        .map(|n| RecordKey::new(&format!("junk-{n}")))
+        .collect();
+    for key in &keys {
+        flooder
+            .behaviour_mut()
+            .start_providing(key.clone())
+            .expect("local store");
+    }
+    let value = libp2p::kad::Record::new(RecordKey::new(&"parked"), vec![7; 60 * 1024]);
+    flooder
+        .behaviour_mut()
+        .put_record(value, libp2p::kad::Quorum::One)
+        .expect("local store");
+    finish_queries(&mut flooder, keys.len() + 1).await;
+
+    // Someone else asks the relay who provides each of them, and for the value.
+    let mut observer = kad_client(&relay_addr);
+    let queries: Vec<_> = keys
+        .iter()
+        .map(|key| observer.behaviour_mut().get_providers(key.clone()))
+        .collect();
+    let found = finish_queries(&mut observer, queries.len()).await;
+    let kept = queries
+        .iter()
+        .filter(|q| found.get(q).is_some_and(|p| p.contains(&flooder_id)))
+        .count();
+    assert_eq!(
+        kept, MAX_FILES_PER_PROVIDER,
+        "the relay keeps {MAX_FILES_PER_PROVIDER} announcements of one peer, no more"
+    );
+    observer
+        .behaviour_mut()
+        .get_record(RecordKey::new(&"parked"));
+    let mut stored = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stored.is_none() {
+        let event = tokio::time::timeout_at(deadline, observer.select_next_some())
+            .await
+            .expect("the lookup finishes");
+        if let libp2p::swarm::SwarmEvent::Behaviour(libp2p::kad::Event::OutboundQueryProgressed {
+            result: libp2p::kad::QueryResult::GetRecord(result),
+            ..
+        }) = event
+        {
+            stored = Some(result.is_ok());
+        }
+    }
+    assert_eq!(stored, Some(false), "the relay keeps no values");
+
+    // Two chat peers: one announces a file, the other finds it.
+    let mut alice = hidden_peer("alice").await;
+    let mut bob = hidden_peer("bob").await;
+    for node in [&mut alice, &mut bob] {
+        through_relay(node, &relay_addr).await;
+    }
+    let file = [42u8; 32];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        alice.client.provide(file).await.expect("core runs");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let providers = bob.client.providers(file).await.expect("a DHT");
+        if providers.contains(&alice.peer_id) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never found alice's file: {providers:?}"
+        );
+    }
 }

@@ -340,3 +340,91 @@ fn a_peer_that_fetched_a_file_serves_it_found_in_the_dht_once_its_first_owner_is
         "bob served it: {files}"
     );
 }
+
+/// Throughput figures (debug build, loopback): `P2P_CHAT_FILE_MIB` (default 50) MiB directly,
+/// through the relay's circuits, and through the relay from two providers instead of one.
+#[test]
+#[ignore = "figures, not a test: run with --ignored --nocapture"]
+fn file_transfer_figures() {
+    let mib: usize = std::env::var("P2P_CHAT_FILE_MIB")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let dir = temp_dir("files-figures");
+    let original = random_file(&dir.join("outbox"), "data.bin", mib * 1024 * 1024);
+    let rate = |saved: &Value| {
+        assert_eq!(saved["event"], "file_saved", "{saved}");
+        let secs = saved["secs"].as_f64().unwrap_or(f64::NAN);
+        (secs, mib as f64 * 1.048_576 / secs)
+    };
+
+    // Directly: two peers on loopback, no relay.
+    let listen = |nick: &str| {
+        let peer = spawn(&[
+            "peer",
+            "--nick",
+            nick,
+            "--json",
+            "--no-mdns",
+            "--no-upnp",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--max-file-size",
+            "4G",
+            "--data-dir",
+            dir.join(nick).to_str().expect("utf8"),
+        ]);
+        let ready = peer.next_event("ready", |v| v["event"] == "ready");
+        let id = ready["peer_id"].as_str().expect("peer id").to_owned();
+        let listening = peer.next_event("listening", |v| v["event"] == "listening");
+        let addr = format!("{}/p2p/{id}", listening["addr"].as_str().expect("addr"));
+        (peer, id, addr)
+    };
+    let (mut ann, _, _) = listen("direct-ann");
+    let (mut bob, bob_id, bob_addr) = listen("direct-bob");
+    ann.send(json!({"cmd": "connect", "addr": bob_addr}));
+    ann.next_event("connected", |v| v["event"] == "dialed");
+    ann.send(json!({"cmd": "share", "path": &original, "peer": &bob_id}));
+    let id = ann.next_event("shared", |v| v["event"] == "shared")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    bob.next_event("the offer", |v| v["event"] == "direct_message");
+    let (secs, mbps) = rate(&fetch(&mut bob, &id, &dir.join("direct-inbox")));
+    println!("{mib} MiB directly: {secs:.2} s, {mbps:.1} MB/s");
+    drop((ann, bob));
+
+    // Through the relay, one provider, then two.
+    let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+    let peer = |nick: &str| {
+        let proc = spawn(&[
+            "peer",
+            "--relay",
+            &relay_tcp,
+            "--relay-only",
+            "--nick",
+            nick,
+            "--json",
+            "--max-file-size",
+            "4G",
+            "--data-dir",
+            dir.join(nick).to_str().expect("utf8"),
+        ]);
+        proc.next_event("ready", |v| v["event"] == "ready");
+        proc.next_event("a reservation", |v| v["event"] == "reservation_accepted");
+        proc
+    };
+    let (mut ann, mut bob, mut carol) = (peer("ann"), peer("bob"), peer("carol"));
+    ann.send(json!({"cmd": "share", "path": &original}));
+    ann.next_event("shared", |v| v["event"] == "shared");
+    bob.next_event("the offer", |v| {
+        v["event"] == "message" && v["file"]["id"] == id.as_str()
+    });
+    carol.next_event("the offer", |v| {
+        v["event"] == "message" && v["file"]["id"] == id.as_str()
+    });
+    let (secs, mbps) = rate(&fetch(&mut bob, &id, &dir.join("bob-inbox")));
+    println!("{mib} MiB through the relay (circuits of 16 MiB), one provider: {secs:.2} s, {mbps:.1} MB/s");
+    let (secs, mbps) = rate(&fetch(&mut carol, &id, &dir.join("carol-inbox")));
+    println!("{mib} MiB through the relay, two providers: {secs:.2} s, {mbps:.1} MB/s");
+}

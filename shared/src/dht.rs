@@ -45,11 +45,19 @@ mod imp {
 
     impl DhtSlot for Dht {
         fn for_role(local: PeerId, role: Role) -> Self {
-            let mut kad = kad::Behaviour::with_config(
-                local,
-                kad::store::MemoryStore::new(local),
-                kad::Config::new(kad::PROTOCOL_NAME),
-            );
+            use crate::hub::providers::{MAX_PROVIDED_KEYS, PROVIDER_RECORD_TTL};
+            let mut config = kad::Config::new(kad::PROTOCOL_NAME);
+            let mut store = kad::store::MemoryStoreConfig::default();
+            if role == Role::Relay {
+                // What peers put in the relay's DHT goes through the hub first
+                // (`hub/providers.rs`): bounded provider records, no values.
+                config
+                    .set_record_filtering(kad::StoreInserts::FilterBoth)
+                    .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
+                store.max_provided_keys = MAX_PROVIDED_KEYS;
+            }
+            let store = kad::store::MemoryStore::with_config(local, store);
+            let mut kad = kad::Behaviour::with_config(local, store, config);
             if role == Role::Relay {
                 kad.set_mode(Some(kad::Mode::Server));
             }

@@ -217,6 +217,10 @@ impl<X: Extension> EventLoop<X> {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn on_kad(&mut self, event: DhtEvent) {
+        if let kad::Event::InboundRequest { request } = event {
+            self.on_dht_insert(request);
+            return;
+        }
         let kad::Event::OutboundQueryProgressed {
             id, result, step, ..
         } = event
@@ -265,6 +269,32 @@ impl<X: Extension> EventLoop<X> {
                 Ok(find.found)
             };
             let _ = find.reply.send(result);
+        }
+    }
+
+    /// What a peer asked a relay's DHT to keep ([`crate::hub::providers`]): a provider record
+    /// within its peer's bound; never a value.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn on_dht_insert(&mut self, request: kad::InboundRequest) {
+        use kad::store::RecordStore;
+        let Some(hub) = self.hub.as_mut() else {
+            return;
+        };
+        match request {
+            kad::InboundRequest::AddProvider {
+                record: Some(record),
+            } if hub.providers.admit(&record, web_time::Instant::now()) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if let Err(e) = kad.store_mut().add_provider(record) {
+                    tracing::debug!(error = ?e, "provider record not kept");
+                }
+            }
+            kad::InboundRequest::PutRecord {
+                source,
+                record: Some(_),
+                ..
+            } => tracing::debug!(%source, "DHT value not kept: this relay keeps none"),
+            _ => {}
         }
     }
 

@@ -2,8 +2,9 @@
 //! subscribes to every room one of its peers joins (`hub/rooms.rs`), so that browsers that can
 //! reach only the relay still meet everyone in the room; tells a room at once when one of its
 //! members disconnects; files every chat message it forwards in the store (`hub/filing.rs`) and
-//! answers the store protocol from it (`hub/serving.rs`); and looks after browsers that come
-//! back over a new connection (`hub/connections.rs`).
+//! answers the store protocol from it (`hub/serving.rs`); looks after browsers that come
+//! back over a new connection (`hub/connections.rs`); and keeps the DHT's provider records of
+//! its peers within bounds (`hub/providers.rs`).
 //!
 //! The chat core's event loop owns a [`Hub`] (`hub/state.rs`) when it runs as a relay
 //! ([`crate::behaviour::Role`]) and hands it the swarm events that concern it. The store's
@@ -21,6 +22,8 @@ mod filing;
 pub mod guard;
 pub mod limits;
 pub mod pacing;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod providers;
 #[cfg(not(target_arch = "wasm32"))]
 mod rooms;
 #[cfg(not(target_arch = "wasm32"))]

@@ -34,6 +34,8 @@ pub struct Hub {
     pub(super) guard: Guard,
     /// Store requests in flight and waiting ([`super::pacing`]).
     pub(super) pacing: Pacing<InboundRequestId, ResponseChannel<Response>>,
+    /// The provider records kept in the DHT, by peer ([`super::providers`]).
+    pub(crate) providers: super::providers::ProviderRecords,
 }
 
 impl std::fmt::Debug for Hub {
@@ -87,6 +89,7 @@ impl Hub {
             dropped_appends: 0,
             guard: Guard::new(limits),
             pacing: Pacing::new(limits.answer_bytes_per_ip),
+            providers: Default::default(),
         })
     }
 
@@ -116,6 +119,7 @@ impl Hub {
     /// Every second: the guard's penalties, bans and disconnections.
     pub fn tick<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
         self.guard.tick(swarm, std::time::Instant::now());
+        self.providers.prune(web_time::Instant::now());
     }
 
     /// Every room the hub follows, with how many of its peers are in it.
