@@ -29,14 +29,14 @@ pub const TARGETS: [(&str, Harness); 6] = [
 ];
 
 /// File sharing: the file protocol's frames as a provider reads a request and a downloader
-/// reads an answer of the length it expects, an offer as it arrives in a message, and the CLI's
-/// record of a file as read back from disk. The first byte picks which.
+/// reads an answer of the length it expects, an offer as it arrives in a message, the CLI's
+/// record of a file as read back from disk, and a manifest. The first byte picks which.
 pub fn files(data: &[u8]) {
     use p2p_chat_shared::files::{wire, RawOffer, MAX_FILE_BYTES};
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => {
             let _ = futures::executor::block_on(wire::read_request(&mut &*bytes));
         }
@@ -53,8 +53,17 @@ pub fn files(data: &[u8]) {
                 let _ = raw.validate(MAX_FILE_BYTES);
             }
         }
-        _ => {
+        3 => {
             let _ = p2p_chat::peer::files::disk::parse_record(bytes);
+        }
+        _ => {
+            if let Some(manifest) = p2p_chat_shared::files::Manifest::from_bytes(bytes) {
+                assert_eq!(
+                    manifest.to_bytes(),
+                    bytes,
+                    "a manifest reads back as its bytes"
+                );
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use p2p_chat_shared::files::human_bytes;
 use p2p_chat_shared::text::{display_safe, short_peer_id, terminal_message};
 use serde::Serialize;
 
-use super::files::FileEntry;
+use super::files::{short_id, FileEntry};
 use crate::say;
 
 /// The answer to something the user asked.
@@ -231,7 +231,7 @@ impl Printer {
                     "* offered {} ({}) {to}; others fetch it with /get {}",
                     display_safe(name),
                     human_bytes(*size),
-                    &id[..id.len().min(8)]
+                    short_id(id)
                 )
             }
             Reply::Files { files } => files_text(files),
@@ -307,7 +307,7 @@ impl Printer {
                 );
                 let mut line = terminal_message(&prefix, &m.text);
                 if let Some(file) = &m.file {
-                    line.push_str(&format!("  (/get {})", &file.id[..8]));
+                    line.push_str(&format!("  (/get {})", short_id(&file.id)));
                 }
                 line
             }
@@ -391,7 +391,7 @@ fn files_text(files: &[FileEntry]) -> String {
     for f in files {
         let mut line = format!(
             "  {}  {:<11} {} ({})",
-            &f.id[..f.id.len().min(8)],
+            short_id(&f.id),
             f.state,
             display_safe(&f.name),
             human_bytes(f.size)
@@ -419,7 +419,7 @@ fn message_line(m: &ChatMessage, current: Option<&str>) -> String {
     let prefix = format!("[{}] {room}{}: ", clock(m.sent_at), who(&m.nick, &m.from));
     let mut line = terminal_message(&prefix, &m.text);
     if let Some(file) = &m.file {
-        line.push_str(&format!("  (/get {})", &file.id[..8]));
+        line.push_str(&format!("  (/get {})", short_id(&file.id)));
     }
     line
 }

@@ -156,6 +156,10 @@ mod imp {
             }
             if let Some(pending) = self.files.providers.remove(&query) {
                 let _ = pending.reply.send(Ok(found));
+                // Answered: the lookup need not go on.
+                if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&query) {
+                    running.finish();
+                }
             }
         }
 

@@ -282,11 +282,20 @@ impl<X: Extension> EventLoop<X> {
         };
         match request {
             kad::InboundRequest::AddProvider {
-                record: Some(record),
-            } if hub.providers.admit(&record, web_time::Instant::now()) => {
+                record: Some(mut record),
+            } => {
+                let ip = hub.guard.ip(&record.provider);
+                if !hub.providers.admit(&record, ip, web_time::Instant::now()) {
+                    return;
+                }
+                record
+                    .addresses
+                    .truncate(crate::hub::providers::MAX_PROVIDER_ADDRS);
+                let (peer, key) = (record.provider, record.key.clone());
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 if let Err(e) = kad.store_mut().add_provider(record) {
                     tracing::debug!(error = ?e, "provider record not kept");
+                    hub.providers.forget(&peer, &key);
                 }
             }
             kad::InboundRequest::PutRecord {

@@ -1,12 +1,18 @@
 //! Fetching a file: the manifest, then every missing piece, from every provider at once, several
 //! streams each; each piece checked against the manifest before it is written.
 //!
-//! A provider that sends a piece or manifest that does not match, breaks the protocol, or says it
-//! does not have the file is not asked again during this download. One whose stream fails (its
-//! connection closed: a relay circuit reaching its byte cap, a peer gone for a moment) is asked
-//! again after a backoff, over a new connection. More providers are looked for at the start and
-//! while few are usable; the download fails only after [`STALL_TIMEOUT`] without a verified
-//! piece, keeping what it has (the caller can resume from it).
+//! A provider that sends something that does not match (a piece, or a manifest that is not the
+//! one the file's id names) or breaks the protocol is not asked again during this download. One
+//! whose streams fail (its connection closed: a relay circuit reaching its byte cap, a peer gone
+//! for a moment), that is busy, or that does not have the file (yet) is asked again after a
+//! backoff, over a new connection. More providers are looked for at the start and while few are
+//! usable; the download fails only after [`STALL_TIMEOUT`] without a verified piece, keeping what
+//! it has (the caller can resume from it). An offer whose size, piece size or whole-file hash is
+//! not what the manifest of its id says was altered on its way: the download stops with the
+//! truth ([`FetchError::NotAsOffered`]), and no provider is blamed.
+//!
+//! Streams to a provider are opened one at a time (the next once the last has its first
+//! answer): the serving side takes new streams one by one, and drops those of a burst.
 //!
 //! Runtime-agnostic, one future, no spawning: the platform supplies the [`Network`] (streams to
 //! peers, providers) and the [`PieceSink`] (where pieces go).
@@ -23,12 +29,12 @@ use web_time::Instant;
 
 use super::serve::timeout;
 use super::wire::{self, Request, Status, WireError};
-use super::{root, sha256, FileOffer, Hash};
+use super::{sha256, to_hex, FileOffer, Hash, Manifest, MAX_MANIFEST_BYTES};
 
 /// Streams open at once to one provider (requests on a stream go one at a time).
 pub const STREAMS_PER_PROVIDER: usize = 4;
 
-/// Most providers remembered for one download.
+/// Most providers remembered for one download (those found sending bad data not counted).
 pub const MAX_PROVIDERS: usize = 16;
 
 /// How long one answer may take.
@@ -44,14 +50,15 @@ pub const WANTED_PROVIDERS: usize = 4;
 /// How often to look for more providers while fewer than [`WANTED_PROVIDERS`] can be used.
 pub const REQUERY_EVERY: Duration = Duration::from_secs(5);
 
-/// Failures in a row after which a provider is given up for this download.
-const MAX_FAILURES: u32 = 6;
+/// How long a provider that says it is busy, or has not got the file, waits before it is asked
+/// again.
+const NOT_NOW: Duration = Duration::from_secs(2);
 
 /// How long to wait before asking a provider again after its `failures`-th failure in a row:
-/// 250 ms, then twice as long each time (a relay circuit cut at its byte cap is replaced at
-/// once; a provider gone for good is given up after about 8 s).
+/// 250 ms, then twice as long each time, at most 8 s (a relay circuit cut at its byte cap is
+/// replaced at once; a provider gone for a while is tried now and then until the stall timeout).
 fn retry_after(failures: u32) -> Duration {
-    Duration::from_millis(250 << failures.saturating_sub(1).min(6))
+    Duration::from_millis(250 << failures.saturating_sub(1).min(5))
 }
 
 /// How a downloader reaches providers.
@@ -79,8 +86,8 @@ pub trait PieceSink {
 /// What a download reports as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchEvent {
-    /// The manifest arrived and matched the file's id (keep it to resume).
-    Manifest(Vec<Hash>),
+    /// The manifest arrived and matched the file's id and the offer (keep it to resume).
+    Manifest(Manifest),
     /// A verified piece was written.
     Piece {
         /// Its index.
@@ -95,13 +102,6 @@ pub enum FetchEvent {
         /// The provider.
         peer: PeerId,
         /// What it did.
-        reason: String,
-    },
-    /// `peer` cannot serve this download (any more).
-    Dropped {
-        /// The provider.
-        peer: PeerId,
-        /// Why.
         reason: String,
     },
 }
@@ -124,13 +124,16 @@ pub enum FetchError {
     /// Writing a piece failed.
     #[error("cannot keep a piece: {0}")]
     Sink(String),
+    /// The offer does not say what the manifest of its id says: it was altered on its way.
+    #[error("the offer was altered: the file it names is {} bytes in pieces of {}, with SHA-256 {}", .0.size, .0.piece, to_hex(&.0.sha256))]
+    NotAsOffered(Box<Manifest>),
 }
 
 /// What is already known when a download starts (all empty for a new one).
 #[derive(Debug, Clone, Default)]
 pub struct Resume {
     /// The manifest, if fetched and checked before.
-    pub manifest: Option<Vec<Hash>>,
+    pub manifest: Option<Manifest>,
     /// Pieces already verified and kept.
     pub have: BTreeSet<u32>,
 }
@@ -150,9 +153,13 @@ enum Job<S> {
 
 #[derive(Default)]
 struct Provider {
+    /// Streams open or opening.
     streams: usize,
+    /// A stream being opened, not answered yet.
+    opening: bool,
     failures: u32,
-    gone: bool,
+    /// It sent bad data: never asked again.
+    bad: bool,
     retry_at: Option<Instant>,
 }
 
@@ -170,7 +177,7 @@ pub async fn fetch<N: Network, K: PieceSink>(
     for peer in first {
         state.add_provider(*peer);
     }
-    let root = offer.root();
+    let id = offer.id_hash();
     let mut jobs = FuturesUnordered::new();
     let mut tick = futures_timer::Delay::new(Duration::from_secs(1)).fuse();
     let mut last_query: Option<Instant> = None;
@@ -187,7 +194,7 @@ pub async fn fetch<N: Network, K: PieceSink>(
             && last_query.is_none_or(|at| at.elapsed() >= REQUERY_EVERY)
         {
             last_query = Some(Instant::now());
-            querying.set(net.providers(&root).fuse());
+            querying.set(net.providers(&id).fuse());
         }
         if state.last_progress.elapsed() >= STALL_TIMEOUT {
             return Err(FetchError::Stalled {
@@ -199,7 +206,7 @@ pub async fn fetch<N: Network, K: PieceSink>(
         }
         futures::select! {
             job = jobs.select_next_some() => {
-                if let Some((peer, stream, ask)) = state.on_job(job, &root, sink, &mut on_event).await? {
+                if let Some((peer, stream, ask)) = state.on_job(job, &id, sink, &mut on_event).await? {
                     jobs.push(ask_on(peer, stream, ask, offer).right_future());
                 }
             }
@@ -232,14 +239,19 @@ async fn ask_on<S: AsyncRead + AsyncWrite + Unpin>(
     ask: Ask,
     offer: &FileOffer,
 ) -> Job<S> {
-    let root = offer.root();
-    let (request, expected) = match ask {
-        Ask::Manifest => (Request::Manifest(root), offer.pieces() * 32),
-        Ask::Piece(index) => (Request::Piece(root, index), offer.piece_span(index).1),
-    };
+    let id = offer.id_hash();
     let exchange = async {
-        wire::write_request(&mut stream, &request).await?;
-        wire::read_response(&mut stream, expected).await
+        match ask {
+            Ask::Manifest => {
+                wire::write_request(&mut stream, &Request::Manifest(id)).await?;
+                // Its length is checked once read: an altered offer would imply another.
+                wire::read_response_upto(&mut stream, MAX_MANIFEST_BYTES).await
+            }
+            Ask::Piece(index) => {
+                wire::write_request(&mut stream, &Request::Piece(id, index)).await?;
+                wire::read_response(&mut stream, offer.piece_span(index).1).await
+            }
+        }
     };
     let result = timeout(ANSWER_TIMEOUT, exchange).await.unwrap_or_else(|| {
         Err(WireError::Io(std::io::Error::new(
@@ -252,7 +264,7 @@ async fn ask_on<S: AsyncRead + AsyncWrite + Unpin>(
 
 struct State<'a> {
     offer: &'a FileOffer,
-    manifest: Option<Vec<Hash>>,
+    manifest: Option<Manifest>,
     have: BTreeSet<u32>,
     have_bytes: u64,
     in_flight: BTreeSet<u32>,
@@ -283,14 +295,15 @@ impl<'a> State<'a> {
     }
 
     fn add_provider(&mut self, peer: PeerId) {
-        if self.providers.len() < MAX_PROVIDERS {
+        let counted = self.providers.values().filter(|p| !p.bad).count();
+        if counted < MAX_PROVIDERS || self.providers.contains_key(&peer) {
             self.providers.entry(peer).or_default();
         }
     }
 
     /// Providers that may be asked now or soon.
     fn usable(&self) -> usize {
-        self.providers.values().filter(|p| !p.gone).count()
+        self.providers.values().filter(|p| !p.bad).count()
     }
 
     /// The next thing to ask for, if any is left unasked.
@@ -317,7 +330,7 @@ impl<'a> State<'a> {
         }
     }
 
-    /// New streams to open, each with its first request.
+    /// New streams to open, each with its first request: at most one being opened per provider.
     fn assignments(&mut self) -> Vec<(PeerId, Ask)> {
         let now = Instant::now();
         let mut out = Vec::new();
@@ -326,65 +339,61 @@ impl<'a> State<'a> {
         for peer in peers {
             let open = |p: &Provider| {
                 let waiting = p.retry_at.is_some_and(|at| at > now);
-                !p.gone && !waiting && p.streams < STREAMS_PER_PROVIDER
+                !p.bad && !waiting && !p.opening && p.streams < STREAMS_PER_PROVIDER
             };
-            while self.providers.get(&peer).is_some_and(open) {
-                let Some(ask) = self.next_ask() else {
-                    return out;
-                };
-                if let Some(p) = self.providers.get_mut(&peer) {
-                    p.streams += 1;
-                }
-                out.push((peer, ask));
+            if !self.providers.get(&peer).is_some_and(open) {
+                continue;
             }
+            let Some(ask) = self.next_ask() else {
+                return out;
+            };
+            if let Some(p) = self.providers.get_mut(&peer) {
+                p.streams += 1;
+                p.opening = true;
+            }
+            out.push((peer, ask));
         }
         out
     }
 
+    /// A stream to `peer` ended (or never opened).
     fn close_stream(&mut self, peer: &PeerId) {
         if let Some(p) = self.providers.get_mut(peer) {
             p.streams = p.streams.saturating_sub(1);
+            p.opening = false;
         }
     }
 
-    /// `peer` failed in a way worth another try later.
-    fn failed(&mut self, peer: PeerId, reason: String, on_event: &mut impl FnMut(FetchEvent)) {
+    /// `peer` failed in a way worth another try later (the streams of one closed connection
+    /// fail together: that is one failure).
+    fn failed(&mut self, peer: PeerId) {
         let Some(p) = self.providers.get_mut(&peer) else {
             return;
         };
-        // The streams of one connection fail together when it closes: that is one failure.
         let now = Instant::now();
         if p.retry_at.is_some_and(|at| at > now) {
             return;
         }
         p.failures += 1;
         p.retry_at = Some(now + retry_after(p.failures));
-        if p.failures >= MAX_FAILURES && !p.gone {
-            p.gone = true;
-            on_event(FetchEvent::Dropped { peer, reason });
+    }
+
+    /// `peer` is busy or has not got the file: later.
+    fn not_now(&mut self, peer: PeerId) {
+        if let Some(p) = self.providers.get_mut(&peer) {
+            p.retry_at = Some(Instant::now() + NOT_NOW);
         }
     }
 
-    /// `peer` is not asked again.
-    fn drop_provider(
-        &mut self,
-        peer: PeerId,
-        bad: bool,
-        reason: String,
-        on_event: &mut impl FnMut(FetchEvent),
-    ) {
+    /// `peer` sent bad data: never asked again.
+    fn bad(&mut self, peer: PeerId, reason: String, on_event: &mut impl FnMut(FetchEvent)) {
         let Some(p) = self.providers.get_mut(&peer) else {
             return;
         };
-        if p.gone {
-            return;
+        if !p.bad {
+            p.bad = true;
+            on_event(FetchEvent::Bad { peer, reason });
         }
-        p.gone = true;
-        on_event(if bad {
-            FetchEvent::Bad { peer, reason }
-        } else {
-            FetchEvent::Dropped { peer, reason }
-        });
     }
 
     /// Handles a finished job; returns a stream to ask something more on.
@@ -396,47 +405,47 @@ impl<'a> State<'a> {
         on_event: &mut impl FnMut(FetchEvent),
     ) -> Result<Option<(PeerId, S, Ask)>, FetchError> {
         let (peer, stream, ask, result) = match job {
-            Job::Failed(peer, ask, reason) => {
+            Job::Failed(peer, ask, _) => {
                 self.give_back(ask);
                 self.close_stream(&peer);
-                self.failed(peer, reason, on_event);
+                self.failed(peer);
                 return Ok(None);
             }
             Job::Answer(peer, stream, ask, result) => (peer, stream, ask, result),
         };
+        if let Some(p) = self.providers.get_mut(&peer) {
+            p.opening = false;
+        }
         let bytes = match result {
             Ok(bytes) => bytes,
             Err(e) => {
                 self.give_back(ask);
                 self.close_stream(&peer);
                 match e {
-                    WireError::Io(_)
-                    | WireError::Refused {
-                        status: Status::Busy,
+                    WireError::Io(_) => self.failed(peer),
+                    WireError::Refused {
+                        status: Status::Busy | Status::Unknown | Status::Unavailable,
                         ..
-                    } => self.failed(peer, e.to_string(), on_event),
-                    WireError::Refused { .. } => {
-                        self.drop_provider(peer, false, e.to_string(), on_event)
-                    }
-                    WireError::WrongLength { .. } | WireError::Unknown(..) => {
-                        self.drop_provider(peer, true, e.to_string(), on_event)
-                    }
+                    } => self.not_now(peer),
+                    WireError::Refused { .. }
+                    | WireError::WrongLength { .. }
+                    | WireError::Unknown(..) => self.bad(peer, e.to_string(), on_event),
                 }
                 return Ok(None);
             }
         };
         match ask {
             Ask::Manifest => {
-                let manifest: Vec<Hash> = bytes
-                    .chunks_exact(32)
-                    .map(|c| c.try_into().unwrap_or([0; 32]))
-                    .collect();
-                if root(&manifest) != *id {
+                let manifest = Manifest::from_bytes(&bytes).filter(|m| m.id() == *id);
+                let Some(manifest) = manifest else {
                     self.give_back(ask);
                     self.close_stream(&peer);
-                    let reason = "a manifest that does not match the file's id".to_owned();
-                    self.drop_provider(peer, true, reason, on_event);
+                    let reason = "a manifest that is not the one the file's id names".to_owned();
+                    self.bad(peer, reason, on_event);
                     return Ok(None);
+                };
+                if !manifest.describes(self.offer) {
+                    return Err(FetchError::NotAsOffered(Box::new(manifest)));
                 }
                 on_event(FetchEvent::Manifest(manifest.clone()));
                 self.manifest = Some(manifest);
@@ -444,11 +453,14 @@ impl<'a> State<'a> {
             }
             Ask::Piece(index) => {
                 self.in_flight.remove(&index);
-                let due = self.manifest.as_ref().and_then(|m| m.get(index as usize));
+                let due = self
+                    .manifest
+                    .as_ref()
+                    .and_then(|m| m.pieces.get(index as usize));
                 if due != Some(&sha256(&bytes)) {
                     self.close_stream(&peer);
                     let reason = format!("piece {index} does not match its hash");
-                    self.drop_provider(peer, true, reason, on_event);
+                    self.bad(peer, reason, on_event);
                     return Ok(None);
                 }
                 let (offset, len) = self.offer.piece_span(index);
@@ -461,7 +473,6 @@ impl<'a> State<'a> {
                 self.last_progress = Instant::now();
                 if let Some(p) = self.providers.get_mut(&peer) {
                     p.failures = 0;
-                    p.retry_at = None;
                 }
                 let providers = self.providers.values().filter(|p| p.streams > 0).count();
                 on_event(FetchEvent::Piece {
@@ -471,8 +482,12 @@ impl<'a> State<'a> {
                 });
             }
         }
-        // The same stream asks for the next thing, if there is one.
-        match self.next_ask() {
+        // The same stream asks for the next thing, if there is one and its provider is good.
+        let next = match self.providers.get(&peer) {
+            Some(p) if !p.bad => self.next_ask(),
+            _ => None,
+        };
+        match next {
             Some(next) => Ok(Some((peer, stream, next))),
             None => {
                 self.close_stream(&peer);
@@ -567,18 +582,18 @@ mod tests {
     struct Shelf {
         bytes: Vec<u8>,
         offer: FileOffer,
-        manifest: Vec<Hash>,
+        manifest: Manifest,
         corrupt: bool,
         asked: Rc<RefCell<Vec<u32>>>,
     }
 
     impl Library for Shelf {
         async fn answer(&self, request: Request) -> (Status, Vec<u8>) {
-            if *request.file() != self.offer.root() {
+            if *request.file() != self.offer.id_hash() {
                 return (Status::Unknown, b"no such file here".to_vec());
             }
             match request {
-                Request::Manifest(_) => (Status::Ok, self.manifest.concat()),
+                Request::Manifest(_) => (Status::Ok, self.manifest.to_bytes()),
                 Request::Piece(_, index) if index < self.offer.pieces() => {
                     self.asked.borrow_mut().push(index);
                     let (start, len) = self.offer.piece_span(index);
@@ -624,7 +639,7 @@ mod tests {
         }
     }
 
-    fn file(len: usize) -> (Vec<u8>, FileOffer, Vec<Hash>) {
+    fn file(len: usize) -> (Vec<u8>, FileOffer, Manifest) {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
         let mut builder = OfferBuilder::default();
         for chunk in bytes.chunks(PIECE_BYTES as usize) {
@@ -640,7 +655,27 @@ mod tests {
         shelves: Vec<(bool, Resume)>,
         len: usize,
     ) -> (Vec<u8>, Vec<u8>, Vec<FetchEvent>, Vec<Vec<u32>>) {
+        let (result, bytes, got, events, asked) = download_as(shelves, len, |_| {});
+        result.expect("the download completes");
+        (bytes, got, events, asked)
+    }
+
+    /// The same, with the offer as `alter` leaves it on its way to the downloader.
+    #[allow(clippy::type_complexity)]
+    fn download_as(
+        shelves: Vec<(bool, Resume)>,
+        len: usize,
+        alter: impl Fn(&mut FileOffer),
+    ) -> (
+        Result<(), FetchError>,
+        Vec<u8>,
+        Vec<u8>,
+        Vec<FetchEvent>,
+        Vec<Vec<u32>>,
+    ) {
         let (bytes, offer, manifest) = file(len);
+        let mut received = offer.clone();
+        alter(&mut received);
         let resume = shelves.first().map(|s| s.1.clone()).unwrap_or_default();
         let mut servers = HashMap::new();
         let mut serving = Vec::new();
@@ -666,21 +701,35 @@ mod tests {
             servers,
             me: PeerId::random(),
         };
-        let mut sink = Memory(vec![0; len]);
+        let mut sink = Memory(vec![0; received.size as usize]);
         let mut events = Vec::new();
-        block_on(async {
+        let result = block_on(async {
             let servers = futures::future::join_all(serving);
-            let download = fetch(&offer, resume, &order, &net, &mut sink, |e| events.push(e));
+            let download = fetch(&received, resume, &order, &net, &mut sink, |e| {
+                events.push(e)
+            });
             futures::pin_mut!(servers);
             match futures::future::select(std::pin::pin!(download), servers).await {
-                futures::future::Either::Left((result, _)) => {
-                    result.expect("the download completes")
-                }
+                futures::future::Either::Left((result, _)) => result,
                 futures::future::Either::Right(_) => panic!("the servers stopped first"),
             }
         });
         let asked = asked.iter().map(|a| a.borrow().clone()).collect();
-        (bytes, sink.0, events, asked)
+        (result, bytes, sink.0, events, asked)
+    }
+
+    #[test]
+    fn an_offer_altered_on_its_way_stops_with_the_truth_and_blames_no_provider() {
+        let len = PIECE_BYTES as usize * 3;
+        let (result, _, _, events, _) =
+            download_as(vec![(false, Resume::default())], len, |offer| {
+                offer.size += 1
+            });
+        match result {
+            Err(FetchError::NotAsOffered(truth)) => assert_eq!(truth.size, len as u64),
+            other => panic!("expected NotAsOffered, got {other:?}"),
+        }
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]
@@ -729,13 +778,12 @@ mod tests {
         let mut state = State::new(&offer, Resume::default());
         let peer = PeerId::random();
         state.add_provider(peer);
-        let mut events = Vec::new();
         for _ in 0..STREAMS_PER_PROVIDER {
-            state.failed(peer, "connection closed".into(), &mut |e| events.push(e));
+            state.failed(peer);
         }
         let provider = state.providers.get(&peer).expect("kept");
         assert_eq!(provider.failures, 1);
-        assert!(!provider.gone && events.is_empty());
+        assert!(!provider.bad);
         // Asked again soon: a relay circuit cut at its byte cap is replaced at once.
         let wait = provider
             .retry_at

@@ -12,7 +12,7 @@
 //!
 //! | field | meaning |
 //! | --- | --- |
-//! | `id` | the file's id: SHA-256 of its piece hashes, concatenated in order (the *root*) |
+//! | `id` | the file's id: SHA-256 of its [`Manifest`], which commits to `size`, `piece`, `sha256` and every piece |
 //! | `name` | a file name, no directory: 1–255 bytes, no `/`, `\`, control characters, not `.` or `..` |
 //! | `size` | bytes, at most [`MAX_FILE_BYTES`] (a peer's own cap may be lower) |
 //! | `type` | media type (`image/png`), at most 127 bytes; `application/octet-stream` when unknown |
@@ -24,8 +24,13 @@
 //! # The protocol
 //!
 //! [`FILE_PROTOCOL`]: a downloader opens streams to a provider and asks, one request at a time
-//! per stream, for the *manifest* (the piece hashes) or a piece ([`wire`]). It checks the
-//! manifest against `id`, each piece against the manifest, and the whole file against `sha256`.
+//! per stream, for the *manifest* or a piece ([`wire`]). It checks the manifest against `id`
+//! (and the offer against the manifest: an offer altered on its way is caught there, without
+//! blaming the providers), each piece against the manifest, and the whole file against
+//! `sha256`.
+//!
+//! The manifest's bytes: `size` (8 bytes, big-endian) · `piece` (4 bytes, big-endian) · `sha256`
+//! (32 bytes) · the SHA-256 of each piece in order (32 bytes each).
 //! Several streams to several providers run at once ([`fetch`]); what a provider serves and how
 //! much it takes at once is [`serve`]'s.
 
@@ -50,7 +55,7 @@ pub const MIN_PIECE_BYTES: u32 = 16 * 1024;
 /// Largest piece size accepted in an offer: the most a downloader holds per piece in flight.
 pub const MAX_PIECE_BYTES: u32 = 1024 * 1024;
 
-/// Most pieces a file may have: bounds its manifest to 512 KiB.
+/// Most pieces a file may have: bounds its manifest to 512 KiB and a little.
 pub const MAX_PIECES: u64 = 16 * 1024;
 
 /// Largest file any offer may announce (4 GiB); each peer's own cap is lower by default
@@ -77,13 +82,73 @@ pub fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
-/// The root over a manifest: SHA-256 of the piece hashes, concatenated in order.
-pub fn root(manifest: &[Hash]) -> Hash {
-    let mut hasher = Sha256::new();
-    for piece in manifest {
-        hasher.update(piece);
+/// Bytes of a manifest before its piece hashes.
+pub const MANIFEST_HEADER_BYTES: u32 = 44;
+
+/// Largest manifest: its header and [`MAX_PIECES`] hashes.
+pub const MAX_MANIFEST_BYTES: u32 = MANIFEST_HEADER_BYTES + 32 * MAX_PIECES as u32;
+
+/// What a file's id is the hash of: its size, piece size, whole-file hash and piece hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Bytes.
+    pub size: u64,
+    /// Piece size.
+    pub piece: u32,
+    /// SHA-256 of the whole file.
+    pub sha256: Hash,
+    /// SHA-256 of each piece, in order.
+    pub pieces: Vec<Hash>,
+}
+
+impl Manifest {
+    /// Its bytes (see the module doc).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(MANIFEST_HEADER_BYTES as usize + 32 * self.pieces.len());
+        bytes.extend_from_slice(&self.size.to_be_bytes());
+        bytes.extend_from_slice(&self.piece.to_be_bytes());
+        bytes.extend_from_slice(&self.sha256);
+        for piece in &self.pieces {
+            bytes.extend_from_slice(piece);
+        }
+        bytes
     }
-    hasher.finalize().into()
+
+    /// The file's id: SHA-256 of its bytes.
+    pub fn id(&self) -> Hash {
+        sha256(&self.to_bytes())
+    }
+
+    /// A manifest from its bytes, if they are one: a valid piece size, as many hashes as the
+    /// size implies, within [`MAX_FILE_BYTES`] and [`MAX_PIECES`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (size, rest) = bytes.split_first_chunk::<8>()?;
+        let (piece, rest) = rest.split_first_chunk::<4>()?;
+        let (whole, rest) = rest.split_first_chunk::<32>()?;
+        let (size, piece) = (u64::from_be_bytes(*size), u32::from_be_bytes(*piece));
+        let valid = piece.is_power_of_two()
+            && (MIN_PIECE_BYTES..=MAX_PIECE_BYTES).contains(&piece)
+            && size <= MAX_FILE_BYTES;
+        let count = size.div_ceil(u64::from(piece.max(1)));
+        if !valid || count > MAX_PIECES || rest.len() as u64 != count * 32 {
+            return None;
+        }
+        let pieces = rest
+            .chunks_exact(32)
+            .filter_map(|c| c.try_into().ok())
+            .collect();
+        Some(Self {
+            size,
+            piece,
+            sha256: *whole,
+            pieces,
+        })
+    }
+
+    /// Whether `offer` says what this manifest does (size, piece size, whole-file hash).
+    pub fn describes(&self, offer: &FileOffer) -> bool {
+        self.size == offer.size && self.piece == offer.piece && to_hex(&self.sha256) == offer.sha256
+    }
 }
 
 /// A hash as 64 lowercase hex digits.
@@ -100,7 +165,7 @@ pub fn from_hex(text: &str) -> Option<Hash> {
 /// A file on offer, validated ([`RawOffer::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileOffer {
-    /// The root over the piece hashes, in hex: the file's id.
+    /// The SHA-256 of its [`Manifest`], in hex: the file's id.
     pub id: String,
     /// A file name without any directory.
     pub name: String,
@@ -190,8 +255,8 @@ pub enum NameError {
     /// It names a directory, or a path.
     #[error("{0:?} is not a plain file name: no '/', '\\', '.' or '..'")]
     Path(String),
-    /// Control characters.
-    #[error("the file name has control characters")]
+    /// Control or invisible characters (a right-to-left override can disguise an extension).
+    #[error("the file name has control or invisible characters")]
     Control,
 }
 
@@ -206,7 +271,10 @@ pub fn validate_name(name: &str) -> Result<&str, NameError> {
     if name.contains(['/', '\\']) || name == "." || name == ".." {
         return Err(NameError::Path(name.to_owned()));
     }
-    if name.chars().any(char::is_control) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || crate::text::is_invisible(c))
+    {
         return Err(NameError::Control);
     }
     Ok(name)
@@ -270,7 +338,7 @@ impl FileOffer {
     }
 
     /// The file's id as a hash.
-    pub fn root(&self) -> Hash {
+    pub fn id_hash(&self) -> Hash {
         from_hex(&self.id).unwrap_or_default()
     }
 
@@ -300,8 +368,8 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{whole}.{tenth} {}", UNITS[unit])
 }
 
-/// Builds an offer and its manifest from a file's pieces, read in order by `next_piece` (each
-/// exactly `piece` bytes but the last). The caller has checked `name` and `size`.
+/// Builds an offer and its manifest from a file's pieces, given in order (each exactly
+/// [`PIECE_BYTES`] but the last). The caller has checked `name` and `size`.
 pub struct OfferBuilder {
     whole: Sha256,
     manifest: Vec<Hash>,
@@ -327,16 +395,22 @@ impl OfferBuilder {
     }
 
     /// The offer (pieces of [`PIECE_BYTES`]) and its manifest.
-    pub fn finish(self, name: &str, media_type: &str) -> (FileOffer, Vec<Hash>) {
-        let offer = FileOffer {
-            id: to_hex(&root(&self.manifest)),
-            name: name.to_owned(),
+    pub fn finish(self, name: &str, media_type: &str) -> (FileOffer, Manifest) {
+        let manifest = Manifest {
             size: self.size,
-            media_type: media_type.to_owned(),
-            sha256: to_hex(&self.whole.finalize().into()),
             piece: PIECE_BYTES,
+            sha256: self.whole.finalize().into(),
+            pieces: self.manifest,
         };
-        (offer, self.manifest)
+        let offer = FileOffer {
+            id: to_hex(&manifest.id()),
+            name: name.to_owned(),
+            size: manifest.size,
+            media_type: media_type.to_owned(),
+            sha256: to_hex(&manifest.sha256),
+            piece: manifest.piece,
+        };
+        (offer, manifest)
     }
 }
 
@@ -359,7 +433,7 @@ pub fn media_type_of(name: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    fn offer_of(bytes: &[u8], name: &str) -> (FileOffer, Vec<Hash>) {
+    fn offer_of(bytes: &[u8], name: &str) -> (FileOffer, Manifest) {
         let mut builder = OfferBuilder::default();
         for chunk in bytes.chunks(PIECE_BYTES as usize) {
             builder.piece(chunk);
@@ -372,8 +446,13 @@ mod tests {
         let bytes: Vec<u8> = (0..PIECE_BYTES * 2 + 10).map(|i| (i % 251) as u8).collect();
         let (offer, manifest) = offer_of(&bytes, "data.bin");
         assert_eq!(offer.pieces(), 3);
-        assert_eq!(manifest.len(), 3);
-        assert_eq!(offer.root(), root(&manifest));
+        assert_eq!(manifest.pieces.len(), 3);
+        assert_eq!(offer.id_hash(), manifest.id());
+        assert!(manifest.describes(&offer));
+        assert_eq!(
+            Manifest::from_bytes(&manifest.to_bytes()),
+            Some(manifest.clone())
+        );
         assert_eq!(offer.sha256, to_hex(&sha256(&bytes)));
         assert_eq!(offer.piece_span(2), (u64::from(PIECE_BYTES) * 2, 10));
         let json = serde_json::to_string(&offer).expect("serialises");
@@ -384,8 +463,25 @@ mod tests {
     #[test]
     fn an_empty_file_has_no_pieces() {
         let (offer, manifest) = offer_of(&[], "empty.txt");
-        assert_eq!((offer.pieces(), manifest.len()), (0, 0));
+        assert_eq!((offer.pieces(), manifest.pieces.len()), (0, 0));
         assert_eq!(offer.media_type, "text/plain");
+    }
+
+    #[test]
+    fn a_manifest_commits_to_size_piece_and_whole_and_refuses_bad_bytes() {
+        let (offer, manifest) = offer_of(&[1u8; 300_000], "x.bin");
+        let mut altered = offer.clone();
+        altered.size += 1;
+        assert!(!manifest.describes(&altered), "a changed size is caught");
+        let bytes = manifest.to_bytes();
+        assert_eq!(Manifest::from_bytes(&bytes[..bytes.len() - 1]), None);
+        let mut bigger = bytes.clone();
+        bigger.extend_from_slice(&[0; 32]);
+        assert_eq!(Manifest::from_bytes(&bigger), None, "one hash too many");
+        let mut bad_piece = bytes.clone();
+        bad_piece[8..12].copy_from_slice(&1000u32.to_be_bytes());
+        assert_eq!(Manifest::from_bytes(&bad_piece), None);
+        assert_eq!(Manifest::from_bytes(&[]), None);
     }
 
     #[test]
@@ -399,6 +495,7 @@ mod tests {
             "",
             "  ",
             "a\u{0}b",
+            "invoice\u{202E}fdp.exe",
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }

@@ -19,8 +19,15 @@ use super::{to_hex, Hash};
 /// Most streams served at once, from everyone.
 pub const MAX_SERVING_STREAMS: usize = 32;
 
-/// Most streams served at once to one peer.
-pub const MAX_STREAMS_PER_PEER: usize = 8;
+/// Most streams served at once to one peer: enough for its downloads at once, each with its
+/// streams ([`super::fetch::STREAMS_PER_PROVIDER`]).
+pub const MAX_STREAMS_PER_PEER: usize = 16;
+
+/// Most refused streams being told "busy" at once; beyond, a refused stream is just closed.
+pub const MAX_REFUSALS: usize = 16;
+
+/// How long telling a refused stream "busy" may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stream may wait between requests before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,6 +102,15 @@ where
     (peer, one_request(stream, library).await)
 }
 
+/// Tells a stream it came at a busy time, and closes it.
+async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
+    let said = async {
+        wire::write_response(&mut stream, Status::Busy, b"busy: ask again shortly").await?;
+        futures::AsyncWriteExt::close(&mut stream).await
+    };
+    let _ = timeout(REFUSAL_TIMEOUT, said).await;
+}
+
 /// `future`'s output, or `None` after `after`.
 pub async fn timeout<F: Future>(after: Duration, future: F) -> Option<F::Output> {
     let future = std::pin::pin!(future);
@@ -116,6 +132,7 @@ pub async fn serve<S, L>(
 {
     let mut incoming = std::pin::pin!(incoming.fuse());
     let mut sessions = FuturesUnordered::new();
+    let mut refusals = FuturesUnordered::new();
     let mut per_peer: HashMap<PeerId, usize> = HashMap::new();
     let library = &library;
     loop {
@@ -124,14 +141,19 @@ pub async fn serve<S, L>(
                 let Some((peer, stream)) = next else { break };
                 let count = per_peer.get(&peer).copied().unwrap_or(0);
                 if sessions.len() >= MAX_SERVING_STREAMS || count >= MAX_STREAMS_PER_PEER {
-                    // Dropping the stream closes it; the downloader tries again later.
+                    // Told "busy" (it asks again a little later), or just closed when too many
+                    // are being told.
                     tracing::debug!(%peer, streams = sessions.len(), "file stream refused: too many");
                     on_served(Served::Refused { peer });
+                    if refusals.len() < MAX_REFUSALS {
+                        refusals.push(refuse(stream));
+                    }
                     continue;
                 }
                 *per_peer.entry(peer).or_default() += 1;
                 sessions.push(session(peer, stream, library));
             }
+            () = refusals.select_next_some() => {}
             done = sessions.select_next_some() => {
                 let (peer, step) = done;
                 match step {

@@ -81,7 +81,7 @@ pub enum WireError {
         reason: String,
     },
     /// The answer's length is not the one the request implies.
-    #[error("the provider sent {got} bytes where {expected} were due")]
+    #[error("the provider announced {got} bytes where {expected} (at most) were due")]
     WrongLength {
         /// What it announced.
         got: u32,
@@ -156,6 +156,23 @@ pub async fn read_response<R: AsyncRead + Unpin>(
     io: &mut R,
     expected: u32,
 ) -> Result<Vec<u8>, WireError> {
+    read_answer(io, expected, expected).await
+}
+
+/// Reads a response that must be `ok` and at most `most` bytes long (a manifest: its length is
+/// checked once it is read).
+pub async fn read_response_upto<R: AsyncRead + Unpin>(
+    io: &mut R,
+    most: u32,
+) -> Result<Vec<u8>, WireError> {
+    read_answer(io, 0, most).await
+}
+
+async fn read_answer<R: AsyncRead + Unpin>(
+    io: &mut R,
+    least: u32,
+    most: u32,
+) -> Result<Vec<u8>, WireError> {
     let mut head = [0u8; 5];
     io.read_exact(&mut head).await?;
     let status = Status::from_byte(head[0]).ok_or(WireError::Unknown("status", head[0]))?;
@@ -172,8 +189,11 @@ pub async fn read_response<R: AsyncRead + Unpin>(
         let reason = String::from_utf8_lossy(&reason).into_owned();
         return Err(WireError::Refused { status, reason });
     }
-    if len != expected {
-        return Err(WireError::WrongLength { got: len, expected });
+    if !(least..=most).contains(&len) {
+        return Err(WireError::WrongLength {
+            got: len,
+            expected: most,
+        });
     }
     let mut bytes = vec![0u8; len as usize];
     io.read_exact(&mut bytes).await?;

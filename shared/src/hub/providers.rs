@@ -6,9 +6,13 @@
 //! could announce a file any more) or park 64 MiB in the second. The relay's DHT therefore filters
 //! what comes in (`StoreInserts::FilterBoth`, [`crate::dht`]): a record (a value) is never kept,
 //! since nothing in p2p-chat stores values; a provider record is kept while its peer has fewer
-//! than [`MAX_FILES_PER_PROVIDER`] announced, and for [`PROVIDER_RECORD_TTL`].
+//! than [`MAX_FILES_PER_PROVIDER`] announced and the peers of its IP address fewer than
+//! [`MAX_FILES_PER_IP`], with at most [`MAX_PROVIDER_ADDRS`] addresses, for
+//! [`PROVIDER_RECORD_TTL`] (then it is taken out of Kademlia's store too, which on its own
+//! forgets an expired record only when someone asks for its key).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use libp2p::kad::{ProviderRecord, RecordKey};
@@ -17,6 +21,12 @@ use web_time::Instant;
 
 /// Most files one peer may have announced at the relay at once.
 pub const MAX_FILES_PER_PROVIDER: usize = 64;
+
+/// Most files the peers of one IP address (an IPv6 /64) may have announced at once.
+pub const MAX_FILES_PER_IP: usize = 256;
+
+/// Most addresses kept with a provider record (a peer chooses them, and their size).
+pub const MAX_PROVIDER_ADDRS: usize = 4;
 
 /// Most provider keys the relay's DHT holds in all (Kademlia's store refuses more).
 pub const MAX_PROVIDED_KEYS: usize = 16_384;
@@ -28,38 +38,94 @@ pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The provider records the relay holds, by peer.
 #[derive(Debug, Default)]
 pub struct ProviderRecords {
-    by_peer: HashMap<PeerId, HashMap<RecordKey, Instant>>,
-    /// Records refused for their peer's limit.
+    by_peer: HashMap<PeerId, Announced>,
+    by_ip: HashMap<IpAddr, usize>,
+    /// Records refused for their peer's or address's limit.
     pub refused: u64,
 }
 
+/// What one peer announced, and from where.
+#[derive(Debug, Default)]
+struct Announced {
+    ip: Option<IpAddr>,
+    keys: HashMap<RecordKey, Instant>,
+}
+
 impl ProviderRecords {
-    /// Whether to keep `record` (an announcement renewed counts once).
-    pub fn admit(&mut self, record: &ProviderRecord, now: Instant) -> bool {
-        let keys = self.by_peer.entry(record.provider).or_default();
-        keys.retain(|_, at| now.duration_since(*at) < PROVIDER_RECORD_TTL);
-        if keys.contains_key(&record.key) || keys.len() < MAX_FILES_PER_PROVIDER {
-            keys.insert(record.key.clone(), now);
-            return true;
+    /// Whether to keep `record` from a peer at `ip` (an announcement renewed counts once).
+    pub fn admit(&mut self, record: &ProviderRecord, ip: Option<IpAddr>, now: Instant) -> bool {
+        let announced = self.by_peer.entry(record.provider).or_default();
+        let renewal = announced.keys.contains_key(&record.key);
+        let by_ip = ip.map_or(0, |ip| self.by_ip.get(&ip).copied().unwrap_or(0));
+        if !renewal && (announced.keys.len() >= MAX_FILES_PER_PROVIDER || by_ip >= MAX_FILES_PER_IP)
+        {
+            if announced.keys.is_empty() {
+                self.by_peer.remove(&record.provider);
+            }
+            self.refused += 1;
+            // Said once per burst, not once per record: a flood must not flood the log.
+            if self.refused.is_power_of_two() {
+                tracing::info!(
+                    peer = %record.provider,
+                    ?ip,
+                    refused = self.refused,
+                    "provider records refused: over {MAX_FILES_PER_PROVIDER} files per peer or {MAX_FILES_PER_IP} per address"
+                );
+            }
+            return false;
         }
-        self.refused += 1;
-        // Said once per peer and burst, not once per record: a flood must not flood the log.
-        if self.refused.is_power_of_two() {
-            tracing::info!(
-                peer = %record.provider,
-                refused = self.refused,
-                "provider records refused: the peer announces more than {MAX_FILES_PER_PROVIDER} files"
-            );
+        if announced.keys.is_empty() {
+            announced.ip = ip;
         }
-        false
+        if announced.keys.insert(record.key.clone(), now).is_none() {
+            if let Some(ip) = announced.ip {
+                *self.by_ip.entry(ip).or_default() += 1;
+            }
+        }
+        true
     }
 
-    /// Forgets records past their lifetime.
-    pub fn prune(&mut self, now: Instant) {
-        self.by_peer.retain(|_, keys| {
-            keys.retain(|_, at| now.duration_since(*at) < PROVIDER_RECORD_TTL);
-            !keys.is_empty()
+    /// Takes back an admitted record that the store then refused.
+    pub fn forget(&mut self, peer: &PeerId, key: &RecordKey) {
+        let Some(announced) = self.by_peer.get_mut(peer) else {
+            return;
+        };
+        if announced.keys.remove(key).is_some() {
+            release(&mut self.by_ip, announced.ip);
+        }
+        if announced.keys.is_empty() {
+            self.by_peer.remove(peer);
+        }
+    }
+
+    /// Forgets records past their lifetime; returns them, for Kademlia's store to drop too.
+    pub fn prune(&mut self, now: Instant) -> Vec<(PeerId, RecordKey)> {
+        let mut expired = Vec::new();
+        let by_ip = &mut self.by_ip;
+        self.by_peer.retain(|peer, announced| {
+            announced.keys.retain(|key, at| {
+                let live = now.duration_since(*at) < PROVIDER_RECORD_TTL;
+                if !live {
+                    expired.push((*peer, key.clone()));
+                    release(by_ip, announced.ip);
+                }
+                live
+            });
+            !announced.keys.is_empty()
         });
+        expired
+    }
+}
+
+/// One record fewer for `ip`.
+fn release(by_ip: &mut HashMap<IpAddr, usize>, ip: Option<IpAddr>) {
+    if let Some(ip) = ip {
+        if let Some(count) = by_ip.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                by_ip.remove(&ip);
+            }
+        }
     }
 }
 
@@ -76,18 +142,44 @@ mod tests {
         let (mut records, now) = (ProviderRecords::default(), Instant::now());
         let (flooder, honest) = (PeerId::random(), PeerId::random());
         let kept = (0..1000)
-            .filter(|n| records.admit(&record(flooder, *n), now))
+            .filter(|n| records.admit(&record(flooder, *n), None, now))
             .count();
         assert_eq!(kept, MAX_FILES_PER_PROVIDER);
         assert_eq!(records.refused, 1000 - MAX_FILES_PER_PROVIDER as u64);
-        assert!(records.admit(&record(flooder, 0), now), "a renewal is kept");
         assert!(
-            records.admit(&record(honest, 5), now),
+            records.admit(&record(flooder, 0), None, now),
+            "a renewal is kept"
+        );
+        assert!(
+            records.admit(&record(honest, 5), None, now),
             "others are unaffected"
         );
-        // A day later the flooder's records are gone, and so is its count.
+        // A day later the flooder's records are gone (and handed back for Kademlia's store to
+        // drop), and so is its count.
         let later = now + PROVIDER_RECORD_TTL;
-        records.prune(later);
-        assert!(records.admit(&record(flooder, 2000), later));
+        assert_eq!(records.prune(later).len(), MAX_FILES_PER_PROVIDER + 1);
+        assert!(records.admit(&record(flooder, 2000), None, later));
+    }
+
+    #[test]
+    fn the_peers_of_one_address_announce_a_bounded_number_of_files() {
+        let (mut records, now) = (ProviderRecords::default(), Instant::now());
+        let ip: IpAddr = "203.0.113.7".parse().expect("address");
+        let peers: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
+        let kept: usize = peers
+            .iter()
+            .map(|peer| {
+                (0..100)
+                    .filter(|n| records.admit(&record(*peer, *n), Some(ip), now))
+                    .count()
+            })
+            .sum();
+        assert_eq!(kept, MAX_FILES_PER_IP);
+        let elsewhere = "198.51.100.1".parse().ok();
+        assert!(records.admit(&record(PeerId::random(), 1), elsewhere, now));
+        // One record taken back frees a place at that address.
+        assert!(!records.admit(&record(PeerId::random(), 1), Some(ip), now));
+        records.forget(&peers[0], &RecordKey::new(&0u32.to_be_bytes()));
+        assert!(records.admit(&record(PeerId::random(), 1), Some(ip), now));
     }
 }

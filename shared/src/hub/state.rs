@@ -31,7 +31,7 @@ pub struct Hub {
     /// Room messages the backend could not take (its queue was full).
     pub(super) dropped_appends: u64,
     /// Limits on what one peer may ask ([`super::guard`]).
-    pub(super) guard: Guard,
+    pub(crate) guard: Guard,
     /// Store requests in flight and waiting ([`super::pacing`]).
     pub(super) pacing: Pacing<InboundRequestId, ResponseChannel<Response>>,
     /// The provider records kept in the DHT, by peer ([`super::providers`]).
@@ -119,7 +119,14 @@ impl Hub {
     /// Every second: the guard's penalties, bans and disconnections.
     pub fn tick<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
         self.guard.tick(swarm, std::time::Instant::now());
-        self.providers.prune(web_time::Instant::now());
+        for (peer, key) in self.providers.prune(web_time::Instant::now()) {
+            use libp2p::kad::store::RecordStore;
+            swarm
+                .behaviour_mut()
+                .kad
+                .store_mut()
+                .remove_provider(&key, &peer);
+        }
     }
 
     /// Every room the hub follows, with how many of its peers are in it.

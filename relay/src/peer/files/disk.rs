@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use libp2p::PeerId;
 use p2p_chat_shared::files::{
-    from_hex, root, sha256, to_hex, validate_name, FileOffer, Hash, OfferBuilder, RawOffer,
+    from_hex, sha256, to_hex, validate_name, FileOffer, Hash, Manifest, OfferBuilder, RawOffer,
     MAX_FILE_BYTES, PIECE_BYTES,
 };
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,8 @@ const MAX_RECORD_BYTES: u64 = 2 * 1024 * 1024;
 pub struct Record {
     /// The offer.
     pub offer: FileOffer,
-    /// The piece hashes, once known.
-    pub manifest: Option<Vec<Hash>>,
+    /// The manifest, once known.
+    pub manifest: Option<Manifest>,
     /// The complete file, checked, when we have one: we serve it.
     pub path: Option<PathBuf>,
     /// Peers that offered it or said they have it.
@@ -51,7 +51,7 @@ impl Record {
             manifest: self
                 .manifest
                 .as_ref()
-                .map(|m| m.iter().map(to_hex).collect()),
+                .map(|m| m.pieces.iter().map(to_hex).collect()),
             path: self.path.clone(),
             providers: self.providers.iter().map(|p| p.to_base58()).collect(),
         }
@@ -67,14 +67,22 @@ impl Record {
         let manifest = match stored.manifest {
             None => None,
             Some(hex) => {
-                let hashes: Option<Vec<Hash>> = hex.iter().map(|h| from_hex(h)).collect();
-                let hashes = hashes.ok_or("a manifest entry is not a hash")?;
-                if hashes.len() != offer.pieces() as usize || root(&hashes) != offer.root() {
+                let pieces: Option<Vec<Hash>> = hex.iter().map(|h| from_hex(h)).collect();
+                let manifest = Manifest {
+                    size: offer.size,
+                    piece: offer.piece,
+                    sha256: from_hex(&offer.sha256).unwrap_or_default(),
+                    pieces: pieces.ok_or("a manifest entry is not a hash")?,
+                };
+                if manifest.id() != offer.id_hash() {
                     return Err("its manifest does not match the file's id".into());
                 }
-                Some(hashes)
+                Some(manifest)
             }
         };
+        if stored.path.is_some() && manifest.is_none() {
+            return Err("a whole file without its manifest".into());
+        }
         let providers = stored
             .providers
             .iter()
@@ -154,7 +162,7 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
 }
 
 /// Reads `path` piece by piece into an offer and its manifest; refuses files over `cap`.
-pub fn hash_file(path: &Path, cap: u64) -> Result<(FileOffer, Vec<Hash>), String> {
+pub fn hash_file(path: &Path, cap: u64) -> Result<(FileOffer, Manifest), String> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -214,7 +222,7 @@ pub fn read_piece(record: &Record, index: u32) -> Result<Vec<u8>, String> {
     let (Some(path), Some(manifest)) = (&record.path, &record.manifest) else {
         return Err("not here in full".into());
     };
-    let due = manifest.get(index as usize).ok_or("past the end")?;
+    let due = manifest.pieces.get(index as usize).ok_or("past the end")?;
     let (start, len) = record.offer.piece_span(index);
     let file = File::open(path).map_err(|_| "the file went away".to_owned())?;
     let mut piece = vec![0u8; len as usize];
@@ -227,7 +235,7 @@ pub fn read_piece(record: &Record, index: u32) -> Result<Vec<u8>, String> {
 }
 
 /// The pieces of a partial download that match the manifest (kept across a restart).
-pub fn verified_pieces(part: &Path, offer: &FileOffer, manifest: &[Hash]) -> Vec<u32> {
+pub fn verified_pieces(part: &Path, offer: &FileOffer, manifest: &Manifest) -> Vec<u32> {
     let Ok(file) = File::open(part) else {
         return Vec::new();
     };
@@ -237,7 +245,7 @@ pub fn verified_pieces(part: &Path, offer: &FileOffer, manifest: &[Hash]) -> Vec
         let (start, len) = offer.piece_span(index);
         let buf = &mut piece[..len as usize];
         if file.read_exact_at(buf, start).is_ok()
-            && manifest.get(index as usize) == Some(&sha256(buf))
+            && manifest.pieces.get(index as usize) == Some(&sha256(buf))
         {
             have.push(index);
         }
@@ -280,9 +288,18 @@ pub fn whole_matches(part: &Path, offer: &FileOffer) -> std::io::Result<bool> {
 }
 
 /// Moves a checked download into `dir` under its offered name, or `name (1).ext`, `name (2).ext`
-/// … when taken; never anywhere but in `dir`.
+/// … when taken; never anywhere but in `dir`, never over anything there, and never as a hidden
+/// file (a leading `.` becomes `_`: an offer must not plant a `.profile` in a home directory).
 pub fn place(part: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     // `name` is one path component (checked in the offer): the joins stay in `dir`.
+    let visible;
+    let name = match name.strip_prefix('.') {
+        Some(rest) => {
+            visible = format!("_{rest}");
+            visible.as_str()
+        }
+        None => name,
+    };
     let (stem, ext) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
         _ => (name, String::new()),
@@ -304,8 +321,19 @@ pub fn place(part: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(_) => {
-                // Another file system: copy, then remove.
-                std::fs::copy(part, &candidate)?;
+                // Another file system: copy into a file that did not exist (never through a
+                // link planted there meanwhile), then remove the partial.
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&candidate);
+                let mut target = match created {
+                    Ok(target) => target,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                };
+                std::io::copy(&mut File::open(part)?, &mut target)?;
+                target.sync_all()?;
                 std::fs::remove_file(part)?;
                 return Ok(candidate);
             }
@@ -335,6 +363,9 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(placed).expect("read"), "theirs");
         assert!(!part.exists());
+        std::fs::write(&part, "hidden").expect("written");
+        let placed = place(&part, &dir, ".profile").expect("placed");
+        assert_eq!(placed, dir.join("_profile"), "no hidden file is planted");
     }
 
     #[test]
@@ -353,7 +384,9 @@ mod tests {
         files.save(&record).expect("saved");
         assert_eq!(files.load().len(), 1);
         let mut bad = record.clone();
-        bad.manifest = Some(vec![[0; 32]; 2]);
+        if let Some(m) = bad.manifest.as_mut() {
+            m.pieces[0] = [0; 32];
+        }
         files.save(&bad).expect("saved");
         assert!(files.load().is_empty(), "a forged manifest is not loaded");
     }

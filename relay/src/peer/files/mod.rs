@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use p2p_chat_shared::core::Client;
-use p2p_chat_shared::files::fetch::{self, FetchEvent, Network, PieceSink, Resume};
+use p2p_chat_shared::files::fetch::{self, FetchError, FetchEvent, Network, PieceSink, Resume};
 use p2p_chat_shared::files::serve::{self, Library, Served};
 use p2p_chat_shared::files::wire::{Request, Status};
-use p2p_chat_shared::files::{FileOffer, Hash, FILE_PROTOCOL};
+use p2p_chat_shared::files::{FileOffer, Hash, Manifest, FILE_PROTOCOL};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -31,6 +31,15 @@ pub const MAX_SEEN_OFFERS: usize = 1024;
 
 /// Shortest id prefix `/get` accepts.
 pub const MIN_ID_PREFIX: usize = 8;
+
+/// Hex digits of a file's id shown in text: enough that no one can make another file whose id
+/// starts the same (64 bits of SHA-256), short enough to type.
+pub const SHOWN_ID_DIGITS: usize = 16;
+
+/// The part of a file's id shown in text.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(SHOWN_ID_DIGITS)]
+}
 
 /// How often a download reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -98,7 +107,7 @@ impl Files {
         let mut shelf = Shelf::default();
         for record in loaded {
             if record.path.is_some() {
-                let _ = client.provide(record.offer.root()).await;
+                let _ = client.provide(record.offer.id_hash()).await;
             }
             shelf.records.insert(record.offer.id.clone(), record);
         }
@@ -186,7 +195,7 @@ impl Files {
             shelf.ours.insert(offer.id.clone(), ());
             shelf.records.insert(offer.id.clone(), record);
         }
-        let _ = self.client.provide(offer.root()).await;
+        let _ = self.client.provide(offer.id_hash()).await;
         Ok(offer)
     }
 
@@ -252,7 +261,25 @@ impl Files {
             [] => Err(format!(
                 "no file {prefix} here: /get works on files offered in your rooms and DMs since this peer started, and on downloads begun before (/files lists them)"
             )),
-            _ => Err(format!("{prefix} names {} files; give more digits", ids.len())),
+            _ => {
+                let names: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        let name = shelf
+                            .records
+                            .get(*id)
+                            .map(|r| r.offer.name.as_str())
+                            .or_else(|| shelf.seen.get(*id).map(|s| s.0.name.as_str()))
+                            .unwrap_or("");
+                        format!("{id} ({})", p2p_chat_shared::text::display_safe(name))
+                    })
+                    .collect();
+                Err(format!(
+                    "{prefix} names {} files: give more digits of one of {}",
+                    ids.len(),
+                    names.join(", ")
+                ))
+            }
         }
     }
 
@@ -323,7 +350,49 @@ impl Files {
         Ok(reply)
     }
 
+    /// Fetches `record`'s file into `dir`; what to tell the person.
     async fn download(&self, mut record: Record, dir: PathBuf) -> Reply {
+        let truth = match self.download_as_offered(record.clone(), dir.clone()).await {
+            Ok(reply) => return reply,
+            Err(truth) => truth,
+        };
+        // The offer said something other than the file's own manifest (a forged copy of it
+        // arrived first): start over from what the manifest says; the name is only a name.
+        let (id, name) = (record.offer.id.clone(), record.offer.name.clone());
+        tracing::info!(%id, "an offer did not describe its file; fetching the file its id names");
+        if truth.size > self.cap {
+            return Reply::FileFailed {
+                id,
+                name,
+                error: format!(
+                    "the file is {} bytes, not what its offer said; the limit is {} bytes (--max-file-size)",
+                    truth.size, self.cap
+                ),
+            };
+        }
+        record.offer.size = truth.size;
+        record.offer.piece = truth.piece;
+        record.offer.sha256 = p2p_chat_shared::files::to_hex(&truth.sha256);
+        record.manifest = None;
+        let _ = tokio::fs::remove_file(self.dir.part(&id)).await;
+        lock(&self.shelf).records.insert(id.clone(), record.clone());
+        match self.download_as_offered(record, dir).await {
+            Ok(reply) => reply,
+            Err(_) => Reply::FileFailed {
+                id,
+                name,
+                error: "its providers disagree about what the file is".into(),
+            },
+        }
+    }
+
+    /// Fetches `record`'s file as its offer describes it; `Err` with the file's manifest when
+    /// the offer does not describe it.
+    async fn download_as_offered(
+        &self,
+        mut record: Record,
+        dir: PathBuf,
+    ) -> Result<Reply, Box<Manifest>> {
         let offer = record.offer.clone();
         let (id, name) = (offer.id.clone(), offer.name.clone());
         let failed = |error: String| Reply::FileFailed {
@@ -352,12 +421,14 @@ impl Files {
             let (path, offer) = (part_path.clone(), offer.clone());
             match tokio::task::spawn_blocking(move || disk::open_part(&path, &offer)).await {
                 Ok(Ok(file)) => Arc::new(file),
-                Ok(Err(e)) => return failed(format!("cannot write {}: {e}", part_path.display())),
-                Err(e) => return failed(e.to_string()),
+                Ok(Err(e)) => {
+                    return Ok(failed(format!("cannot write {}: {e}", part_path.display())))
+                }
+                Err(e) => return Ok(failed(e.to_string())),
             }
         };
         let Some(control) = self.client.streams() else {
-            return failed("this node has no file streams".into());
+            return Ok(failed("this node has no file streams".into()));
         };
         let net = PeerNet {
             client: self.client.clone(),
@@ -413,9 +484,6 @@ impl Files {
                         reason,
                     });
                 }
-                FetchEvent::Dropped { peer, reason } => {
-                    tracing::debug!(%peer, %reason, "a provider dropped out of a download");
-                }
             },
         )
         .await;
@@ -425,8 +493,10 @@ impl Files {
                 r.manifest = record.manifest.clone();
             }
         }
-        if let Err(e) = result {
-            return failed(format!("{e} (/get {} resumes)", &id[..MIN_ID_PREFIX]));
+        match result {
+            Ok(()) => {}
+            Err(FetchError::NotAsOffered(truth)) => return Err(truth),
+            Err(e) => return Ok(failed(format!("{e} (/get {} resumes)", short_id(&id)))),
         }
         let checked = {
             let (part, offer) = (part_path.clone(), offer.clone());
@@ -436,12 +506,12 @@ impl Files {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
                 let _ = tokio::fs::remove_file(&part_path).await;
-                return failed(
-                    "every piece matches the file's id, but the whole does not match the SHA-256 its offer gave: the offer is inconsistent, and nothing was saved".into(),
-                );
+                return Ok(failed(
+                    "every piece matches the file's manifest, but the whole does not match its SHA-256: nothing was saved".into(),
+                ));
             }
-            Ok(Err(e)) => return failed(format!("cannot read the download back: {e}")),
-            Err(e) => return failed(e.to_string()),
+            Ok(Err(e)) => return Ok(failed(format!("cannot read the download back: {e}"))),
+            Err(e) => return Ok(failed(e.to_string())),
         }
         let placed = {
             let (part, dir, name) = (part_path.clone(), dir.clone(), name.clone());
@@ -449,23 +519,23 @@ impl Files {
         };
         let path = match placed {
             Ok(Ok(path)) => path,
-            Ok(Err(e)) => return failed(format!("cannot save into {}: {e}", dir.display())),
-            Err(e) => return failed(e.to_string()),
+            Ok(Err(e)) => return Ok(failed(format!("cannot save into {}: {e}", dir.display()))),
+            Err(e) => return Ok(failed(e.to_string())),
         };
         record.path = Some(path.clone());
         let _ = self.save(record.clone()).await;
         lock(&self.shelf).records.insert(id.clone(), record);
         // We have it whole: we serve it, and say so.
-        let _ = self.client.provide(offer.root()).await;
+        let _ = self.client.provide(offer.id_hash()).await;
         let secs = started.elapsed().as_secs_f64();
-        Reply::FileSaved {
+        Ok(Reply::FileSaved {
             id,
             name,
             path: path.display().to_string(),
             size: offer.size,
             resumed: resumed_bytes,
             secs,
-        }
+        })
     }
 }
 
@@ -480,10 +550,10 @@ impl Library for ShelfLibrary {
             return (Status::Unknown, b"no such file here".to_vec());
         };
         match request {
-            Request::Manifest(_) => {
-                let manifest = record.manifest.unwrap_or_default();
-                (Status::Ok, manifest.concat())
-            }
+            Request::Manifest(_) => match record.manifest {
+                Some(manifest) => (Status::Ok, manifest.to_bytes()),
+                None => (Status::Unknown, b"no such file here".to_vec()),
+            },
             Request::Piece(_, index) if index >= record.offer.pieces() => {
                 (Status::BadRequest, b"no such piece".to_vec())
             }
