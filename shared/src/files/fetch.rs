@@ -405,7 +405,8 @@ impl<'a> State<'a> {
         on_event: &mut impl FnMut(FetchEvent),
     ) -> Result<Option<(PeerId, S, Ask)>, FetchError> {
         let (peer, stream, ask, result) = match job {
-            Job::Failed(peer, ask, _) => {
+            Job::Failed(peer, ask, reason) => {
+                tracing::debug!(%peer, %reason, "no stream to a provider");
                 self.give_back(ask);
                 self.close_stream(&peer);
                 self.failed(peer);
@@ -737,7 +738,7 @@ mod tests {
         let len = PIECE_BYTES as usize * 5 + 123;
         let (sent, got, events, _) = download(vec![(false, Resume::default())], len);
         assert!(sent == got, "the bytes differ");
-        assert!(matches!(events.first(), Some(FetchEvent::Manifest(m)) if m.len() == 6));
+        assert!(matches!(events.first(), Some(FetchEvent::Manifest(m)) if m.pieces.len() == 6));
         assert_eq!(
             events
                 .iter()
