@@ -428,3 +428,67 @@ fn file_transfer_figures() {
     let (secs, mbps) = rate(&fetch(&mut carol, &id, &dir.join("carol-inbox")));
     println!("{mib} MiB through the relay, two providers: {secs:.2} s, {mbps:.1} MB/s");
 }
+
+#[test]
+fn a_forged_copy_of_an_offer_seen_first_neither_spoils_the_file_nor_blames_its_provider() {
+    let dir = temp_dir("files-forged");
+    let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
+    let (mut ann, ann_id) = relay_only_peer(&relay_tcp, "ann", &dir.join("ann"));
+    let (mut bob, bob_id) = relay_only_peer(&relay_tcp, "bob", &dir.join("bob"));
+    ann.next_event("bob in the room", |v| {
+        v["event"] == "member_joined" && v["peer"] == bob_id.as_str()
+    });
+    // Ann's file, hashed here the way she will offer it.
+    let original = random_file(&dir.join("outbox"), "report.pdf", 3 * 1024 * 1024 + 5);
+    let bytes = std::fs::read(&original).expect("read");
+    let mut builder = p2p_chat_shared::files::OfferBuilder::default();
+    for piece in bytes.chunks(p2p_chat_shared::files::PIECE_BYTES as usize) {
+        builder.piece(piece);
+    }
+    let (mut forged, _) = builder.finish("report.pdf", "application/pdf");
+    // Mallory saw the offer's id and sends bob a copy first, with a false size.
+    forged.size += 1;
+    forged.name = "totally-legit.pdf".into();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let relay_addr: libp2p::Multiaddr = relay_tcp.parse().expect("relay address");
+    let bob_peer: libp2p::PeerId = bob_id.parse().expect("peer id");
+    let _mallory = runtime.block_on(async {
+        let mut mallory = common::hidden_peer("mallory").await;
+        common::through_relay(&mut mallory, &relay_addr).await;
+        mallory
+            .client
+            .dm_file(bob_peer, forged.clone())
+            .await
+            .expect("delivered");
+        mallory
+    });
+    let dm = bob.next_event("mallory's offer", |v| v["event"] == "direct_message");
+    assert_eq!(dm["file"]["size"], forged.size);
+
+    ann.send(json!({"cmd": "share", "path": &original}));
+    let shared = ann.next_event("the offer sent", |v| v["event"] == "shared");
+    assert_eq!(
+        shared["id"],
+        forged.id.as_str(),
+        "the same file, the same id"
+    );
+    bob.next_event("ann's offer", |v| {
+        v["event"] == "message" && v["from"] == ann_id.as_str()
+    });
+
+    let mut blamed = Vec::new();
+    let saved = fetch_counting(&mut bob, &forged.id, &dir.join("inbox"), |v| {
+        if v["event"] == "file_bad_provider" {
+            blamed.push(v.clone());
+        }
+    });
+    assert_eq!(saved["event"], "file_saved", "{saved}");
+    assert_eq!(
+        saved["size"],
+        bytes.len(),
+        "the true size, from the manifest"
+    );
+    let path = PathBuf::from(saved["path"].as_str().expect("path"));
+    assert!(same_bytes(&original, &path), "the saved file differs");
+    assert!(blamed.is_empty(), "no provider blamed: {blamed:?}");
+}
