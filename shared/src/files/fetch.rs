@@ -54,6 +54,13 @@ pub const REQUERY_EVERY: Duration = Duration::from_secs(5);
 /// again.
 const NOT_NOW: Duration = Duration::from_secs(2);
 
+/// Providers asked for the manifest at once (one that never answers must not hold up the rest).
+const MANIFEST_ASKS: usize = 3;
+
+/// Failures in a row after which a provider no longer counts as usable: more are looked for,
+/// and a new one may take its place.
+const FAILING: u32 = 2;
+
 /// How long to wait before asking a provider again after its `failures`-th failure in a row:
 /// 250 ms, then twice as long each time, at most 8 s (a relay circuit cut at its byte cap is
 /// replaced at once; a provider gone for a while is tried now and then until the stall timeout).
@@ -147,8 +154,14 @@ enum Ask {
 enum Job<S> {
     /// No stream could be opened for `Ask`.
     Failed(PeerId, Ask, String),
-    /// The answer to `Ask` on a stream.
-    Answer(PeerId, S, Ask, Result<Vec<u8>, WireError>),
+    /// The answer to `Ask` on a stream; `first` on a stream just opened.
+    Answer {
+        peer: PeerId,
+        stream: S,
+        ask: Ask,
+        first: bool,
+        result: Result<Vec<u8>, WireError>,
+    },
 }
 
 #[derive(Default)]
@@ -207,7 +220,7 @@ pub async fn fetch<N: Network, K: PieceSink>(
         futures::select! {
             job = jobs.select_next_some() => {
                 if let Some((peer, stream, ask)) = state.on_job(job, &id, sink, &mut on_event).await? {
-                    jobs.push(ask_on(peer, stream, ask, offer).right_future());
+                    jobs.push(ask_on(peer, stream, ask, offer, false).right_future());
                 }
             }
             found = querying.as_mut() => {
@@ -227,7 +240,7 @@ async fn open_and_ask<N: Network>(
     offer: &FileOffer,
 ) -> Job<N::Stream> {
     match timeout(ANSWER_TIMEOUT, net.open(peer)).await {
-        Some(Ok(stream)) => ask_on(peer, stream, ask, offer).await,
+        Some(Ok(stream)) => ask_on(peer, stream, ask, offer, true).await,
         Some(Err(e)) => Job::Failed(peer, ask, e),
         None => Job::Failed(peer, ask, "no stream within 30 s".into()),
     }
@@ -238,6 +251,7 @@ async fn ask_on<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     ask: Ask,
     offer: &FileOffer,
+    first: bool,
 ) -> Job<S> {
     let id = offer.id_hash();
     let exchange = async {
@@ -259,7 +273,13 @@ async fn ask_on<S: AsyncRead + AsyncWrite + Unpin>(
             "no answer within 30 s",
         )))
     });
-    Job::Answer(peer, stream, ask, result)
+    Job::Answer {
+        peer,
+        stream,
+        ask,
+        first,
+        result,
+    }
 }
 
 struct State<'a> {
@@ -267,8 +287,11 @@ struct State<'a> {
     manifest: Option<Manifest>,
     have: BTreeSet<u32>,
     have_bytes: u64,
+    /// Pieces neither kept nor asked for.
+    missing: BTreeSet<u32>,
     in_flight: BTreeSet<u32>,
-    manifest_asked: bool,
+    /// Manifest requests on their way.
+    manifest_asks: usize,
     providers: HashMap<PeerId, Provider>,
     last_progress: Instant,
 }
@@ -278,54 +301,76 @@ impl<'a> State<'a> {
         let pieces = offer.pieces();
         let have: BTreeSet<u32> = resume.have.into_iter().filter(|i| *i < pieces).collect();
         let have_bytes = have.iter().map(|i| u64::from(offer.piece_span(*i).1)).sum();
+        let missing = (0..pieces).filter(|i| !have.contains(i)).collect();
         Self {
             offer,
             manifest: resume.manifest,
             have,
             have_bytes,
+            missing,
             in_flight: BTreeSet::new(),
-            manifest_asked: false,
+            manifest_asks: 0,
             providers: HashMap::new(),
             last_progress: Instant::now(),
         }
     }
 
+    /// Every piece kept, and the manifest (even an empty file's) checked against the id.
     fn done(&self) -> bool {
-        self.have.len() == self.offer.pieces() as usize
+        self.manifest.is_some() && self.have.len() == self.offer.pieces() as usize
     }
 
+    /// Remembers `peer` as a provider; when the list is full, in place of one that keeps failing
+    /// and has no stream.
     fn add_provider(&mut self, peer: PeerId) {
-        let counted = self.providers.values().filter(|p| !p.bad).count();
-        if counted < MAX_PROVIDERS || self.providers.contains_key(&peer) {
-            self.providers.entry(peer).or_default();
+        if self.providers.contains_key(&peer) {
+            return;
         }
+        let counted = self.providers.values().filter(|p| !p.bad).count();
+        if counted >= MAX_PROVIDERS {
+            let failing = self
+                .providers
+                .iter()
+                .find(|(_, p)| !p.bad && p.failures >= FAILING && p.streams == 0)
+                .map(|(peer, _)| *peer);
+            let Some(failing) = failing else {
+                return;
+            };
+            self.providers.remove(&failing);
+        }
+        self.providers.insert(peer, Provider::default());
     }
 
-    /// Providers that may be asked now or soon.
+    /// Providers that may be asked now or soon (not bad, not failing again and again).
     fn usable(&self) -> usize {
-        self.providers.values().filter(|p| !p.bad).count()
+        self.providers
+            .values()
+            .filter(|p| !p.bad && p.failures < FAILING)
+            .count()
     }
 
     /// The next thing to ask for, if any is left unasked.
     fn next_ask(&mut self) -> Option<Ask> {
         if self.manifest.is_none() {
-            if self.manifest_asked {
+            if self.manifest_asks >= MANIFEST_ASKS {
                 return None;
             }
-            self.manifest_asked = true;
+            self.manifest_asks += 1;
             return Some(Ask::Manifest);
         }
-        let index = (0..self.offer.pieces())
-            .find(|i| !self.have.contains(i) && !self.in_flight.contains(i))?;
+        let index = *self.missing.iter().next()?;
+        self.missing.remove(&index);
         self.in_flight.insert(index);
         Some(Ask::Piece(index))
     }
 
     fn give_back(&mut self, ask: Ask) {
         match ask {
-            Ask::Manifest => self.manifest_asked = false,
+            Ask::Manifest => self.manifest_asks = self.manifest_asks.saturating_sub(1),
             Ask::Piece(index) => {
-                self.in_flight.remove(&index);
+                if self.in_flight.remove(&index) && !self.have.contains(&index) {
+                    self.missing.insert(index);
+                }
             }
         }
     }
@@ -356,11 +401,13 @@ impl<'a> State<'a> {
         out
     }
 
-    /// A stream to `peer` ended (or never opened).
-    fn close_stream(&mut self, peer: &PeerId) {
+    /// A stream to `peer` ended; `first`: it never got an answer (it was the one opening).
+    fn close_stream(&mut self, peer: &PeerId, first: bool) {
         if let Some(p) = self.providers.get_mut(peer) {
             p.streams = p.streams.saturating_sub(1);
-            p.opening = false;
+            if first {
+                p.opening = false;
+            }
         }
     }
 
@@ -408,20 +455,29 @@ impl<'a> State<'a> {
             Job::Failed(peer, ask, reason) => {
                 tracing::debug!(%peer, %reason, "no stream to a provider");
                 self.give_back(ask);
-                self.close_stream(&peer);
+                self.close_stream(&peer, true);
                 self.failed(peer);
                 return Ok(None);
             }
-            Job::Answer(peer, stream, ask, result) => (peer, stream, ask, result),
+            Job::Answer {
+                peer,
+                stream,
+                ask,
+                first,
+                result,
+            } => {
+                // The stream that was opening has its answer: the next may open.
+                if let (true, Some(p)) = (first, self.providers.get_mut(&peer)) {
+                    p.opening = false;
+                }
+                (peer, stream, ask, result)
+            }
         };
-        if let Some(p) = self.providers.get_mut(&peer) {
-            p.opening = false;
-        }
         let bytes = match result {
             Ok(bytes) => bytes,
             Err(e) => {
                 self.give_back(ask);
-                self.close_stream(&peer);
+                self.close_stream(&peer, false);
                 match e {
                     WireError::Io(_) => self.failed(peer),
                     WireError::Refused {
@@ -437,10 +493,10 @@ impl<'a> State<'a> {
         };
         match ask {
             Ask::Manifest => {
+                self.manifest_asks = self.manifest_asks.saturating_sub(1);
                 let manifest = Manifest::from_bytes(&bytes).filter(|m| m.id() == *id);
                 let Some(manifest) = manifest else {
-                    self.give_back(ask);
-                    self.close_stream(&peer);
+                    self.close_stream(&peer, false);
                     let reason = "a manifest that is not the one the file's id names".to_owned();
                     self.bad(peer, reason, on_event);
                     return Ok(None);
@@ -448,9 +504,12 @@ impl<'a> State<'a> {
                 if !manifest.describes(self.offer) {
                     return Err(FetchError::NotAsOffered(Box::new(manifest)));
                 }
-                on_event(FetchEvent::Manifest(manifest.clone()));
-                self.manifest = Some(manifest);
-                self.last_progress = Instant::now();
+                // Another provider's copy may have come first.
+                if self.manifest.is_none() {
+                    on_event(FetchEvent::Manifest(manifest.clone()));
+                    self.manifest = Some(manifest);
+                    self.last_progress = Instant::now();
+                }
             }
             Ask::Piece(index) => {
                 self.in_flight.remove(&index);
@@ -459,7 +518,10 @@ impl<'a> State<'a> {
                     .as_ref()
                     .and_then(|m| m.pieces.get(index as usize));
                 if due != Some(&sha256(&bytes)) {
-                    self.close_stream(&peer);
+                    if !self.have.contains(&index) {
+                        self.missing.insert(index);
+                    }
+                    self.close_stream(&peer, false);
                     let reason = format!("piece {index} does not match its hash");
                     self.bad(peer, reason, on_event);
                     return Ok(None);
@@ -491,7 +553,7 @@ impl<'a> State<'a> {
         match next {
             Some(next) => Ok(Some((peer, stream, next))),
             None => {
-                self.close_stream(&peer);
+                self.close_stream(&peer, false);
                 Ok(None)
             }
         }
@@ -717,6 +779,24 @@ mod tests {
         });
         let asked = asked.iter().map(|a| a.borrow().clone()).collect();
         (result, bytes, sink.0, events, asked)
+    }
+
+    #[test]
+    fn an_empty_file_is_checked_against_its_id_too() {
+        // A true empty file: its manifest is fetched and checked, then there is nothing more.
+        let (sent, got, events, _) = download(vec![(false, Resume::default())], 0);
+        assert!(sent.is_empty() && got.is_empty());
+        assert!(matches!(events.first(), Some(FetchEvent::Manifest(m)) if m.pieces.is_empty()));
+        // A forged copy of a real offer that says "empty" is caught, not saved as the file.
+        let len = PIECE_BYTES as usize + 1;
+        let (result, ..) = download_as(vec![(false, Resume::default())], len, |offer| {
+            offer.size = 0;
+            offer.sha256 = to_hex(&sha256(b""));
+        });
+        assert!(
+            matches!(result, Err(FetchError::NotAsOffered(_))),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ use web_time::Instant;
 /// Most files one peer may have announced at the relay at once.
 pub const MAX_FILES_PER_PROVIDER: usize = 64;
 
-/// Most files the peers of one IP address (an IPv6 /64) may have announced at once.
+/// Most files the peers of one IP address (an IPv6 /64) may have announced at once; peers
+/// whose address the relay does not know count as one address.
 pub const MAX_FILES_PER_IP: usize = 256;
 
 /// Most addresses kept with a provider record (a peer chooses them, and their size).
@@ -39,7 +40,9 @@ pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 #[derive(Debug, Default)]
 pub struct ProviderRecords {
     by_peer: HashMap<PeerId, Announced>,
-    by_ip: HashMap<IpAddr, usize>,
+    /// Records by the address of the peers that announced them (peers whose address the relay
+    /// does not know share one count).
+    by_ip: HashMap<Option<IpAddr>, usize>,
     /// Records refused for their peer's or address's limit.
     pub refused: u64,
 }
@@ -56,7 +59,7 @@ impl ProviderRecords {
     pub fn admit(&mut self, record: &ProviderRecord, ip: Option<IpAddr>, now: Instant) -> bool {
         let announced = self.by_peer.entry(record.provider).or_default();
         let renewal = announced.keys.contains_key(&record.key);
-        let by_ip = ip.map_or(0, |ip| self.by_ip.get(&ip).copied().unwrap_or(0));
+        let by_ip = self.by_ip.get(&ip).copied().unwrap_or(0);
         if !renewal && (announced.keys.len() >= MAX_FILES_PER_PROVIDER || by_ip >= MAX_FILES_PER_IP)
         {
             if announced.keys.is_empty() {
@@ -78,9 +81,7 @@ impl ProviderRecords {
             announced.ip = ip;
         }
         if announced.keys.insert(record.key.clone(), now).is_none() {
-            if let Some(ip) = announced.ip {
-                *self.by_ip.entry(ip).or_default() += 1;
-            }
+            *self.by_ip.entry(announced.ip).or_default() += 1;
         }
         true
     }
@@ -118,13 +119,11 @@ impl ProviderRecords {
 }
 
 /// One record fewer for `ip`.
-fn release(by_ip: &mut HashMap<IpAddr, usize>, ip: Option<IpAddr>) {
-    if let Some(ip) = ip {
-        if let Some(count) = by_ip.get_mut(&ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                by_ip.remove(&ip);
-            }
+fn release(by_ip: &mut HashMap<Option<IpAddr>, usize>, ip: Option<IpAddr>) {
+    if let Some(count) = by_ip.get_mut(&ip) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            by_ip.remove(&ip);
         }
     }
 }

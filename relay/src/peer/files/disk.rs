@@ -332,8 +332,14 @@ pub fn place(part: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(e),
                 };
-                std::io::copy(&mut File::open(part)?, &mut target)?;
-                target.sync_all()?;
+                let copied = File::open(part)
+                    .and_then(|mut from| std::io::copy(&mut from, &mut target))
+                    .and_then(|_| target.sync_all());
+                if let Err(e) = copied {
+                    // No half-written file is left where a person would take it for the file.
+                    let _ = std::fs::remove_file(&candidate);
+                    return Err(e);
+                }
                 std::fs::remove_file(part)?;
                 return Ok(candidate);
             }

@@ -373,8 +373,12 @@ impl Files {
         record.offer.size = truth.size;
         record.offer.piece = truth.piece;
         record.offer.sha256 = p2p_chat_shared::files::to_hex(&truth.sha256);
-        record.manifest = None;
+        // The manifest came checked against the id: no need to ask for it again.
+        record.manifest = Some(*truth);
         let _ = tokio::fs::remove_file(self.dir.part(&id)).await;
+        if let Err(e) = self.save(record.clone()).await {
+            tracing::warn!(error = %e, "cannot keep a corrected offer");
+        }
         lock(&self.shelf).records.insert(id.clone(), record.clone());
         match self.download_as_offered(record, dir).await {
             Ok(reply) => reply,
