@@ -27,7 +27,13 @@ fn random_file(dir: &Path, name: &str, len: usize) -> PathBuf {
 
 /// A CLI peer that reaches others only through `relay` (its IP address stays hidden).
 fn relay_only_peer(relay: &str, nick: &str, dir: &Path) -> (Proc, String) {
-    let peer = spawn(&[
+    relay_only_peer_with(relay, nick, dir, &[])
+}
+
+/// The same, with `extra` flags.
+fn relay_only_peer_with(relay: &str, nick: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
+    let dir = dir.to_str().expect("utf8");
+    let mut args = vec![
         "peer",
         "--relay",
         relay,
@@ -35,12 +41,28 @@ fn relay_only_peer(relay: &str, nick: &str, dir: &Path) -> (Proc, String) {
         "--nick",
         nick,
         "--json",
-        "--data-dir",
-        dir.to_str().expect("utf8"),
-    ]);
+    ];
+    args.extend_from_slice(&["--data-dir", dir]);
+    args.extend_from_slice(extra);
+    let peer = spawn(&args);
     let ready = peer.next_event("ready", |v| v["event"] == "ready");
     peer.next_event("a reservation", |v| v["event"] == "reservation_accepted");
     (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
+}
+
+/// A CLI peer with no relay, listening on loopback TCP, with `extra` flags; its peer id and
+/// full address (ending in `/p2p/<id>`).
+fn listening_peer(nick: &str, dir: &Path, extra: &[&str]) -> (Proc, String, String) {
+    let dir = dir.to_str().expect("utf8");
+    let mut args = vec!["peer", "--nick", nick, "--json", "--no-mdns", "--no-upnp"];
+    args.extend_from_slice(&["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir", dir]);
+    args.extend_from_slice(extra);
+    let peer = spawn(&args);
+    let ready = peer.next_event("ready", |v| v["event"] == "ready");
+    let id = ready["peer_id"].as_str().expect("peer id").to_owned();
+    let listening = peer.next_event("listening", |v| v["event"] == "listening");
+    let addr = format!("{}/p2p/{id}", listening["addr"].as_str().expect("addr"));
+    (peer, id, addr)
 }
 
 /// The next event `pick` accepts within `within`, or a failure naming `what`.
@@ -160,25 +182,7 @@ fn a_file_offered_in_a_room_crosses_the_relay_circuit_past_its_byte_cap_checked_
 #[test]
 fn a_file_offered_in_a_dm_goes_directly_between_two_peers_without_a_relay() {
     let dir = temp_dir("files-direct");
-    let listen = |nick: &str| {
-        let peer = spawn(&[
-            "peer",
-            "--nick",
-            nick,
-            "--json",
-            "--no-mdns",
-            "--no-upnp",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--data-dir",
-            dir.join(nick).to_str().expect("utf8"),
-        ]);
-        let ready = peer.next_event("ready", |v| v["event"] == "ready");
-        let id = ready["peer_id"].as_str().expect("peer id").to_owned();
-        let listening = peer.next_event("listening", |v| v["event"] == "listening");
-        let addr = format!("{}/p2p/{id}", listening["addr"].as_str().expect("addr"));
-        (peer, id, addr)
-    };
+    let listen = |nick: &str| listening_peer(nick, &dir.join(nick), &[]);
     let (mut ann, ann_id, _) = listen("ann");
     let (mut bob, bob_id, bob_addr) = listen("bob");
     ann.send(json!({"cmd": "connect", "addr": bob_addr}));
@@ -359,27 +363,8 @@ fn file_transfer_figures() {
     };
 
     // Directly: two peers on loopback, no relay.
-    let listen = |nick: &str| {
-        let peer = spawn(&[
-            "peer",
-            "--nick",
-            nick,
-            "--json",
-            "--no-mdns",
-            "--no-upnp",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--max-file-size",
-            "4G",
-            "--data-dir",
-            dir.join(nick).to_str().expect("utf8"),
-        ]);
-        let ready = peer.next_event("ready", |v| v["event"] == "ready");
-        let id = ready["peer_id"].as_str().expect("peer id").to_owned();
-        let listening = peer.next_event("listening", |v| v["event"] == "listening");
-        let addr = format!("{}/p2p/{id}", listening["addr"].as_str().expect("addr"));
-        (peer, id, addr)
-    };
+    let big = ["--max-file-size", "4G"];
+    let listen = |nick: &str| listening_peer(nick, &dir.join(nick), &big);
     let (mut ann, _, _) = listen("direct-ann");
     let (mut bob, bob_id, bob_addr) = listen("direct-bob");
     ann.send(json!({"cmd": "connect", "addr": bob_addr}));
@@ -396,24 +381,7 @@ fn file_transfer_figures() {
 
     // Through the relay, one provider, then two.
     let (_relay, _, relay_tcp, _) = start_relay(&dir.join("relay"));
-    let peer = |nick: &str| {
-        let proc = spawn(&[
-            "peer",
-            "--relay",
-            &relay_tcp,
-            "--relay-only",
-            "--nick",
-            nick,
-            "--json",
-            "--max-file-size",
-            "4G",
-            "--data-dir",
-            dir.join(nick).to_str().expect("utf8"),
-        ]);
-        proc.next_event("ready", |v| v["event"] == "ready");
-        proc.next_event("a reservation", |v| v["event"] == "reservation_accepted");
-        proc
-    };
+    let peer = |nick: &str| relay_only_peer_with(&relay_tcp, nick, &dir.join(nick), &big).0;
     let (mut ann, mut bob, mut carol) = (peer("ann"), peer("bob"), peer("carol"));
     ann.send(json!({"cmd": "share", "path": &original}));
     ann.next_event("shared", |v| v["event"] == "shared");

@@ -20,6 +20,7 @@ use super::error::{
 use super::event::Stats;
 use super::event::{Info, Member, PeersInfo, RoomInfo};
 use super::reservations::peer_of;
+use super::reservations::DialNotStarted;
 use super::EventLoop;
 use crate::behaviour::Extension;
 use crate::text::clean_nick;
@@ -214,16 +215,10 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         if !self.peers.is_connected(&peer) {
-            let addrs = self.routes_to(peer);
-            if addrs.is_empty() {
+            if let Err(DialNotStarted::NoRoute) = self.dial_every_route(peer) {
                 let _ = reply.send(Err(PingError::NoRoute(peer)));
                 return;
             }
-            let opts = DialOpts::peer_id(peer)
-                .condition(libp2p::swarm::dial_opts::PeerCondition::Disconnected)
-                .addresses(addrs)
-                .build();
-            let _ = self.swarm.dial(opts);
         }
         // Answered by the next ping on any connection to the peer (one runs on connect and
         // then every PING_INTERVAL).

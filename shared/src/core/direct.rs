@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use libp2p::{
     request_response::{self, OutboundRequestId},
-    swarm::dial_opts::{DialOpts, PeerCondition},
     swarm::ConnectionId,
     PeerId,
 };
@@ -14,6 +13,7 @@ use web_time::Instant;
 use super::client::Reply;
 use super::error::DmError;
 use super::event::{DirectMessage, DmReceipt};
+use super::reservations::DialNotStarted;
 use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::dm::{AckStatus, DmAck};
@@ -94,26 +94,22 @@ impl<X: Extension> EventLoop<X> {
             // Direct addresses and relay circuits at once: the first connection carries the
             // message. A peer behind a NAT is reachable only through the circuit (its own
             // addresses time out), and DCUtR then upgrades the circuit to a direct connection.
-            // Its own dial, even while another is under way (a DHT query's, which tries only
-            // the addresses the peer announced, never the circuit).
-            let addrs = self.routes_to(peer);
-            if addrs.is_empty() {
-                self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
-                return;
-            }
-            let opts = DialOpts::peer_id(peer)
-                .condition(PeerCondition::Disconnected)
-                .addresses(addrs)
-                .build();
-            let dial = opts.connection_id();
-            if let Err(e) = self.swarm.dial(opts) {
+            match self.dial_every_route(peer) {
+                Ok(dial) => {
+                    self.pending.dms.dials.insert(peer, dial);
+                }
+                Err(DialNotStarted::NoRoute) => {
+                    self.deposit_or_fail(outgoing, DmError::NoRoute(peer));
+                    return;
+                }
                 // No event follows a dial that did not start: the message is kept for the peer
                 // (or fails) now, not after the DM timeout.
-                let reason = format!("the dial did not start: {e}");
-                self.deposit_or_fail(outgoing, DmError::Unreachable { peer, reason });
-                return;
+                Err(DialNotStarted::Refused(e)) => {
+                    let reason = format!("the dial did not start: {e}");
+                    self.deposit_or_fail(outgoing, DmError::Unreachable { peer, reason });
+                    return;
+                }
             }
-            self.pending.dms.dials.insert(peer, dial);
         }
         self.pending
             .dms

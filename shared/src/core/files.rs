@@ -11,15 +11,12 @@ pub use imp::FilesPending;
 mod imp {
     use std::collections::HashMap;
 
-    use libp2p::{
-        swarm::dial_opts::{DialOpts, PeerCondition},
-        swarm::ConnectionId,
-        PeerId,
-    };
+    use libp2p::{swarm::ConnectionId, PeerId};
     use web_time::Instant;
 
     use super::super::client::Reply;
     use super::super::error::{FindError, ReachError};
+    use super::super::reservations::DialNotStarted;
     use super::super::EventLoop;
     use crate::behaviour::Extension;
     use crate::dht::{DhtSlot, QueryId};
@@ -62,22 +59,19 @@ mod imp {
                 return;
             }
             if !self.files.dials.contains_key(&peer) {
-                let addrs = self.routes_to(peer);
-                if addrs.is_empty() {
-                    let _ = reply.send(Err(ReachError::NoRoute(peer)));
-                    return;
+                match self.dial_every_route(peer) {
+                    Ok(dial) => {
+                        self.files.dials.insert(peer, dial);
+                    }
+                    Err(DialNotStarted::NoRoute) => {
+                        let _ = reply.send(Err(ReachError::NoRoute(peer)));
+                        return;
+                    }
+                    Err(DialNotStarted::Refused(reason)) => {
+                        let _ = reply.send(Err(ReachError::Unreachable { peer, reason }));
+                        return;
+                    }
                 }
-                let opts = DialOpts::peer_id(peer)
-                    .condition(PeerCondition::Disconnected)
-                    .addresses(addrs)
-                    .build();
-                let dial = opts.connection_id();
-                if let Err(e) = self.swarm.dial(opts) {
-                    let reason = e.to_string();
-                    let _ = reply.send(Err(ReachError::Unreachable { peer, reason }));
-                    return;
-                }
-                self.files.dials.insert(peer, dial);
             }
             let waiting = Waiting {
                 started: Instant::now(),

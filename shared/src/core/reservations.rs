@@ -11,6 +11,14 @@ use libp2p::{core::multiaddr::Protocol, core::transport::ListenerId, Multiaddr, 
 use web_time::Instant;
 
 use super::error::{AddrError, AddressError};
+
+/// Why [`EventLoop::dial_every_route`] started no dial.
+pub(super) enum DialNotStarted {
+    /// Not connected, no known address, no relay.
+    NoRoute,
+    /// The swarm refused the dial, saying why.
+    Refused(String),
+}
 use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 
@@ -312,6 +320,29 @@ impl<X: Extension> EventLoop<X> {
         let mut addrs = self.peers.addresses_of(&target);
         addrs.extend(self.circuit_addrs(target));
         addrs
+    }
+
+    /// Dials `target` at every route at once ([`Self::routes_to`]) unless connected: its own
+    /// dial, even while another is under way (a DHT query's tries only the addresses the peer
+    /// announced, never the circuit). The dial's id, or why none started (no event follows).
+    pub(super) fn dial_every_route(
+        &mut self,
+        target: PeerId,
+    ) -> Result<libp2p::swarm::ConnectionId, DialNotStarted> {
+        use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+        let addrs = self.routes_to(target);
+        if addrs.is_empty() {
+            return Err(DialNotStarted::NoRoute);
+        }
+        let opts = DialOpts::peer_id(target)
+            .condition(PeerCondition::Disconnected)
+            .addresses(addrs)
+            .build();
+        let dial = opts.connection_id();
+        self.swarm
+            .dial(opts)
+            .map_err(|e| DialNotStarted::Refused(e.to_string()))?;
+        Ok(dial)
     }
 
     /// Circuit addresses to reach `target` through each relay we are reserved on.
