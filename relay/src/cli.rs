@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a relay: circuit relay v2, gossipsub hub for every room, Kademlia DHT server, store of
     /// room history and of direct messages for offline peers.
-    Relay(RelayArgs),
+    Relay(Box<RelayArgs>),
     /// Chat from this terminal.
     Peer(PeerArgs),
     /// Print a new Ed25519 identity key (and its peer id) in the form --key-file reads.

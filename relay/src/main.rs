@@ -29,7 +29,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            cli::Command::Relay(args) => relay::run(args).await,
+            cli::Command::Relay(args) => relay::run(*args).await,
             cli::Command::Peer(args) => peer::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Genkey => {

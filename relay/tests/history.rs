@@ -16,6 +16,8 @@ const ROOM: &str = "lobby";
 const BURSTY: p2p_chat_shared::hub::HubLimits = p2p_chat_shared::hub::HubLimits {
     publish_per_sec: 1000,
     publish_burst: 1000,
+    relay_publish_per_sec: p2p_chat_shared::hub::limits::DEFAULT_RELAY_PUBLISH_PER_SEC,
+    relay_publish_burst: p2p_chat_shared::hub::limits::DEFAULT_RELAY_PUBLISH_BURST,
     rooms_per_peer: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_PEER,
     rooms_per_ip: p2p_chat_shared::hub::limits::DEFAULT_ROOMS_PER_IP,
     ban: p2p_chat_shared::hub::limits::DEFAULT_BAN,

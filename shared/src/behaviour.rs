@@ -14,7 +14,7 @@ use crate::liveness::{Liveness, PEER_PACE, RELAY_PACE};
 use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
 use crate::protocol::{
-    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_ROOMS_PER_PEER, MAX_TRANSMIT_BYTES,
+    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_TRANSMIT_BYTES,
 };
 
 /// What a peer is for.
@@ -142,7 +142,7 @@ impl<X: Extension> Behaviour<X> {
         let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossipsub_config(role)?,
-            subscription_filter(role),
+            subscription_filter(),
         )
         .map_err(|e| BehaviourError(e.to_owned()))?;
         // A hub judges its neighbours (`hub::guard`): the browser is never one.
@@ -186,13 +186,13 @@ impl<X: Extension> Behaviour<X> {
 /// per message) would make a peer ignore every subscription of a hub that serves more than 100
 /// rooms, its own room among them: it could never join. A peer accepts as many as a hub may
 /// serve; the hub accepts the default from each peer.
+/// Subscriptions taken from one neighbour: as many rooms as a hub follows, since a neighbour may
+/// be another relay of the network, following the rooms of all its peers. A hub holds a peer
+/// that is not a relay to [`crate::protocol::MAX_ROOMS_PER_PEER`] itself (`hub::rooms`): the
+/// filter cannot tell who is asking.
 fn subscription_filter(
-    role: Role,
 ) -> gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter> {
-    let most = match role {
-        Role::Peer => MAX_HUB_ROOMS,
-        Role::Relay => MAX_ROOMS_PER_PEER,
-    };
+    let most = MAX_HUB_ROOMS;
     gossipsub::MaxCountSubscriptionFilter {
         filter: gossipsub::AllowAllSubscriptionFilter {},
         max_subscribed_topics: most,

@@ -11,6 +11,20 @@ use p2p_chat_shared::hub::limits;
 
 use crate::cli::{parse_duration, parse_size};
 
+/// A `--peer` address: it must name the relay (`/p2p/<peer id>` at the end), so that the
+/// connection is authenticated and the relay is known before it answers.
+fn parse_relay_peer(text: &str) -> Result<Multiaddr, String> {
+    let addr: Multiaddr = text.parse().map_err(|e| {
+        format!("not a multiaddr ({e}): give e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo...")
+    })?;
+    if p2p_chat_shared::addr::peer_at_end(&addr).is_none() {
+        return Err(format!(
+            "{addr} does not end in /p2p/<peer id>: copy the full address the other relay prints              (its \"listening:\" lines)"
+        ));
+    }
+    Ok(addr)
+}
+
 /// Flags of `p2p-chat relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
@@ -132,6 +146,22 @@ pub struct RelayArgs {
     /// Room messages one peer may publish at once, after a quiet while.
     #[arg(long, default_value_t = limits::DEFAULT_PUBLISH_BURST, env = "P2P_CHAT_PUBLISH_BURST")]
     pub publish_burst: u32,
+    /// Another relay of the same network (repeatable), a full address ending in /p2p/<peer id>:
+    /// kept connected and redialled with backoff; rooms, then, span both relays. Relays also
+    /// find each other in the DHT, so one named relay is enough to join a network.
+    #[arg(long = "peer", env = "P2P_CHAT_PEERS", value_delimiter = ',', value_parser = parse_relay_peer)]
+    pub peers: Vec<Multiaddr>,
+    /// Peer only with the relays named by --peer: look for no others in the DHT, and take no
+    /// peer for a relay on its own word (a closed network of relays one operator trusts).
+    #[arg(long, env = "P2P_CHAT_PEERS_ONLY")]
+    pub peers_only: bool,
+    /// Room messages another relay of the network may forward per second, sustained (0: no
+    /// limit): the rooms of all its peers. Each author's own limit (--publish-per-sec) applies too.
+    #[arg(long, default_value_t = limits::DEFAULT_RELAY_PUBLISH_PER_SEC, env = "P2P_CHAT_RELAY_PUBLISH_PER_SEC")]
+    pub relay_publish_per_sec: u32,
+    /// Room messages another relay of the network may forward at once.
+    #[arg(long, default_value_t = limits::DEFAULT_RELAY_PUBLISH_BURST, env = "P2P_CHAT_RELAY_PUBLISH_BURST")]
+    pub relay_publish_burst: u32,
     /// Rooms the relay follows because one peer joined them first.
     #[arg(long, default_value_t = limits::DEFAULT_ROOMS_PER_PEER, env = "P2P_CHAT_ROOMS_PER_PEER")]
     pub rooms_per_peer: usize,

@@ -18,7 +18,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use libp2p::core::multiaddr::Protocol;
 use p2p_chat_shared::core::Event;
-use p2p_chat_shared::hub::HubLimits;
+use p2p_chat_shared::hub::{HubLimits, PeeringConfig};
 use p2p_chat_shared::native::{start_relay, RelayPorts, RelaySetup, Transports};
 
 pub use args::RelayArgs;
@@ -102,6 +102,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         limits: HubLimits {
             publish_per_sec: args.publish_per_sec,
             publish_burst: args.publish_burst,
+            relay_publish_per_sec: args.relay_publish_per_sec,
+            relay_publish_burst: args.relay_publish_burst,
             rooms_per_peer: args.rooms_per_peer,
             rooms_per_ip: args.rooms_per_ip,
             ban: args.ban,
@@ -109,7 +111,19 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         },
         listen: ports.listen_addrs(),
         metrics: metrics.clone(),
+        peering: PeeringConfig {
+            peers: args.peers.clone(),
+            named_only: args.peers_only,
+        },
     };
+    let own = key.public().to_peer_id();
+    if let Some(addr) = args
+        .peers
+        .iter()
+        .find(|a| p2p_chat_shared::addr::peer_at_end(a) == Some(own))
+    {
+        anyhow::bail!("--peer {addr} is this relay itself: name the other relays of the network");
+    }
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
     let browser_addrs = BrowserAddrs::default();

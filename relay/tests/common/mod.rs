@@ -123,14 +123,33 @@ pub async fn relay_with_metrics(
     metrics: Option<p2p_chat_shared::native::metrics::CoreMetrics>,
 ) -> (Node, Multiaddr) {
     install_crypto_provider();
-    let key = Keypair::generate_ed25519();
     let cert = new_certificate().expect("certificate");
-    let setup = RelaySetup {
+    relay_from(RelaySetup {
         store,
         limits,
         metrics,
         ..RelaySetup::network(cert, &RelayPorts::loopback_ephemeral())
-    };
+    })
+    .await
+}
+
+/// A relay on loopback that keeps links to the relays at `peers` (full addresses).
+pub async fn relay_linked_to(peers: Vec<Multiaddr>) -> (Node, Multiaddr) {
+    install_crypto_provider();
+    let cert = new_certificate().expect("certificate");
+    relay_from(RelaySetup {
+        peering: p2p_chat_shared::hub::PeeringConfig {
+            peers,
+            named_only: false,
+        },
+        ..RelaySetup::network(cert, &RelayPorts::loopback_ephemeral())
+    })
+    .await
+}
+
+/// A relay started from `setup`; returns it and its TCP address.
+pub async fn relay_from(setup: RelaySetup) -> (Node, Multiaddr) {
+    let key = Keypair::generate_ed25519();
     let mut node = start_relay(key, setup).await.expect("relay starts");
     let peer_id = node.peer_id;
     let addr = wait_for(&mut node, "relay TCP listen address", |e| match e {

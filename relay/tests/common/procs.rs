@@ -121,10 +121,20 @@ impl Proc {
     }
 
     pub fn stderr_line(&self, what: &str, needle: &str, within: Duration) -> String {
+        self.log_line(what, within, |line| line.contains(needle))
+    }
+
+    /// The next line of the child's log `pick` accepts within `within`.
+    pub fn log_line(
+        &self,
+        what: &str,
+        within: Duration,
+        mut pick: impl FnMut(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.errors.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
+                Ok(line) if pick(&line) => return line,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -160,12 +170,16 @@ pub fn start_relay(data_dir: &Path) -> (Proc, String, String, String) {
 
 /// A relay process with `extra` flags.
 pub fn start_relay_with(data_dir: &Path, extra: &[&str]) -> (Proc, String, String, String) {
+    // Port 0 (the OS picks) unless `extra` names one.
+    let port = if extra.contains(&"--port") {
+        vec![]
+    } else {
+        vec!["--port", "0"]
+    };
     let mut args = vec![
         "relay",
         "--listen-addr",
         "127.0.0.1",
-        "--port",
-        "0",
         "--http-addr",
         "127.0.0.1:0",
         "--admin-addr",
@@ -173,6 +187,7 @@ pub fn start_relay_with(data_dir: &Path, extra: &[&str]) -> (Proc, String, Strin
         "--data-dir",
         data_dir.to_str().expect("utf8"),
     ];
+    args.extend_from_slice(&port);
     args.extend_from_slice(extra);
     let relay = spawn(&args);
     let id = relay.next_line("relay peer id", |l| l.starts_with("peer id: "));

@@ -45,6 +45,9 @@ pub enum JoinError {
     /// Gossipsub refused the subscription.
     #[error("could not join: {0}")]
     Subscribe(#[source] libp2p::gossipsub::SubscriptionError),
+    /// In as many rooms as a relay follows for one peer.
+    #[error("you are in {0} rooms, the most a relay follows for one peer: leave one first")]
+    TooManyRooms(usize),
 }
 
 /// Why a command about one room we are in failed (leave, members).

@@ -112,7 +112,7 @@ impl<X: Extension> EventLoop<X> {
             listen_addrs_are_external: config.listen_addrs_are_external,
             nick: config.nick.into(),
             rooms: HashMap::new(),
-            hub: Hub::for_role(config.role, config.store, config.limits),
+            hub: Hub::for_role(config.role, config.store, config.limits, &config.peering),
             seen: SeenIds::default(),
             seen_notices: SeenIds::default(),
             peers: Peers::default(),

@@ -12,7 +12,7 @@ use super::rooms::{Heard, Queued, Room};
 use super::{Event, EventLoop};
 use crate::behaviour::Extension;
 use crate::envelope::{decode_room_payload, text_message_id, Envelope, Kind, Payload};
-use crate::protocol::{room_topic, validate_room, PRESENCE_INTERVAL};
+use crate::protocol::{room_topic, validate_room, MAX_ROOMS_PER_PEER, PRESENCE_INTERVAL};
 use crate::store::{store_time, MAX_CLOCK_SKEW_MS};
 
 /// How far a notice's time (join, presence, leave, gone) may be from ours, either way, to be
@@ -30,6 +30,9 @@ impl<X: Extension> EventLoop<X> {
         validate_room(room)?;
         if self.rooms.contains_key(room) {
             return Ok(());
+        }
+        if self.hub.is_none() && self.rooms.len() >= MAX_ROOMS_PER_PEER {
+            return Err(JoinError::TooManyRooms(MAX_ROOMS_PER_PEER));
         }
         self.swarm
             .behaviour_mut()

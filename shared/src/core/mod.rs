@@ -52,6 +52,8 @@ pub struct CoreConfig {
     pub store: Option<crate::store::StoreHandle>,
     /// What one peer may ask of a relay's hub.
     pub limits: crate::hub::HubLimits,
+    /// The other relays of a relay's network ([`crate::hub`]).
+    pub peering: crate::hub::PeeringConfig,
     /// Where to record metrics (a relay serves them at `/metrics`); `None` records nothing.
     #[cfg(not(target_arch = "wasm32"))]
     pub metrics: Option<crate::native::metrics::CoreMetrics>,
@@ -68,6 +70,7 @@ impl CoreConfig {
             identity: None,
             store: None,
             limits: crate::hub::HubLimits::default(),
+            peering: crate::hub::PeeringConfig::default(),
             #[cfg(not(target_arch = "wasm32"))]
             metrics: None,
         }
@@ -83,6 +86,7 @@ impl CoreConfig {
             identity: None,
             store: None,
             limits: crate::hub::HubLimits::default(),
+            peering: crate::hub::PeeringConfig::default(),
             #[cfg(not(target_arch = "wasm32"))]
             metrics: None,
         }

@@ -174,7 +174,12 @@ impl<X: Extension> EventLoop<X> {
             self.peers.add_address(peer_id, addr.clone());
         }
         match self.hub.as_mut() {
-            Some(hub) => hub.on_identify(&mut self.swarm, peer_id, &info.listen_addrs),
+            Some(hub) => hub.on_identify(
+                &mut self.swarm,
+                peer_id,
+                &info.listen_addrs,
+                &info.protocols,
+            ),
             // A peer puts in its DHT table only those that serve the DHT, and never with a
             // relayed address (see the hub's `on_identify`): a peer reachable only through a
             // relay is reached through its relay.
@@ -227,6 +232,18 @@ impl<X: Extension> EventLoop<X> {
         else {
             return;
         };
+        if let (kad::QueryResult::GetProviders(found), Some(hub)) = (&result, self.hub.as_mut()) {
+            if hub.peering.is_lookup(&id) {
+                let found = match found {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        providers.iter().copied().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                hub.peering.on_found(&mut self.swarm, found, step.last);
+                return;
+            }
+        }
         let result = match result {
             kad::QueryResult::GetClosestPeers(result) => result,
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {

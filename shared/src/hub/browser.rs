@@ -25,6 +25,7 @@ impl Hub {
         _role: Role,
         _backend: Option<StoreHandle>,
         _limits: super::HubLimits,
+        _peering: &super::PeeringConfig,
     ) -> Option<Self> {
         None
     }
@@ -55,7 +56,13 @@ impl Hub {
         match *self {}
     }
 
-    pub fn on_identify<X: Extension>(&mut self, _: &mut Net<X>, _: PeerId, _: &[Multiaddr]) {
+    pub fn on_identify<X: Extension>(
+        &mut self,
+        _: &mut Net<X>,
+        _: PeerId,
+        _: &[Multiaddr],
+        _: &[libp2p::StreamProtocol],
+    ) {
         match *self {}
     }
 

@@ -38,6 +38,7 @@ impl Hub {
             let _ = swarm.disconnect_peer_id(peer);
             return;
         }
+        self.peering.on_connected(&peer, now);
         if endpoint.is_dialer() {
             return;
         }
@@ -62,6 +63,7 @@ impl Hub {
         last: bool,
     ) {
         if last {
+            self.peering.on_gone(&peer, std::time::Instant::now());
             self.guard.on_gone(&peer);
             self.pacing.on_gone(&peer);
             self.on_peer_gone(swarm, peer);
@@ -72,12 +74,19 @@ impl Hub {
     /// that anyone can be found through it; never with a relayed address: every DHT lookup (one
     /// starts by itself whenever a peer's table is small) dials the peers it is handed, and
     /// through circuits a room's joins would cost the relay one circuit per pair of members.
+    ///
+    /// A peer that turns out to be a relay of the network (it serves circuit relay: see
+    /// [`super::peering`]) stops counting as a member of the rooms it subscribed to.
     pub fn on_identify<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         peer: PeerId,
         listen_addrs: &[Multiaddr],
+        protocols: &[libp2p::StreamProtocol],
     ) {
+        if self.peering.on_identify(peer, protocols, listen_addrs) {
+            self.no_longer_a_member(swarm, peer);
+        }
         for addr in listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {
             if !crate::addr::is_relayed(addr) {
                 DhtSlot::add_address(&mut swarm.behaviour_mut().kad, &peer, addr.clone());

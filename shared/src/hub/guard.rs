@@ -75,12 +75,35 @@ pub fn room_score_params() -> gossipsub::TopicScoreParams {
     }
 }
 
-/// One author's allowance.
+/// One author's (or neighbour's) allowance.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     at: Instant,
     penalty: f64,
+    /// Filled at the relay allowance.
+    relay: bool,
+}
+
+/// Whose allowance a bucket is filled at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowance {
+    /// The author of a message.
+    Author,
+    /// The neighbour that delivered it: a peer.
+    Neighbour,
+    /// The neighbour that delivered it: a relay of the network.
+    Relay,
+}
+
+/// What the buckets said of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    /// The neighbour that delivered it is over its allowance.
+    NeighbourOver,
+    /// Its author is.
+    AuthorOver,
 }
 
 /// Who asked first for a room the hub follows.
@@ -145,19 +168,23 @@ impl Guard {
         }
     }
 
-    /// Decides whether a room message of `author`, delivered by the neighbour `source`, is
-    /// forwarded (and filed), tells gossipsub, and, when it is over a limit and `penalise` says
-    /// so (asked only then), charges the neighbour.
+    /// Decides whether a room message of `author`, delivered by the neighbour `source` (a relay of
+    /// the network when `relay`), is forwarded (and filed), tells gossipsub, and, when it is over
+    /// a limit and `penalise` says so (asked only then), charges the neighbour. A relay is
+    /// charged only for going over its own allowance, never for an author it forwards.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit<X: Extension>(
         &mut self,
         swarm: &mut Swarm<Behaviour<X>>,
         author: PeerId,
         id: &MessageId,
         source: &PeerId,
+        relay: bool,
         penalise: impl FnOnce() -> bool,
         now: Instant,
     ) -> bool {
-        let allowed = self.allow(author, *source, now);
+        let verdict = self.allow(author, *source, relay, now);
+        let allowed = verdict == Verdict::Allowed;
         let acceptance = if allowed {
             MessageAcceptance::Accept
         } else {
@@ -170,47 +197,66 @@ impl Guard {
         } else {
             self.over_limit += 1;
             // The neighbour pays: it is the one gossipsub can graylist and the relay can ban.
-            if let Some(bucket) = self.buckets.get_mut(source).filter(|_| penalise()) {
+            let pays = !relay || verdict == Verdict::NeighbourOver;
+            if let Some(bucket) = self.buckets.get_mut(source).filter(|_| pays && penalise()) {
                 bucket.penalty += PENALTY_PER_MESSAGE;
                 gossipsub.set_application_score(source, -bucket.penalty);
             }
             if self.over_limit.is_power_of_two() {
-                tracing::warn!(%author, over_limit = self.over_limit, "room messages over the publish limit dropped");
+                tracing::warn!(%author, %source, relay, over_limit = self.over_limit, "room messages over the publish limit dropped");
             }
         }
         allowed
     }
 
     /// Whether a message of `author` delivered by `source` is within both their buckets. The
-    /// neighbour's first: a key made for each batch does not escape it.
-    fn allow(&mut self, author: PeerId, source: PeerId, now: Instant) -> bool {
-        self.take_token(source, now, true)
-            && (author == source || self.take_token(author, now, false))
+    /// neighbour's first: a key made for each batch does not escape it. A relay of the network
+    /// (`relay`) forwards the rooms of all its peers: its bucket is the relay allowance.
+    fn allow(&mut self, author: PeerId, source: PeerId, relay: bool, now: Instant) -> Verdict {
+        let neighbour = if relay {
+            Allowance::Relay
+        } else {
+            Allowance::Neighbour
+        };
+        if !self.take_token(source, now, neighbour) {
+            Verdict::NeighbourOver
+        } else if author != source && !self.take_token(author, now, Allowance::Author) {
+            Verdict::AuthorOver
+        } else {
+            Verdict::Allowed
+        }
     }
 
-    /// Takes one message's token from `peer`'s bucket; `false` when it is empty. A neighbour
-    /// (`always`) is always tracked (connections bound how many there are); an author that is
-    /// not one only while fewer than [`MAX_TRACKED`] are.
-    fn take_token(&mut self, peer: PeerId, now: Instant, always: bool) -> bool {
-        let HubLimits {
-            publish_per_sec,
-            publish_burst,
-            ..
-        } = self.limits;
-        if publish_per_sec == 0 {
+    /// Takes one message's token from `peer`'s bucket; `false` when it is empty. A neighbour is
+    /// always tracked (connections bound how many there are); an author that is not one only
+    /// while fewer than [`MAX_TRACKED`] are.
+    fn take_token(&mut self, peer: PeerId, now: Instant, allowance: Allowance) -> bool {
+        let (rate, burst) = self.allowance(allowance);
+        if rate == 0.0 {
             return true;
         }
-        let burst = f64::from(publish_burst.max(1));
+        let always = allowance != Allowance::Author;
         if !always && !self.buckets.contains_key(&peer) && self.buckets.len() >= MAX_TRACKED {
             return true; // more authors than tracked: their neighbours' buckets limit them
         }
+        let relay = allowance == Allowance::Relay;
         let bucket = self.buckets.entry(peer).or_insert(Bucket {
             tokens: burst,
             at: now,
             penalty: 0.0,
+            relay,
         });
+        if bucket.relay != relay {
+            // A peer taken for a relay since (or no longer): its bucket starts afresh.
+            *bucket = Bucket {
+                tokens: burst,
+                at: now,
+                penalty: bucket.penalty,
+                relay,
+            };
+        }
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * f64::from(publish_per_sec)).min(burst);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -218,6 +264,20 @@ impl Guard {
         } else {
             false
         }
+    }
+
+    /// Rate per second (0: no limit) and burst of an allowance.
+    fn allowance(&self, allowance: Allowance) -> (f64, f64) {
+        let (rate, burst) = match allowance {
+            Allowance::Relay => (
+                self.limits.relay_publish_per_sec,
+                self.limits.relay_publish_burst,
+            ),
+            Allowance::Author | Allowance::Neighbour => {
+                (self.limits.publish_per_sec, self.limits.publish_burst)
+            }
+        };
+        (f64::from(rate), f64::from(burst.max(1)))
     }
 
     /// Every second: neighbours scored at or below [`GRAYLIST_THRESHOLD`] are disconnected and
@@ -234,9 +294,10 @@ impl Guard {
         for (peer, score) in graylisted {
             self.ban(swarm, peer, score, now);
         }
-        let full = f64::from(self.limits.publish_burst.max(1));
-        let rate = f64::from(self.limits.publish_per_sec);
+        let client = self.allowance(Allowance::Neighbour);
+        let relay = self.allowance(Allowance::Relay);
         self.buckets.retain(|author, bucket| {
+            let (rate, full) = if bucket.relay { relay } else { client };
             if bucket.penalty > 0.0 {
                 bucket.penalty *= PENALTY_KEPT_PER_SEC;
                 if bucket.penalty < 0.5 {
@@ -370,17 +431,17 @@ mod tests {
         let author = PeerId::random();
         let t0 = Instant::now();
         let allowed = (0..8)
-            .filter(|_| guard.take_token(author, t0, true))
+            .filter(|_| guard.take_token(author, t0, Allowance::Neighbour))
             .count();
         assert_eq!(allowed, 5, "the burst");
         let later = t0 + std::time::Duration::from_millis(300);
         let allowed = (0..8)
-            .filter(|_| guard.take_token(author, later, true))
+            .filter(|_| guard.take_token(author, later, Allowance::Neighbour))
             .count();
         assert_eq!(allowed, 3, "0.3 s at 10 per second");
         let other = PeerId::random();
         assert!(
-            guard.take_token(other, later, true),
+            guard.take_token(other, later, Allowance::Neighbour),
             "authors do not share a bucket"
         );
     }
@@ -394,13 +455,49 @@ mod tests {
         });
         let (neighbour, now) = (PeerId::random(), Instant::now());
         let allowed = (0..100)
-            .filter(|_| guard.allow(PeerId::random(), neighbour, now))
+            .filter(|_| guard.allow(PeerId::random(), neighbour, false, now) == Verdict::Allowed)
             .count();
         assert_eq!(allowed, 5, "the neighbour's burst, whatever the keys");
         let honest = PeerId::random();
-        assert!(
-            guard.allow(honest, honest, now),
+        assert_eq!(
+            guard.allow(honest, honest, false, now),
+            Verdict::Allowed,
             "another neighbour is not affected"
+        );
+    }
+
+    #[test]
+    fn a_relay_forwards_many_authors_and_each_author_keeps_its_own_limit() {
+        let mut guard = Guard::new(HubLimits {
+            publish_per_sec: 10,
+            publish_burst: 5,
+            relay_publish_per_sec: 100,
+            relay_publish_burst: 60,
+            ..HubLimits::default()
+        });
+        let (relay, now) = (PeerId::random(), Instant::now());
+        let authors: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
+        let verdicts: Vec<Verdict> = (0..6)
+            .flat_map(|_| {
+                authors
+                    .iter()
+                    .map(|a| guard.allow(*a, relay, true, now))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let allowed = verdicts.iter().filter(|v| **v == Verdict::Allowed).count();
+        assert_eq!(
+            allowed, 50,
+            "each author's burst of 5, within the relay's 60"
+        );
+        assert!(
+            verdicts.contains(&Verdict::AuthorOver),
+            "the sixth of each author"
+        );
+        assert_eq!(
+            guard.allow(PeerId::random(), relay, true, now),
+            Verdict::NeighbourOver,
+            "and then the relay's own allowance"
         );
     }
 

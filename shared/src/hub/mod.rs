@@ -3,8 +3,9 @@
 //! reach only the relay still meet everyone in the room; tells a room at once when one of its
 //! members disconnects; files every chat message it forwards in the store (`hub/filing.rs`) and
 //! answers the store protocol from it (`hub/serving.rs`); looks after browsers that come
-//! back over a new connection (`hub/connections.rs`); and keeps the DHT's provider records of
-//! its peers within bounds (`hub/providers.rs`).
+//! back over a new connection (`hub/connections.rs`); keeps the DHT's provider records of
+//! its peers within bounds (`hub/providers.rs`); and keeps links to the other relays of its
+//! network, so that rooms span relays (`hub/peering.rs`).
 //!
 //! The chat core's event loop owns a [`Hub`] (`hub/state.rs`) when it runs as a relay
 //! ([`crate::behaviour::Role`]) and hands it the swarm events that concern it. The store's
@@ -23,6 +24,8 @@ pub mod guard;
 pub mod limits;
 pub mod pacing;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod peering;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod providers;
 #[cfg(not(target_arch = "wasm32"))]
 mod rooms;
@@ -33,7 +36,7 @@ mod state;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{respond, Hub};
-pub use limits::HubLimits;
+pub use limits::{HubLimits, PeeringConfig};
 #[cfg(not(target_arch = "wasm32"))]
 pub use serving::respond;
 #[cfg(not(target_arch = "wasm32"))]

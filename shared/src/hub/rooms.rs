@@ -9,10 +9,11 @@ use libp2p::gossipsub::TopicHash;
 use libp2p::{PeerId, Swarm};
 
 use super::guard::room_score_params;
+use super::limits::RELAY_PROOF_GRACE;
 use super::state::Hub;
 use crate::behaviour::{Behaviour, Extension};
 use crate::envelope::Envelope;
-use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS};
+use crate::protocol::{room_topic, validate_room, MAX_HUB_ROOMS, MAX_ROOMS_PER_PEER};
 
 impl Hub {
     /// A neighbour subscribed to `topic`: follow the room for it.
@@ -22,6 +23,14 @@ impl Hub {
         peer: PeerId,
         topic: &TopicHash,
     ) {
+        let now = std::time::Instant::now();
+        let (count, _) = self.subscriptions.entry(peer).or_insert((0, now));
+        *count += 1;
+        if *count > MAX_ROOMS_PER_PEER || self.peering.is_relay(&peer) {
+            // A relay of the network follows the room for its own peers; a peer over its
+            // rooms is disconnected at the next tick, unless it turns out to be a relay.
+            return;
+        }
         let room = topic.as_str();
         if !self.rooms.contains_key(room)
             && validate_room(room).is_ok()
@@ -55,6 +64,9 @@ impl Hub {
         peer: PeerId,
         topic: &TopicHash,
     ) {
+        if let Some((count, _)) = self.subscriptions.get_mut(&peer) {
+            *count = count.saturating_sub(1);
+        }
         if let Some(members) = self.rooms.get_mut(topic.as_str()) {
             members.remove(&peer);
         }
@@ -63,6 +75,7 @@ impl Hub {
 
     /// `peer` disconnected: tell the rest of each of its rooms, then leave rooms nobody is in.
     pub fn on_peer_gone<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>, peer: PeerId) {
+        self.subscriptions.remove(&peer);
         let rooms: Vec<String> = self
             .rooms
             .iter_mut()
@@ -81,15 +94,59 @@ impl Hub {
         self.leave_idle_rooms(swarm);
     }
 
-    /// Unsubscribes from rooms no neighbour is subscribed to any more.
+    /// Every second: disconnects peers that are not relays of the network and have been
+    /// subscribed to more than [`MAX_ROOMS_PER_PEER`] rooms for [`RELAY_PROOF_GRACE`] (a relay
+    /// says it is one in its identify answer, which may come after its subscriptions).
+    pub(super) fn disconnect_over_subscribed<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        now: std::time::Instant,
+    ) {
+        let over: Vec<(PeerId, usize)> = self
+            .subscriptions
+            .iter()
+            .filter(|(peer, (count, since))| {
+                *count > MAX_ROOMS_PER_PEER
+                    && now.saturating_duration_since(*since) >= RELAY_PROOF_GRACE
+                    && !self.peering.is_relay(peer)
+            })
+            .map(|(peer, (count, _))| (*peer, *count))
+            .collect();
+        for (peer, rooms) in over {
+            self.subscriptions.remove(&peer);
+            self.over_subscribed += 1;
+            tracing::warn!(%peer, rooms, max = MAX_ROOMS_PER_PEER, ip = ?self.guard.ip(&peer), "peer subscribed to more rooms than a peer may; disconnected");
+            let _ = swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// `peer` turned out to be a relay of the network: it is a member of no room; rooms only it
+    /// kept followed are left.
+    pub(super) fn no_longer_a_member<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        peer: PeerId,
+    ) {
+        for members in self.rooms.values_mut() {
+            members.remove(&peer);
+        }
+        self.leave_idle_rooms(swarm);
+    }
+
+    /// Unsubscribes from rooms no neighbour but relays of the network is subscribed to any more
+    /// (two relays would otherwise keep each other in a room forever).
     fn leave_idle_rooms<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
+        let peering = &self.peering;
         let idle: Vec<String> = self
             .rooms
             .keys()
             .filter(|room| {
+                let topic = room_topic(room).hash();
                 !swarm
                     .behaviour()
-                    .has_subscribed_neighbour(&room_topic(room).hash())
+                    .gossipsub
+                    .all_peers()
+                    .any(|(peer, topics)| !peering.is_relay(peer) && topics.contains(&&topic))
             })
             .cloned()
             .collect();

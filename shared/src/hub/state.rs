@@ -12,7 +12,7 @@ use libp2p::Swarm;
 
 use super::guard::Guard;
 use super::pacing::Pacing;
-use super::HubLimits;
+use super::{HubLimits, PeeringConfig};
 use crate::behaviour::{Behaviour, Extension, Role};
 use crate::rpc::Response;
 use crate::store::{StoreHandle, StoreResponse};
@@ -36,6 +36,12 @@ pub struct Hub {
     pub(super) pacing: Pacing<InboundRequestId, ResponseChannel<Response>>,
     /// The provider records kept in the DHT, by peer ([`super::providers`]).
     pub(crate) providers: super::providers::ProviderRecords,
+    /// Links to the other relays of the network ([`super::peering`]).
+    pub(crate) peering: super::peering::Peering,
+    /// How many rooms each neighbour is subscribed to, since when ([`super::rooms`]).
+    pub(super) subscriptions: HashMap<PeerId, (usize, std::time::Instant)>,
+    /// Peers disconnected for holding more rooms than a peer may.
+    pub(super) over_subscribed: u64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -64,6 +70,10 @@ pub struct HubFigures {
     pub rooms_refused: u64,
     /// Room messages the store could not take (its queue was full).
     pub dropped_appends: u64,
+    /// Relays of the network connected now.
+    pub relay_peers: usize,
+    /// Peers disconnected for subscribing to more rooms than a peer may.
+    pub over_subscribed: u64,
 }
 
 impl Hub {
@@ -76,12 +86,20 @@ impl Hub {
             disconnected: self.guard.disconnected,
             rooms_refused: self.guard.rooms_refused,
             dropped_appends: self.dropped_appends,
+            relay_peers: self.peering.connected(),
+            over_subscribed: self.over_subscribed,
         }
     }
 
     /// The hub of a core running as `role`: a relay's, filing into `backend` (and answering the
-    /// store protocol from it), if any. `None` for a chat peer, and always in the browser build.
-    pub fn for_role(role: Role, backend: Option<StoreHandle>, limits: HubLimits) -> Option<Self> {
+    /// store protocol from it), if any, and linked to the relays `peering` names. `None` for a
+    /// chat peer, and always in the browser build.
+    pub fn for_role(
+        role: Role,
+        backend: Option<StoreHandle>,
+        limits: HubLimits,
+        peering: &PeeringConfig,
+    ) -> Option<Self> {
         (role == Role::Relay).then(|| Self {
             rooms: HashMap::new(),
             backend,
@@ -90,6 +108,9 @@ impl Hub {
             guard: Guard::new(limits),
             pacing: Pacing::new(limits.answer_bytes_per_ip),
             providers: Default::default(),
+            peering: super::peering::Peering::new(peering),
+            subscriptions: HashMap::new(),
+            over_subscribed: 0,
         })
     }
 
@@ -113,12 +134,18 @@ impl Hub {
             )
         };
         let now = std::time::Instant::now();
-        self.guard.admit(swarm, author, id, source, chat, now)
+        let relay = self.peering.is_relay(source);
+        self.guard
+            .admit(swarm, author, id, source, relay, chat, now)
     }
 
-    /// Every second: the guard's penalties, bans and disconnections.
+    /// Every second: the guard's penalties, bans and disconnections; redials of relays of the
+    /// network, and looking for new ones.
     pub fn tick<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
-        self.guard.tick(swarm, std::time::Instant::now());
+        let now = std::time::Instant::now();
+        self.guard.tick(swarm, now);
+        self.peering.tick(swarm, now);
+        self.disconnect_over_subscribed(swarm, now);
         for (peer, key) in self.providers.prune(web_time::Instant::now()) {
             use libp2p::kad::store::RecordStore;
             swarm

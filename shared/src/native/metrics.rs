@@ -129,8 +129,10 @@ pub struct CoreMetrics {
     banned: Counter,
     rooms_refused: Counter,
     store_dropped: Counter,
+    over_subscribed: Counter,
     reservations: Gauge,
     circuits: Gauge,
+    relay_peers: Gauge,
     monitored: Arc<Mutex<Monitored>>,
 }
 
@@ -164,13 +166,17 @@ impl CoreMetrics {
                 "Circuit relay reservations held by peers now",
             ),
             ("circuits", "Circuits relayed between two peers now"),
+            (
+                "relay_peers",
+                "Other relays of the network connected now (named by --peer or found in the DHT)",
+            ),
         ]
         .map(|(name, help)| {
             let gauge = Gauge::default();
             ours.register(name, help, gauge.clone());
             gauge
         });
-        let [peers, rooms, reservations, circuits] = gauges;
+        let [peers, rooms, reservations, circuits, relay_peers] = gauges;
         let messages = Family::<OutcomeLabel, Counter>::default();
         ours.register(
             "room_messages",
@@ -192,13 +198,18 @@ impl CoreMetrics {
                 "store_dropped_appends",
                 "Room messages the store could not take (its queue was full)",
             ),
+            (
+                "peers_disconnected_for_rooms",
+                "Peers (not relays) the relay disconnected for subscribing to more rooms than a \
+                 peer may",
+            ),
         ]
         .map(|(name, help)| {
             let counter = Counter::default();
             ours.register(name, help, counter.clone());
             counter
         });
-        let [banned, rooms_refused, store_dropped] = counters;
+        let [banned, rooms_refused, store_dropped, over_subscribed] = counters;
         for outcome in ["forwarded", "over_limit"] {
             let _ = messages.get_or_create(&OutcomeLabel { outcome });
         }
@@ -212,8 +223,10 @@ impl CoreMetrics {
             banned,
             rooms_refused,
             store_dropped,
+            over_subscribed,
             reservations,
             circuits,
+            relay_peers,
             monitored: Arc::default(),
         }
     }
@@ -414,6 +427,8 @@ impl CoreMetrics {
     /// the busiest rooms (`rooms`: every room the hub follows, with its members).
     pub fn set_hub<'a>(&self, now: HubFigures, rooms: impl Iterator<Item = (&'a str, usize)>) {
         self.rooms.set(i64::try_from(now.rooms).unwrap_or(i64::MAX));
+        self.relay_peers
+            .set(i64::try_from(now.relay_peers).unwrap_or(i64::MAX));
         let mut busiest: Vec<(&str, usize)> = rooms.collect();
         if busiest.len() > MONITOR_ROOMS {
             busiest.select_nth_unstable_by(MONITOR_ROOMS - 1, |a, b| b.1.cmp(&a.1));
@@ -448,6 +463,8 @@ impl CoreMetrics {
         }
         self.rooms_refused
             .inc_by(grew(now.rooms_refused, last.rooms_refused));
+        self.over_subscribed
+            .inc_by(grew(now.over_subscribed, last.over_subscribed));
         self.store_dropped
             .inc_by(grew(now.dropped_appends, last.dropped_appends));
         monitored.last = now;

@@ -12,7 +12,7 @@ use super::ip_limit::DEFAULT_CONNECTIONS_PER_IP;
 use super::swarm::{self, BuildError, Certificate, NativeSwarm, Transports};
 use crate::behaviour::Role;
 use crate::core::{self, Client, CoreConfig, Event};
-use crate::hub::HubLimits;
+use crate::hub::{HubLimits, PeeringConfig};
 use crate::store::StoreHandle;
 use crate::text::Nick;
 
@@ -135,6 +135,8 @@ pub struct RelaySetup {
     pub limits: HubLimits,
     /// Where to record metrics ([`super::metrics`]); `None` records nothing.
     pub metrics: Option<super::metrics::CoreMetrics>,
+    /// The other relays of its network ([`crate::hub::peering`]).
+    pub peering: PeeringConfig,
 }
 
 impl RelaySetup {
@@ -153,6 +155,7 @@ impl RelaySetup {
             circuit_bytes: DEFAULT_CIRCUIT_BYTES,
             limits: HubLimits::default(),
             metrics: None,
+            peering: PeeringConfig::default(),
         }
     }
 
@@ -168,6 +171,7 @@ impl RelaySetup {
             circuit_bytes: DEFAULT_CIRCUIT_BYTES,
             limits: HubLimits::default(),
             metrics: None,
+            peering: PeeringConfig::default(),
         }
     }
 }
@@ -195,6 +199,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
         store: setup.store,
         limits: setup.limits,
         metrics: setup.metrics,
+        peering: setup.peering,
         ..CoreConfig::relay(setup.external_addrs.is_empty())
     };
     Ok(spawn(swarm, config))

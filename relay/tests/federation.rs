@@ -1,0 +1,261 @@
+//! Several relays, one network: `p2p-chat relay --peer` processes and CLI peers on loopback.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::attacker::Attacker;
+use common::procs::*;
+use common::{relay, relay_linked_to, wait_for};
+use futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::swarm::SwarmEvent;
+use p2p_chat_shared::core::Event;
+use p2p_chat_shared::envelope::Envelope;
+use p2p_chat_shared::hub::limits::RELAY_PROOF_GRACE;
+use p2p_chat_shared::protocol::{room_topic, MAX_ROOMS_PER_PEER};
+use serde_json::json;
+
+/// Longest wait for a relay link: the backoff between redials reaches 8 s by the fourth.
+const LINK_WAIT: Duration = Duration::from_secs(40);
+
+/// A TCP port free on loopback now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The peer id `p2p-chat relay --secret-key-seed seed` runs with.
+fn seeded_id(seed: u8) -> String {
+    let mut bytes = [0u8; 32];
+    bytes[0] = seed;
+    libp2p::identity::Keypair::ed25519_from_bytes(bytes)
+        .expect("test setup")
+        .public()
+        .to_peer_id()
+        .to_string()
+}
+
+/// Waits until `relay` logs a link to the relay `other`.
+fn linked(relay: &Proc, name: &str, other: &str) {
+    relay.log_line(&format!("{name} linked to relay {other}"), LINK_WAIT, |l| {
+        l.contains("relay peer connected") && l.contains(other)
+    });
+}
+
+/// The chat messages `peer` shows within `window`, counted by text.
+fn messages_within(peer: &Proc, window: Duration) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    let until = Instant::now() + window;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match peer.try_event(left, |v| v["event"] == "message") {
+            Some(v) => {
+                let text = v["text"].as_str().unwrap_or_default().to_owned();
+                *seen.entry(text).or_default() += 1;
+            }
+            None => break,
+        }
+    }
+    seen
+}
+
+#[test]
+fn three_relays_carry_one_room_every_way_find_each_other_and_relink() {
+    let dir = temp_dir("federation");
+    // Relay A has a fixed address and id, so that B can name it before it runs.
+    let a_port = free_port().to_string();
+    let a_id = seeded_id(7);
+    let a_addr = format!("/ip4/127.0.0.1/tcp/{a_port}/p2p/{a_id}");
+    let a_args = [
+        "--secret-key-seed",
+        "7",
+        "--port",
+        &a_port,
+        "--ws-port",
+        "0",
+        "--webrtc-port",
+        "0",
+    ];
+
+    // B starts first: its dials of A fail and are retried with backoff.
+    let (b, b_id, b_tcp, _) = start_relay_with(&dir.join("b"), &["--peer", &a_addr]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (a, _, a_tcp, _) = start_relay_with(&dir.join("a"), &a_args);
+    assert_eq!(a_tcp, a_addr);
+    linked(&b, "B", &a_id);
+    // C names only A, and finds B through the DHT.
+    let (c, c_id, c_tcp, _) = start_relay_with(&dir.join("c"), &["--peer", &a_addr]);
+    linked(&c, "C", &a_id);
+    let b_c = c.log_line("C linked to B, found in the DHT", LINK_WAIT, |l| {
+        l.contains("relay peer connected") && l.contains(&b_id)
+    });
+    // Whichever of the two looked first dialled the other.
+    assert!(!b_c.contains("named=true"), "nobody named B to C: {b_c}");
+
+    // One peer on each relay: everyone meets everyone, and every message arrives once.
+    let (mut alice, alice_id) = start_peer(&a_tcp, "alice", &dir.join("alice"));
+    let (mut bob, bob_id) = start_peer(&b_tcp, "bob", &dir.join("bob"));
+    let (mut carol, carol_id) = start_peer(&c_tcp, "carol", &dir.join("carol"));
+    for (name, peer, others) in [
+        ("alice", &alice, [("bob", &bob_id), ("carol", &carol_id)]),
+        ("bob", &bob, [("alice", &alice_id), ("carol", &carol_id)]),
+        ("carol", &carol, [("alice", &alice_id), ("bob", &bob_id)]),
+    ] {
+        // In whichever order they come.
+        let mut unseen: Vec<(&str, &String)> = others.to_vec();
+        while !unseen.is_empty() {
+            let what = format!("{name} sees {unseen:?} join");
+            let event = peer.next_event(&what, |v| v["event"] == "member_joined");
+            unseen.retain(|(_, id)| event["peer"] != id.as_str());
+        }
+    }
+    alice.send(json!({"cmd": "send", "text": "from a"}));
+    bob.send(json!({"cmd": "send", "text": "from b"}));
+    carol.send(json!({"cmd": "send", "text": "from c"}));
+    for (name, peer, own) in [
+        ("alice", &alice, "from a"),
+        ("bob", &bob, "from b"),
+        ("carol", &carol, "from c"),
+    ] {
+        let seen = messages_within(peer, Duration::from_secs(4));
+        let expected: HashMap<String, usize> = ["from a", "from b", "from c"]
+            .into_iter()
+            .filter(|t| *t != own)
+            .map(|t| (t.to_owned(), 1))
+            .collect();
+        assert_eq!(seen, expected, "{name} sees each other message once");
+    }
+
+    // A goes down: B and C, linked through the DHT, carry the room on; both redial A.
+    drop(alice);
+    drop(a);
+    b.log_line("B loses A", LINK_WAIT, |l| {
+        l.contains("relay peer lost") && l.contains(&a_id)
+    });
+    bob.send(json!({"cmd": "send", "text": "while a is down"}));
+    let got = carol.next_event("bob's message without A", |v| v["event"] == "message");
+    assert_eq!(got["text"], "while a is down");
+    let (_a, _, _, _) = start_relay_with(&dir.join("a"), &a_args);
+    linked(&b, "B", &a_id);
+    linked(&c, "C", &a_id);
+
+    // Everyone leaves: no relay keeps a room for another relay's sake.
+    bob.send(json!({"cmd": "quit"}));
+    carol.send(json!({"cmd": "quit"}));
+    for (name, relay) in [("B", &b), ("C", &c)] {
+        relay.log_line(&format!("{name} leaves the emptied room"), LINK_WAIT, |l| {
+            l.contains("hub left empty room")
+        });
+    }
+    let _ = (c_id, bob.child.wait(), carol.child.wait());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Publishes a chat message from `from` into `room` until `to` receives it (the relays' mesh
+/// forms at a gossipsub heartbeat: the first may go out before); whether it arrived.
+async fn crosses(from: &mut Attacker, to: &mut Attacker, room: &str) -> bool {
+    for attempt in 0..20 {
+        let text = format!("attempt {attempt}");
+        let envelope = Envelope::message("x", &text).expect("test setup");
+        from.publish(room, envelope.to_bytes());
+        from.run_for(Duration::from_millis(200)).await;
+        let author = from.peer_id;
+        let arrived = tokio::time::timeout(Duration::from_millis(800), async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                    to.swarm.select_next_some().await
+                {
+                    if message.source == Some(author) && message.topic.as_str() == room {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        if arrived.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spans_two_relays_for_clients_that_reach_only_their_own() {
+    let (a, a_addr) = relay().await;
+    let (mut b, b_addr) = relay_linked_to(vec![a_addr.clone()]).await;
+    let a_id = a.peer_id;
+    wait_for(&mut b, "B linked to A", |e| {
+        matches!(e, Event::Connected { peer, .. } if *peer == a_id).then_some(())
+    })
+    .await;
+    // Clients that know only their own relay: bare gossipsub, no DHT, no dials of their own.
+    let room = "shared-room";
+    let mut ann = Attacker::connect(&a_addr).await;
+    ann.join(room).await;
+    // B follows more rooms than one peer may subscribe to, and A takes every one from B: B
+    // is a relay, not a peer over its limit. The shared room comes last.
+    let mut fillers = Vec::new();
+    for half in 0..2 {
+        let mut filler = Attacker::connect(&b_addr).await;
+        for i in 0..MAX_ROOMS_PER_PEER / 2 + 10 {
+            filler
+                .swarm
+                .behaviour_mut()
+                .subscribe(&room_topic(&format!("filler-{half}-{i}")))
+                .expect("subscribe");
+        }
+        filler.run_for(Duration::from_millis(500)).await;
+        fillers.push(filler);
+    }
+    let mut ben = Attacker::connect(&b_addr).await;
+    ben.join(room).await;
+    // Past the time a peer over its rooms has to show it is a relay.
+    ann.run_for(RELAY_PROOF_GRACE + Duration::from_secs(2))
+        .await;
+    assert!(crosses(&mut ann, &mut ben, room).await, "A to B");
+    assert!(crosses(&mut ben, &mut ann, room).await, "B to A");
+
+    // A client that subscribes to as many rooms is disconnected.
+    let mut greedy = Attacker::connect(&a_addr).await;
+    for i in 0..MAX_ROOMS_PER_PEER + 20 {
+        greedy
+            .swarm
+            .behaviour_mut()
+            .subscribe(&room_topic(&format!("greedy-{i}")))
+            .expect("subscribe");
+    }
+    greedy
+        .run_for(RELAY_PROOF_GRACE + Duration::from_secs(3))
+        .await;
+    assert!(!greedy.connected(), "a peer over its rooms is disconnected");
+    assert!(
+        crosses(&mut ann, &mut ben, room).await,
+        "the relays are still linked"
+    );
+    drop(fillers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_peer_stops_at_the_rooms_a_relay_follows_for_one_peer_with_a_clear_error() {
+    let node = common::peer("many").await;
+    for i in 0..MAX_ROOMS_PER_PEER {
+        node.client.join(&format!("r{i}")).await.expect("join");
+    }
+    let error = node
+        .client
+        .join("one-more")
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        error.to_string(),
+        format!("you are in {MAX_ROOMS_PER_PEER} rooms, the most a relay follows for one peer: leave one first")
+    );
+    node.client.leave("r0").await.expect("leave");
+    node.client
+        .join("one-more")
+        .await
+        .expect("room for one more");
+}

@@ -1,0 +1,320 @@
+//! Relays of one network: a relay keeps a connection to every other relay it knows, so that a
+//! room spans them (gossipsub among the relays that follow it) whichever relay each member uses.
+//!
+//! - **Named relays** (`p2p-chat relay --peer ADDR`) are dialled at start and redialled with
+//!   backoff ([`REDIAL_MIN`] doubling to [`REDIAL_MAX`]) for as long as the relay runs.
+//! - **Discovered relays**: every relay announces itself in the DHT under [`RELAYS_KEY`] and
+//!   looks the key up every [`LOOKUP_EVERY`] (and soon after a relay link comes up), dialling the
+//!   relays it finds; a relay that dials us and serves the circuit relay protocol is one too.
+//!   One that cannot be reached [`GIVE_UP_AFTER`] times in a row is forgotten. At most
+//!   [`MAX_RELAY_PEERS`] are known. [`PeeringConfig::named_only`] turns discovery off.
+//!
+//! What being a relay changes at the hub: its subscriptions neither make the hub follow a room
+//! nor keep one followed (relays would otherwise keep each other in every room forever), it is
+//! not a member of any room, and what it forwards is limited by the relay allowance
+//! ([`super::HubLimits::relay_publish_per_sec`]) beside each author's own limit.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
+
+use super::limits::PeeringConfig;
+use crate::behaviour::{Behaviour, Extension};
+use crate::dht::QueryId;
+
+/// The DHT key under which every relay announces itself (a provider record).
+pub const RELAYS_KEY: &[u8] = b"/p2p-chat/relays/1";
+/// First wait before redialling a relay; doubled at each failure.
+pub const REDIAL_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two dials of a relay.
+pub const REDIAL_MAX: Duration = Duration::from_secs(60);
+/// How often a relay looks up the others in the DHT.
+pub const LOOKUP_EVERY: Duration = Duration::from_secs(60);
+/// How often a relay announces itself in the DHT again (the records of a relay that restarted
+/// are gone from its own store).
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Relays known at once, named ones included.
+pub const MAX_RELAY_PEERS: usize = 64;
+/// Failed dials in a row after which a discovered relay is forgotten (about 8 minutes).
+pub const GIVE_UP_AFTER: u32 = 12;
+/// Addresses kept per relay.
+const MAX_ADDRS: usize = 8;
+
+/// The protocol only a relay serves: a peer that lists it is a relay.
+const HOP: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
+
+/// One relay we keep a link to.
+#[derive(Debug)]
+struct Link {
+    addrs: Vec<Multiaddr>,
+    /// Named by the operator: never forgotten.
+    named: bool,
+    connected: bool,
+    /// Dials since the last connection.
+    failures: u32,
+    next_dial: Instant,
+}
+
+/// The hub's links to the other relays of its network.
+#[derive(Debug)]
+pub struct Peering {
+    named_only: bool,
+    links: HashMap<PeerId, Link>,
+    lookup: Option<QueryId>,
+    next_lookup: Instant,
+    next_announce: Instant,
+}
+
+/// How long to wait after `failures` failed dials in a row.
+fn backoff(failures: u32) -> Duration {
+    REDIAL_MIN
+        .saturating_mul(1u32 << failures.min(6))
+        .min(REDIAL_MAX)
+}
+
+impl Peering {
+    /// Links to the relays `config` names (addresses without a peer id are skipped: the relay's
+    /// flags refuse them).
+    pub fn new(config: &PeeringConfig) -> Self {
+        let now = Instant::now();
+        let mut links: HashMap<PeerId, Link> = HashMap::new();
+        for addr in &config.peers {
+            let Some(peer) = crate::addr::peer_at_end(addr) else {
+                tracing::warn!(%addr, "relay peer address without /p2p/<peer id>: skipped");
+                continue;
+            };
+            let link = links.entry(peer).or_insert(Link {
+                addrs: Vec::new(),
+                named: true,
+                connected: false,
+                failures: 0,
+                next_dial: now,
+            });
+            if link.addrs.len() < MAX_ADDRS {
+                link.addrs.push(addr.clone());
+            }
+        }
+        Self {
+            named_only: config.named_only,
+            links,
+            lookup: None,
+            // Nothing to ask before a relay link is up ([`Self::on_connected`] brings these
+            // forward).
+            next_lookup: now + LOOKUP_EVERY,
+            next_announce: now + ANNOUNCE_EVERY,
+        }
+    }
+
+    /// Whether `peer` is a relay of the network.
+    pub fn is_relay(&self, peer: &PeerId) -> bool {
+        self.links.contains_key(peer)
+    }
+
+    /// Relays connected now.
+    pub fn connected(&self) -> usize {
+        self.links.values().filter(|l| l.connected).count()
+    }
+
+    /// A connection to `peer` opened.
+    pub fn on_connected(&mut self, peer: &PeerId, now: Instant) {
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
+        if !link.connected {
+            link.connected = true;
+            link.failures = 0;
+            tracing::info!(%peer, named = link.named, "relay peer connected");
+            // Announce ourselves and look for the others soon: the DHT has someone to ask.
+            self.next_announce = self.next_announce.min(now + Duration::from_secs(1));
+            self.next_lookup = self.next_lookup.min(now + Duration::from_secs(2));
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn on_gone(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(link) = self.links.get_mut(peer) {
+            link.connected = false;
+            let wait = backoff(0);
+            link.next_dial = now + wait;
+            tracing::warn!(%peer, redial_in_ms = wait.as_millis() as u64, "relay peer lost; redialling");
+        }
+    }
+
+    /// Identify told us what `peer` serves and where it listens: `true` when it is newly taken
+    /// for a relay (it serves circuit relay, and we are not limited to named relays).
+    pub fn on_identify(
+        &mut self,
+        peer: PeerId,
+        protocols: &[StreamProtocol],
+        listen_addrs: &[Multiaddr],
+    ) -> bool {
+        let addrs: Vec<Multiaddr> = listen_addrs
+            .iter()
+            .filter(|a| !crate::addr::is_relayed(a))
+            .take(MAX_ADDRS)
+            .cloned()
+            .collect();
+        if let Some(link) = self.links.get_mut(&peer) {
+            if !link.named && !addrs.is_empty() {
+                link.addrs = addrs;
+            }
+            link.connected = true;
+            return false;
+        }
+        if self.named_only || !protocols.contains(&HOP) {
+            return false;
+        }
+        if self.links.len() >= MAX_RELAY_PEERS {
+            tracing::warn!(%peer, max = MAX_RELAY_PEERS, "a relay connected, but as many relays as allowed are known: taken for a peer");
+            return false;
+        }
+        tracing::info!(%peer, "relay peer connected (it dialled us)");
+        self.links.insert(
+            peer,
+            Link {
+                addrs,
+                named: false,
+                connected: true,
+                failures: 0,
+                next_dial: Instant::now(),
+            },
+        );
+        true
+    }
+
+    /// Whether `query` is our lookup of the other relays.
+    pub fn is_lookup(&self, query: &QueryId) -> bool {
+        self.lookup.as_ref() == Some(query)
+    }
+
+    /// Relays found by our lookup: dialled at once (the DHT knows their addresses while the
+    /// lookup runs).
+    pub fn on_found<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        found: Vec<PeerId>,
+        last: bool,
+    ) {
+        let me = *swarm.local_peer_id();
+        let now = Instant::now();
+        for peer in found {
+            if peer == me || self.links.contains_key(&peer) || self.links.len() >= MAX_RELAY_PEERS {
+                continue;
+            }
+            tracing::info!(%peer, "relay found in the DHT; dialling");
+            self.links.insert(
+                peer,
+                Link {
+                    addrs: Vec::new(),
+                    named: false,
+                    connected: false,
+                    failures: 0,
+                    next_dial: now,
+                },
+            );
+            self.dial(swarm, peer, now);
+        }
+        if last {
+            self.lookup = None;
+        }
+    }
+
+    /// Every second: redials relays that are due, announces us and looks for other relays when
+    /// due.
+    pub fn tick<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>, now: Instant) {
+        let me = *swarm.local_peer_id();
+        self.links.remove(&me);
+        let due: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(peer, l)| !l.connected && now >= l.next_dial && !swarm.is_connected(peer))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            self.dial(swarm, peer, now);
+        }
+        self.links.retain(|peer, l| {
+            let keep = l.named || l.connected || l.failures < GIVE_UP_AFTER;
+            if !keep {
+                tracing::info!(%peer, failures = l.failures, "relay unreachable; forgotten");
+            }
+            keep
+        });
+        if self.named_only || self.connected() == 0 {
+            return;
+        }
+        let dht = &mut swarm.behaviour_mut().kad;
+        if now >= self.next_announce {
+            self.next_announce = now + ANNOUNCE_EVERY;
+            if let Err(e) = dht.start_providing(RELAYS_KEY.to_vec().into()) {
+                tracing::debug!(error = %e, "relay announcement not started");
+            }
+        }
+        if now >= self.next_lookup && self.lookup.is_none() {
+            self.next_lookup = now + LOOKUP_EVERY;
+            self.lookup = Some(dht.get_providers(RELAYS_KEY.to_vec().into()));
+        }
+    }
+
+    fn dial<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>, peer: PeerId, now: Instant) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        link.next_dial = now + backoff(link.failures);
+        link.failures = link.failures.saturating_add(1);
+        let opts = DialOpts::peer_id(peer)
+            .addresses(link.addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "relay peer not dialled");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redials_back_off_to_a_minute() {
+        let waits: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn named_relays_need_a_peer_id_and_only_hop_servers_are_taken_for_relays() {
+        let named = PeerId::random();
+        let config = PeeringConfig {
+            peers: vec![
+                format!("/ip4/127.0.0.1/tcp/4001/p2p/{named}")
+                    .parse()
+                    .expect("test setup"),
+                "/ip4/127.0.0.1/tcp/4002".parse().expect("test setup"),
+            ],
+            named_only: false,
+        };
+        let mut peering = Peering::new(&config);
+        assert!(peering.is_relay(&named));
+        assert_eq!(
+            peering.links.len(),
+            1,
+            "the address without a peer id is skipped"
+        );
+        let (peer, relay) = (PeerId::random(), PeerId::random());
+        let chat = [StreamProtocol::new("/meshsub/1.1.0")];
+        assert!(!peering.on_identify(peer, &chat, &[]));
+        assert!(!peering.is_relay(&peer));
+        assert!(peering.on_identify(relay, &[HOP], &[]));
+        assert!(peering.is_relay(&relay));
+
+        let mut closed = Peering::new(&PeeringConfig {
+            named_only: true,
+            ..config
+        });
+        assert!(!closed.on_identify(relay, &[HOP], &[]), "named relays only");
+        assert!(closed.is_relay(&named));
+    }
+}
