@@ -102,7 +102,7 @@ pub fn sealed_dm(data: &[u8]) {
 }
 
 /// A store request as the relay reads it and validated; the reads (history queries, mailbox
-/// fetches and status) are then answered by a real store holding a few hundred messages, and
+/// fetches and status, reconciliation rounds and pulls from another relay) are then answered by a real store holding a few hundred messages, and
 /// the answer must stay within what a peer reads. (Writes are checked by their validation only:
 /// a receipt waits up to 10 s by design, and deposits would grow the store without end.)
 pub fn store_query(data: &[u8]) {
@@ -114,7 +114,11 @@ pub fn store_query(data: &[u8]) {
     }
     if !matches!(
         request,
-        StoreRequest::Query(_) | StoreRequest::Fetch | StoreRequest::Status { .. }
+        StoreRequest::Query(_)
+            | StoreRequest::Fetch
+            | StoreRequest::Status { .. }
+            | StoreRequest::Reconcile { .. }
+            | StoreRequest::Pull { .. }
     ) {
         return;
     }

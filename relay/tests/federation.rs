@@ -259,3 +259,120 @@ async fn a_chat_peer_stops_at_the_rooms_a_relay_follows_for_one_peer_with_a_clea
         .await
         .expect("room for one more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_back_on_a_second_connection_counts_its_rooms_once() {
+    let (_relay, addr) = relay().await;
+    let rooms = MAX_ROOMS_PER_PEER * 2 / 3;
+    let subscribe_all = |attacker: &mut Attacker| {
+        for i in 0..rooms {
+            attacker
+                .swarm
+                .behaviour_mut()
+                .subscribe(&room_topic(&format!("mine-{i}")))
+                .expect("subscribe");
+        }
+    };
+    let mut first = Attacker::connect(&addr).await;
+    subscribe_all(&mut first);
+    first.run_for(Duration::from_millis(500)).await;
+    // The same peer again, over a second connection (a page reloaded while the old one
+    // lingers): gossipsub says "subscribed" again for every room.
+    let mut second = Attacker::connect_with_key_of(&first, &addr).await;
+    subscribe_all(&mut second);
+    second
+        .run_for(RELAY_PROOF_GRACE + Duration::from_secs(3))
+        .await;
+    assert!(
+        second.connected(),
+        "{rooms} rooms held twice are {rooms} rooms, within the limit"
+    );
+}
+
+/// Sends `texts` from `peer` and waits until its relay has stored each.
+fn send_stored(peer: &mut Proc, texts: &[String]) {
+    for text in texts {
+        peer.send(json!({"cmd": "send", "text": text}));
+    }
+    let mut stored = 0;
+    while stored < texts.len() {
+        let receipt = peer.next_event("store receipts", |v| {
+            v["event"] == "stored" || v["event"] == "not_stored"
+        });
+        assert_eq!(receipt["event"], "stored", "{receipt}");
+        stored += 1;
+    }
+}
+
+/// The texts a newcomer is shown of its room's history, once `count` have come.
+fn history_shown(peer: &Proc, count: usize) -> Vec<String> {
+    let mut shown = Vec::new();
+    while shown.len() < count {
+        let event = peer.next_event("history", |v| v["event"] == "history");
+        let messages = event["messages"].as_array().cloned().unwrap_or_default();
+        shown.extend(
+            messages
+                .iter()
+                .filter_map(|m| m["text"].as_str().map(str::to_owned)),
+        );
+    }
+    shown
+}
+
+#[test]
+fn relays_apart_for_a_while_end_with_the_same_history_once_linked() {
+    let dir = temp_dir("federation-sync");
+    let ports = (free_port().to_string(), free_port().to_string());
+    let relay_args = |seed: &'static str, port: &'static str| {
+        vec![
+            "--secret-key-seed",
+            seed,
+            "--port",
+            port,
+            "--ws-port",
+            "0",
+            "--webrtc-port",
+            "0",
+        ]
+    };
+    let (a_port, b_port): (&'static str, &'static str) = (
+        Box::leak(ports.0.into_boxed_str()),
+        Box::leak(ports.1.into_boxed_str()),
+    );
+    let a_id = seeded_id(9);
+
+    // Apart: each relay files messages the other never saw.
+    let (a, _, a_tcp, _) = start_relay_with(&dir.join("a"), &relay_args("9", a_port));
+    let (mut alice, _) = start_peer(&a_tcp, "alice", &dir.join("alice"));
+    let on_a: Vec<String> = (0..3).map(|i| format!("on a {i}")).collect();
+    send_stored(&mut alice, &on_a);
+    let (b, _, b_tcp, _) = start_relay_with(&dir.join("b"), &relay_args("10", b_port));
+    let (mut bob, _) = start_peer(&b_tcp, "bob", &dir.join("bob"));
+    let on_b: Vec<String> = (0..2).map(|i| format!("on b {i}")).collect();
+    send_stored(&mut bob, &on_b);
+    drop((alice, bob));
+
+    // B comes back naming A: each pulls what it lacks from the other.
+    drop(b);
+    let a_addr = format!("/ip4/127.0.0.1/tcp/{a_port}/p2p/{a_id}");
+    let mut b_args = relay_args("10", b_port);
+    b_args.extend(["--peer", &a_addr]);
+    let (b, _, _, _) = start_relay_with(&dir.join("b"), &b_args);
+    for (name, relay, filed) in [("B", &b, "filed=3"), ("A", &a, "filed=2")] {
+        let line = relay.log_line(&format!("{name} reconciled"), LINK_WAIT, |l| {
+            l.contains("history reconciled")
+        });
+        assert!(line.contains(filed), "{name}: {line}");
+    }
+
+    // A newcomer on either relay is shown all five.
+    let mut all: Vec<String> = on_a.iter().chain(&on_b).cloned().collect();
+    all.sort();
+    for (name, relay_tcp) in [("carol", &b_tcp), ("dave", &a_tcp)] {
+        let (newcomer, _) = start_peer(relay_tcp, name, &dir.join(name));
+        let mut shown = history_shown(&newcomer, all.len());
+        shown.sort();
+        assert_eq!(shown, all, "{name} sees both sides' messages, once");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -182,14 +182,13 @@ impl<X: Extension> Behaviour<X> {
     }
 }
 
-/// Which subscriptions of a neighbour gossipsub accepts. The library's default (100 topics, 100
-/// per message) would make a peer ignore every subscription of a hub that serves more than 100
-/// rooms, its own room among them: it could never join. A peer accepts as many as a hub may
-/// serve; the hub accepts the default from each peer.
-/// Subscriptions taken from one neighbour: as many rooms as a hub follows, since a neighbour may
-/// be another relay of the network, following the rooms of all its peers. A hub holds a peer
-/// that is not a relay to [`crate::protocol::MAX_ROOMS_PER_PEER`] itself (`hub::rooms`): the
-/// filter cannot tell who is asking.
+/// Which subscriptions of a neighbour gossipsub accepts: as many as a hub follows rooms, in all
+/// and in one message. The library's default (100 topics, 100 per message) would make a peer
+/// ignore every subscription of a hub that serves more than 100 rooms, its own room among them
+/// (it could never join), and a hub ignore another relay of the network, which follows the
+/// rooms of all its peers. A hub holds a peer that is not a relay to
+/// [`crate::protocol::MAX_ROOMS_PER_PEER`] itself (`hub::rooms`): the filter cannot tell who is
+/// asking.
 fn subscription_filter(
 ) -> gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter> {
     let most = MAX_HUB_ROOMS;

@@ -56,10 +56,12 @@ pub fn dm_behaviour() -> RpcBehaviour {
     )
 }
 
-/// The store behaviour: a relay answers requests, a peer only makes them.
+/// The store behaviour: a relay answers requests (and asks the other relays of its network, when
+/// it reconciles history with them), a peer only asks.
 pub fn store_behaviour(serves: bool) -> RpcBehaviour {
+    // A relay also asks: the other relays of its network, when it reconciles history with them.
     let support = if serves {
-        ProtocolSupport::Inbound
+        ProtocolSupport::Full
     } else {
         ProtocolSupport::Outbound
     };

@@ -7,12 +7,14 @@
 //! - [`http`]: the web app, `config.json` and `/healthz`; on the operator's address, the monitor
 //!   page and `/metrics`;
 //! - [`monitor`]: what the monitor page shows;
-//! - [`store`]: the database behind the store protocol (room history, receipts, the mailbox).
+//! - [`store`]: the database behind the store protocol (room history, receipts, the mailbox);
+//! - [`sync`]: reconciling room history with the other relays of the network.
 
 pub mod args;
 pub mod http;
 pub mod monitor;
 pub mod store;
+pub mod sync;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -92,6 +94,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     }
     let metrics =
         (!args.no_metrics).then(|| p2p_chat_shared::native::metrics::CoreMetrics::new(registry));
+    let sync_store = store.clone();
     let setup = RelaySetup {
         transports: Transports::Network { certificate, tls },
         external_addrs: args.external_addrs.clone(),
@@ -126,6 +129,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     }
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
+    let sync = tokio::spawn(sync::run(node.client.clone(), sync_store));
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {
         browser_addrs.add(addr, peer_id);
@@ -215,6 +219,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
         }
     }
+    // Its end of the store queue goes first: the store stops once every end is gone.
+    sync.abort();
+    let _ = sync.await;
     let _ = node.client.shutdown().await;
     // The core's end of the store queue is gone with it: the store finishes its last batch.
     drop(node);

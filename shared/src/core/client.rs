@@ -130,6 +130,24 @@ pub enum Command {
         /// The providers found (maybe none), or why there is no lookup.
         reply: Reply<Vec<PeerId>, FindError>,
     },
+    /// Send a request of the store protocol to `peer` (a relay of the network, for a relay's
+    /// reconciliation of history) and hand back its answer (an error answer when it failed).
+    #[cfg(not(target_arch = "wasm32"))]
+    AskStore {
+        /// The store.
+        peer: PeerId,
+        /// The request.
+        request: crate::store::StoreRequest,
+        /// Its answer.
+        reply: Reply<crate::store::StoreResponse>,
+    },
+    /// The relays of the network connected now, and the rooms the hub follows (nothing on a
+    /// chat peer).
+    #[cfg(not(target_arch = "wasm32"))]
+    Federation {
+        /// Relays, and rooms.
+        reply: Reply<(Vec<PeerId>, Vec<String>)>,
+    },
     /// Round-trip time to a peer (dials it if needed).
     Ping {
         /// The peer.
@@ -323,6 +341,23 @@ impl Client {
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn providers(&self, file: Hash) -> Result<Vec<PeerId>, FindError> {
         request!(self, Providers { file })
+    }
+
+    /// Sends a store request to `peer` and waits for its answer (a relay reconciling history
+    /// with another: [`Command::AskStore`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn ask_store(
+        &self,
+        peer: PeerId,
+        request: crate::store::StoreRequest,
+    ) -> Result<crate::store::StoreResponse, Stopped> {
+        request!(self, AskStore { peer, request })
+    }
+
+    /// The relays of the network connected now, and the rooms the hub follows.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn federation(&self) -> Result<(Vec<PeerId>, Vec<String>), Stopped> {
+        request!(self, Federation {})
     }
 
     /// A handle for the file protocol's streams: open them to peers, accept them

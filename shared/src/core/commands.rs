@@ -115,6 +115,19 @@ impl<X: Extension> EventLoop<X> {
             Command::Provide { file } => self.provide(&file),
             #[cfg(not(target_arch = "wasm32"))]
             Command::Providers { file, reply } => self.find_providers(&file, reply),
+            #[cfg(not(target_arch = "wasm32"))]
+            Command::AskStore {
+                peer,
+                request,
+                reply,
+            } => self.ask_store_for(peer, request, reply),
+            #[cfg(not(target_arch = "wasm32"))]
+            Command::Federation { reply } => {
+                let answer = self.hub.as_ref().map_or_else(Default::default, |hub| {
+                    (hub.peering.connected_relays(), hub.followed_rooms())
+                });
+                let _ = reply.send(Ok(answer));
+            }
             Command::Listen { addr, reply } => {
                 let result = self
                     .swarm

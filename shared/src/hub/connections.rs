@@ -48,7 +48,8 @@ impl Hub {
         // ([`crate::greeter`]).
         let new_ip = ip_of(endpoint.get_remote_address());
         for (old, addr) in older {
-            if lingers(addr, new_ip) {
+            // Two relays may dial each other at once: both links stay.
+            if lingers(addr, new_ip) && !self.peering.is_relay(&peer) {
                 tracing::info!(%peer, %addr, "peer came back; closing its lingering connection");
                 swarm.close_connection(*old);
             }
@@ -84,7 +85,8 @@ impl Hub {
         listen_addrs: &[Multiaddr],
         protocols: &[libp2p::StreamProtocol],
     ) {
-        if self.peering.on_identify(peer, protocols, listen_addrs) {
+        let ip = self.guard.ip(&peer);
+        if self.peering.on_identify(peer, protocols, listen_addrs, ip) {
             self.no_longer_a_member(swarm, peer);
         }
         for addr in listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {

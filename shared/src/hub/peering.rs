@@ -5,9 +5,14 @@
 //!   backoff ([`REDIAL_MIN`] doubling to [`REDIAL_MAX`]) for as long as the relay runs.
 //! - **Discovered relays**: every relay announces itself in the DHT under [`RELAYS_KEY`] and
 //!   looks the key up every [`LOOKUP_EVERY`] (and soon after a relay link comes up), dialling the
-//!   relays it finds; a relay that dials us and serves the circuit relay protocol is one too.
-//!   One that cannot be reached [`GIVE_UP_AFTER`] times in a row is forgotten. At most
-//!   [`MAX_RELAY_PEERS`] are known. [`PeeringConfig::named_only`] turns discovery off.
+//!   relays it finds; a relay that dials us and serves the circuit relay protocol is one too
+//!   (not redialled: it dials us). One that cannot be reached [`GIVE_UP_AFTER`] times in a row is
+//!   forgotten. At most [`MAX_RELAY_PEERS`] are known, at most [`MAX_RELAYS_PER_IP`] unnamed ones
+//!   per address (none over a circuit), so that claiming to be a relay from one address gains no
+//!   more than the connections that address may open anyway. [`PeeringConfig::named_only`] turns
+//!   discovery off.
+//! - A link's backoff starts over only once it has stayed up for [`STABLE_AFTER`]: two relays
+//!   that drop each other at once do not redial each other every second.
 //!
 //! What being a relay changes at the hub: its subscriptions neither make the hub follow a room
 //! nor keep one followed (relays would otherwise keep each other in every room forever), it is
@@ -41,6 +46,10 @@ pub const MAX_RELAY_PEERS: usize = 64;
 pub const GIVE_UP_AFTER: u32 = 12;
 /// Addresses kept per relay.
 const MAX_ADDRS: usize = 8;
+/// Relays not named by the operator taken from one IP address (an IPv6 /64).
+pub const MAX_RELAYS_PER_IP: usize = 2;
+/// How long a link must stay up for its backoff to start over.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// The protocol only a relay serves: a peer that lists it is a relay.
 const HOP: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
@@ -51,6 +60,12 @@ struct Link {
     addrs: Vec<Multiaddr>,
     /// Named by the operator: never forgotten.
     named: bool,
+    /// Taken for a relay because it dialled us: not redialled, forgotten when it leaves.
+    inbound: bool,
+    /// The address it connected from, when it was taken for a relay on its word.
+    ip: Option<std::net::IpAddr>,
+    /// Since when it is connected.
+    connected_at: Option<Instant>,
     connected: bool,
     /// Dials since the last connection.
     failures: u32,
@@ -88,6 +103,9 @@ impl Peering {
             let link = links.entry(peer).or_insert(Link {
                 addrs: Vec::new(),
                 named: true,
+                inbound: false,
+                ip: None,
+                connected_at: None,
                 connected: false,
                 failures: 0,
                 next_dial: now,
@@ -117,6 +135,15 @@ impl Peering {
         self.links.values().filter(|l| l.connected).count()
     }
 
+    /// The relays connected now.
+    pub fn connected_relays(&self) -> Vec<PeerId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.connected)
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
     /// A connection to `peer` opened.
     pub fn on_connected(&mut self, peer: &PeerId, now: Instant) {
         let Some(link) = self.links.get_mut(peer) else {
@@ -124,7 +151,7 @@ impl Peering {
         };
         if !link.connected {
             link.connected = true;
-            link.failures = 0;
+            link.connected_at = Some(now);
             tracing::info!(%peer, named = link.named, "relay peer connected");
             // Announce ourselves and look for the others soon: the DHT has someone to ask.
             self.next_announce = self.next_announce.min(now + Duration::from_secs(1));
@@ -134,21 +161,36 @@ impl Peering {
 
     /// The last connection to `peer` closed.
     pub fn on_gone(&mut self, peer: &PeerId, now: Instant) {
-        if let Some(link) = self.links.get_mut(peer) {
-            link.connected = false;
-            let wait = backoff(0);
-            link.next_dial = now + wait;
-            tracing::warn!(%peer, redial_in_ms = wait.as_millis() as u64, "relay peer lost; redialling");
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
+        if link.inbound && !link.named {
+            tracing::info!(%peer, "relay peer left (it dialled us: not redialled)");
+            self.links.remove(peer);
+            return;
         }
+        link.connected = false;
+        let stable = link
+            .connected_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) >= STABLE_AFTER);
+        if stable {
+            link.failures = 0;
+        }
+        let wait = backoff(link.failures);
+        link.next_dial = now + wait;
+        tracing::warn!(%peer, redial_in_ms = wait.as_millis() as u64, "relay peer lost; redialling");
     }
 
-    /// Identify told us what `peer` serves and where it listens: `true` when it is newly taken
-    /// for a relay (it serves circuit relay, and we are not limited to named relays).
+    /// Identify told us what `peer` (connected from `ip`, `None` over a circuit) serves and
+    /// where it listens: `true` when it is newly taken for a relay (it serves circuit relay, we
+    /// are not limited to named relays, and its address has not as many relays already).
     pub fn on_identify(
         &mut self,
         peer: PeerId,
         protocols: &[StreamProtocol],
         listen_addrs: &[Multiaddr],
+        ip: Option<std::net::IpAddr>,
     ) -> bool {
         let addrs: Vec<Multiaddr> = listen_addrs
             .iter()
@@ -166,16 +208,27 @@ impl Peering {
         if self.named_only || !protocols.contains(&HOP) {
             return false;
         }
+        let Some(ip) = ip else {
+            return false; // a relay is reached directly, never through a circuit
+        };
+        let from_ip = self.links.values().filter(|l| l.ip == Some(ip)).count();
+        if from_ip >= MAX_RELAYS_PER_IP {
+            tracing::warn!(%peer, %ip, max = MAX_RELAYS_PER_IP, "a peer says it is a relay, but its address has as many relays as allowed: taken for a peer");
+            return false;
+        }
         if self.links.len() >= MAX_RELAY_PEERS {
             tracing::warn!(%peer, max = MAX_RELAY_PEERS, "a relay connected, but as many relays as allowed are known: taken for a peer");
             return false;
         }
-        tracing::info!(%peer, "relay peer connected (it dialled us)");
+        tracing::info!(%peer, %ip, "relay peer connected (it serves circuit relay)");
         self.links.insert(
             peer,
             Link {
                 addrs,
                 named: false,
+                inbound: true,
+                ip: Some(ip),
+                connected_at: Some(Instant::now()),
                 connected: true,
                 failures: 0,
                 next_dial: Instant::now(),
@@ -203,18 +256,26 @@ impl Peering {
             if peer == me || self.links.contains_key(&peer) || self.links.len() >= MAX_RELAY_PEERS {
                 continue;
             }
-            tracing::info!(%peer, "relay found in the DHT; dialling");
+            let connected = swarm.is_connected(&peer);
             self.links.insert(
                 peer,
                 Link {
                     addrs: Vec::new(),
                     named: false,
-                    connected: false,
+                    inbound: false,
+                    ip: None,
+                    connected_at: connected.then_some(now),
+                    connected,
                     failures: 0,
                     next_dial: now,
                 },
             );
-            self.dial(swarm, peer, now);
+            if connected {
+                tracing::info!(%peer, "relay found in the DHT (connected already)");
+            } else {
+                tracing::info!(%peer, "relay found in the DHT; dialling");
+                self.dial(swarm, peer, now);
+            }
         }
         if last {
             self.lookup = None;
@@ -305,16 +366,35 @@ mod tests {
         );
         let (peer, relay) = (PeerId::random(), PeerId::random());
         let chat = [StreamProtocol::new("/meshsub/1.1.0")];
-        assert!(!peering.on_identify(peer, &chat, &[]));
+        let ip = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+        assert!(!peering.on_identify(peer, &chat, &[], ip));
         assert!(!peering.is_relay(&peer));
-        assert!(peering.on_identify(relay, &[HOP], &[]));
+        assert!(
+            !peering.on_identify(relay, &[HOP], &[], None),
+            "not over a circuit"
+        );
+        assert!(peering.on_identify(relay, &[HOP], &[], ip));
         assert!(peering.is_relay(&relay));
+        let second = PeerId::random();
+        assert!(peering.on_identify(second, &[HOP], &[], ip));
+        assert!(
+            !peering.on_identify(PeerId::random(), &[HOP], &[], ip),
+            "a third from one address is taken for a peer"
+        );
+        peering.on_gone(&second, Instant::now());
+        assert!(
+            !peering.is_relay(&second),
+            "one that dialled us is not redialled"
+        );
 
         let mut closed = Peering::new(&PeeringConfig {
             named_only: true,
             ..config
         });
-        assert!(!closed.on_identify(relay, &[HOP], &[]), "named relays only");
+        assert!(
+            !closed.on_identify(relay, &[HOP], &[], ip),
+            "named relays only"
+        );
         assert!(closed.is_relay(&named));
     }
 }

@@ -57,6 +57,21 @@ struct Announced {
 impl ProviderRecords {
     /// Whether to keep `record` from a peer at `ip` (an announcement renewed counts once).
     pub fn admit(&mut self, record: &ProviderRecord, ip: Option<IpAddr>, now: Instant) -> bool {
+        // The key relays announce themselves under takes one relay per address (and none over a
+        // circuit): throwaway identities cannot fill it (Kademlia keeps 20 providers a key).
+        if record.key.as_ref() == super::peering::RELAYS_KEY {
+            let taken = ip.is_none()
+                || self.by_peer.iter().any(|(peer, announced)| {
+                    *peer != record.provider
+                        && announced.ip == ip
+                        && announced.keys.contains_key(&record.key)
+                });
+            if taken {
+                self.refused += 1;
+                tracing::info!(peer = %record.provider, ?ip, "relay announcement refused: one relay per address");
+                return false;
+            }
+        }
         let announced = self.by_peer.entry(record.provider).or_default();
         let renewal = announced.keys.contains_key(&record.key);
         let by_ip = self.by_ip.get(&ip).copied().unwrap_or(0);

@@ -23,10 +23,15 @@ impl Hub {
         peer: PeerId,
         topic: &TopicHash,
     ) {
-        let now = std::time::Instant::now();
-        let (count, _) = self.subscriptions.entry(peer).or_insert((0, now));
-        *count += 1;
-        if *count > MAX_ROOMS_PER_PEER || self.peering.is_relay(&peer) {
+        // Gossipsub says "subscribed" again for a topic a peer holds (a peer back on a new
+        // connection): a set counts each room once.
+        let held = self.subscriptions.entry(peer).or_default();
+        held.topics.insert(topic.clone());
+        let over = held.topics.len() > MAX_ROOMS_PER_PEER;
+        if over && held.over_since.is_none() {
+            held.over_since = Some(std::time::Instant::now());
+        }
+        if over || self.peering.is_relay(&peer) {
             // A relay of the network follows the room for its own peers; a peer over its
             // rooms is disconnected at the next tick, unless it turns out to be a relay.
             return;
@@ -64,13 +69,16 @@ impl Hub {
         peer: PeerId,
         topic: &TopicHash,
     ) {
-        if let Some((count, _)) = self.subscriptions.get_mut(&peer) {
-            *count = count.saturating_sub(1);
+        if let Some(held) = self.subscriptions.get_mut(&peer) {
+            held.topics.remove(topic);
+            if held.topics.len() <= MAX_ROOMS_PER_PEER {
+                held.over_since = None;
+            }
         }
         if let Some(members) = self.rooms.get_mut(topic.as_str()) {
             members.remove(&peer);
         }
-        self.leave_idle_rooms(swarm);
+        self.leave_idle_rooms(swarm, [topic.as_str().to_owned()]);
     }
 
     /// `peer` disconnected: tell the rest of each of its rooms, then leave rooms nobody is in.
@@ -81,17 +89,17 @@ impl Hub {
             .iter_mut()
             .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
             .collect();
-        for room in rooms {
+        for room in &rooms {
             let gone = Envelope::gone(&peer);
             let published = swarm
                 .behaviour_mut()
                 .gossipsub
-                .publish(room_topic(&room), gone.to_bytes());
+                .publish(room_topic(room), gone.to_bytes());
             if let Err(e) = published {
                 tracing::debug!(room, %peer, error = %e, "no one to tell about a departure");
             }
         }
-        self.leave_idle_rooms(swarm);
+        self.leave_idle_rooms(swarm, rooms);
     }
 
     /// Every second: disconnects peers that are not relays of the network and have been
@@ -105,12 +113,12 @@ impl Hub {
         let over: Vec<(PeerId, usize)> = self
             .subscriptions
             .iter()
-            .filter(|(peer, (count, since))| {
-                *count > MAX_ROOMS_PER_PEER
-                    && now.saturating_duration_since(*since) >= RELAY_PROOF_GRACE
+            .filter(|(peer, held)| {
+                held.over_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= RELAY_PROOF_GRACE)
                     && !self.peering.is_relay(peer)
             })
-            .map(|(peer, (count, _))| (*peer, *count))
+            .map(|(peer, held)| (*peer, held.topics.len()))
             .collect();
         for (peer, rooms) in over {
             self.subscriptions.remove(&peer);
@@ -127,29 +135,42 @@ impl Hub {
         swarm: &mut Swarm<Behaviour<X>>,
         peer: PeerId,
     ) {
-        for members in self.rooms.values_mut() {
-            members.remove(&peer);
-        }
-        self.leave_idle_rooms(swarm);
+        let rooms: Vec<String> = self
+            .rooms
+            .iter_mut()
+            .filter_map(|(name, members)| members.remove(&peer).then(|| name.clone()))
+            .collect();
+        self.leave_idle_rooms(swarm, rooms);
     }
 
-    /// Unsubscribes from rooms no neighbour but relays of the network is subscribed to any more
-    /// (two relays would otherwise keep each other in a room forever).
-    fn leave_idle_rooms<X: Extension>(&mut self, swarm: &mut Swarm<Behaviour<X>>) {
-        let peering = &self.peering;
-        let idle: Vec<String> = self
-            .rooms
-            .keys()
-            .filter(|room| {
-                let topic = room_topic(room).hash();
-                !swarm
-                    .behaviour()
-                    .gossipsub
-                    .all_peers()
-                    .any(|(peer, topics)| !peering.is_relay(peer) && topics.contains(&&topic))
-            })
-            .cloned()
-            .collect();
+    /// Of `candidates`, unsubscribes from the rooms no neighbour but relays of the network is
+    /// subscribed to any more (two relays would otherwise keep each other in a room forever).
+    /// Only the rooms a change concerns are looked at.
+    fn leave_idle_rooms<X: Extension>(
+        &mut self,
+        swarm: &mut Swarm<Behaviour<X>>,
+        candidates: impl IntoIterator<Item = String>,
+    ) {
+        let mut idle = Vec::new();
+        for room in candidates {
+            let Some(members) = self.rooms.get(&room) else {
+                continue;
+            };
+            if !members.is_empty() {
+                continue;
+            }
+            // Members are those the hub counted; a peer subscribed while the room was not
+            // followed (a limit refused it) keeps it too.
+            let topic = room_topic(&room).hash();
+            let peering = &self.peering;
+            let held = self
+                .subscriptions
+                .iter()
+                .any(|(peer, held)| held.topics.contains(&topic) && !peering.is_relay(peer));
+            if !held {
+                idle.push(room);
+            }
+        }
         for room in idle {
             self.rooms.remove(&room);
             self.guard.unfollowed(&room);

@@ -37,6 +37,18 @@ impl Hub {
                 return;
             }
         };
+        let reconciling = matches!(
+            request,
+            StoreRequest::Reconcile { .. } | StoreRequest::Pull { .. }
+        );
+        if reconciling && !self.peering.is_relay(&from) {
+            respond(
+                swarm,
+                channel,
+                StoreResponse::error("only the relays of this network reconcile history"),
+            );
+            return;
+        }
         if self.backend.is_none() {
             respond(
                 swarm,

@@ -38,8 +38,8 @@ pub struct Hub {
     pub(crate) providers: super::providers::ProviderRecords,
     /// Links to the other relays of the network ([`super::peering`]).
     pub(crate) peering: super::peering::Peering,
-    /// How many rooms each neighbour is subscribed to, since when ([`super::rooms`]).
-    pub(super) subscriptions: HashMap<PeerId, (usize, std::time::Instant)>,
+    /// The rooms each neighbour is subscribed to ([`super::rooms`]).
+    pub(super) subscriptions: HashMap<PeerId, Held>,
     /// Peers disconnected for holding more rooms than a peer may.
     pub(super) over_subscribed: u64,
 }
@@ -53,6 +53,15 @@ impl std::fmt::Debug for Hub {
             .field("dropped_appends", &self.dropped_appends)
             .finish()
     }
+}
+
+/// The rooms one neighbour is subscribed to.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Their topics.
+    pub(super) topics: HashSet<libp2p::gossipsub::TopicHash>,
+    /// Since when it holds more than a peer may.
+    pub(super) over_since: Option<std::time::Instant>,
 }
 
 /// The hub's running totals, for metrics.
@@ -161,6 +170,11 @@ impl Hub {
         self.rooms
             .iter()
             .map(|(room, members)| (room.as_str(), members.len()))
+    }
+
+    /// The rooms the hub follows.
+    pub fn followed_rooms(&self) -> Vec<String> {
+        self.rooms.keys().cloned().collect()
     }
 
     /// Whether the hub is subscribed to `room` for its peers.

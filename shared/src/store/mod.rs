@@ -24,6 +24,8 @@
 //! | `"fetch"`: the sealed DMs kept for me, oldest first | `{"mailbox":{"dms":[{"id":"…","from":"12D3…","sealed":"base64","stored_at":…}]}}` |
 //! | `{"ack":{"ids":["…"]}}`: I have these; forget them | `{"acked":{"count":1}}` |
 //! | `{"status":{"ids":["…"]}}`: which DMs I deposited were fetched | `{"status":{"delivered":["…"]}}` |
+//! | `{"reconcile":{"room":"lobby","since":…,"msg":"base64"}}`: a round of negentropy over the room's messages filed since `since` (relays of one network only) | `{"reconciled":{"msg":"base64"}}` |
+//! | `{"pull":{"room":"lobby","ids":["64 hex digits"]}}`: messages by sync id (SHA-256 of the message id; relays only) | `{"page":{"messages":[…]}}` |
 //! | anything malformed, oversized or refused | `{"error":{"reason":"…"}}` |
 //!
 //! **Query.** `room` is required. `start` / `end` bound the message time (unix ms, inclusive).
@@ -92,6 +94,36 @@ pub enum StoreRequest {
         /// Message ids.
         ids: Vec<String>,
     },
+    /// One round of reconciling a room's history (relays of one network only): a negentropy
+    /// message over the room's messages filed since `since` (unix ms).
+    Reconcile {
+        /// The room.
+        room: String,
+        /// Only messages filed at or after this time take part.
+        since: u64,
+        /// The negentropy message, base64.
+        msg: String,
+    },
+    /// The room's messages with these sync ids (relays of one network only): what a
+    /// reconciliation found missing here.
+    Pull {
+        /// The room.
+        room: String,
+        /// Sync ids ([`sync_id`]), hex.
+        ids: Vec<String>,
+    },
+}
+
+/// Largest negentropy message in a [`StoreRequest::Reconcile`] or its answer, in bytes before
+/// base64: a round that would take more is split over more rounds.
+pub const MAX_SYNC_FRAME_BYTES: usize = 32 * 1024;
+const _: () = assert!(MAX_SYNC_FRAME_BYTES * 4 / 3 + 1024 < MAX_STORE_REQUEST_BYTES);
+
+/// A message's id in reconciliation: SHA-256 of its id (negentropy wants 32 bytes; ids of
+/// envelopes and of plain text differ in length), hex in requests.
+pub fn sync_id(message_id: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(message_id.as_bytes()).into()
 }
 
 /// A store's answer.
@@ -134,6 +166,11 @@ pub enum StoreResponse {
     Status {
         /// Message ids.
         delivered: Vec<String>,
+    },
+    /// The store's answer in a reconciliation round: the next negentropy message, base64.
+    Reconciled {
+        /// The message.
+        msg: String,
     },
     /// The request was refused.
     Error {
@@ -183,6 +220,12 @@ pub enum RequestError {
     /// A deposit whose id is empty or too long.
     #[error("a deposit needs an id of 1 to {MAX_ID_CHARS} characters")]
     BadDepositId,
+    /// A reconciliation message over [`MAX_SYNC_FRAME_BYTES`].
+    #[error("a reconciliation message over {MAX_SYNC_FRAME_BYTES} bytes")]
+    SyncTooLarge,
+    /// A sync id that is not 64 hex digits.
+    #[error("a sync id is 64 hex digits")]
+    BadSyncId,
 }
 
 impl StoreRequest {
@@ -223,6 +266,24 @@ impl StoreRequest {
             }
             Self::Fetch => Ok(()),
             Self::Ack { ids } | Self::Status { ids } => ids_ok(ids),
+            Self::Reconcile { room, msg, .. } => {
+                validate_room(room)?;
+                if msg.len() > MAX_SYNC_FRAME_BYTES.div_ceil(3) * 4 {
+                    return Err(RequestError::SyncTooLarge);
+                }
+                Ok(())
+            }
+            Self::Pull { room, ids } => {
+                validate_room(room)?;
+                ids_ok(ids)?;
+                if ids
+                    .iter()
+                    .any(|id| id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(RequestError::BadSyncId);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -246,6 +307,21 @@ pub enum StoreJob {
         request: StoreRequest,
         /// Where the answer goes.
         reply: futures::channel::oneshot::Sender<StoreResponse>,
+    },
+    /// The sync ids ([`sync_id`]) of a room's messages filed since `since`: the relay's own
+    /// side of a reconciliation it starts.
+    SyncSet {
+        /// The room.
+        room: String,
+        /// Unix ms.
+        since: u64,
+        /// The ids, or why the store could not read them.
+        reply: futures::channel::oneshot::Sender<Result<Vec<[u8; 32]>, String>>,
+    },
+    /// The rooms the store keeps messages of.
+    Rooms {
+        /// The rooms, or why the store could not read them.
+        reply: futures::channel::oneshot::Sender<Result<Vec<String>, String>>,
     },
 }
 

@@ -394,9 +394,11 @@ impl Store {
         let mut writes: Vec<Write> = Vec::new();
         let mut reads = Vec::new();
         let mut items = Vec::new();
+        let mut local = Vec::new();
         for job in batch {
             match job {
                 StoreJob::Append { room, item } => items.push((room, item)),
+                job @ (StoreJob::SyncSet { .. } | StoreJob::Rooms { .. }) => local.push(job),
                 StoreJob::Request {
                     from,
                     request,
@@ -460,6 +462,10 @@ impl Store {
                 }
             }
         }
+        // The relay's own questions, after the batch's writes (so they see them).
+        for job in local {
+            self.answer_locally(job);
+        }
         for (from, request, reply) in reads {
             if let StoreRequest::Receipt { room, ids } = request {
                 self.receipt(room, ids, reply);
@@ -483,10 +489,43 @@ impl Store {
         }
     }
 
+    /// Answers the relay's own question (its reconciliation with other relays).
+    fn answer_locally(&mut self, job: StoreJob) {
+        let failed = |e: redb::Error| format!("store read failed: {e}");
+        match job {
+            StoreJob::SyncSet { room, since, reply } => {
+                let ids = (|| {
+                    let tx = self.db()?.begin_read()?;
+                    let messages = tx.open_table(rooms::MESSAGES)?;
+                    rooms::sync_set(&messages, &room, since)
+                })();
+                let _ = reply.send(ids.map_err(failed));
+            }
+            StoreJob::Rooms { reply } => {
+                let found = (|| rooms::rooms(&self.db()?.begin_read()?))();
+                let _ = reply.send(found.map_err(failed));
+            }
+            StoreJob::Append { .. } | StoreJob::Request { .. } => {}
+        }
+    }
+
     /// Answers a read request.
     fn read(&mut self, from: PeerId, request: StoreRequest) -> Result<StoreResponse, redb::Error> {
         let tx = self.db()?.begin_read()?;
         match request {
+            StoreRequest::Reconcile { room, since, msg } => {
+                let messages = tx.open_table(rooms::MESSAGES)?;
+                let ids = rooms::sync_set(&messages, &room, since)?;
+                Ok(crate::relay::sync::answer_round(ids, &msg))
+            }
+            StoreRequest::Pull { room, ids } => {
+                let messages = tx.open_table(rooms::MESSAGES)?;
+                let wanted = ids
+                    .iter()
+                    .filter_map(|id| p2p_chat_shared::files::from_hex(id))
+                    .collect();
+                rooms::pull(&messages, &room, &wanted)
+            }
             StoreRequest::Query(query) => {
                 let messages = tx.open_table(rooms::MESSAGES)?;
                 rooms::query_page(&messages, &query)

@@ -2,7 +2,9 @@
 //! page at a time, both ways, within the page's count and byte limits.
 
 use libp2p::PeerId;
-use p2p_chat_shared::store::{Cursor, HistoryItem, HistoryQuery, StoreResponse, MAX_PAGE_BYTES};
+use p2p_chat_shared::store::{
+    sync_id, Cursor, HistoryItem, HistoryQuery, StoreResponse, MAX_PAGE_BYTES, MAX_PAGE_MESSAGES,
+};
 use redb::{ReadableTable, TableDefinition};
 
 use super::after;
@@ -106,6 +108,63 @@ pub(super) fn query_page(
         messages: page.items,
         next,
     })
+}
+
+/// The sync ids of `room`'s messages filed at or after `since`.
+pub(super) fn sync_set(
+    messages: &redb::ReadOnlyTable<RoomKey<'static>, (&'static str, &'static str)>,
+    room: &str,
+    since: u64,
+) -> Result<Vec<[u8; 32]>, redb::Error> {
+    let next_room = after(room);
+    let mut ids = Vec::new();
+    for entry in messages.range((room, since, "")..(next_room.as_str(), 0, ""))? {
+        let (key, _) = entry?;
+        ids.push(sync_id(key.value().2));
+    }
+    Ok(ids)
+}
+
+/// `room`'s messages whose sync ids are `wanted`, as many as a page holds.
+pub(super) fn pull(
+    messages: &redb::ReadOnlyTable<RoomKey<'static>, (&'static str, &'static str)>,
+    room: &str,
+    wanted: &std::collections::HashSet<[u8; 32]>,
+) -> Result<StoreResponse, redb::Error> {
+    let next_room = after(room);
+    let mut page = Page::new(MAX_PAGE_MESSAGES);
+    let mut found = 0;
+    for entry in messages.range((room, 0, "")..(next_room.as_str(), 0, ""))? {
+        if found == wanted.len() {
+            break;
+        }
+        let (key, value) = entry?;
+        let key = key.value();
+        if !wanted.contains(&sync_id(key.2)) {
+            continue;
+        }
+        found += 1;
+        if !page.take(key, value.value()) {
+            break;
+        }
+    }
+    Ok(StoreResponse::Page {
+        messages: page.items,
+        next: None,
+    })
+}
+
+/// The rooms with messages kept.
+pub(super) fn rooms(tx: &redb::ReadTransaction) -> Result<Vec<String>, redb::Error> {
+    let counts = tx.open_table(ROOM_COUNTS)?;
+    let mut rooms = Vec::new();
+    for entry in counts.iter()? {
+        let (room, count) = entry?;
+        if count.value() > 0 {
+            rooms.push(room.value().to_owned());
+        }
+    }
+    Ok(rooms)
 }
 
 /// A page being filled, within its count and byte limits.

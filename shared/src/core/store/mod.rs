@@ -30,12 +30,21 @@ use mailbox::Deposited;
 /// What an answer from a store is for.
 #[derive(Debug)]
 enum Outstanding {
-    Page { room: String, query: HistoryQuery },
-    Receipt { room: String, ids: Vec<String> },
+    Page {
+        room: String,
+        query: HistoryQuery,
+    },
+    Receipt {
+        room: String,
+        ids: Vec<String>,
+    },
     Deposit(Box<mailbox::PendingDeposit>),
     Fetch,
     Ack,
     Status,
+    /// Asked through [`crate::core::Client::ask_store`]: the answer goes back as it is.
+    #[cfg(not(target_arch = "wasm32"))]
+    Asked(super::client::Reply<StoreResponse>),
 }
 
 /// The peer's store state.
@@ -81,6 +90,17 @@ impl<X: Extension> EventLoop<X> {
             .store
             .send_request(&store, Request::Store(Ok(request)));
         self.store.outstanding.insert(id, outstanding);
+    }
+
+    /// A request from the user interface (a relay's reconciliation) to `peer`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn ask_store_for(
+        &mut self,
+        peer: PeerId,
+        request: StoreRequest,
+        reply: super::client::Reply<StoreResponse>,
+    ) {
+        self.ask_store(peer, request, Outstanding::Asked(reply));
     }
 
     /// Identify told us `peer` serves the store protocol: when it is one of our relays, use it.
@@ -197,6 +217,10 @@ impl<X: Extension> EventLoop<X> {
                 _ => {}
             },
             Outstanding::Status => self.on_status(answer),
+            #[cfg(not(target_arch = "wasm32"))]
+            Outstanding::Asked(reply) => {
+                let _ = reply.send(Ok(answer));
+            }
         }
     }
 }

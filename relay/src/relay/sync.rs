@@ -1,0 +1,387 @@
+//! Reconciling room history with the other relays of the network: each relay keeps its own
+//! store and, with every relay it is linked to ([`p2p_chat_shared::hub::peering`]), finds what
+//! the other has of each room and it has not (range-based set reconciliation: negentropy, over
+//! the store protocol's `reconcile` requests), then pulls those messages (`pull`) into its own
+//! store. Each side pulls what it lacks when it starts a reconciliation; both start one with
+//! every relay as soon as the link comes up, then every [`SYNC_EVERY`].
+//!
+//! Bounds: messages filed in the last [`SYNC_WINDOW`] take part; a room's reconciliation takes at
+//! most [`MAX_ROUNDS`] rounds of at most [`MAX_SYNC_FRAME_BYTES`] each way, and pulls at most
+//! [`MAX_PULLED_PER_ROOM`] messages (the rest at the next one). Only relays of the network may
+//! ask (the hub refuses everyone else). What another relay hands over is checked before it is
+//! filed: each message must be one that was asked for, within the payload limit, and an
+//! envelope's id must be its own; its author is the other relay's word (as a peer takes its
+//! relay's for the history it serves).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine;
+use futures::SinkExt;
+use libp2p::PeerId;
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use p2p_chat_shared::core::Client;
+use p2p_chat_shared::envelope::{decode_room_payload, Payload};
+use p2p_chat_shared::files::to_hex;
+use p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES;
+use p2p_chat_shared::store::{
+    sync_id, HistoryItem, StoreHandle, StoreJob, StoreRequest, StoreResponse, MAX_CLOCK_SKEW_MS,
+    MAX_IDS_PER_REQUEST, MAX_SYNC_FRAME_BYTES,
+};
+use p2p_chat_shared::text::now_unix_ms;
+
+/// How far back reconciliation looks: messages filed before are left alone.
+pub const SYNC_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How often a relay reconciles every room with every relay it is linked to (and at once with
+/// a relay whose link just came up).
+pub const SYNC_EVERY: Duration = Duration::from_secs(60);
+/// How often the driver looks for relays whose link just came up.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// Most rounds of one room's reconciliation.
+pub const MAX_ROUNDS: usize = 64;
+/// Most messages pulled for one room in one reconciliation.
+pub const MAX_PULLED_PER_ROOM: usize = 10_000;
+
+/// The base64 the protocol carries negentropy messages in.
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Negentropy over these sync ids. Every item has time 0: a message's time may differ from
+/// one relay to another (each files plain text under its own clock), its id never does.
+fn negentropy(ids: Vec<[u8; 32]>) -> Result<Negentropy<'static, NegentropyStorageVector>, String> {
+    let mut storage = NegentropyStorageVector::with_capacity(ids.len());
+    for id in ids {
+        storage
+            .insert(0, Id::from_byte_array(id))
+            .map_err(|e| e.to_string())?;
+    }
+    storage.seal().map_err(|e| e.to_string())?;
+    Negentropy::owned(storage, MAX_SYNC_FRAME_BYTES as u64).map_err(|e| e.to_string())
+}
+
+/// The store's answer to one round from another relay: its next message over `ids`.
+pub fn answer_round(ids: Vec<[u8; 32]>, msg: &str) -> StoreResponse {
+    let result = (|| {
+        let query = B64.decode(msg).map_err(|e| format!("not base64: {e}"))?;
+        let mut responder = negentropy(ids)?;
+        responder.reconcile(&query).map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(reply) => StoreResponse::Reconciled {
+            msg: B64.encode(reply),
+        },
+        Err(e) => StoreResponse::error(format!("reconciliation failed: {e}")),
+    }
+}
+
+/// The side that starts a reconciliation.
+pub struct Reconciler {
+    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    /// Sync ids the other side has and we do not.
+    pub need: Vec<[u8; 32]>,
+}
+
+impl Reconciler {
+    /// Starts over our `ids`; the first message to send.
+    pub fn start(ids: Vec<[u8; 32]>) -> Result<(Self, String), String> {
+        let mut negentropy = negentropy(ids)?;
+        let first = negentropy.initiate().map_err(|e| e.to_string())?;
+        let reconciler = Self {
+            negentropy,
+            need: Vec::new(),
+        };
+        Ok((reconciler, B64.encode(first)))
+    }
+
+    /// Takes the other side's answer: the next message to send, or `None` when done.
+    pub fn next(&mut self, answer: &str) -> Result<Option<String>, String> {
+        let answer = B64.decode(answer).map_err(|e| format!("not base64: {e}"))?;
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        let next = self
+            .negentropy
+            .reconcile_with_ids(&answer, &mut have, &mut need)
+            .map_err(|e| e.to_string())?;
+        self.need.extend(need.iter().map(|id| **id));
+        if self.need.len() > MAX_PULLED_PER_ROOM {
+            self.need.truncate(MAX_PULLED_PER_ROOM);
+        }
+        Ok(next.map(|m| B64.encode(m)))
+    }
+}
+
+/// Why a room's reconciliation with a relay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Our chat core or store is gone.
+    #[error("the relay is stopping")]
+    Stopped,
+    /// Our store could not answer.
+    #[error("our store: {0}")]
+    Store(String),
+    /// The other relay refused or answered something else.
+    #[error("the other relay: {0}")]
+    Remote(String),
+    /// Negentropy could not go on.
+    #[error("reconciliation: {0}")]
+    Protocol(String),
+}
+
+/// Asks our own store.
+async fn ask_local<T>(
+    store: &mut StoreHandle,
+    job: impl FnOnce(futures::channel::oneshot::Sender<Result<T, String>>) -> StoreJob,
+) -> Result<T, SyncError> {
+    let (reply, answer) = futures::channel::oneshot::channel();
+    store
+        .send(job(reply))
+        .await
+        .map_err(|_| SyncError::Stopped)?;
+    answer
+        .await
+        .map_err(|_| SyncError::Stopped)?
+        .map_err(SyncError::Store)
+}
+
+/// Asks the relay `peer`.
+async fn ask_remote(
+    client: &Client,
+    peer: PeerId,
+    request: StoreRequest,
+) -> Result<StoreResponse, SyncError> {
+    match client.ask_store(peer, request).await {
+        Ok(StoreResponse::Error { reason }) => Err(SyncError::Remote(reason)),
+        Ok(answer) => Ok(answer),
+        Err(_) => Err(SyncError::Stopped),
+    }
+}
+
+/// Whether a message another relay handed over may be filed: asked for, within the payload
+/// limit, a room payload, and an envelope under its own id.
+fn acceptable(item: &HistoryItem, asked: &HashSet<[u8; 32]>) -> bool {
+    if !asked.contains(&sync_id(&item.id)) || item.payload.len() > MAX_PAYLOAD_BYTES {
+        return false;
+    }
+    match decode_room_payload(item.payload.as_bytes()) {
+        Ok(Payload::Envelope(env)) => env.id == item.id,
+        Ok(Payload::Text(_)) => true,
+        Err(_) => false,
+    }
+}
+
+/// Reconciles `room` with `peer` and files what it has and we lack; how many were filed.
+pub async fn sync_room(
+    client: &Client,
+    store: &mut StoreHandle,
+    peer: PeerId,
+    room: &str,
+) -> Result<usize, SyncError> {
+    let now = now_unix_ms();
+    let since = now.saturating_sub(SYNC_WINDOW.as_millis() as u64);
+    let ids = ask_local(store, |reply| StoreJob::SyncSet {
+        room: room.to_owned(),
+        since,
+        reply,
+    })
+    .await?;
+    let (mut reconciler, mut msg) = Reconciler::start(ids).map_err(SyncError::Protocol)?;
+    let mut done = false;
+    for _ in 0..MAX_ROUNDS {
+        let request = StoreRequest::Reconcile {
+            room: room.to_owned(),
+            since,
+            msg,
+        };
+        let StoreResponse::Reconciled { msg: answer } = ask_remote(client, peer, request).await?
+        else {
+            return Err(SyncError::Remote("an answer that is not a round".into()));
+        };
+        match reconciler.next(&answer).map_err(SyncError::Protocol)? {
+            Some(next) => msg = next,
+            None => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if !done {
+        tracing::debug!(%peer, room, rounds = MAX_ROUNDS, "reconciliation cut short; the rest next time");
+    }
+    let mut filed = 0;
+    for chunk in reconciler.need.chunks(MAX_IDS_PER_REQUEST) {
+        let asked: HashSet<[u8; 32]> = chunk.iter().copied().collect();
+        let request = StoreRequest::Pull {
+            room: room.to_owned(),
+            ids: chunk.iter().map(to_hex).collect(),
+        };
+        let StoreResponse::Page { messages, .. } = ask_remote(client, peer, request).await? else {
+            return Err(SyncError::Remote("an answer that is not a page".into()));
+        };
+        for mut item in messages {
+            if !acceptable(&item, &asked) {
+                tracing::warn!(%peer, room, id = item.id, "a relay handed over a message not asked for or malformed; dropped");
+                continue;
+            }
+            // Never dated ahead of our clock.
+            item.ts = item.ts.min(now_unix_ms() + MAX_CLOCK_SKEW_MS);
+            let job = StoreJob::Append {
+                room: room.to_owned(),
+                item,
+            };
+            store.send(job).await.map_err(|_| SyncError::Stopped)?;
+            filed += 1;
+        }
+    }
+    Ok(filed)
+}
+
+/// Reconciles with every relay of the network: at once with each whose link comes up, then
+/// every [`SYNC_EVERY`] with all; every room of our store and every room the hub follows. Runs
+/// until the chat core stops.
+pub async fn run(client: Client, mut store: StoreHandle) {
+    let mut linked: HashSet<PeerId> = HashSet::new();
+    let mut next_all = tokio::time::Instant::now() + SYNC_EVERY;
+    loop {
+        tokio::time::sleep(LOOK_EVERY).await;
+        let Ok((relays, followed)) = client.federation().await else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let targets: Vec<PeerId> = if now >= next_all {
+            next_all = now + SYNC_EVERY;
+            relays.clone()
+        } else {
+            relays
+                .iter()
+                .filter(|p| !linked.contains(p))
+                .copied()
+                .collect()
+        };
+        linked = relays.into_iter().collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let mut rooms: Vec<String> = match ask_local(&mut store, |reply| StoreJob::Rooms { reply })
+            .await
+        {
+            Ok(rooms) => rooms,
+            Err(SyncError::Stopped) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "no reconciliation: the store cannot list its rooms");
+                continue;
+            }
+        };
+        for room in followed {
+            if !rooms.contains(&room) {
+                rooms.push(room);
+            }
+        }
+        for peer in targets {
+            let started = std::time::Instant::now();
+            let mut pulled = 0;
+            for room in &rooms {
+                match sync_room(&client, &mut store, peer, room).await {
+                    Ok(filed) => {
+                        pulled += filed;
+                        if filed > 0 {
+                            tracing::info!(%peer, room, filed, "history reconciled: messages pulled from a relay");
+                        }
+                    }
+                    Err(SyncError::Stopped) => return,
+                    Err(e) => tracing::warn!(%peer, room, error = %e, "history not reconciled"),
+                }
+            }
+            tracing::debug!(%peer, rooms = rooms.len(), pulled, ms = started.elapsed().as_millis() as u64, "reconciliation with a relay done");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(range: std::ops::Range<u32>) -> Vec<[u8; 32]> {
+        range.map(|i| sync_id(&format!("m{i}"))).collect()
+    }
+
+    /// Runs a reconciliation between two sets in memory; what the first lacks.
+    fn reconcile(ours: Vec<[u8; 32]>, theirs: Vec<[u8; 32]>) -> (Vec<[u8; 32]>, usize) {
+        let (mut reconciler, mut msg) = Reconciler::start(ours).expect("start");
+        for round in 1..=MAX_ROUNDS {
+            let StoreResponse::Reconciled { msg: answer } = answer_round(theirs.clone(), &msg)
+            else {
+                panic!("a round");
+            };
+            match reconciler.next(&answer).expect("next") {
+                Some(next) => msg = next,
+                None => return (reconciler.need, round),
+            }
+        }
+        panic!("not done in {MAX_ROUNDS} rounds");
+    }
+
+    #[test]
+    fn each_side_learns_what_it_lacks_in_a_few_rounds() {
+        // (ours, theirs, most rounds): a relay down for a while, one that missed a burst.
+        for (ours, theirs, most) in [
+            (0..9_990, 0..10_000, 2),
+            (0..9_900, 0..10_000, 2),
+            (0..9_000, 100..10_000, 16),
+        ] {
+            let (need, rounds) = reconcile(ids(ours.clone()), ids(theirs.clone()));
+            let need: HashSet<[u8; 32]> = need.into_iter().collect();
+            let ours: HashSet<[u8; 32]> = ids(ours).into_iter().collect();
+            let expected: HashSet<[u8; 32]> = ids(theirs)
+                .into_iter()
+                .filter(|id| !ours.contains(id))
+                .collect();
+            assert_eq!(need, expected);
+            assert!(rounds <= most, "{rounds} rounds");
+        }
+        let (need, rounds) = reconcile(ids(0..5_000), ids(0..5_000));
+        assert!(need.is_empty());
+        assert_eq!(rounds, 1, "equal sets agree at once");
+    }
+
+    #[test]
+    fn garbage_from_another_relay_is_an_error_not_a_panic() {
+        // ("YQ==", one byte of protocol version, is a well-formed empty message.)
+        for bad in [
+            "",
+            "!!",
+            "YWJj",
+            &B64.encode([0x61; 5000]),
+            &B64.encode([0x50, 1, 2]),
+        ] {
+            let answer = answer_round(ids(0..10), bad);
+            assert!(matches!(answer, StoreResponse::Error { .. }), "{bad}");
+            let (mut reconciler, _) = Reconciler::start(ids(0..10)).expect("start");
+            assert!(reconciler.next(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_what_was_asked_for_and_well_formed_is_filed() {
+        let envelope = p2p_chat_shared::envelope::Envelope::message("ann", "hi").expect("setup");
+        let item = |id: &str, payload: String| HistoryItem {
+            id: id.to_owned(),
+            from: PeerId::random(),
+            ts: 1,
+            payload,
+        };
+        let good = item(
+            &envelope.id,
+            String::from_utf8(envelope.to_bytes()).expect("utf8"),
+        );
+        let asked: HashSet<[u8; 32]> = [sync_id(&envelope.id)].into_iter().collect();
+        assert!(acceptable(&good, &asked));
+        assert!(!acceptable(&good, &HashSet::new()), "not asked for");
+        let renamed = item("other", good.payload.clone());
+        let asked_other: HashSet<[u8; 32]> = [sync_id("other")].into_iter().collect();
+        assert!(
+            !acceptable(&renamed, &asked_other),
+            "an envelope under another id"
+        );
+        let huge = item("big", "x".repeat(MAX_PAYLOAD_BYTES + 1));
+        let asked_big: HashSet<[u8; 32]> = [sync_id("big")].into_iter().collect();
+        assert!(!acceptable(&huge, &asked_big), "over the payload limit");
+    }
+}
