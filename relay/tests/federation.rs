@@ -376,3 +376,33 @@ fn relays_apart_for_a_while_end_with_the_same_history_once_linked() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_peer_on_two_relays_chats_on_when_one_goes_down() {
+    let dir = temp_dir("federation-two");
+    let (a, a_id, a_tcp, _) = start_relay(&dir.join("a"));
+    let (b, _, b_tcp, _) = start_relay_with(&dir.join("b"), &["--peer", &a_tcp]);
+    linked(&b, "B", &a_id);
+    let (mut dave, dave_id) = start_peer_on(&[&a_tcp, &b_tcp], "dave", &dir.join("dave"));
+    for _ in 0..2 {
+        dave.next_event("a reservation on each relay", |v| {
+            v["event"] == "reservation_accepted"
+        });
+    }
+    let (mut erin, erin_id) = start_peer(&b_tcp, "erin", &dir.join("erin"));
+    dave.next_event("erin joins", |v| {
+        v["event"] == "member_joined" && v["peer"] == erin_id.as_str()
+    });
+    erin.next_event("dave joins", |v| {
+        v["event"] == "member_joined" && v["peer"] == dave_id.as_str()
+    });
+
+    drop(a);
+    dave.send(json!({"cmd": "send", "text": "A is gone, still here"}));
+    let got = erin.next_event("dave's message", |v| v["event"] == "message");
+    assert_eq!(got["text"], "A is gone, still here");
+    erin.send(json!({"cmd": "send", "text": "and so am I"}));
+    let got = dave.next_event("erin's message", |v| v["event"] == "message");
+    assert_eq!(got["text"], "and so am I");
+    let _ = std::fs::remove_dir_all(dir);
+}

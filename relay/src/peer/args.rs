@@ -9,9 +9,10 @@ use libp2p::Multiaddr;
 #[derive(Debug, Args)]
 pub struct PeerArgs {
     /// A relay to reserve a /p2p-circuit slot on and to chat through (its full address, ending
-    /// in /p2p/<peer id>, as the relay prints it).
-    #[arg(long, env = "P2P_CHAT_RELAY")]
-    pub relay: Option<Multiaddr>,
+    /// in /p2p/<peer id>, as the relay prints it). Repeatable: relays of one network, each
+    /// holding a reservation, so that the chat goes on when one of them goes down.
+    #[arg(long, env = "P2P_CHAT_RELAY", value_delimiter = ',')]
+    pub relay: Vec<Multiaddr>,
     /// A DHT bootstrap node (repeatable), ending in /p2p/<peer id>.
     #[arg(long)]
     pub bootstrap: Vec<Multiaddr>,

@@ -67,11 +67,11 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         verbose: false,
     };
 
-    if let Some(relay) = &args.relay {
+    for relay in &args.relay {
         client
             .use_relay(vec![relay.clone()])
             .await
-            .context("--relay")?;
+            .with_context(|| format!("--relay {relay}"))?;
     }
     for addr in &args.bootstrap {
         client

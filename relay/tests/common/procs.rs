@@ -206,11 +206,17 @@ pub fn start_relay_with(data_dir: &Path, extra: &[&str]) -> (Proc, String, Strin
 }
 
 pub fn start_peer(relay: &str, nick: &str, data_dir: &Path) -> (Proc, String) {
+    start_peer_on(&[relay], nick, data_dir)
+}
+
+/// A peer process holding a reservation on each of `relays`.
+pub fn start_peer_on(relays: &[&str], nick: &str, data_dir: &Path) -> (Proc, String) {
+    let mut args = vec!["peer"];
+    for relay in relays {
+        args.extend(["--relay", relay]);
+    }
     // WebRTC-direct dials need a UDP socket of their own: listen on one too.
-    let peer = spawn(&[
-        "peer",
-        "--relay",
-        relay,
+    args.extend([
         "--nick",
         nick,
         "--json",
@@ -223,6 +229,7 @@ pub fn start_peer(relay: &str, nick: &str, data_dir: &Path) -> (Proc, String) {
         "--data-dir",
         data_dir.to_str().expect("utf8"),
     ]);
+    let peer = spawn(&args);
     let ready = peer.next_event("ready", |v| v["event"] == "ready");
     (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
 }
