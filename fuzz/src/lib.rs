@@ -119,6 +119,7 @@ pub fn store_query(data: &[u8]) {
             | StoreRequest::Status { .. }
             | StoreRequest::Reconcile { .. }
             | StoreRequest::Pull { .. }
+            | StoreRequest::Rooms
     ) {
         return;
     }

@@ -406,3 +406,88 @@ fn a_peer_on_two_relays_chats_on_when_one_goes_down() {
     assert_eq!(got["text"], "and so am I");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `count` chat messages of one author, one a millisecond up to now, as a relay files them.
+fn backlog(count: usize) -> Vec<p2p_chat_shared::store::HistoryItem> {
+    let author = libp2p::PeerId::random();
+    let now = p2p_chat_shared::text::now_unix_ms();
+    (0..count)
+        .map(|i| {
+            let text = format!("message {i} of the backlog, about as long as a chat line");
+            let envelope = Envelope::message("ann", &text).expect("envelope");
+            p2p_chat_shared::store::HistoryItem {
+                id: envelope.id.clone(),
+                from: author,
+                ts: now - (count - i) as u64,
+                payload: String::from_utf8(envelope.to_bytes()).expect("utf8"),
+            }
+        })
+        .collect()
+}
+
+/// `p2p-chat relay`'s store in `data_dir` with `items` filed in `room` before the relay starts.
+fn filled_store(
+    data_dir: &std::path::Path,
+    room: &str,
+    items: &[p2p_chat_shared::store::HistoryItem],
+) {
+    use futures::SinkExt;
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let opened = p2p_chat::relay::store::open(&data_dir.join("store.redb"), Default::default())
+        .expect("store");
+    let mut handle = opened.handle;
+    futures::executor::block_on(async {
+        for item in items {
+            let job = p2p_chat_shared::store::StoreJob::Append {
+                room: room.to_owned(),
+                item: item.clone(),
+            };
+            handle.send(job).await.expect("store takes it");
+        }
+    });
+    drop(handle);
+    opened.thread.join().expect("store thread");
+}
+
+/// Figures for the README: a relay that missed 10,000 messages (or 100 of them) catches up
+/// from another.
+/// `cargo test -p p2p-chat --test federation reconciliation_figures -- --ignored --nocapture`
+#[test]
+#[ignore = "figures: run by hand"]
+fn reconciliation_figures() {
+    let count = 10_000;
+    let items = backlog(count);
+    let bytes: usize = items.iter().map(|i| i.payload.len()).sum();
+    for missed in [count, 1_000, 100] {
+        let dir = temp_dir(&format!("federation-figures-{missed}"));
+        filled_store(&dir.join("a"), "lobby", &items);
+        filled_store(&dir.join("b"), "lobby", &items[missed..]);
+        let (_a, a_id, a_tcp, _) = start_relay(&dir.join("a"));
+        let started = Instant::now();
+        let (b, _, _, _) = start_relay_with(&dir.join("b"), &["--peer", &a_tcp]);
+        linked(&b, "B", &a_id);
+        let line = b.log_line("B caught up", Duration::from_secs(120), |l| {
+            l.contains("history reconciled")
+        });
+        let total = started.elapsed();
+        let field = |name: &str| -> String {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        println!(
+            "B missed {missed} of {count} messages ({bytes} bytes of payload in all): caught up \
+             {} ms after starting (reconciliation and pulls {} ms); filed {}, {} rounds, {} bytes \
+             of negentropy messages, {} bytes of messages pulled",
+            total.as_millis(),
+            field("ms"),
+            field("filed"),
+            field("rounds"),
+            field("sync_bytes"),
+            field("message_bytes"),
+        );
+        assert_eq!(field("filed"), missed.to_string());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

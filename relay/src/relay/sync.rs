@@ -1,9 +1,11 @@
 //! Reconciling room history with the other relays of the network: each relay keeps its own
 //! store and, with every relay it is linked to ([`p2p_chat_shared::hub::peering`]), finds what
-//! the other has of each room and it has not (range-based set reconciliation: negentropy, over
-//! the store protocol's `reconcile` requests), then pulls those messages (`pull`) into its own
-//! store. Each side pulls what it lacks when it starts a reconciliation; both start one with
-//! every relay as soon as the link comes up, then every [`SYNC_EVERY`].
+//! the other has and it has not of every room either keeps (`rooms`) or its hub follows
+//! (range-based set reconciliation: negentropy, over the store protocol's `reconcile`
+//! requests), then pulls those messages (`pull`) into its own store: each relay ends up with
+//! the history of the whole network. Each side pulls what it lacks when it starts a
+//! reconciliation; both start one with every relay as soon as the link comes up, then every
+//! [`SYNC_EVERY`], and with every relay for a room its hub starts to follow.
 //!
 //! Bounds: messages filed in the last [`SYNC_WINDOW`] take part; a room's reconciliation takes at
 //! most [`MAX_ROUNDS`] rounds of at most [`MAX_SYNC_FRAME_BYTES`] each way, and pulls at most
@@ -23,10 +25,10 @@ use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use p2p_chat_shared::core::Client;
 use p2p_chat_shared::envelope::{decode_room_payload, Payload};
 use p2p_chat_shared::files::to_hex;
-use p2p_chat_shared::protocol::MAX_PAYLOAD_BYTES;
+use p2p_chat_shared::protocol::{validate_room, MAX_HUB_ROOMS, MAX_PAYLOAD_BYTES};
 use p2p_chat_shared::store::{
-    sync_id, HistoryItem, StoreHandle, StoreJob, StoreRequest, StoreResponse, MAX_CLOCK_SKEW_MS,
-    MAX_IDS_PER_REQUEST, MAX_SYNC_FRAME_BYTES,
+    sync_id, HistoryItem, StoreHandle, StoreJob, StoreRequest, StoreResponse, SyncItem,
+    MAX_CLOCK_SKEW_MS, MAX_IDS_PER_REQUEST, MAX_SYNC_FRAME_BYTES,
 };
 use p2p_chat_shared::text::now_unix_ms;
 
@@ -45,13 +47,18 @@ pub const MAX_PULLED_PER_ROOM: usize = 10_000;
 /// The base64 the protocol carries negentropy messages in.
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Negentropy over these sync ids. Every item has time 0: a message's time may differ from
-/// one relay to another (each files plain text under its own clock), its id never does.
-fn negentropy(ids: Vec<[u8; 32]>) -> Result<Negentropy<'static, NegentropyStorageVector>, String> {
-    let mut storage = NegentropyStorageVector::with_capacity(ids.len());
-    for id in ids {
+/// Negentropy over these messages, by the time each relay filed them under: the same
+/// everywhere for a message whose sender's clock is within a minute of the relays' (then
+/// what one relay lacks is a few ranges of time, found in few rounds). A message filed under
+/// different times (plain text from another libp2p chat, which each relay files under its own
+/// clock) looks missing on both sides: pulled again at each reconciliation, and filed once.
+fn negentropy(
+    items: Vec<SyncItem>,
+) -> Result<Negentropy<'static, NegentropyStorageVector>, String> {
+    let mut storage = NegentropyStorageVector::with_capacity(items.len());
+    for (ts, id) in items {
         storage
-            .insert(0, Id::from_byte_array(id))
+            .insert(ts, Id::from_byte_array(id))
             .map_err(|e| e.to_string())?;
     }
     storage.seal().map_err(|e| e.to_string())?;
@@ -59,10 +66,10 @@ fn negentropy(ids: Vec<[u8; 32]>) -> Result<Negentropy<'static, NegentropyStorag
 }
 
 /// The store's answer to one round from another relay: its next message over `ids`.
-pub fn answer_round(ids: Vec<[u8; 32]>, msg: &str) -> StoreResponse {
+pub fn answer_round(items: Vec<SyncItem>, msg: &str) -> StoreResponse {
     let result = (|| {
         let query = B64.decode(msg).map_err(|e| format!("not base64: {e}"))?;
-        let mut responder = negentropy(ids)?;
+        let mut responder = negentropy(items)?;
         responder.reconcile(&query).map_err(|e| e.to_string())
     })();
     match result {
@@ -81,9 +88,9 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Starts over our `ids`; the first message to send.
-    pub fn start(ids: Vec<[u8; 32]>) -> Result<(Self, String), String> {
-        let mut negentropy = negentropy(ids)?;
+    /// Starts over our `items`; the first message to send.
+    pub fn start(items: Vec<SyncItem>) -> Result<(Self, String), String> {
+        let mut negentropy = negentropy(items)?;
         let first = negentropy.initiate().map_err(|e| e.to_string())?;
         let reconciler = Self {
             negentropy,
@@ -167,13 +174,27 @@ fn acceptable(item: &HistoryItem, asked: &HashSet<[u8; 32]>) -> bool {
     }
 }
 
-/// Reconciles `room` with `peer` and files what it has and we lack; how many were filed.
+/// What one room's reconciliation took and brought.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Messages filed.
+    pub filed: usize,
+    /// Rounds of negentropy.
+    pub rounds: usize,
+    /// Bytes of negentropy messages, both ways.
+    pub sync_bytes: usize,
+    /// Bytes of the messages pulled (their payloads).
+    pub message_bytes: usize,
+}
+
+/// Reconciles `room` with `peer` and files what it has and we lack.
 pub async fn sync_room(
     client: &Client,
     store: &mut StoreHandle,
     peer: PeerId,
     room: &str,
-) -> Result<usize, SyncError> {
+) -> Result<Synced, SyncError> {
+    let mut synced = Synced::default();
     let now = now_unix_ms();
     let since = now.saturating_sub(SYNC_WINDOW.as_millis() as u64);
     let ids = ask_local(store, |reply| StoreJob::SyncSet {
@@ -185,6 +206,8 @@ pub async fn sync_room(
     let (mut reconciler, mut msg) = Reconciler::start(ids).map_err(SyncError::Protocol)?;
     let mut done = false;
     for _ in 0..MAX_ROUNDS {
+        synced.rounds += 1;
+        synced.sync_bytes += msg.len() * 3 / 4;
         let request = StoreRequest::Reconcile {
             room: room.to_owned(),
             since,
@@ -194,6 +217,7 @@ pub async fn sync_room(
         else {
             return Err(SyncError::Remote("an answer that is not a round".into()));
         };
+        synced.sync_bytes += answer.len() * 3 / 4;
         match reconciler.next(&answer).map_err(SyncError::Protocol)? {
             Some(next) => msg = next,
             None => {
@@ -205,7 +229,6 @@ pub async fn sync_room(
     if !done {
         tracing::debug!(%peer, room, rounds = MAX_ROUNDS, "reconciliation cut short; the rest next time");
     }
-    let mut filed = 0;
     for chunk in reconciler.need.chunks(MAX_IDS_PER_REQUEST) {
         let asked: HashSet<[u8; 32]> = chunk.iter().copied().collect();
         let request = StoreRequest::Pull {
@@ -222,75 +245,116 @@ pub async fn sync_room(
             }
             // Never dated ahead of our clock.
             item.ts = item.ts.min(now_unix_ms() + MAX_CLOCK_SKEW_MS);
+            synced.message_bytes += item.payload.len();
             let job = StoreJob::Append {
                 room: room.to_owned(),
                 item,
             };
             store.send(job).await.map_err(|_| SyncError::Stopped)?;
-            filed += 1;
+            synced.filed += 1;
         }
     }
-    Ok(filed)
+    Ok(synced)
 }
 
-/// Reconciles with every relay of the network: at once with each whose link comes up, then
-/// every [`SYNC_EVERY`] with all; every room of our store and every room the hub follows. Runs
-/// until the chat core stops.
+/// The rooms `peer` keeps (valid names only, at most as many as a hub follows).
+async fn remote_rooms(client: &Client, peer: PeerId) -> Result<Vec<String>, SyncError> {
+    let StoreResponse::Rooms { mut rooms } = ask_remote(client, peer, StoreRequest::Rooms).await?
+    else {
+        return Err(SyncError::Remote(
+            "an answer that is not a list of rooms".into(),
+        ));
+    };
+    rooms.retain(|room| validate_room(room).is_ok());
+    rooms.truncate(MAX_HUB_ROOMS);
+    Ok(rooms)
+}
+
+/// Reconciles `rooms` with `peer`; `false` when the relay is stopping.
+async fn sync_rooms(
+    client: &Client,
+    store: &mut StoreHandle,
+    peer: PeerId,
+    rooms: &[String],
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut pulled = 0;
+    for room in rooms {
+        let room_started = std::time::Instant::now();
+        match sync_room(client, store, peer, room).await {
+            Ok(synced) => {
+                pulled += synced.filed;
+                if synced.filed > 0 {
+                    let Synced {
+                        filed,
+                        rounds,
+                        sync_bytes,
+                        message_bytes,
+                    } = synced;
+                    let ms = room_started.elapsed().as_millis() as u64;
+                    tracing::info!(%peer, room, filed, rounds, sync_bytes, message_bytes, ms, "history reconciled: messages pulled from a relay");
+                }
+            }
+            Err(SyncError::Stopped) => return false,
+            Err(e) => tracing::warn!(%peer, room, error = %e, "history not reconciled"),
+        }
+    }
+    tracing::debug!(%peer, rooms = rooms.len(), pulled, ms = started.elapsed().as_millis() as u64, "reconciliation with a relay done");
+    true
+}
+
+/// Reconciles with every relay of the network: with each whose link comes up, every room either
+/// keeps or the hub follows; then every [`SYNC_EVERY`], all of them with all; and a room the hub
+/// starts to follow at once with every relay. Runs until the chat core stops.
 pub async fn run(client: Client, mut store: StoreHandle) {
     let mut linked: HashSet<PeerId> = HashSet::new();
+    let mut followed: HashSet<String> = HashSet::new();
     let mut next_all = tokio::time::Instant::now() + SYNC_EVERY;
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
-        let Ok((relays, followed)) = client.federation().await else {
+        let Ok((relays, now_followed)) = client.federation().await else {
             return;
         };
         let now = tokio::time::Instant::now();
-        let targets: Vec<PeerId> = if now >= next_all {
+        let all = now >= next_all;
+        if all {
             next_all = now + SYNC_EVERY;
-            relays.clone()
-        } else {
-            relays
-                .iter()
-                .filter(|p| !linked.contains(p))
-                .copied()
-                .collect()
-        };
-        linked = relays.into_iter().collect();
-        if targets.is_empty() {
-            continue;
         }
-        let mut rooms: Vec<String> = match ask_local(&mut store, |reply| StoreJob::Rooms { reply })
-            .await
-        {
-            Ok(rooms) => rooms,
-            Err(SyncError::Stopped) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "no reconciliation: the store cannot list its rooms");
-                continue;
-            }
-        };
-        for room in followed {
-            if !rooms.contains(&room) {
-                rooms.push(room);
-            }
-        }
-        for peer in targets {
-            let started = std::time::Instant::now();
-            let mut pulled = 0;
-            for room in &rooms {
-                match sync_room(&client, &mut store, peer, room).await {
-                    Ok(filed) => {
-                        pulled += filed;
-                        if filed > 0 {
-                            tracing::info!(%peer, room, filed, "history reconciled: messages pulled from a relay");
-                        }
-                    }
+        let new_rooms: Vec<String> = now_followed
+            .iter()
+            .filter(|room| !followed.contains(*room))
+            .cloned()
+            .collect();
+        followed = now_followed.into_iter().collect();
+        for peer in relays.iter().copied() {
+            let fresh = !linked.contains(&peer);
+            let rooms: Vec<String> = if all || fresh {
+                let mut rooms = match ask_local(&mut store, |reply| StoreJob::Rooms { reply }).await
+                {
+                    Ok(rooms) => rooms,
                     Err(SyncError::Stopped) => return,
-                    Err(e) => tracing::warn!(%peer, room, error = %e, "history not reconciled"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no reconciliation: the store cannot list its rooms");
+                        continue;
+                    }
+                };
+                match remote_rooms(&client, peer).await {
+                    Ok(theirs) => rooms.extend(theirs),
+                    Err(SyncError::Stopped) => return,
+                    Err(e) => tracing::warn!(%peer, error = %e, "the relay did not list its rooms"),
                 }
+                rooms.extend(followed.iter().cloned());
+                rooms.sort();
+                rooms.dedup();
+                rooms
+            } else {
+                new_rooms.clone()
+            };
+            if !rooms.is_empty() && !sync_rooms(&client, &mut store, peer, &rooms).await {
+                return;
             }
-            tracing::debug!(%peer, rooms = rooms.len(), pulled, ms = started.elapsed().as_millis() as u64, "reconciliation with a relay done");
         }
+        linked = relays.into_iter().collect();
     }
 }
 
@@ -298,12 +362,14 @@ pub async fn run(client: Client, mut store: StoreHandle) {
 mod tests {
     use super::*;
 
-    fn ids(range: std::ops::Range<u32>) -> Vec<[u8; 32]> {
-        range.map(|i| sync_id(&format!("m{i}"))).collect()
+    fn ids(range: std::ops::Range<u32>) -> Vec<SyncItem> {
+        range
+            .map(|i| (u64::from(i), sync_id(&format!("m{i}"))))
+            .collect()
     }
 
     /// Runs a reconciliation between two sets in memory; what the first lacks.
-    fn reconcile(ours: Vec<[u8; 32]>, theirs: Vec<[u8; 32]>) -> (Vec<[u8; 32]>, usize) {
+    fn reconcile(ours: Vec<SyncItem>, theirs: Vec<SyncItem>) -> (Vec<[u8; 32]>, usize) {
         let (mut reconciler, mut msg) = Reconciler::start(ours).expect("start");
         for round in 1..=MAX_ROUNDS {
             let StoreResponse::Reconciled { msg: answer } = answer_round(theirs.clone(), &msg)
@@ -320,18 +386,20 @@ mod tests {
 
     #[test]
     fn each_side_learns_what_it_lacks_in_a_few_rounds() {
-        // (ours, theirs, most rounds): a relay down for a while, one that missed a burst.
+        // (ours, theirs, most rounds): a relay down for a while (it lacks the newest), one
+        // that lacks the oldest and has what the other lost.
         for (ours, theirs, most) in [
             (0..9_990, 0..10_000, 2),
-            (0..9_900, 0..10_000, 2),
-            (0..9_000, 100..10_000, 16),
+            (0..9_000, 0..10_000, 3),
+            (0..9_000, 100..10_000, 4),
         ] {
             let (need, rounds) = reconcile(ids(ours.clone()), ids(theirs.clone()));
             let need: HashSet<[u8; 32]> = need.into_iter().collect();
-            let ours: HashSet<[u8; 32]> = ids(ours).into_iter().collect();
+            let ours: HashSet<SyncItem> = ids(ours).into_iter().collect();
             let expected: HashSet<[u8; 32]> = ids(theirs)
                 .into_iter()
-                .filter(|id| !ours.contains(id))
+                .filter(|item| !ours.contains(item))
+                .map(|(_, id)| id)
                 .collect();
             assert_eq!(need, expected);
             assert!(rounds <= most, "{rounds} rounds");

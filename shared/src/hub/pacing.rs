@@ -83,9 +83,10 @@ pub enum Turn<I, C> {
 /// The most an answer to `request` can take.
 fn reserve(request: &StoreRequest) -> u64 {
     match request {
-        StoreRequest::Query(_) | StoreRequest::Fetch | StoreRequest::Pull { .. } => {
-            MAX_PAGE_BYTES as u64 + SMALL_ANSWER
-        }
+        StoreRequest::Query(_)
+        | StoreRequest::Fetch
+        | StoreRequest::Pull { .. }
+        | StoreRequest::Rooms => MAX_PAGE_BYTES as u64 + SMALL_ANSWER,
         StoreRequest::Reconcile { .. } => {
             (crate::store::MAX_SYNC_FRAME_BYTES as u64).div_ceil(3) * 4 + SMALL_ANSWER
         }

@@ -39,7 +39,7 @@ impl Hub {
         };
         let reconciling = matches!(
             request,
-            StoreRequest::Reconcile { .. } | StoreRequest::Pull { .. }
+            StoreRequest::Reconcile { .. } | StoreRequest::Pull { .. } | StoreRequest::Rooms
         );
         if reconciling && !self.peering.is_relay(&from) {
             respond(

@@ -25,6 +25,7 @@
 //! | `{"ack":{"ids":["…"]}}`: I have these; forget them | `{"acked":{"count":1}}` |
 //! | `{"status":{"ids":["…"]}}`: which DMs I deposited were fetched | `{"status":{"delivered":["…"]}}` |
 //! | `{"reconcile":{"room":"lobby","since":…,"msg":"base64"}}`: a round of negentropy over the room's messages filed since `since` (relays of one network only) | `{"reconciled":{"msg":"base64"}}` |
+//! | `"rooms"`: the rooms the store keeps (relays only) | `{"rooms":{"rooms":["lobby"]}}` |
 //! | `{"pull":{"room":"lobby","ids":["64 hex digits"]}}`: messages by sync id (SHA-256 of the message id; relays only) | `{"page":{"messages":[…]}}` |
 //! | anything malformed, oversized or refused | `{"error":{"reason":"…"}}` |
 //!
@@ -104,6 +105,9 @@ pub enum StoreRequest {
         /// The negentropy message, base64.
         msg: String,
     },
+    /// The rooms the store keeps messages of (relays of one network only: each reconciles
+    /// every room another keeps).
+    Rooms,
     /// The room's messages with these sync ids (relays of one network only): what a
     /// reconciliation found missing here.
     Pull {
@@ -118,6 +122,10 @@ pub enum StoreRequest {
 /// base64: a round that would take more is split over more rounds.
 pub const MAX_SYNC_FRAME_BYTES: usize = 32 * 1024;
 const _: () = assert!(MAX_SYNC_FRAME_BYTES * 4 / 3 + 1024 < MAX_STORE_REQUEST_BYTES);
+
+/// A message in reconciliation: the time it is filed under (unix ms) and its sync id
+/// ([`sync_id`]).
+pub type SyncItem = (u64, [u8; 32]);
 
 /// A message's id in reconciliation: SHA-256 of its id (negentropy wants 32 bytes; ids of
 /// envelopes and of plain text differ in length), hex in requests.
@@ -166,6 +174,11 @@ pub enum StoreResponse {
     Status {
         /// Message ids.
         delivered: Vec<String>,
+    },
+    /// The rooms the store keeps messages of, at most [`crate::protocol::MAX_HUB_ROOMS`].
+    Rooms {
+        /// Their names.
+        rooms: Vec<String>,
     },
     /// The store's answer in a reconciliation round: the next negentropy message, base64.
     Reconciled {
@@ -264,7 +277,7 @@ impl StoreRequest {
                 }
                 Ok(())
             }
-            Self::Fetch => Ok(()),
+            Self::Fetch | Self::Rooms => Ok(()),
             Self::Ack { ids } | Self::Status { ids } => ids_ok(ids),
             Self::Reconcile { room, msg, .. } => {
                 validate_room(room)?;
@@ -308,15 +321,15 @@ pub enum StoreJob {
         /// Where the answer goes.
         reply: futures::channel::oneshot::Sender<StoreResponse>,
     },
-    /// The sync ids ([`sync_id`]) of a room's messages filed since `since`: the relay's own
-    /// side of a reconciliation it starts.
+    /// A room's messages filed since `since`, as reconciliation sees them: the relay's own side
+    /// of a reconciliation it starts.
     SyncSet {
         /// The room.
         room: String,
         /// Unix ms.
         since: u64,
         /// The ids, or why the store could not read them.
-        reply: futures::channel::oneshot::Sender<Result<Vec<[u8; 32]>, String>>,
+        reply: futures::channel::oneshot::Sender<Result<Vec<SyncItem>, String>>,
     },
     /// The rooms the store keeps messages of.
     Rooms {

@@ -518,6 +518,11 @@ impl Store {
                 let ids = rooms::sync_set(&messages, &room, since)?;
                 Ok(crate::relay::sync::answer_round(ids, &msg))
             }
+            StoreRequest::Rooms => {
+                let mut rooms = rooms::rooms(&tx)?;
+                rooms.truncate(p2p_chat_shared::protocol::MAX_HUB_ROOMS);
+                Ok(StoreResponse::Rooms { rooms })
+            }
             StoreRequest::Pull { room, ids } => {
                 let messages = tx.open_table(rooms::MESSAGES)?;
                 let wanted = ids

@@ -3,7 +3,8 @@
 
 use libp2p::PeerId;
 use p2p_chat_shared::store::{
-    sync_id, Cursor, HistoryItem, HistoryQuery, StoreResponse, MAX_PAGE_BYTES, MAX_PAGE_MESSAGES,
+    sync_id, Cursor, HistoryItem, HistoryQuery, StoreResponse, SyncItem, MAX_PAGE_BYTES,
+    MAX_PAGE_MESSAGES,
 };
 use redb::{ReadableTable, TableDefinition};
 
@@ -110,19 +111,20 @@ pub(super) fn query_page(
     })
 }
 
-/// The sync ids of `room`'s messages filed at or after `since`.
+/// `room`'s messages filed at or after `since`, as reconciliation sees them.
 pub(super) fn sync_set(
     messages: &redb::ReadOnlyTable<RoomKey<'static>, (&'static str, &'static str)>,
     room: &str,
     since: u64,
-) -> Result<Vec<[u8; 32]>, redb::Error> {
+) -> Result<Vec<SyncItem>, redb::Error> {
     let next_room = after(room);
-    let mut ids = Vec::new();
+    let mut items = Vec::new();
     for entry in messages.range((room, since, "")..(next_room.as_str(), 0, ""))? {
         let (key, _) = entry?;
-        ids.push(sync_id(key.value().2));
+        let (_, ts, id) = key.value();
+        items.push((ts, sync_id(id)));
     }
-    Ok(ids)
+    Ok(items)
 }
 
 /// `room`'s messages whose sync ids are `wanted`, as many as a page holds.
