@@ -81,3 +81,27 @@ fn the_history_bench_catches_up_on_everything_in_order() {
     assert_eq!(r["caught_up"], 500, "{r}");
     assert_eq!(r["in_order"], true, "{r}");
 }
+
+#[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
+fn the_federation_bench_carries_one_room_over_relays_once() {
+    let r = bench(&[
+        "federation",
+        "--relays",
+        "3",
+        "--peers",
+        "2",
+        "--messages",
+        "300",
+        "--hop-messages",
+        "100",
+    ]);
+    for phase in ["same_relay", "across_relays"] {
+        assert_eq!(r[format!("{phase}_delivered")], 100, "{r}");
+        assert_eq!(r[format!("{phase}_duplicates")], 0, "{r}");
+    }
+    assert_eq!(r["room_peers"], 6, "{r}");
+    assert_eq!(r["room_delivered"], 300 * 5, "{r}");
+    assert_eq!(r["room_delivery_ratio"], 1.0, "{r}");
+    assert_eq!(r["room_duplicates"], 0, "{r}");
+}

@@ -14,7 +14,7 @@ use libp2p::swarm::SwarmEvent;
 use p2p_chat_shared::core::Event;
 use p2p_chat_shared::envelope::Envelope;
 use p2p_chat_shared::hub::limits::RELAY_PROOF_GRACE;
-use p2p_chat_shared::protocol::{room_topic, MAX_ROOMS_PER_PEER};
+use p2p_chat_shared::protocol::{room_topic, MAX_ROOMS_PER_PEER, PRESENCE_INTERVAL};
 use serde_json::json;
 
 /// Longest wait for a relay link: the backoff between redials reaches 8 s by the fourth.
@@ -138,9 +138,26 @@ fn three_relays_carry_one_room_every_way_find_each_other_and_relink() {
     bob.send(json!({"cmd": "send", "text": "while a is down"}));
     let got = carol.next_event("bob's message without A", |v| v["event"] == "message");
     assert_eq!(got["text"], "while a is down");
+    // A comes back: B and C redial it (or it reaches them first), and a newcomer on A chats
+    // with the room. A join sent before the links are up reaches the others with the
+    // newcomer's next presence announcement, within PRESENCE_INTERVAL.
     let (_a, _, _, _) = start_relay_with(&dir.join("a"), &a_args);
-    linked(&b, "B", &a_id);
-    linked(&c, "C", &a_id);
+    let (mut dave, dave_id) = start_peer(&a_tcp, "dave", &dir.join("dave"));
+    let within = PRESENCE_INTERVAL + Duration::from_secs(15);
+    for (name, peer) in [("bob", &bob), ("carol", &carol)] {
+        let seen = peer.try_event(within, |v| {
+            v["event"] == "member_joined" && v["peer"] == dave_id.as_str()
+        });
+        assert!(seen.is_some(), "{name} sees dave, on A again, join");
+    }
+    dave.send(json!({"cmd": "send", "text": "A is back"}));
+    for (name, peer) in [("bob", &bob), ("carol", &carol)] {
+        let got = peer.next_event(&format!("{name} gets dave's message"), |v| {
+            v["event"] == "message"
+        });
+        assert_eq!(got["text"], "A is back", "{name}");
+    }
+    drop(dave);
 
     // Everyone leaves: no relay keeps a room for another relay's sake.
     bob.send(json!({"cmd": "quit"}));
@@ -352,9 +369,14 @@ fn relays_apart_for_a_while_end_with_the_same_history_once_linked() {
     send_stored(&mut bob, &on_b);
     drop((alice, bob));
 
-    // B comes back naming A: each pulls what it lacks from the other.
-    drop(b);
+    // Both come back naming each other: each takes history only from relays its operator
+    // named, and pulls what it lacks from the other.
+    drop((a, b));
     let a_addr = format!("/ip4/127.0.0.1/tcp/{a_port}/p2p/{a_id}");
+    let b_addr = format!("/ip4/127.0.0.1/tcp/{b_port}/p2p/{}", seeded_id(10));
+    let mut a_args = relay_args("9", a_port);
+    a_args.extend(["--peer", &b_addr]);
+    let (a, _, _, _) = start_relay_with(&dir.join("a"), &a_args);
     let mut b_args = relay_args("10", b_port);
     b_args.extend(["--peer", &a_addr]);
     let (b, _, _, _) = start_relay_with(&dir.join("b"), &b_args);

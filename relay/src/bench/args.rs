@@ -73,6 +73,23 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         messages: u64,
     },
+    /// Relays of one network (each of the others naming the first): the latency a hop between
+    /// relays adds (two peers on one relay, then on two), and one room with peers on every
+    /// relay, all sending: delivery ratio, duplicates, deliveries per second, each relay's CPU.
+    Federation {
+        /// Relays.
+        #[arg(long, default_value_t = 3)]
+        relays: usize,
+        /// Peers on each relay, in the one room.
+        #[arg(long, default_value_t = 5)]
+        peers: usize,
+        /// Messages sent in the room in all (spread over the peers).
+        #[arg(long, default_value_t = 3_000)]
+        messages: u64,
+        /// Messages sent one at a time in each of the two hop phases.
+        #[arg(long, default_value_t = 1_000)]
+        hop_messages: u64,
+    },
     /// Two honest peers' latency at rest and while a third floods their room at 10,000 msg/s
     /// (a relay with its limits on, as in production).
     Abuse {

@@ -6,7 +6,7 @@
 //! - [`args`]: the scenarios and their knobs.
 //! - [`relay_proc`]: the relay process, its addresses, RSS and CPU time.
 //! - [`load`]: the peers and the timed workload.
-//! - [`scenarios`]: latency, fanout, rooms, idle, history, abuse.
+//! - [`scenarios`]: latency, fanout, rooms, idle, history, abuse, federation.
 //! - [`flood`]: the flooder of `bench abuse`.
 //! - [`stats`]: percentiles and the report.
 
@@ -56,6 +56,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::History { messages } => {
             ("history", scenarios::history(messages, deadline).await?)
         }
+        Scenario::Federation {
+            relays,
+            peers,
+            messages,
+            hop_messages,
+        } => (
+            "federation",
+            scenarios::federation(relays, peers, messages, hop_messages, deadline).await?,
+        ),
         Scenario::Abuse { messages, rate } => {
             ("abuse", scenarios::abuse(messages, rate, deadline).await?)
         }

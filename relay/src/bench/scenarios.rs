@@ -260,6 +260,80 @@ pub async fn rooms(
     Ok(report)
 }
 
+/// `relays` relay processes of one network (each of the others naming the first): two peers one
+/// message at a time on one relay, then on two (the latency a hop between relays adds); then
+/// one room of `per_relay` peers on every relay, all sending `messages`.
+pub async fn federation(
+    relays: usize,
+    per_relay: usize,
+    messages: u64,
+    hop_messages: u64,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    if relays < 2 || per_relay == 0 {
+        bail!("a network needs at least 2 relays, and a peer on each");
+    }
+    let mut network = vec![RelayProcess::start(&[]).await?];
+    let first = network[0].addr.to_string();
+    for _ in 1..relays {
+        network.push(RelayProcess::start(&["--peer".to_owned(), first.clone()]).await?);
+    }
+    let started = Instant::now();
+    for relay in &network[1..] {
+        while relay.connected_peers().await? == 0 {
+            if Instant::now() > deadline {
+                bail!("a relay did not link to the first within the time limit");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut report = Report::default();
+    report.add("relays", relays, "");
+    report.add(
+        "link_s",
+        round3(started.elapsed().as_secs_f64()),
+        "s (until every relay is linked to the first)",
+    );
+    for (name, second) in [("same_relay", 0), ("across_relays", 1)] {
+        let room = format!("bench-hop-{name}");
+        let mut pair = load::start_peers(&network[0].addr, vec![room.clone()], deadline).await?;
+        pair.extend(load::start_peers(&network[second].addr, vec![room], deadline).await?);
+        load::wait_for_members(&pair, deadline).await?;
+        let plan = load::from_first_to_second(hop_messages);
+        let mut outcome = load::run(&mut pair, &plan, Pace::Window(1), deadline).await?;
+        add_outcome(&mut report, name, &mut outcome, 1);
+    }
+    let room = "bench-federation".to_owned();
+    let mut peers = Vec::new();
+    for relay in &network {
+        let rooms = vec![room.clone(); per_relay];
+        peers.extend(load::start_peers(&relay.addr, rooms, deadline).await?);
+    }
+    load::wait_for_members(&peers, deadline).await?;
+    report.add("room_peers", peers.len(), "");
+    let fanout = (peers.len() - 1) as u64;
+    let plan = load::round_robin(&peers, messages);
+    let before: Vec<Duration> = network
+        .iter()
+        .map(RelayProcess::cpu)
+        .collect::<anyhow::Result<_>>()?;
+    let at = Instant::now();
+    let pace = Pace::Window(WINDOW_PER_RECEIVER * fanout);
+    let mut outcome = load::run(&mut peers, &plan, pace, deadline).await?;
+    let elapsed = at.elapsed().as_secs_f64().max(1e-9);
+    report.add("messages", messages, "");
+    add_outcome(&mut report, "room", &mut outcome, fanout);
+    for (i, (relay, before)) in network.iter().zip(before).enumerate() {
+        let used = relay.cpu()?.saturating_sub(before).as_secs_f64();
+        report.add(
+            &format!("relay{i}_cpu"),
+            round3(100.0 * used / elapsed),
+            "% of a core (during the room's load)",
+        );
+    }
+    Ok(report)
+}
+
 /// `peers` idle peers in rooms of `size`: the relay's memory per connection and CPU at rest.
 pub async fn idle(
     peers: usize,

@@ -23,7 +23,7 @@ use futures::SinkExt;
 use libp2p::PeerId;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use p2p_chat_shared::core::Client;
-use p2p_chat_shared::envelope::{decode_room_payload, Payload};
+use p2p_chat_shared::envelope::{decode_room_payload, Kind, Payload, MAX_ID_CHARS};
 use p2p_chat_shared::files::to_hex;
 use p2p_chat_shared::protocol::{validate_room, MAX_HUB_ROOMS, MAX_PAYLOAD_BYTES};
 use p2p_chat_shared::store::{
@@ -34,6 +34,18 @@ use p2p_chat_shared::text::now_unix_ms;
 
 /// How far back reconciliation looks: messages filed before are left alone.
 pub const SYNC_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The oldest time (unix ms) reconciliation looks at, at `now`.
+pub fn window_start(now: u64) -> u64 {
+    now.saturating_sub(SYNC_WINDOW.as_millis() as u64)
+}
+
+/// Failed rooms in a row after which a relay is left alone until the next pass.
+const MAX_FAILURES_PER_PASS: usize = 3;
+/// Times the messages a pull left out (its page was full) are asked for again.
+const MAX_PULL_RETRIES: usize = 4;
+/// Longest negentropy message accepted, as base64.
+const MAX_SYNC_FRAME_CHARS: usize = MAX_SYNC_FRAME_BYTES.div_ceil(3) * 4;
 /// How often a relay reconciles every room with every relay it is linked to (and at once with
 /// a relay whose link just came up).
 pub const SYNC_EVERY: Duration = Duration::from_secs(60);
@@ -101,6 +113,9 @@ impl Reconciler {
 
     /// Takes the other side's answer: the next message to send, or `None` when done.
     pub fn next(&mut self, answer: &str) -> Result<Option<String>, String> {
+        if answer.len() > MAX_SYNC_FRAME_CHARS {
+            return Err(format!("an answer over {MAX_SYNC_FRAME_BYTES} bytes"));
+        }
         let answer = B64.decode(answer).map_err(|e| format!("not base64: {e}"))?;
         let (mut have, mut need) = (Vec::new(), Vec::new());
         let next = self
@@ -161,14 +176,20 @@ async fn ask_remote(
     }
 }
 
-/// Whether a message another relay handed over may be filed: asked for, within the payload
-/// limit, a room payload, and an envelope under its own id.
-fn acceptable(item: &HistoryItem, asked: &HashSet<[u8; 32]>) -> bool {
-    if !asked.contains(&sync_id(&item.id)) || item.payload.len() > MAX_PAYLOAD_BYTES {
+/// Whether a message another relay handed over may be filed: asked for, filed within the window
+/// (`since`), an id and payload within their limits, a room payload that a relay files (a chat
+/// message or plain text), and a chat message under its own id.
+fn acceptable(item: &HistoryItem, asked: &HashSet<[u8; 32]>, since: u64) -> bool {
+    if !asked.contains(&sync_id(&item.id))
+        || item.ts < since
+        || item.id.is_empty()
+        || item.id.len() > MAX_ID_CHARS
+        || item.payload.len() > MAX_PAYLOAD_BYTES
+    {
         return false;
     }
     match decode_room_payload(item.payload.as_bytes()) {
-        Ok(Payload::Envelope(env)) => env.id == item.id,
+        Ok(Payload::Envelope(env)) => env.kind == Kind::Message && env.id == item.id,
         Ok(Payload::Text(_)) => true,
         Err(_) => false,
     }
@@ -230,28 +251,39 @@ pub async fn sync_room(
         tracing::debug!(%peer, room, rounds = MAX_ROUNDS, "reconciliation cut short; the rest next time");
     }
     for chunk in reconciler.need.chunks(MAX_IDS_PER_REQUEST) {
-        let asked: HashSet<[u8; 32]> = chunk.iter().copied().collect();
-        let request = StoreRequest::Pull {
-            room: room.to_owned(),
-            ids: chunk.iter().map(to_hex).collect(),
-        };
-        let StoreResponse::Page { messages, .. } = ask_remote(client, peer, request).await? else {
-            return Err(SyncError::Remote("an answer that is not a page".into()));
-        };
-        for mut item in messages {
-            if !acceptable(&item, &asked) {
-                tracing::warn!(%peer, room, id = item.id, "a relay handed over a message not asked for or malformed; dropped");
-                continue;
+        // A pull answers as many as a page holds: what it left out is asked for again.
+        let mut wanted: HashSet<[u8; 32]> = chunk.iter().copied().collect();
+        for _ in 0..MAX_PULL_RETRIES {
+            if wanted.is_empty() {
+                break;
             }
-            // Never dated ahead of our clock.
-            item.ts = item.ts.min(now_unix_ms() + MAX_CLOCK_SKEW_MS);
-            synced.message_bytes += item.payload.len();
-            let job = StoreJob::Append {
+            let request = StoreRequest::Pull {
                 room: room.to_owned(),
-                item,
+                ids: wanted.iter().map(to_hex).collect(),
             };
-            store.send(job).await.map_err(|_| SyncError::Stopped)?;
-            synced.filed += 1;
+            let StoreResponse::Page { messages, .. } = ask_remote(client, peer, request).await?
+            else {
+                return Err(SyncError::Remote("an answer that is not a page".into()));
+            };
+            if messages.is_empty() {
+                break;
+            }
+            for mut item in messages {
+                if !acceptable(&item, &wanted, since) {
+                    tracing::warn!(%peer, room, id = item.id, "a relay handed over a message not asked for or malformed; dropped");
+                    continue;
+                }
+                wanted.remove(&sync_id(&item.id));
+                // Never dated ahead of our clock.
+                item.ts = item.ts.min(now_unix_ms() + MAX_CLOCK_SKEW_MS);
+                synced.message_bytes += item.payload.len();
+                let job = StoreJob::Append {
+                    room: room.to_owned(),
+                    item,
+                };
+                store.send(job).await.map_err(|_| SyncError::Stopped)?;
+                synced.filed += 1;
+            }
         }
     }
     Ok(synced)
@@ -279,10 +311,16 @@ async fn sync_rooms(
 ) -> bool {
     let started = std::time::Instant::now();
     let mut pulled = 0;
+    let mut failures = 0;
     for room in rooms {
+        if failures >= MAX_FAILURES_PER_PASS {
+            tracing::warn!(%peer, failures, "reconciliation with a relay put off to the next pass");
+            break;
+        }
         let room_started = std::time::Instant::now();
         match sync_room(client, store, peer, room).await {
             Ok(synced) => {
+                failures = 0;
                 pulled += synced.filed;
                 if synced.filed > 0 {
                     let Synced {
@@ -296,7 +334,10 @@ async fn sync_rooms(
                 }
             }
             Err(SyncError::Stopped) => return false,
-            Err(e) => tracing::warn!(%peer, room, error = %e, "history not reconciled"),
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(%peer, room, error = %e, "history not reconciled");
+            }
         }
     }
     tracing::debug!(%peer, rooms = rooms.len(), pulled, ms = started.elapsed().as_millis() as u64, "reconciliation with a relay done");
@@ -440,16 +481,32 @@ mod tests {
             String::from_utf8(envelope.to_bytes()).expect("utf8"),
         );
         let asked: HashSet<[u8; 32]> = [sync_id(&envelope.id)].into_iter().collect();
-        assert!(acceptable(&good, &asked));
-        assert!(!acceptable(&good, &HashSet::new()), "not asked for");
+        assert!(acceptable(&good, &asked, 0));
+        assert!(!acceptable(&good, &HashSet::new(), 0), "not asked for");
         let renamed = item("other", good.payload.clone());
         let asked_other: HashSet<[u8; 32]> = [sync_id("other")].into_iter().collect();
         assert!(
-            !acceptable(&renamed, &asked_other),
+            !acceptable(&renamed, &asked_other, 0),
             "an envelope under another id"
         );
         let huge = item("big", "x".repeat(MAX_PAYLOAD_BYTES + 1));
         let asked_big: HashSet<[u8; 32]> = [sync_id("big")].into_iter().collect();
-        assert!(!acceptable(&huge, &asked_big), "over the payload limit");
+        assert!(!acceptable(&huge, &asked_big, 0), "over the payload limit");
+        // Plain text under an id of 2 MB would break every page of the room's history.
+        let long_id = "i".repeat(MAX_ID_CHARS + 1);
+        let text = item(&long_id, "plain text".to_owned());
+        let asked_long: HashSet<[u8; 32]> = [sync_id(&long_id)].into_iter().collect();
+        assert!(!acceptable(&text, &asked_long, 0), "an id over its limit");
+        assert!(!acceptable(&good, &asked, 2), "filed before the window");
+        let join = p2p_chat_shared::envelope::Envelope::announcement(Kind::Join, "ann");
+        let join = item(
+            &join.id.clone(),
+            String::from_utf8(join.to_bytes()).expect("utf8"),
+        );
+        let asked_join: HashSet<[u8; 32]> = [sync_id(&join.id)].into_iter().collect();
+        assert!(
+            !acceptable(&join, &asked_join, 0),
+            "relays file no announcement"
+        );
     }
 }

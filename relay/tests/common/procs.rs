@@ -53,11 +53,21 @@ fn spawn_command(command: &mut Command) -> Proc {
         .stderr(Stdio::piped())
         .spawn()
         .expect("p2p-chat starts");
-    let pipe = |reader: Box<dyn std::io::Read + Send>| {
+    // P2P_CHAT_PROC_LOGS=DIR keeps every child's output in DIR/<pid>.{out,err}, to read after a
+    // failure.
+    let keep = std::env::var_os("P2P_CHAT_PROC_LOGS").map(PathBuf::from);
+    let pid = child.id();
+    let pipe = |reader: Box<dyn std::io::Read + Send>, kind: &str| {
         // Bounded, and far more than a test reads: a reader never blocks the child.
         let (tx, rx) = sync_channel(OUTPUT_LINES);
+        let mut copy = keep
+            .as_ref()
+            .and_then(|dir| std::fs::File::create(dir.join(format!("{pid}.{kind}"))).ok());
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                if let Some(file) = copy.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -65,8 +75,8 @@ fn spawn_command(command: &mut Command) -> Proc {
         });
         rx
     };
-    let lines = pipe(Box::new(child.stdout.take().expect("stdout")));
-    let errors = pipe(Box::new(child.stderr.take().expect("stderr")));
+    let lines = pipe(Box::new(child.stdout.take().expect("stdout")), "out");
+    let errors = pipe(Box::new(child.stderr.take().expect("stderr")), "err");
     let stdin = child.stdin.take();
     Proc {
         child,

@@ -141,8 +141,8 @@ pub enum Command {
         /// Its answer.
         reply: Reply<crate::store::StoreResponse>,
     },
-    /// The relays of the network connected now, and the rooms the hub follows (nothing on a
-    /// chat peer).
+    /// The relays named by the operator connected now (those whose history a relay takes), and
+    /// the rooms the hub follows (nothing on a chat peer).
     #[cfg(not(target_arch = "wasm32"))]
     Federation {
         /// Relays, and rooms.
@@ -354,7 +354,7 @@ impl Client {
         request!(self, AskStore { peer, request })
     }
 
-    /// The relays of the network connected now, and the rooms the hub follows.
+    /// The named relays connected now, and the rooms the hub follows ([`Command::Federation`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn federation(&self) -> Result<(Vec<PeerId>, Vec<String>), Stopped> {
         request!(self, Federation {})

@@ -124,7 +124,7 @@ impl<X: Extension> EventLoop<X> {
             #[cfg(not(target_arch = "wasm32"))]
             Command::Federation { reply } => {
                 let answer = self.hub.as_ref().map_or_else(Default::default, |hub| {
-                    (hub.peering.connected_relays(), hub.followed_rooms())
+                    (hub.peering.connected_named(), hub.followed_rooms())
                 });
                 let _ = reply.send(Ok(answer));
             }

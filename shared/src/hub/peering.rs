@@ -54,9 +54,18 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// The protocol only a relay serves: a peer that lists it is a relay.
 const HOP: StreamProtocol = StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
 
+/// Reconciliation requests (rounds, pulls, room lists) one relay may send per second, sustained:
+/// each costs the store a read of one room. Well above what reconciling every room every minute
+/// takes for a few thousand rooms.
+pub const SYNC_REQUESTS_PER_SEC: f64 = 50.0;
+/// ...and at once.
+pub const SYNC_REQUESTS_BURST: f64 = 500.0;
+
 /// One relay we keep a link to.
 #[derive(Debug)]
 struct Link {
+    /// Its reconciliation requests' token bucket: tokens, and when it was filled.
+    sync_tokens: (f64, Instant),
     addrs: Vec<Multiaddr>,
     /// Named by the operator: never forgotten.
     named: bool,
@@ -101,6 +110,7 @@ impl Peering {
                 continue;
             };
             let link = links.entry(peer).or_insert(Link {
+                sync_tokens: (SYNC_REQUESTS_BURST, now),
                 addrs: Vec::new(),
                 named: true,
                 inbound: false,
@@ -135,11 +145,11 @@ impl Peering {
         self.links.values().filter(|l| l.connected).count()
     }
 
-    /// The relays connected now.
-    pub fn connected_relays(&self) -> Vec<PeerId> {
+    /// The relays the operator named (`--peer`) connected now: the ones whose history is taken.
+    pub fn connected_named(&self) -> Vec<PeerId> {
         self.links
             .iter()
-            .filter(|(_, l)| l.connected)
+            .filter(|(_, l)| l.connected && l.named)
             .map(|(peer, _)| *peer)
             .collect()
     }
@@ -224,6 +234,7 @@ impl Peering {
         self.links.insert(
             peer,
             Link {
+                sync_tokens: (SYNC_REQUESTS_BURST, Instant::now()),
                 addrs,
                 named: false,
                 inbound: true,
@@ -235,6 +246,24 @@ impl Peering {
             },
         );
         true
+    }
+
+    /// Takes one reconciliation request from `peer`'s allowance; `false` when it is spent (or
+    /// `peer` is no relay).
+    pub fn take_sync_request(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let Some(link) = self.links.get_mut(peer) else {
+            return false;
+        };
+        let (tokens, at) = &mut link.sync_tokens;
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * SYNC_REQUESTS_PER_SEC).min(SYNC_REQUESTS_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Whether `query` is our lookup of the other relays.
@@ -260,6 +289,7 @@ impl Peering {
             self.links.insert(
                 peer,
                 Link {
+                    sync_tokens: (SYNC_REQUESTS_BURST, now),
                     addrs: Vec::new(),
                     named: false,
                     inbound: false,

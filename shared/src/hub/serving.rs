@@ -49,6 +49,15 @@ impl Hub {
             );
             return;
         }
+        if reconciling
+            && !self
+                .peering
+                .take_sync_request(&from, std::time::Instant::now())
+        {
+            tracing::debug!(%from, "a relay over its reconciliation requests; answered busy");
+            respond(swarm, channel, StoreResponse::error(BUSY));
+            return;
+        }
         if self.backend.is_none() {
             respond(
                 swarm,

@@ -514,6 +514,8 @@ impl Store {
         let tx = self.db()?.begin_read()?;
         match request {
             StoreRequest::Reconcile { room, since, msg } => {
+                // Never further back than reconciliation looks: each round reads this range.
+                let since = since.max(crate::relay::sync::window_start(now_unix_ms()));
                 let messages = tx.open_table(rooms::MESSAGES)?;
                 let ids = rooms::sync_set(&messages, &room, since)?;
                 Ok(crate::relay::sync::answer_round(ids, &msg))
@@ -529,7 +531,8 @@ impl Store {
                     .iter()
                     .filter_map(|id| p2p_chat_shared::files::from_hex(id))
                     .collect();
-                rooms::pull(&messages, &room, &wanted)
+                let since = crate::relay::sync::window_start(now_unix_ms());
+                rooms::pull(&messages, &room, &wanted, since)
             }
             StoreRequest::Query(query) => {
                 let messages = tx.open_table(rooms::MESSAGES)?;

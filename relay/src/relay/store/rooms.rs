@@ -127,16 +127,17 @@ pub(super) fn sync_set(
     Ok(items)
 }
 
-/// `room`'s messages whose sync ids are `wanted`, as many as a page holds.
+/// `room`'s messages filed since `since` whose sync ids are `wanted`, as many as a page holds.
 pub(super) fn pull(
     messages: &redb::ReadOnlyTable<RoomKey<'static>, (&'static str, &'static str)>,
     room: &str,
     wanted: &std::collections::HashSet<[u8; 32]>,
+    since: u64,
 ) -> Result<StoreResponse, redb::Error> {
     let next_room = after(room);
     let mut page = Page::new(MAX_PAGE_MESSAGES);
     let mut found = 0;
-    for entry in messages.range((room, 0, "")..(next_room.as_str(), 0, ""))? {
+    for entry in messages.range((room, since, "")..(next_room.as_str(), 0, ""))? {
         if found == wanted.len() {
             break;
         }
