@@ -76,7 +76,7 @@ struct Link {
     /// Since when it is connected.
     connected_at: Option<Instant>,
     connected: bool,
-    /// Dials since the last connection.
+    /// Dials since the last link that stayed up [`STABLE_AFTER`] (or since the start).
     failures: u32,
     next_dial: Instant,
 }
