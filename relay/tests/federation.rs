@@ -129,6 +129,16 @@ fn three_relays_carry_one_room_every_way_find_each_other_and_relink() {
         assert_eq!(seen, expected, "{name} sees each other message once");
     }
 
+    // A direct message between peers on different relays: the DHT, which the relays share,
+    // finds the recipient's own addresses.
+    alice.send(json!({"cmd": "dm", "peer": carol_id, "text": "across relays"}));
+    let receipt = alice.next_event("dm receipt", |v| {
+        v["event"] == "dm_delivered" || v["event"] == "dm_failed" || v["event"] == "dm_stored"
+    });
+    assert_eq!(receipt["event"], "dm_delivered", "{receipt}");
+    let dm = carol.next_event("the dm", |v| v["event"] == "direct_message");
+    assert_eq!(dm["text"], "across relays");
+
     // A goes down: B and C, linked through the DHT, carry the room on; both redial A.
     drop(alice);
     drop(a);
