@@ -778,3 +778,32 @@ async fn one_peer_cannot_fill_the_relays_dht_and_honest_files_are_still_found() 
         );
     }
 }
+
+/// Gossipsub reads RPCs of up to `MAX_RPC_BYTES` (a relay's greeting lists all its rooms), so
+/// the relay itself holds one message to `MAX_TRANSMIT_BYTES`: a bigger one is neither forwarded
+/// nor filed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_limit_is_neither_forwarded_nor_stored() {
+    use p2p_chat_shared::protocol::MAX_TRANSMIT_BYTES;
+    let dir = temp_dir("abuse-size");
+    let (_relay, addr) = relay_with_store(&dir).await;
+    let mut observer = Attacker::connect(&addr).await;
+    observer.join(ROOM).await;
+    let mut attacker = Attacker::connect(&addr).await;
+    attacker.join(ROOM).await;
+    assert!(attacker.publish(ROOM, vec![b'a'; MAX_TRANSMIT_BYTES + 1024]));
+    attacker.run_for(Duration::from_millis(300)).await;
+    let after = Envelope::message("x", "after").expect("envelope");
+    assert!(attacker.publish(ROOM, after.to_bytes()));
+    attacker.run_for(Duration::from_millis(300)).await;
+    let first = observer.capture_from(attacker.peer_id).await;
+    assert_eq!(first, after.to_bytes(), "the big message never arrives");
+    let mut store = RawStoreClient::connect(&addr).await;
+    let kept = store.whole_history(ROOM).await;
+    assert!(
+        kept.iter()
+            .all(|item| item.payload.len() <= MAX_TRANSMIT_BYTES),
+        "nothing over the limit is filed"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

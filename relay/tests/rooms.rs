@@ -176,3 +176,37 @@ async fn a_member_whose_connection_drops_leaves_the_others_lists_at_once() {
         started.elapsed()
     );
 }
+
+/// A relay following hundreds of rooms greets a newcomer with every one of its subscriptions in
+/// one gossipsub message; gossipsub's default limits (16 KiB of subscriptions and control per
+/// message) made the newcomer drop the whole greeting, so a room the relay already followed
+/// never became ready for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_joins_a_room_of_a_relay_that_follows_hundreds() {
+    use common::attacker::Attacker;
+    use p2p_chat_shared::protocol::{room_topic, MAX_ROOMS_PER_PEER};
+    let (_relay, relay_addr) = relay().await;
+    // 400 rooms with 48-character names: about 21 KB of subscriptions.
+    let name = |peer: usize, i: usize| format!("{peer:02}-{i:03}-{}", "r".repeat(41));
+    let mut fillers = Vec::new();
+    for peer in 0..4 {
+        let mut filler = Attacker::connect(&relay_addr).await;
+        for i in 0..MAX_ROOMS_PER_PEER {
+            filler
+                .swarm
+                .behaviour_mut()
+                .subscribe(&room_topic(&name(peer, i)))
+                .expect("subscribe");
+        }
+        filler.run_for(Duration::from_millis(300)).await;
+        fillers.push(filler);
+    }
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, &name(3, 99)).await;
+    let mut bob = hidden_peer("bob").await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, &name(3, 99)).await;
+    wait_member(&mut bob, &name(3, 99), alice.peer_id).await;
+    drop(fillers);
+}

@@ -13,9 +13,7 @@ use crate::greeter::Greeter;
 use crate::liveness::{Liveness, PEER_PACE, RELAY_PACE};
 use crate::rpc::{dm_behaviour, store_behaviour, RpcBehaviour};
 
-use crate::protocol::{
-    agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_TRANSMIT_BYTES,
-};
+use crate::protocol::{agent_version, IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_RPC_BYTES};
 
 /// What a peer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +201,8 @@ fn gossipsub_config(role: Role) -> Result<gossipsub::Config, BehaviourError> {
     let mut builder = gossipsub::ConfigBuilder::default();
     builder
         .validation_mode(gossipsub::ValidationMode::Strict)
-        .max_transmit_size(MAX_TRANSMIT_BYTES);
+        .max_transmit_size(MAX_RPC_BYTES)
+        .max_control_message_size(MAX_RPC_BYTES);
     if role == Role::Relay {
         // The hub forwards a message only once its guard took it (`hub::guard`).
         builder

@@ -43,8 +43,16 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest encoded room or DM payload, in bytes; anything bigger is dropped before decoding.
 pub const MAX_PAYLOAD_BYTES: usize = 20 * 1024;
 
-/// Largest gossipsub frame (a payload plus signature, topic and framing).
+/// Largest gossipsub message (a payload plus signature, topic and framing) a relay takes.
 pub const MAX_TRANSMIT_BYTES: usize = 64 * 1024;
+
+/// Largest gossipsub RPC read or sent, subscriptions and control included. A relay greets each
+/// new neighbour with all its subscriptions in one RPC: with gossipsub's defaults (64 KiB, and
+/// 16 KiB of subscriptions and control) a newcomer dropped the greeting of a relay following a
+/// few hundred rooms, and could not use a room the relay already followed. 256 KiB holds the
+/// greeting of about 3,500 rooms with 64-byte names, 14,000 with 12-byte ones. Messages stay
+/// within [`MAX_TRANSMIT_BYTES`]: a relay refuses bigger ones (`hub::Hub::admit`).
+pub const MAX_RPC_BYTES: usize = 256 * 1024;
 
 /// Largest DM request or acknowledgement accepted from the network, in bytes.
 pub const MAX_DM_FRAME_BYTES: u64 = MAX_PAYLOAD_BYTES as u64;

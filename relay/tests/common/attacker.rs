@@ -7,7 +7,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
-use p2p_chat_shared::protocol::{room_topic, MAX_TRANSMIT_BYTES};
+use p2p_chat_shared::protocol::{room_topic, MAX_RPC_BYTES};
 
 use super::WAIT;
 
@@ -63,7 +63,7 @@ impl Attacker {
                     )
                 };
                 let config = gossipsub::ConfigBuilder::default()
-                    .max_transmit_size(MAX_TRANSMIT_BYTES)
+                    .max_transmit_size(MAX_RPC_BYTES)
                     .validation_mode(mode)
                     .build()
                     .expect("config");

@@ -142,6 +142,16 @@ impl Hub {
                 Ok(crate::envelope::Payload::Envelope(env)) if env.kind != crate::envelope::Kind::Message
             )
         };
+        // Within one message's limit (gossipsub reads whole RPCs of up to MAX_RPC_BYTES, for
+        // the greetings of relays that follow many rooms); a bigger one is invalid.
+        if message.data.len() > crate::protocol::MAX_TRANSMIT_BYTES {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(id, source, gossipsub::MessageAcceptance::Reject);
+            tracing::debug!(%author, %source, bytes = message.data.len(), "room message over the size limit rejected");
+            return false;
+        }
         let now = std::time::Instant::now();
         let relay = self.peering.is_relay(source);
         self.guard
