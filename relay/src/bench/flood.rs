@@ -10,7 +10,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
-use p2p_chat_shared::protocol::MAX_TRANSMIT_BYTES;
+use p2p_chat_shared::protocol::MAX_RPC_BYTES;
 use tokio::time::Instant;
 
 /// Messages published per batch, and the pause between batches: 10,000 a second at most.
@@ -62,7 +62,8 @@ async fn one_identity(
         )?
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
-                .max_transmit_size(MAX_TRANSMIT_BYTES)
+                .max_transmit_size(MAX_RPC_BYTES)
+                .max_control_message_size(MAX_RPC_BYTES)
                 .build()
                 .map_err(|e| e.to_string())?;
             let behaviour: gossipsub::Behaviour =

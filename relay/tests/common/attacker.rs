@@ -64,6 +64,7 @@ impl Attacker {
                 };
                 let config = gossipsub::ConfigBuilder::default()
                     .max_transmit_size(MAX_RPC_BYTES)
+                    .max_control_message_size(MAX_RPC_BYTES)
                     .validation_mode(mode)
                     .build()
                     .expect("config");

@@ -143,12 +143,19 @@ impl Hub {
             )
         };
         // Within one message's limit (gossipsub reads whole RPCs of up to MAX_RPC_BYTES, for
-        // the greetings of relays that follow many rooms); a bigger one is invalid.
+        // the greetings of relays that follow many rooms); a bigger one is dropped. Its author
+        // pays; a neighbour that only passed it on does not (chat peers forward what they get,
+        // so an attacker could otherwise have an honest peer banned).
         if message.data.len() > crate::protocol::MAX_TRANSMIT_BYTES {
+            let acceptance = if author == *source {
+                gossipsub::MessageAcceptance::Reject
+            } else {
+                gossipsub::MessageAcceptance::Ignore
+            };
             swarm
                 .behaviour_mut()
                 .gossipsub
-                .report_message_validation_result(id, source, gossipsub::MessageAcceptance::Reject);
+                .report_message_validation_result(id, source, acceptance);
             tracing::debug!(%author, %source, bytes = message.data.len(), "room message over the size limit rejected");
             return false;
         }
