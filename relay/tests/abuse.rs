@@ -14,6 +14,7 @@ use p2p_chat::peer::archive::Archive;
 use p2p_chat_shared::core::{ChatMessage, Event, FIRST_JOIN_HISTORY};
 use p2p_chat_shared::envelope::Envelope;
 use p2p_chat_shared::native::Node;
+use p2p_chat_shared::store::StoreRequest;
 use p2p_chat_shared::text::now_unix_ms;
 
 const ROOM: &str = "lobby";
@@ -805,5 +806,73 @@ async fn a_message_over_the_size_limit_is_neither_forwarded_nor_stored() {
             .all(|item| item.payload.len() <= MAX_TRANSMIT_BYTES),
         "nothing over the limit is filed"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Mail moves between relays with `mail_for` and `mail_delivered`, which a peer could try to
+/// read who wrote to whom with, or to erase someone's mail ("delivered") with: only relays the
+/// operator named may use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_named_relays_may_take_mail_or_say_it_was_delivered() {
+    let dir = temp_dir("abuse-mail");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let carol = libp2p::PeerId::random();
+    let mut alice = RawStoreClient::connect(&relay_addr).await;
+    let deposit = serde_json::json!({"deposit": {"to": carol, "id": "dm-1", "sealed": "c2VhbGVk"}});
+    let answer = alice.ask(deposit.to_string().into_bytes()).await;
+    let answer = String::from_utf8(answer.expect("an answer")).expect("utf8");
+    assert!(answer.contains("deposited"), "{answer}");
+
+    let requests = || {
+        [
+            StoreRequest::MailFor { to: carol },
+            StoreRequest::MailDelivered {
+                to: carol,
+                ids: vec!["dm-1".into()],
+            },
+            StoreRequest::MailWaiting { to: vec![carol] },
+        ]
+    };
+    // A peer.
+    let mut mallory = RawStoreClient::connect(&relay_addr).await;
+    for request in requests() {
+        let bytes = serde_json::to_vec(&request).expect("json");
+        let answer = mallory.ask(bytes).await;
+        let answer = String::from_utf8(answer.expect("an answer")).expect("utf8");
+        assert!(
+            answer.contains("error") && answer.contains("named"),
+            "{request:?} was not refused: {answer}"
+        );
+    }
+    // A relay of the network the operator did not name (anyone can run one and connect): the
+    // relay takes it for one (it serves circuit relay), but exchanges no mail with it.
+    let (rogue, _) = relay().await;
+    rogue
+        .client
+        .connect(relay_addr.clone())
+        .await
+        .expect("the rogue relay connects");
+    tokio::time::sleep(Duration::from_secs(1)).await; // identify: it serves circuit relay
+    let victim = relay_addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+            _ => None,
+        })
+        .expect("a peer id");
+    for request in requests() {
+        let answer = rogue.client.ask_store(victim, request.clone()).await;
+        let answer = format!("{:?}", answer.expect("an answer"));
+        assert!(
+            answer.contains("Error") && answer.contains("named"),
+            "{request:?} from a relay nobody named was not refused: {answer}"
+        );
+        assert!(!answer.contains("c2VhbGVk"), "mail handed out: {answer}");
+    }
+    // Alice's DM still waits: not delivered, as far as the relay knows.
+    let status = serde_json::json!({"status": {"ids": ["dm-1"]}});
+    let answer = alice.ask(status.to_string().into_bytes()).await;
+    let answer = String::from_utf8(answer.expect("an answer")).expect("utf8");
+    assert_eq!(answer, r#"{"status":{"delivered":[]}}"#);
     let _ = std::fs::remove_dir_all(dir);
 }

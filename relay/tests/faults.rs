@@ -139,6 +139,7 @@ async fn a_full_disk_acknowledges_nothing_false_says_so_and_recovers_when_space_
         mut handle,
         thread,
         health,
+        ..
     } = open(&path);
     let author = PeerId::random();
     let mut acked = Vec::new();
@@ -239,6 +240,7 @@ async fn healthz_says_degraded_while_the_store_cannot_write_and_pages_carry_secu
         mut handle,
         health,
         thread,
+        ..
     } = open(&disk.0.join("store.redb"));
     let setup = RelaySetup {
         store: Some(handle.clone()),

@@ -439,6 +439,103 @@ fn a_peer_on_two_relays_chats_on_when_one_goes_down() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Two relays that name each other, each with a fixed address and id (so that each can name the
+/// other before it runs): (A, C, A's TCP address, C's TCP address, A's id, C's id).
+fn relays_naming_each_other(dir: &std::path::Path) -> (Proc, Proc, String, String, String, String) {
+    let (a_port, c_port) = (free_port().to_string(), free_port().to_string());
+    let (a_id, c_id) = (seeded_id(21), seeded_id(22));
+    let a_addr = format!("/ip4/127.0.0.1/tcp/{a_port}/p2p/{a_id}");
+    let c_addr = format!("/ip4/127.0.0.1/tcp/{c_port}/p2p/{c_id}");
+    let args = |seed: &'static str, port: &str, peer: &str| -> Vec<String> {
+        [
+            "--secret-key-seed",
+            seed,
+            "--port",
+            port,
+            "--ws-port",
+            "0",
+            "--webrtc-port",
+            "0",
+            "--peer",
+            peer,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let a_args = args("21", &a_port, &c_addr);
+    let c_args = args("22", &c_port, &a_addr);
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let c_args: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let (a, _, a_tcp, _) = start_relay_with(&dir.join("a"), &a_args);
+    let (c, _, c_tcp, _) = start_relay_with(&dir.join("c"), &c_args);
+    linked(&a, "A", &c_id);
+    linked(&c, "C", &a_id);
+    (a, c, a_tcp, c_tcp, a_id, c_id)
+}
+
+#[test]
+fn a_dm_reaches_a_peer_reachable_only_through_another_relay_online_and_offline() {
+    let dir = temp_dir("federation-mail");
+    let (a, c, a_tcp, c_tcp, _, _) = relays_naming_each_other(&dir);
+    // Carol reaches others only through C: a circuit through A cannot reach her, and the DHT has
+    // no address of hers.
+    let (mut carol, carol_id) = relay_only_peer(&c_tcp, "carol", &dir.join("carol"));
+    let (mut alice, alice_id) = start_peer(&a_tcp, "alice", &dir.join("alice"));
+    let receipt = |alice: &Proc| {
+        alice.next_event("the dm's receipt", |v| {
+            v["event"] == "dm_stored" || v["event"] == "dm_failed" || v["event"] == "dm_delivered"
+        })
+    };
+    let delivered = |alice: &Proc, id: &serde_json::Value| {
+        let notice = alice.next_event("the delivery notice", |v| {
+            v["event"] == "dm_delivered" && v["peer"] == carol_id.as_str()
+        });
+        assert_eq!(&notice["id"], id, "{notice}");
+    };
+
+    // Online: kept at A, taken by C, shown to carol at once (the first right after the link
+    // came up: A names C in its hints once it has seen the link).
+    for text in ["across relays, online", "and again"] {
+        let sent = Instant::now();
+        alice.send(json!({"cmd": "dm", "peer": carol_id, "text": text}));
+        let kept = receipt(&alice);
+        assert_eq!(kept["event"], "dm_stored", "{kept}");
+        let dm = carol.next_event("the dm", |v| v["event"] == "direct_message");
+        println!(
+            "a DM to a relay-only peer on another relay shown after {} ms",
+            sent.elapsed().as_millis()
+        );
+        assert_eq!(
+            (dm["text"].as_str(), dm["from"].as_str()),
+            (Some(text), Some(alice_id.as_str()))
+        );
+        delivered(&alice, &kept["id"]);
+    }
+    c.log_line("C took the mail", WAIT, |l| {
+        l.contains("mail taken from a relay")
+    });
+
+    // Offline: carol away when it is sent, back on C later.
+    carol.signal("-TERM");
+    assert!(carol.child.wait().expect("carol exits").success());
+    drop(carol);
+    alice.send(json!({"cmd": "dm", "peer": carol_id, "text": "while you were away"}));
+    let kept = receipt(&alice);
+    assert_eq!(kept["event"], "dm_stored", "{kept}");
+    let (carol, _) = relay_only_peer(&c_tcp, "carol", &dir.join("carol"));
+    let dm = carol.next_event("the dm kept for her", |v| v["event"] == "direct_message");
+    assert_eq!(
+        (dm["text"].as_str(), dm["stored"].as_bool()),
+        (Some("while you were away"), Some(true))
+    );
+    delivered(&alice, &kept["id"]);
+    // Once: neither A's copy nor C's is shown again (A forgot it when C said it was fetched).
+    let again = carol.try_event(Duration::from_secs(3), |v| v["event"] == "direct_message");
+    assert!(again.is_none(), "a DM shown twice: {again:?}");
+    drop((a, c));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `count` chat messages of one author, one a millisecond up to now, as a relay files them.
 fn backlog(count: usize) -> Vec<p2p_chat_shared::store::HistoryItem> {
     let author = libp2p::PeerId::random();

@@ -25,31 +25,6 @@ fn random_file(dir: &Path, name: &str, len: usize) -> PathBuf {
     path
 }
 
-/// A CLI peer that reaches others only through `relay` (its IP address stays hidden).
-fn relay_only_peer(relay: &str, nick: &str, dir: &Path) -> (Proc, String) {
-    relay_only_peer_with(relay, nick, dir, &[])
-}
-
-/// The same, with `extra` flags.
-fn relay_only_peer_with(relay: &str, nick: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
-    let dir = dir.to_str().expect("utf8");
-    let mut args = vec![
-        "peer",
-        "--relay",
-        relay,
-        "--relay-only",
-        "--nick",
-        nick,
-        "--json",
-    ];
-    args.extend_from_slice(&["--data-dir", dir]);
-    args.extend_from_slice(extra);
-    let peer = spawn(&args);
-    let ready = peer.next_event("ready", |v| v["event"] == "ready");
-    peer.next_event("a reservation", |v| v["event"] == "reservation_accepted");
-    (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
-}
-
 /// A CLI peer with no relay, listening on loopback TCP, with `extra` flags; its peer id and
 /// full address (ending in `/p2p/<id>`).
 fn listening_peer(nick: &str, dir: &Path, extra: &[&str]) -> (Proc, String, String) {

@@ -11,7 +11,7 @@
 //! | field | meaning |
 //! | --- | --- |
 //! | `v` | envelope version, `1`. A decoder refuses other versions (counted, not shown). |
-//! | `type` | `message`, `join`, `leave`, `presence` (periodic "still here", and the answer to a join), `gone` (from a relay: the peer in `body` disconnected; believed only from one's own relay) or `dm`. Unknown types are dropped, so new ones can be added. |
+//! | `type` | `message`, `join`, `leave`, `presence` (periodic "still here", and the answer to a join), `gone` (from a relay: the peer in `body` disconnected; believed only from one's own relay), `dm`, or `mail` (from a relay over the DM protocol: mail waits for you there). Unknown types are dropped, so new ones can be added. |
 //! | `id` | unique message id, 1–64 printable ASCII characters (we send 32 hex digits of randomness). |
 //! | `nick` | the sender's display name; never an identity. |
 //! | `ts` | sender's clock, unix milliseconds. |
@@ -58,6 +58,9 @@ pub enum Kind {
     Gone,
     /// A direct message (only over the DM protocol).
     Dm,
+    /// A relay's word that mail waits for the peer there (only over the DM protocol, believed
+    /// only from one's own relay): the peer fetches its mailbox at once.
+    Mail,
 }
 
 impl Kind {
@@ -70,6 +73,7 @@ impl Kind {
             Self::Presence => "presence",
             Self::Gone => "gone",
             Self::Dm => "dm",
+            Self::Mail => "mail",
         }
     }
 
@@ -81,6 +85,7 @@ impl Kind {
             Self::Presence,
             Self::Gone,
             Self::Dm,
+            Self::Mail,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -12,6 +12,7 @@
 
 pub mod args;
 pub mod http;
+pub mod mail;
 pub mod monitor;
 pub mod store;
 pub mod sync;
@@ -34,6 +35,9 @@ use http::BrowserAddrs;
 use store::Retention;
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
+/// Connections opened and closed waiting for the mail exchange before more are dropped.
+const PRESENCE_QUEUE: usize = 4096;
+
 fn next_port(base: u16, offset: u16) -> u16 {
     if base == 0 {
         0
@@ -84,6 +88,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         handle: store,
         thread: store_thread,
         health: store_health,
+        mail_news,
     } = store::open_metered(&store_path, retention, store_metrics.clone())?;
     if !args.no_metrics && args.admin_addr == args.http_addr && args.http_addr.port() != 0 {
         anyhow::bail!(
@@ -95,6 +100,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let metrics =
         (!args.no_metrics).then(|| p2p_chat_shared::native::metrics::CoreMetrics::new(registry));
     let sync_store = store.clone();
+    let mail_store = store.clone();
     let setup = RelaySetup {
         transports: Transports::Network { certificate, tls },
         external_addrs: args.external_addrs.clone(),
@@ -130,6 +136,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
     let sync = tokio::spawn(sync::run(node.client.clone(), sync_store));
+    let (mut presence, presence_rx) = futures::channel::mpsc::channel(PRESENCE_QUEUE);
+    let mail = tokio::spawn(mail::run(
+        node.client.clone(),
+        mail_store,
+        mail_news,
+        presence_rx,
+    ));
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {
         browser_addrs.add(addr, peer_id);
@@ -210,8 +223,14 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 }
                 Some(Event::Connected { peer, addr, .. }) => {
                     tracing::info!(%peer, %addr, "peer connected");
+                    if presence.try_send(mail::Presence::Connected(peer)).is_err() {
+                        tracing::debug!(%peer, "the mail exchange is behind; a connection not told");
+                    }
                 }
-                Some(Event::Disconnected { peer }) => tracing::info!(%peer, "peer disconnected"),
+                Some(Event::Disconnected { peer }) => {
+                    tracing::info!(%peer, "peer disconnected");
+                    let _ = presence.try_send(mail::Presence::Disconnected(peer));
+                }
                 Some(other) => tracing::debug!(?other, "relay event"),
                 None => break,
             },
@@ -222,6 +241,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     // Its end of the store queue goes first: the store stops once every end is gone.
     sync.abort();
     let _ = sync.await;
+    mail.abort();
+    let _ = mail.await;
     let _ = node.client.shutdown().await;
     // The core's end of the store queue is gone with it: the store finishes its last batch.
     drop(node);

@@ -46,8 +46,12 @@ pub fn spawn_in_netns(netns: &str, args: &[&str]) -> Proc {
 }
 
 fn spawn_command(command: &mut Command) -> Proc {
+    // P2P_CHAT_PROC_RUST_LOG=FILTER gives the children another log filter (with
+    // P2P_CHAT_PROC_LOGS, to read after a failure).
+    let filter = std::env::var("P2P_CHAT_PROC_RUST_LOG")
+        .unwrap_or_else(|_| "info,dtls=error,webrtc=error,webrtc_ice=error".to_owned());
     let mut child = command
-        .env("RUST_LOG", "info,dtls=error,webrtc=error,webrtc_ice=error")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,5 +245,30 @@ pub fn start_peer_on(relays: &[&str], nick: &str, data_dir: &Path) -> (Proc, Str
     ]);
     let peer = spawn(&args);
     let ready = peer.next_event("ready", |v| v["event"] == "ready");
+    (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
+}
+
+/// A CLI peer that reaches others only through `relay` (its IP address stays hidden).
+pub fn relay_only_peer(relay: &str, nick: &str, dir: &Path) -> (Proc, String) {
+    relay_only_peer_with(relay, nick, dir, &[])
+}
+
+/// The same, with `extra` flags.
+pub fn relay_only_peer_with(relay: &str, nick: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
+    let dir = dir.to_str().expect("utf8");
+    let mut args = vec![
+        "peer",
+        "--relay",
+        relay,
+        "--relay-only",
+        "--nick",
+        nick,
+        "--json",
+    ];
+    args.extend_from_slice(&["--data-dir", dir]);
+    args.extend_from_slice(extra);
+    let peer = spawn(&args);
+    let ready = peer.next_event("ready", |v| v["event"] == "ready");
+    peer.next_event("a reservation", |v| v["event"] == "reservation_accepted");
     (peer, ready["peer_id"].as_str().expect("peer id").to_owned())
 }

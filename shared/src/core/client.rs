@@ -141,6 +141,15 @@ pub enum Command {
         /// Its answer.
         reply: Reply<crate::store::StoreResponse>,
     },
+    /// Tell `peer`, when it is connected, that mail waits for it here (a relay that took mail
+    /// for it from another relay): whether it was told.
+    #[cfg(not(target_arch = "wasm32"))]
+    NotifyMail {
+        /// The recipient.
+        peer: PeerId,
+        /// Whether it was connected and told.
+        reply: Reply<bool>,
+    },
     /// The relays named by the operator connected now (those whose history a relay takes), and
     /// the rooms the hub follows (nothing on a chat peer).
     #[cfg(not(target_arch = "wasm32"))]
@@ -352,6 +361,12 @@ impl Client {
         request: crate::store::StoreRequest,
     ) -> Result<crate::store::StoreResponse, Stopped> {
         request!(self, AskStore { peer, request })
+    }
+
+    /// Tells `peer`, when connected, that mail waits for it here ([`Command::NotifyMail`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn notify_mail(&self, peer: PeerId) -> Result<bool, Stopped> {
+        request!(self, NotifyMail { peer })
     }
 
     /// The named relays connected now, and the rooms the hub follows ([`Command::Federation`]).

@@ -122,6 +122,10 @@ impl<X: Extension> EventLoop<X> {
                 reply,
             } => self.ask_store_for(peer, request, reply),
             #[cfg(not(target_arch = "wasm32"))]
+            Command::NotifyMail { peer, reply } => {
+                let _ = reply.send(Ok(self.notify_mail(peer)));
+            }
+            #[cfg(not(target_arch = "wasm32"))]
             Command::Federation { reply } => {
                 let answer = self.hub.as_ref().map_or_else(Default::default, |hub| {
                     (hub.peering.connected_named(), hub.followed_rooms())

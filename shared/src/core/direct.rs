@@ -119,6 +119,22 @@ impl<X: Extension> EventLoop<X> {
             .push(outgoing);
     }
 
+    /// Tells `peer` that mail waits for it here ([`Kind::Mail`]), when it is connected (a
+    /// request to a peer that is not would dial it); whether it was told. Its answer is not
+    /// waited for.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn notify_mail(&mut self, peer: PeerId) -> bool {
+        if !self.swarm.is_connected(&peer) {
+            return false;
+        }
+        let notice = Envelope::announcement(Kind::Mail, "");
+        self.swarm
+            .behaviour_mut()
+            .dm
+            .send_request(&peer, Request::Dm(RawEnvelope::from(&notice)));
+        true
+    }
+
     fn dispatch_dm(&mut self, outgoing: Outgoing) {
         let request = Request::Dm(RawEnvelope::from(&outgoing.envelope));
         let id = self
@@ -278,6 +294,14 @@ impl<X: Extension> EventLoop<X> {
     fn receive_dm(&mut self, from: PeerId, request: RawEnvelope) -> DmAck {
         let envelope = match request.validate() {
             Ok(env) if env.kind == Kind::Dm => env,
+            Ok(env) if env.kind == Kind::Mail => {
+                self.on_mail_notice(from);
+                return DmAck {
+                    id: env.id,
+                    status: AckStatus::Delivered,
+                    reason: None,
+                };
+            }
             Ok(env) => {
                 let reason = format!("expected a `dm` envelope, got `{}`", env.kind.as_str());
                 return DmAck {

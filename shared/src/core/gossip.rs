@@ -348,7 +348,7 @@ impl<X: Extension> EventLoop<X> {
     fn on_envelope(&mut self, room: String, from: libp2p::PeerId, env: Envelope, now: Instant) {
         // A notice (join, presence, leave, gone) counts once, and only while fresh: a signed
         // notice replayed after gossipsub's duplicate window changes nothing.
-        if env.kind != Kind::Message && env.kind != Kind::Dm {
+        if !matches!(env.kind, Kind::Message | Kind::Dm | Kind::Mail) {
             let fresh = env.ts.abs_diff(now_unix_ms()) <= NOTICE_MAX_AGE_MS;
             if !fresh || !self.seen_notices.first_time(from, &env.id) {
                 self.dropped_payloads += 1;
@@ -400,8 +400,8 @@ impl<X: Extension> EventLoop<X> {
                 }
             }
             Kind::Gone => self.on_gone(room, from, &env.body),
-            Kind::Dm => {
-                self.dropped_payloads += 1; // DMs travel over their own protocol only
+            Kind::Dm | Kind::Mail => {
+                self.dropped_payloads += 1; // these travel over the DM protocol only
             }
         }
     }

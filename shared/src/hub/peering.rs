@@ -140,6 +140,12 @@ impl Peering {
         self.links.contains_key(peer)
     }
 
+    /// Whether `peer` is a relay the operator named (`--peer`): the only ones a relay exchanges
+    /// mail with.
+    pub fn is_named(&self, peer: &PeerId) -> bool {
+        self.links.get(peer).is_some_and(|l| l.named)
+    }
+
     /// Relays connected now.
     pub fn connected(&self) -> usize {
         self.links.values().filter(|l| l.connected).count()

@@ -49,7 +49,25 @@ impl Hub {
             );
             return;
         }
-        if reconciling
+        let mail = matches!(
+            request,
+            StoreRequest::MailWaiting { .. }
+                | StoreRequest::MailFor { .. }
+                | StoreRequest::MailDelivered { .. }
+        );
+        // Mail is sealed, but who wrote to whom is not for everyone, and a relay's word that
+        // mail was delivered erases it: only relays this one's operator named.
+        if mail && !self.peering.is_named(&from) {
+            respond(
+                swarm,
+                channel,
+                StoreResponse::error(
+                    "only the relays this relay's operator named (--peer) exchange mail with it",
+                ),
+            );
+            return;
+        }
+        if (reconciling || mail)
             && !self
                 .peering
                 .take_sync_request(&from, std::time::Instant::now())

@@ -27,6 +27,9 @@
 //! | `{"reconcile":{"room":"lobby","since":…,"msg":"base64"}}`: a round of negentropy over the room's messages filed since `since` (relays of one network only) | `{"reconciled":{"msg":"base64"}}` |
 //! | `"rooms"`: the rooms the store keeps (relays only) | `{"rooms":{"rooms":["lobby"]}}` |
 //! | `{"pull":{"room":"lobby","ids":["64 hex digits"]}}`: messages by sync id (SHA-256 of the message id; relays only) | `{"page":{"messages":[…]}}` |
+//! | `{"mail_waiting":{"to":["12D3…"]}}`: I keep mail for these peers (relays only) | `{"acked":{"count":1}}` |
+//! | `{"mail_for":{"to":"12D3…"}}`: the sealed DMs you keep for `to`, kept there (relays only) | `{"mailbox":{"dms":[…]}}` |
+//! | `{"mail_delivered":{"to":"12D3…","ids":["…"]}}`: `to` fetched these here; forget them (relays only) | `{"acked":{"count":1}}` |
 //! | anything malformed, oversized or refused | `{"error":{"reason":"…"}}` |
 //!
 //! **Query.** `room` is required. `start` / `end` bound the message time (unix ms, inclusive).
@@ -114,6 +117,30 @@ pub enum StoreRequest {
         /// The room.
         room: String,
         /// Sync ids ([`sync_id`]), hex.
+        ids: Vec<String>,
+    },
+    /// The requester keeps mail for these peers (relays of one network only): a relay that has
+    /// one of them connected takes it ([`StoreRequest::MailFor`]). Answered
+    /// [`StoreResponse::Acked`] with how many were noted.
+    #[cfg(not(target_arch = "wasm32"))]
+    MailWaiting {
+        /// The recipients, at most [`MAX_IDS_PER_REQUEST`].
+        to: Vec<PeerId>,
+    },
+    /// The sealed DMs kept for `to`, oldest first, as a fetch by `to` would get them, but kept
+    /// (relays of one network only): a relay that has `to` connected takes them to it.
+    #[cfg(not(target_arch = "wasm32"))]
+    MailFor {
+        /// The recipient.
+        to: PeerId,
+    },
+    /// `to` has these DMs, fetched at the requester: forget them, as if `to` acknowledged them
+    /// here (relays of one network only).
+    #[cfg(not(target_arch = "wasm32"))]
+    MailDelivered {
+        /// The recipient.
+        to: PeerId,
+        /// Message ids.
         ids: Vec<String>,
     },
 }
@@ -279,6 +306,16 @@ impl StoreRequest {
             }
             Self::Fetch | Self::Rooms => Ok(()),
             Self::Ack { ids } | Self::Status { ids } => ids_ok(ids),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::MailFor { .. } => Ok(()),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::MailDelivered { ids, .. } => ids_ok(ids),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::MailWaiting { to } if to.len() > MAX_IDS_PER_REQUEST => {
+                Err(RequestError::TooManyIds(to.len()))
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::MailWaiting { .. } => Ok(()),
             Self::Reconcile { room, msg, .. } => {
                 validate_room(room)?;
                 if msg.len() > MAX_SYNC_FRAME_BYTES.div_ceil(3) * 4 {
@@ -335,6 +372,28 @@ pub enum StoreJob {
     Rooms {
         /// The rooms, or why the store could not read them.
         reply: futures::channel::oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// Keep these DMs, taken from the relay `origin` for a recipient connected here, each as its
+    /// depositor's (a DM already here, or fetched here before, is skipped); tell `origin` once
+    /// the recipient has them. How many were new, or why the store could not keep them.
+    #[cfg(not(target_arch = "wasm32"))]
+    TakeMail {
+        /// The relay the DMs came from.
+        origin: PeerId,
+        /// Their recipient.
+        to: PeerId,
+        /// The DMs.
+        dms: Vec<MailboxDm>,
+        /// How many were new.
+        reply: futures::channel::oneshot::Sender<Result<usize, String>>,
+    },
+    /// The peers the store keeps mail for, at most `limit`.
+    #[cfg(not(target_arch = "wasm32"))]
+    MailRecipients {
+        /// Most recipients.
+        limit: usize,
+        /// The recipients, or why the store could not read them.
+        reply: futures::channel::oneshot::Sender<Result<Vec<PeerId>, String>>,
     },
 }
 

@@ -17,7 +17,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::mailbox::{count_deposit, DEPOSITORS, MAILBOX, MAILBOX_IDS};
+use super::mailbox::{count_deposit, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::Store;
 
@@ -184,6 +184,7 @@ impl Store {
             let mut counts = tx.open_table(ROOM_COUNTS)?;
             let mut mailbox_ids = tx.open_table(MAILBOX_IDS)?;
             let mut depositors = tx.open_table(DEPOSITORS)?;
+            let mut origins = tx.open_table(MAIL_ORIGIN)?;
             for (holder, rows) in oldest {
                 for (at, row, size) in rows.rows {
                     match row {
@@ -203,6 +204,7 @@ impl Store {
                         Row::Dm { to, id } => {
                             mailbox.remove((to.as_str(), at, id.as_str()))?;
                             mailbox_ids.remove((to.as_str(), id.as_str()))?;
+                            origins.remove((to.as_str(), id.as_str()))?;
                             count_deposit(&mut depositors, holder, -1)?;
                         }
                     }

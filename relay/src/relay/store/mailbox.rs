@@ -9,8 +9,9 @@
 //!   than the new depositor holds. Junk from one sender thus never keeps out someone else's.
 
 use libp2p::PeerId;
+use p2p_chat_shared::envelope::MAX_ID_CHARS;
 use p2p_chat_shared::store::{
-    Deposit, MailboxDm, StoreResponse, MAX_IDS_PER_REQUEST, MAX_PAGE_BYTES,
+    Deposit, MailboxDm, StoreResponse, MAX_IDS_PER_REQUEST, MAX_PAGE_BYTES, MAX_SEALED_CHARS,
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -28,6 +29,10 @@ pub(super) const DELIVERED: TableDefinition<(&str, &str), u64> = TableDefinition
 /// depositor → DMs it has waiting.
 pub(super) const DEPOSITORS: TableDefinition<&str, u64> =
     TableDefinition::new("mailbox_depositors");
+/// (recipient, id) → the relay a DM was taken from, for a DM taken from another relay: told
+/// when the recipient has it.
+pub(super) const MAIL_ORIGIN: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("mail_origin");
 
 /// Counts what each depositor has waiting, once, for a store written before the count was kept.
 pub(super) fn count_depositors(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -123,6 +128,8 @@ impl Store {
             };
             mailbox.remove((to.as_str(), at, id.as_str()))?;
             ids.remove((to.as_str(), id.as_str()))?;
+            tx.open_table(MAIL_ORIGIN)?
+                .remove((to.as_str(), id.as_str()))?;
             count_deposit(&mut depositors, &evicted, -1)?;
             *bytes -= size as i64;
             tracing::info!(recipient = %deposit.to, depositor = evicted, "full mailbox: the oldest DM of its largest depositor made room");
@@ -141,24 +148,31 @@ impl Store {
 }
 
 /// The recipient has these DMs: forget them (taking their bytes off `bytes`), and note for each
-/// depositor that it was fetched.
+/// depositor that it was fetched. Those taken from another relay go in `copies`, with the relay
+/// (to be told).
 pub(super) fn ack(
     tx: &redb::WriteTransaction,
     recipient: PeerId,
     acked: &[String],
     now: u64,
     bytes: &mut i64,
+    copies: &mut Vec<(PeerId, String)>,
 ) -> Result<StoreResponse, redb::Error> {
     let to = recipient.to_base58();
     let mut ids = tx.open_table(MAILBOX_IDS)?;
     let mut mailbox = tx.open_table(MAILBOX)?;
     let mut delivered = tx.open_table(DELIVERED)?;
     let mut depositors = tx.open_table(DEPOSITORS)?;
+    let mut origins = tx.open_table(MAIL_ORIGIN)?;
     let mut count = 0;
     for id in acked {
         let Some(stored_at) = ids.remove((to.as_str(), id.as_str()))?.map(|v| v.value()) else {
             continue;
         };
+        let origin = origins.remove((to.as_str(), id.as_str()))?;
+        if let Some(origin) = origin.and_then(|o| o.value().parse::<PeerId>().ok()) {
+            copies.push((origin, id.clone()));
+        }
         let removed = mailbox.remove((to.as_str(), stored_at, id.as_str()))?;
         let depositor = removed.map(|v| {
             let (depositor, sealed) = v.value();
@@ -208,6 +222,80 @@ pub(super) fn fetch(
     Ok(StoreResponse::Mailbox { dms })
 }
 
+impl Store {
+    /// Keeps DMs for `to` taken from the relay `origin`, each as its depositor's, within the
+    /// same limits as a deposit; skips what is already here, was fetched here before, or is
+    /// malformed. How many were new.
+    pub(super) fn take(
+        &self,
+        tx: &redb::WriteTransaction,
+        origin: PeerId,
+        to: PeerId,
+        dms: &[MailboxDm],
+        now: u64,
+        bytes: &mut i64,
+    ) -> Result<usize, redb::Error> {
+        let recipient = to.to_base58();
+        let mut new = 0;
+        for dm in dms.iter().take(MAX_IDS_PER_REQUEST) {
+            if dm.id.is_empty() || dm.id.len() > MAX_ID_CHARS || dm.sealed.len() > MAX_SEALED_CHARS
+            {
+                tracing::warn!(%origin, %to, "a relay handed over a malformed DM; dropped");
+                continue;
+            }
+            let depositor = dm.from.to_base58();
+            let fetched = tx.open_table(DELIVERED)?;
+            if fetched.get((depositor.as_str(), dm.id.as_str()))?.is_some() {
+                continue;
+            }
+            let here = tx.open_table(MAILBOX_IDS)?;
+            if here.get((recipient.as_str(), dm.id.as_str()))?.is_some() {
+                continue;
+            }
+            drop((fetched, here));
+            let deposit = Deposit {
+                to,
+                id: dm.id.clone(),
+                sealed: dm.sealed.clone(),
+            };
+            match self.deposit(tx, dm.from, &deposit, now, bytes)? {
+                StoreResponse::Deposited { .. } => {
+                    let origin = origin.to_base58();
+                    tx.open_table(MAIL_ORIGIN)?
+                        .insert((recipient.as_str(), dm.id.as_str()), origin.as_str())?;
+                    new += 1;
+                }
+                other => {
+                    tracing::info!(%origin, %to, ?other, "a DM from another relay not kept here; it stays there");
+                }
+            }
+        }
+        Ok(new)
+    }
+}
+
+/// The peers mail waits for here, at most `limit`.
+pub(super) fn recipients(
+    tx: &redb::ReadTransaction,
+    limit: usize,
+) -> Result<Vec<PeerId>, redb::Error> {
+    let ids = tx.open_table(MAILBOX_IDS)?;
+    let mut found = Vec::new();
+    let mut from = String::new();
+    while found.len() < limit {
+        let Some(entry) = ids.range((from.as_str(), "")..)?.next() else {
+            break;
+        };
+        let (key, _) = entry?;
+        let to = key.value().0.to_owned();
+        if let Ok(peer) = to.parse::<PeerId>() {
+            found.push(peer);
+        }
+        from = after(&to);
+    }
+    Ok(found)
+}
+
 /// Which of `ids`, deposited by `depositor`, were fetched by their recipients.
 pub(super) fn status(
     tx: &redb::ReadTransaction,
@@ -252,6 +340,120 @@ mod tests {
             Ok(StoreResponse::Mailbox { dms }) => dms.into_iter().map(|d| d.from).collect(),
             other => panic!("expected a mailbox, got {other:?}"),
         }
+    }
+
+    fn request(store: &mut Store, from: PeerId, request: StoreRequest) -> StoreResponse {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        store.process(vec![StoreJob::Request {
+            from,
+            request,
+            reply,
+        }]);
+        futures::executor::block_on(answer).expect("an answer")
+    }
+
+    fn take_mail(store: &mut Store, origin: PeerId, to: PeerId, dms: Vec<MailboxDm>) -> usize {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        store.process(vec![StoreJob::TakeMail {
+            origin,
+            to,
+            dms,
+            reply,
+        }]);
+        futures::executor::block_on(answer)
+            .expect("an answer")
+            .expect("taken")
+    }
+
+    fn news(store: &mut Store) -> futures::channel::mpsc::Receiver<super::super::MailNews> {
+        let (sender, receiver) = futures::channel::mpsc::channel(16);
+        store.news = Some(sender);
+        receiver
+    }
+
+    #[test]
+    fn mail_taken_from_another_relay_is_kept_once_and_reported_when_fetched() {
+        use super::super::MailNews;
+        // Relay A keeps a DM from alice for carol; carol is on relay C.
+        let (dir_a, dir_c) = (temp(), temp());
+        let mut a = store(&dir_a, Retention::default());
+        let mut c = store(&dir_c, Retention::default());
+        let (relay_a, relay_c) = (PeerId::random(), PeerId::random());
+        let (alice, carol) = (PeerId::random(), PeerId::random());
+        let mut a_news = news(&mut a);
+        let mut c_news = news(&mut c);
+        assert!(matches!(
+            deposit(&mut a, alice, carol, "dm-1"),
+            StoreResponse::Deposited { .. }
+        ));
+        assert_eq!(
+            a_news.try_recv().ok(),
+            Some(MailNews::Deposited { to: carol }),
+            "a deposit is news for the other relays"
+        );
+        // C takes it: kept as alice's, once however often it is handed over.
+        let StoreResponse::Mailbox { dms } =
+            request(&mut a, relay_c, StoreRequest::MailFor { to: carol })
+        else {
+            panic!("a mailbox");
+        };
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), 1);
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), 0);
+        assert_eq!(waiting_for(&mut a, carol), [alice], "A keeps it until told");
+        assert_eq!(waiting_for(&mut c, carol), [alice]);
+        // Carol fetches it at C: C tells A, A forgets it, and alice's status poll says so.
+        let ack = StoreRequest::Ack {
+            ids: vec!["dm-1".into()],
+        };
+        assert_eq!(
+            request(&mut c, carol, ack),
+            StoreResponse::Acked { count: 1 }
+        );
+        let told = c_news.try_recv().ok();
+        assert_eq!(
+            told,
+            Some(MailNews::Delivered {
+                origin: relay_a,
+                to: carol,
+                ids: vec!["dm-1".into()],
+            })
+        );
+        let report = StoreRequest::MailDelivered {
+            to: carol,
+            ids: vec!["dm-1".into()],
+        };
+        assert_eq!(
+            request(&mut a, relay_c, report),
+            StoreResponse::Acked { count: 1 }
+        );
+        assert!(waiting_for(&mut a, carol).is_empty());
+        let status = StoreRequest::Status {
+            ids: vec!["dm-1".into()],
+        };
+        assert_eq!(
+            request(&mut a, alice, status),
+            StoreResponse::Status {
+                delivered: vec!["dm-1".into()]
+            }
+        );
+        // Handed over again (a report that came late): not kept again, not shown twice.
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms), 0);
+        assert!(waiting_for(&mut c, carol).is_empty());
+        // Malformed DMs from a relay are dropped.
+        let bad = |id: &str, sealed: String| MailboxDm {
+            id: id.to_owned(),
+            from: alice,
+            sealed,
+            stored_at: 0,
+        };
+        let junk = vec![
+            bad("", "c2VhbGVk".into()),
+            bad(&"i".repeat(MAX_ID_CHARS + 1), "c2VhbGVk".into()),
+            bad("big", "x".repeat(MAX_SEALED_CHARS + 1)),
+        ];
+        assert_eq!(take_mail(&mut c, relay_a, carol, junk), 0);
+        let _ = std::fs::remove_dir_all(dir_a);
+        let _ = std::fs::remove_dir_all(dir_c);
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! | `mailbox_ids` | (recipient, id) | stored at |
 //! | `delivered` | (depositor, id) | fetched at |
 //! | `mailbox_depositors` | depositor | DMs it has waiting |
+//! | `mail_origin` | (recipient, id) | the relay a DM was taken from (`crate::relay::mail`) |
 //! | `probe` | `"probe"` | [`PROBE_BYTES`] while the store checks it can write again |
 
 use std::path::{Path, PathBuf};
@@ -144,6 +145,37 @@ impl StoreHealth {
     }
 }
 
+/// What happened to mail in the store, for the relay's exchange of mail with other relays
+/// (`crate::relay::mail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailNews {
+    /// A peer deposited a DM here for `to`.
+    Deposited {
+        /// The recipient.
+        to: PeerId,
+    },
+    /// `to` fetched DMs taken from the relay `origin`.
+    Delivered {
+        /// The relay they came from.
+        origin: PeerId,
+        /// The recipient.
+        to: PeerId,
+        /// Message ids.
+        ids: Vec<String>,
+    },
+    /// The relay `at` says it keeps mail for `to`.
+    Waiting {
+        /// The relay.
+        at: PeerId,
+        /// The recipients.
+        to: Vec<PeerId>,
+    },
+}
+
+/// News waiting for the mail exchange before more is dropped (it catches up at the next link
+/// or connection).
+const NEWS_QUEUE: usize = 4096;
+
 /// A running store: where the chat core hands it work, its thread, and its health.
 pub struct Opened {
     /// The chat core's end of the store's queue.
@@ -152,6 +184,8 @@ pub struct Opened {
     pub thread: std::thread::JoinHandle<()>,
     /// Whether it can write.
     pub health: StoreHealth,
+    /// What happens to mail ([`MailNews`]); dropping it is fine.
+    pub mail_news: mpsc::Receiver<MailNews>,
 }
 
 /// Opens (or creates) the store at `path` and starts its thread. The thread ends when every
@@ -181,6 +215,8 @@ pub fn open_metered(
     }
     store.measure();
     let health = store.health.clone();
+    let (news, mail_news) = mpsc::channel(NEWS_QUEUE);
+    store.news = Some(news);
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("store".to_owned())
@@ -189,6 +225,7 @@ pub fn open_metered(
         handle: tx,
         thread,
         health,
+        mail_news,
     })
 }
 
@@ -206,6 +243,8 @@ struct Store {
     /// Whether shedding went over the cap and is not yet back under its floor.
     shedding: bool,
     metrics: StoreMetrics,
+    /// Where [`MailNews`] goes.
+    news: Option<mpsc::Sender<MailNews>>,
 }
 
 /// The smallest string after every key that starts with `prefix` as its first tuple element.
@@ -227,6 +266,7 @@ impl Store {
             bytes,
             shedding: false,
             metrics: StoreMetrics::default(),
+            news: None,
         })
     }
 
@@ -239,6 +279,7 @@ impl Store {
         tx.open_table(mailbox::MAILBOX)?;
         tx.open_table(mailbox::MAILBOX_IDS)?;
         tx.open_table(mailbox::DELIVERED)?;
+        tx.open_table(mailbox::MAIL_ORIGIN)?;
         mailbox::count_depositors(&tx)?;
         tx.commit()?;
         Ok(db)
@@ -290,6 +331,17 @@ impl Store {
         if self.health.failing().is_some() {
             tracing::info!(path = %self.path.display(), "store writes again");
             self.health.set(None);
+        }
+    }
+
+    /// Tells the mail exchange; dropped when it is behind or gone.
+    fn tell(&mut self, news: MailNews) {
+        if let Some(sender) = self.news.as_mut() {
+            if let Err(e) = sender.try_send(news) {
+                if e.is_full() {
+                    tracing::debug!("mail news dropped: the exchange is behind");
+                }
+            }
         }
     }
 
@@ -395,25 +447,39 @@ impl Store {
         let mut reads = Vec::new();
         let mut items = Vec::new();
         let mut local = Vec::new();
+        let mut takes = Vec::new();
         for job in batch {
             match job {
                 StoreJob::Append { room, item } => items.push((room, item)),
-                job @ (StoreJob::SyncSet { .. } | StoreJob::Rooms { .. }) => local.push(job),
+                job @ (StoreJob::SyncSet { .. }
+                | StoreJob::Rooms { .. }
+                | StoreJob::MailRecipients { .. }) => local.push(job),
+                StoreJob::TakeMail {
+                    origin,
+                    to,
+                    dms,
+                    reply,
+                } => takes.push((origin, to, dms, reply)),
                 StoreJob::Request {
                     from,
                     request,
                     reply,
                 } => match request {
-                    StoreRequest::Deposit(_) | StoreRequest::Ack { .. } => {
+                    StoreRequest::Deposit(_)
+                    | StoreRequest::Ack { .. }
+                    | StoreRequest::MailDelivered { .. } => {
                         writes.push((from, request, reply));
                     }
                     other => reads.push((from, other, reply)),
                 },
             }
         }
-        if !items.is_empty() || !writes.is_empty() {
+        if !items.is_empty() || !writes.is_empty() || !takes.is_empty() {
             let now = now_unix_ms();
             let mut answers = Vec::new();
+            let mut taken = Vec::new();
+            // DMs taken from other relays that their recipients fetched: (relay, recipient, id).
+            let mut copies: Vec<(PeerId, PeerId, String)> = Vec::new();
             // Bytes added (and taken away) by the batch, counted once it is committed.
             let mut delta = 0i64;
             let started = Instant::now();
@@ -421,16 +487,29 @@ impl Store {
                 let tx = self.db()?.begin_write()?;
                 let appended = rooms::append(&tx, &items, &mut delta)?;
                 for (from, request, _) in &writes {
+                    let mut fetched = Vec::new();
                     let answer = match request {
                         StoreRequest::Deposit(deposit) => {
                             self.deposit(&tx, *from, deposit, now, &mut delta)?
                         }
                         StoreRequest::Ack { ids } => {
-                            mailbox::ack(&tx, *from, ids, now, &mut delta)?
+                            mailbox::ack(&tx, *from, ids, now, &mut delta, &mut fetched)?
+                        }
+                        // Another relay's recipient fetched these there.
+                        StoreRequest::MailDelivered { to, ids } => {
+                            mailbox::ack(&tx, *to, ids, now, &mut delta, &mut fetched)?
                         }
                         _ => StoreResponse::error("not a write"),
                     };
+                    let to = match request {
+                        StoreRequest::MailDelivered { to, .. } => *to,
+                        _ => *from,
+                    };
+                    copies.extend(fetched.into_iter().map(|(origin, id)| (origin, to, id)));
                     answers.push(answer);
+                }
+                for (origin, to, dms, _) in &takes {
+                    taken.push(self.take(&tx, *origin, *to, dms, now, &mut delta)?);
                 }
                 tx.commit()?;
                 Ok(appended)
@@ -444,8 +523,26 @@ impl Store {
                     metrics.filed.inc_by(appended.len() as u64);
                     self.bytes = self.bytes.saturating_add_signed(delta);
                     self.write_succeeded();
-                    for ((_, _, reply), answer) in writes.into_iter().zip(answers) {
+                    for ((from, request, reply), answer) in writes.into_iter().zip(answers) {
+                        if let (StoreRequest::Deposit(d), StoreResponse::Deposited { .. }) =
+                            (&request, &answer)
+                        {
+                            if d.to != from {
+                                self.tell(MailNews::Deposited { to: d.to });
+                            }
+                        }
                         let _ = reply.send(answer);
+                    }
+                    for ((_, _, _, reply), new) in takes.into_iter().zip(taken) {
+                        let _ = reply.send(Ok(new));
+                    }
+                    let mut by_origin: std::collections::BTreeMap<(PeerId, PeerId), Vec<String>> =
+                        Default::default();
+                    for (origin, to, id) in copies {
+                        by_origin.entry((origin, to)).or_default().push(id);
+                    }
+                    for ((origin, to), ids) in by_origin {
+                        self.tell(MailNews::Delivered { origin, to, ids });
                     }
                     self.written(&appended);
                 }
@@ -458,6 +555,9 @@ impl Store {
                     );
                     for (_, _, reply) in writes {
                         let _ = reply.send(StoreResponse::error(reason.clone()));
+                    }
+                    for (_, _, _, reply) in takes {
+                        let _ = reply.send(Err(reason.clone()));
                     }
                 }
             }
@@ -505,7 +605,11 @@ impl Store {
                 let found = (|| rooms::rooms(&self.db()?.begin_read()?))();
                 let _ = reply.send(found.map_err(failed));
             }
-            StoreJob::Append { .. } | StoreJob::Request { .. } => {}
+            StoreJob::MailRecipients { limit, reply } => {
+                let found = (|| mailbox::recipients(&self.db()?.begin_read()?, limit))();
+                let _ = reply.send(found.map_err(failed));
+            }
+            StoreJob::Append { .. } | StoreJob::Request { .. } | StoreJob::TakeMail { .. } => {}
         }
     }
 
@@ -539,10 +643,18 @@ impl Store {
                 rooms::query_page(&messages, &query)
             }
             StoreRequest::Fetch => mailbox::fetch(&tx, from),
+            StoreRequest::MailFor { to } => mailbox::fetch(&tx, to),
             StoreRequest::Status { ids } => mailbox::status(&tx, from, ids),
-            StoreRequest::Deposit(_) | StoreRequest::Ack { .. } | StoreRequest::Receipt { .. } => {
-                Ok(StoreResponse::error("not a read"))
+            StoreRequest::MailWaiting { to } => {
+                let count = to.len() as u32;
+                drop(tx);
+                self.tell(MailNews::Waiting { at: from, to });
+                Ok(StoreResponse::Acked { count })
             }
+            StoreRequest::Deposit(_)
+            | StoreRequest::Ack { .. }
+            | StoreRequest::MailDelivered { .. }
+            | StoreRequest::Receipt { .. } => Ok(StoreResponse::error("not a read")),
         }
     }
 }

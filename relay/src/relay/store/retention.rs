@@ -14,7 +14,7 @@ use p2p_chat_shared::text::now_unix_ms;
 use redb::ReadableTable;
 
 use super::bytes::{dm_bytes, message_bytes};
-use super::mailbox::{count_deposit, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS};
+use super::mailbox::{count_deposit, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::{after, Store};
 
@@ -136,9 +136,11 @@ impl Store {
                 })
                 .take(PRUNE_LIMIT)
                 .collect();
+            let mut origins = tx.open_table(MAIL_ORIGIN)?;
             for (to, at, id, depositor, size) in &old {
                 mailbox.remove((to.as_str(), *at, id.as_str()))?;
                 mailbox_ids.remove((to.as_str(), id.as_str()))?;
+                origins.remove((to.as_str(), id.as_str()))?;
                 count_deposit(&mut depositors, depositor, -1)?;
                 freed += size;
             }

@@ -121,15 +121,32 @@ impl<X: Extension> EventLoop<X> {
     }
 
     pub(super) fn fetch_mailbox(&mut self) {
-        let Some(store) = self.store.current() else {
-            return;
-        };
+        if let Some(store) = self.store.current() {
+            self.fetch_mailbox_at(store);
+        }
+    }
+
+    fn fetch_mailbox_at(&mut self, store: PeerId) {
         if self.store.fetching || self.identity.is_none() {
             return;
         }
         self.store.fetching = true;
         self.store.next_mailbox_poll = Some(Instant::now() + MAILBOX_POLL);
         self.ask_store(store, StoreRequest::Fetch, Outstanding::Fetch);
+    }
+
+    /// `from` says mail waits for us (it took some from another relay): when it is one of our
+    /// stores, fetch now, or right after the fetch under way (the next poll could be a minute
+    /// away). Anyone else's word is ignored.
+    pub(crate) fn on_mail_notice(&mut self, from: PeerId) {
+        if !self.store.connected.contains(&from) {
+            return;
+        }
+        if self.store.fetching {
+            self.store.next_mailbox_poll = Some(Instant::now());
+        } else {
+            self.fetch_mailbox_at(from);
+        }
     }
 
     /// The store answered a fetch of our mailbox: show what is new, acknowledge it all.
