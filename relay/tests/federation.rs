@@ -481,6 +481,34 @@ fn a_dm_reaches_a_peer_reachable_only_through_another_relay_online_and_offline()
     // no address of hers.
     let (mut carol, carol_id) = relay_only_peer(&c_tcp, "carol", &dir.join("carol"));
     let (mut alice, alice_id) = start_peer(&a_tcp, "alice", &dir.join("alice"));
+    // Relay-only means what it says: carol's DHT lookups used to dial alice directly (the
+    // relays' DHT holds her address), which showed alice carol's IP address and carried the DMs
+    // below straight to her.
+    let alice_addr = alice.next_event("alice's address", |v| {
+        v["event"] == "listening" && v["addr"].as_str().is_some_and(|a| a.contains("/tcp/"))
+    });
+    let direct = alice.try_event(Duration::from_secs(3), |v| {
+        v["event"] == "connected" && v["peer"] == carol_id.as_str() && v["relayed"] == false
+    });
+    assert!(
+        direct.is_none(),
+        "carol connected to alice directly: {direct:?}"
+    );
+    let alice_addr = format!(
+        "{}/p2p/{alice_id}",
+        alice_addr["addr"].as_str().unwrap_or_default()
+    );
+    carol.send(json!({"cmd": "connect", "addr": alice_addr}));
+    let refused = carol.next_event("the dial refused", |v| {
+        v["event"] == "error" || v["event"] == "dialed"
+    });
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("relay-only"),
+        "{refused}"
+    );
     let receipt = |alice: &Proc| {
         alice.next_event("the dm's receipt", |v| {
             v["event"] == "dm_stored" || v["event"] == "dm_failed" || v["event"] == "dm_delivered"

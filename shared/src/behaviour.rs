@@ -64,6 +64,10 @@ pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
     fn streams(&self) -> Option<libp2p_stream::Control> {
         None
     }
+
+    /// `relay` is one of the relays we use (nothing, by default).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn using_relay(&mut self, _relay: libp2p::PeerId) {}
 }
 
 /// The browser's extension: nothing.

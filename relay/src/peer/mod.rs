@@ -50,7 +50,10 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
     };
     let nick = choose_nick(args.nick.as_deref(), &data.path);
     let setup = if args.relay_only {
-        PeerSetup::behind_relay(nick.as_str())
+        PeerSetup {
+            relay_only: true,
+            ..PeerSetup::behind_relay(nick.as_str())
+        }
     } else {
         let mut setup = PeerSetup::new(nick.as_str());
         if !args.listen.is_empty() {

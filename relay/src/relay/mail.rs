@@ -3,25 +3,27 @@
 //! that relay takes the mail to it:
 //!
 //! 1. the relay that keeps mail for a peer tells the relays its operator named (`--peer`) whom it
-//!    keeps mail for (`mail_waiting`): at once for each new deposit, to each relay whose link
-//!    comes up, and every [`REHINT_EVERY`];
-//! 2. a relay told so remembers it (for [`WAITING_TTL`]), and when the recipient is connected to
-//!    it, now or later, takes the mail (`mail_for`), keeps it in its own mailbox under its
-//!    depositor, and tells the recipient ([`p2p_chat_shared::envelope::Kind::Mail`]), which
-//!    fetches it at once;
+//!    keeps mail for (`mail_waiting`): for each new deposit (gathered over [`HINT_EVERY`]), to a
+//!    relay whose link comes up (again), and every [`REHINT_EVERY`];
+//! 2. a relay told so remembers it (for [`WAITING_TTL`]), and while the recipient is connected to
+//!    it, now or later, takes the mail (`mail_for`) into its own mailbox, under each DM's
+//!    depositor and with its age, and tells the recipient
+//!    ([`p2p_chat_shared::envelope::Kind::Mail`]), which fetches it at once. It takes again when
+//!    told again, and after reporting what was fetched (a mailbox answer stops at a page);
 //! 3. once the recipient has fetched it, the relay tells the first one (`mail_delivered`), which
-//!    forgets it and answers its sender's status poll "delivered".
+//!    forgets it and answers its sender's status poll "delivered". Reports wait in the store
+//!    until the first relay takes them, across restarts and broken links.
 //!
-//! Mail crosses only links both operators chose: a relay hands over mail, and takes another's word
-//! that it was delivered, only with the relays its operator named (the hub refuses the requests
-//! of any other), and this driver talks only to those. The DMs are sealed to their recipient, so
-//! no relay can read them; a relay that took mail can at worst lose its copy, and the first relay
-//! still has it.
+//! Mail crosses only links both operators chose: a relay hands over mail, and takes another's
+//! word that it was delivered, only with the relays its operator named (the hub refuses the
+//! requests of any other, and gives them a token bucket of their own), and this driver talks
+//! only to those. The DMs are sealed to their recipient, so no relay can read them; a named relay
+//! is trusted not to lie about deliveries, as it is with history.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -34,25 +36,33 @@ use tokio::time::Instant;
 
 use super::store::MailNews;
 
-/// How often the driver looks for relays whose link just came up, and tries again what failed.
+/// How often the driver looks for relays whose link came up, and tries again what failed.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// Deposits' hints are gathered for this long, so that a burst of DMs is one request per relay.
+pub const HINT_EVERY: Duration = Duration::from_millis(100);
 /// How often a relay tells the relays it named again whom it keeps mail for.
 pub const REHINT_EVERY: Duration = Duration::from_secs(60 * 60);
+/// How often a relay sends again the delivery reports another did not take.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How long a relay remembers that another keeps mail for a peer (told again every
 /// [`REHINT_EVERY`] while it does).
 pub const WAITING_TTL: Duration = Duration::from_secs(2 * 60 * 60);
-/// Most recipients a relay names in one go (a link coming up, the hourly reminder).
-pub const MAX_RECIPIENTS_TOLD: usize = 10_000;
+/// Recipients listed from the store at a time, when telling a relay all of them.
+const LIST_PAGE: usize = 1000;
+/// Most recipients waiting to be named to one relay (a listing waits while there are more).
+const MAX_UNTOLD: usize = 10_000;
 /// Most recipients remembered as having mail at other relays; beyond it, what other relays tell
 /// is ignored until some is taken or forgotten.
 pub const MAX_REMEMBERED: usize = 100_000;
-/// Most exchanges with other relays under way at once.
+/// Most exchanges with other relays (and questions to the store) under way at once.
 const MAX_IN_FLIGHT: usize = 64;
+/// Report ids read from the store at a time, for one relay.
+const REPORTS_PAGE: usize = 10 * MAX_IDS_PER_REQUEST;
 /// Failed takes of a peer's mail from a relay after which it is left until that relay tells
 /// again (at the latest in [`REHINT_EVERY`]).
-const MAX_TAKE_FAILURES: u32 = 5;
-/// Most "delivered" reports kept for a relay whose link is down.
-const MAX_UNREPORTED_PER_RELAY: usize = 10_000;
+const MAX_TAKE_FAILURES: u32 = 6;
+/// The wait before the first retry of a failed take (doubling with each failure).
+const FIRST_RETRY: Duration = Duration::from_secs(2);
 
 /// A connection to this relay opened or closed (from the relay's event loop).
 #[derive(Debug, Clone, Copy)]
@@ -63,22 +73,45 @@ pub enum Presence {
     Disconnected(PeerId),
 }
 
-/// How an exchange with another relay ended.
+/// How an exchange with another relay, or a question to the store, ended.
 enum Outcome {
-    /// A take of `to`'s mail from `relay`: the DMs it handed over (`got`), how many were new
-    /// here, and whether there may be more; or why it failed.
+    /// A take of `to`'s mail from `relay`, started at hint `generation`: (DMs handed over, new
+    /// here, reported at once), or why it failed.
     Took {
         relay: PeerId,
         to: PeerId,
-        result: Result<(usize, usize), String>,
+        generation: u64,
+        result: Result<(usize, usize, usize), String>,
     },
-    /// A "delivered" report; `Err` gives it back to be sent again.
+    /// A round of delivery reports to `relay`: the recipients reported, whether more may wait,
+    /// and whether to try again later (`relay` was busy or away).
     Reported {
         relay: PeerId,
-        result: Result<(), (PeerId, Vec<String>)>,
+        recipients: Vec<PeerId>,
+        more: bool,
+        later: bool,
     },
-    /// A hint, whatever its answer.
-    Told,
+    /// Hints to `relay`; the recipients to name again when it was busy or away.
+    Told { relay: PeerId, again: Vec<PeerId> },
+    /// A page of the recipients to name to `relay`: where the listing goes on, if it does.
+    Listed {
+        relay: PeerId,
+        recipients: Vec<PeerId>,
+        next: Option<PeerId>,
+    },
+}
+
+/// What is remembered of another relay's mail for a peer.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    /// When it last said so.
+    since: Instant,
+    /// How many times it said so: a take started before the latest hint takes again.
+    generation: u64,
+    /// Takes that failed since.
+    failures: u32,
+    /// When to try again after a failure.
+    retry_at: Option<Instant>,
 }
 
 /// The driver's state.
@@ -89,16 +122,25 @@ struct Mail {
     present: HashSet<PeerId>,
     /// Named relays linked now.
     linked: HashSet<PeerId>,
-    /// Recipient → the relays that said they keep mail for it: when, and takes that failed since.
-    remembered: HashMap<PeerId, HashMap<PeerId, (Instant, u32)>>,
+    /// Named relays ever linked: a connection of one is a link coming up (again).
+    known: HashSet<PeerId>,
+    /// Recipient → what the relays that keep mail for it said.
+    remembered: HashMap<PeerId, HashMap<PeerId, Remembered>>,
     /// Takes under way: (recipient, relay).
     taking: HashSet<(PeerId, PeerId)>,
-    /// Recipients to tell the linked relays about.
-    to_tell: HashSet<PeerId>,
-    /// Reports for relays not linked now: relay → (recipient, ids).
-    unreported: HashMap<PeerId, Vec<(PeerId, Vec<String>)>>,
+    /// Recipients to name to each relay.
+    untold: HashMap<PeerId, HashSet<PeerId>>,
+    /// When the gathered hints go out.
+    next_hints: Option<Instant>,
+    /// Relays to name all our recipients to, and where the listing stands.
+    listings: HashMap<PeerId, Option<PeerId>>,
+    listing: HashSet<PeerId>,
+    /// Relays with delivery reports to send, and when.
+    reports_due: HashMap<PeerId, Instant>,
+    reporting: HashSet<PeerId>,
     in_flight: FuturesUnordered<BoxFuture<'static, Outcome>>,
     next_rehint: Instant,
+    next_reports: Instant,
 }
 
 /// Runs the exchange until the chat core stops.
@@ -108,30 +150,35 @@ pub async fn run(
     mut news: mpsc::Receiver<MailNews>,
     mut presence: mpsc::Receiver<Presence>,
 ) {
+    let now = Instant::now();
     let mut mail = Mail {
         client,
         store,
         present: HashSet::new(),
         linked: HashSet::new(),
+        known: HashSet::new(),
         remembered: HashMap::new(),
         taking: HashSet::new(),
-        to_tell: HashSet::new(),
-        unreported: HashMap::new(),
+        untold: HashMap::new(),
+        next_hints: None,
+        listings: HashMap::new(),
+        listing: HashSet::new(),
+        reports_due: HashMap::new(),
+        reporting: HashSet::new(),
         in_flight: FuturesUnordered::new(),
-        next_rehint: Instant::now() + REHINT_EVERY,
+        next_rehint: now + REHINT_EVERY,
+        next_reports: now + REPORT_EVERY,
     };
     let mut look = tokio::time::interval(LOOK_EVERY);
     loop {
+        let hints_at = mail.next_hints;
         tokio::select! {
             item = news.next() => match item {
                 Some(item) => mail.on_news(item),
                 None => return,
             },
             item = presence.next() => match item {
-                Some(Presence::Connected(peer)) => {
-                    mail.present.insert(peer);
-                    mail.take_for(peer);
-                }
+                Some(Presence::Connected(peer)) => mail.on_connected(peer),
                 Some(Presence::Disconnected(peer)) => {
                     mail.present.remove(&peer);
                 }
@@ -140,17 +187,22 @@ pub async fn run(
             Some(outcome) = mail.in_flight.next(), if !mail.in_flight.is_empty() => {
                 mail.on_outcome(outcome);
             }
+            () = sleep_until(hints_at), if hints_at.is_some() => {
+                mail.next_hints = None;
+                mail.send_hints();
+            }
             _ = look.tick() => {
                 if !mail.look().await {
                     return;
                 }
             }
         }
-        // Everything that arrived meanwhile, then the hints, in as few requests as it takes.
-        while let Ok(item) = news.try_recv() {
-            mail.on_news(item);
-        }
-        mail.tell();
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -159,14 +211,20 @@ impl Mail {
         match news {
             MailNews::Deposited { to } => {
                 if self.present.contains(&to) {
-                    // Its direct delivery failed although it is here: it fetches now.
-                    let client = self.client.clone();
-                    self.start(async move {
-                        let _ = client.notify_mail(to).await;
-                        Outcome::Told
-                    });
+                    // Its direct delivery failed although it is connected here: if this is one
+                    // of its relays, it fetches now (the hints go out all the same: it may be
+                    // connected here without using this relay's mailbox).
+                    self.notify(to);
                 }
-                self.to_tell.insert(to);
+                for relay in &self.linked {
+                    let untold = self.untold.entry(*relay).or_default();
+                    if untold.len() < MAX_UNTOLD {
+                        untold.insert(to);
+                    }
+                }
+                if !self.linked.is_empty() && self.next_hints.is_none() {
+                    self.next_hints = Some(Instant::now() + HINT_EVERY);
+                }
             }
             MailNews::Waiting { at, to } => {
                 let now = Instant::now();
@@ -174,24 +232,44 @@ impl Mail {
                     if self.remembered.len() >= MAX_REMEMBERED
                         && !self.remembered.contains_key(&peer)
                     {
-                        tracing::warn!(relay = %at, "too many recipients with mail elsewhere remembered; a hint was ignored");
+                        tracing::warn!(relay = %at, max = MAX_REMEMBERED, "too many recipients with mail at other relays remembered; a hint was ignored");
                         break;
                     }
-                    self.remembered
+                    let entry = self
+                        .remembered
                         .entry(peer)
                         .or_default()
-                        .insert(at, (now, 0));
+                        .entry(at)
+                        .or_insert(Remembered {
+                            since: now,
+                            generation: 0,
+                            failures: 0,
+                            retry_at: None,
+                        });
+                    entry.since = now;
+                    entry.generation += 1;
+                    entry.failures = 0;
+                    entry.retry_at = None;
                     if self.present.contains(&peer) {
                         self.take(peer, at);
                     }
                 }
             }
-            MailNews::Delivered { origin, to, ids } => self.report(origin, to, ids),
+            MailNews::Delivered { origin } => {
+                self.reports_due.insert(origin, Instant::now());
+                self.send_reports(origin);
+            }
         }
     }
 
-    /// Takes the mail other relays keep for `peer`, which just connected.
-    fn take_for(&mut self, peer: PeerId) {
+    fn on_connected(&mut self, peer: PeerId) {
+        self.present.insert(peer);
+        if self.known.contains(&peer) {
+            // A link back up (it may have restarted and forgotten what we told it): everything
+            // again, and the reports it did not take.
+            self.listings.insert(peer, None);
+            self.reports_due.insert(peer, Instant::now());
+        }
         let relays: Vec<PeerId> = self
             .remembered
             .get(&peer)
@@ -202,14 +280,34 @@ impl Mail {
         }
     }
 
+    fn notify(&mut self, to: PeerId) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let _ = client.notify_mail(to).await;
+        });
+    }
+
     /// Takes `to`'s mail from `relay`, keeps it here and tells `to`.
     fn take(&mut self, to: PeerId, relay: PeerId) {
-        if !self.linked.contains(&relay)
-            || self.in_flight.len() >= MAX_IN_FLIGHT
-            || !self.taking.insert((to, relay))
-        {
-            return; // tried again at the next look
+        let Some(generation) = self
+            .remembered
+            .get(&to)
+            .and_then(|r| r.get(&relay))
+            .map(|r| r.generation)
+        else {
+            return;
+        };
+        if self.taking.contains(&(to, relay)) {
+            return;
         }
+        if !self.linked.contains(&relay) || self.in_flight.len() >= MAX_IN_FLIGHT {
+            // At the next look (a link seen there first, or room for it).
+            if let Some(entry) = self.remembered.get_mut(&to).and_then(|r| r.get_mut(&relay)) {
+                entry.retry_at.get_or_insert_with(Instant::now);
+            }
+            return;
+        }
+        self.taking.insert((to, relay));
         let (client, mut store) = (self.client.clone(), self.store.clone());
         self.start(async move {
             let result = async {
@@ -220,10 +318,10 @@ impl Mail {
                     Err(_) => return Err("the relay is stopping".to_owned()),
                 };
                 if dms.is_empty() {
-                    return Ok((0, 0));
+                    return Ok((0, 0, 0));
                 }
                 let got = dms.len();
-                let (reply, answer) = futures::channel::oneshot::channel();
+                let (reply, answer) = oneshot::channel();
                 let job = StoreJob::TakeMail {
                     origin: relay,
                     to,
@@ -234,43 +332,102 @@ impl Mail {
                     .send(job)
                     .await
                     .map_err(|_| "the store stopped".to_owned())?;
-                let new = answer.await.map_err(|_| "the store stopped".to_owned())??;
+                let (new, reported) =
+                    answer.await.map_err(|_| "the store stopped".to_owned())??;
                 if new > 0 {
                     let _ = client.notify_mail(to).await;
                 }
-                Ok((got, new))
+                Ok((got, new, reported))
             }
             .await;
-            Outcome::Took { relay, to, result }
+            Outcome::Took {
+                relay,
+                to,
+                generation,
+                result,
+            }
         });
     }
 
-    /// Tells `relay` that `to` fetched these DMs here, or keeps that for when it is linked.
-    fn report(&mut self, relay: PeerId, to: PeerId, ids: Vec<String>) {
-        if !self.linked.contains(&relay) || self.in_flight.len() >= MAX_IN_FLIGHT {
-            let queue = self.unreported.entry(relay).or_default();
-            if queue.len() < MAX_UNREPORTED_PER_RELAY {
-                queue.push((to, ids));
-            } else {
-                tracing::warn!(%relay, "too many delivery reports waiting for a relay; one dropped (the relay keeps that DM until it expires)");
-            }
+    /// Sends `relay` the delivery reports the store keeps for it, a page at a time.
+    fn send_reports(&mut self, relay: PeerId) {
+        let due = self
+            .reports_due
+            .get(&relay)
+            .is_some_and(|at| *at <= Instant::now());
+        if !due
+            || !self.linked.contains(&relay)
+            || self.in_flight.len() >= MAX_IN_FLIGHT
+            || !self.reporting.insert(relay)
+        {
             return;
         }
-        let client = self.client.clone();
+        self.reports_due.remove(&relay);
+        let (client, mut store) = (self.client.clone(), self.store.clone());
         self.start(async move {
-            let request = StoreRequest::MailDelivered {
-                to,
-                ids: ids.clone(),
+            let (reply, answer) = oneshot::channel();
+            let job = StoreJob::MailReports {
+                origin: relay,
+                limit: REPORTS_PAGE,
+                reply,
             };
-            let result = match client.ask_store(relay, request).await {
-                Ok(StoreResponse::Acked { .. }) => Ok(()),
-                Ok(other) => {
-                    tracing::debug!(%relay, ?other, "a delivery report was not taken");
-                    Err((to, ids))
+            let pending = match store.send(job).await {
+                Ok(()) => answer.await.ok().and_then(Result::ok),
+                Err(_) => None,
+            };
+            let Some(pending) = pending else {
+                return Outcome::Reported {
+                    relay,
+                    recipients: Vec::new(),
+                    more: false,
+                    later: true,
+                };
+            };
+            let more = pending.iter().map(|(_, ids)| ids.len()).sum::<usize>() >= REPORTS_PAGE;
+            let mut recipients = Vec::new();
+            for (to, ids) in pending {
+                for chunk in ids.chunks(MAX_IDS_PER_REQUEST) {
+                    let request = StoreRequest::MailDelivered {
+                        to,
+                        ids: chunk.to_vec(),
+                    };
+                    match client.ask_store(relay, request).await {
+                        Ok(StoreResponse::Acked { .. }) => {
+                            let job = StoreJob::MailReported {
+                                origin: relay,
+                                to,
+                                ids: chunk.to_vec(),
+                            };
+                            let _ = store.send(job).await;
+                        }
+                        Ok(StoreResponse::Error { reason }) => {
+                            // Busy, or it stopped naming us: the reports wait in the store.
+                            tracing::debug!(%relay, reason, "delivery reports not taken; sent again later");
+                            return Outcome::Reported {
+                                relay,
+                                recipients,
+                                more: false,
+                                later: true,
+                            };
+                        }
+                        Ok(_) | Err(_) => {
+                            return Outcome::Reported {
+                                relay,
+                                recipients,
+                                more: false,
+                                later: true,
+                            };
+                        }
+                    }
                 }
-                Err(_) => Err((to, ids)),
-            };
-            Outcome::Reported { relay, result }
+                recipients.push(to);
+            }
+            Outcome::Reported {
+                relay,
+                recipients,
+                more,
+                later: false,
+            }
         });
     }
 
@@ -280,60 +437,103 @@ impl Mail {
 
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Took { relay, to, result } => {
+            Outcome::Took {
+                relay,
+                to,
+                generation,
+                result,
+            } => {
                 self.taking.remove(&(to, relay));
+                let Some(entry) = self.remembered.get_mut(&to).and_then(|r| r.get_mut(&relay))
+                else {
+                    return;
+                };
+                let hinted_since = entry.generation != generation;
                 match result {
-                    Ok((got, new)) => {
+                    Ok((got, new, reported)) => {
+                        entry.failures = 0;
+                        entry.retry_at = None;
                         if new > 0 {
                             tracing::info!(%relay, recipient = %to, new, "mail taken from a relay for a peer connected here");
                         }
-                        // A full answer leaves more there: taken once these are delivered.
-                        if got < MAX_IDS_PER_REQUEST {
+                        if reported > 0 {
+                            self.reports_due.insert(relay, Instant::now());
+                            self.send_reports(relay);
+                        }
+                        if hinted_since {
+                            self.take(to, relay);
+                        } else if got == 0 {
+                            // All taken (what is here waits for its recipient to fetch it).
                             self.forget(to, relay);
                         }
+                        // Otherwise more may wait there, behind a full answer: taken again
+                        // once the reports of what was fetched here made room.
                     }
                     Err(reason) => {
-                        let failures = self
-                            .remembered
-                            .get_mut(&to)
-                            .and_then(|relays| relays.get_mut(&relay))
-                            .map(|(_, failures)| {
-                                *failures += 1;
-                                *failures
-                            });
-                        if failures.is_some_and(|f| f >= MAX_TAKE_FAILURES) {
+                        entry.failures += 1;
+                        let failures = entry.failures;
+                        entry.retry_at =
+                            Some(Instant::now() + FIRST_RETRY * 2u32.pow(failures.min(10) - 1));
+                        if failures >= MAX_TAKE_FAILURES {
                             tracing::warn!(%relay, recipient = %to, reason, "mail not taken; left until the relay tells again");
                             self.forget(to, relay);
                         } else {
-                            tracing::debug!(%relay, recipient = %to, reason, "mail not taken; tried again");
+                            tracing::debug!(%relay, recipient = %to, reason, failures, "mail not taken; tried again later");
                         }
                     }
                 }
             }
-            Outcome::Reported { relay, result } => match result {
-                Ok(()) => {
-                    // What was left there for want of room in one answer comes next.
-                    let more: Vec<PeerId> = self
-                        .remembered
-                        .iter()
-                        .filter(|(to, relays)| {
-                            self.present.contains(to) && relays.contains_key(&relay)
-                        })
-                        .map(|(to, _)| *to)
-                        .take(MAX_IN_FLIGHT)
-                        .collect();
-                    for to in more {
+            Outcome::Reported {
+                relay,
+                recipients,
+                more,
+                later,
+            } => {
+                self.reporting.remove(&relay);
+                // What was left there for want of room in one answer comes next.
+                for to in recipients {
+                    if self.present.contains(&to) {
                         self.take(to, relay);
                     }
                 }
-                Err((to, ids)) => {
-                    let queue = self.unreported.entry(relay).or_default();
-                    if queue.len() < MAX_UNREPORTED_PER_RELAY {
-                        queue.push((to, ids));
+                if more {
+                    self.reports_due.insert(relay, Instant::now());
+                } else if later {
+                    self.reports_due
+                        .entry(relay)
+                        .or_insert(Instant::now() + REPORT_EVERY);
+                }
+                // Including reports made while these were under way.
+                self.send_reports(relay);
+            }
+            Outcome::Told { relay, again } => {
+                if !again.is_empty() {
+                    let untold = self.untold.entry(relay).or_default();
+                    for to in again {
+                        if untold.len() < MAX_UNTOLD {
+                            untold.insert(to);
+                        }
                     }
                 }
-            },
-            Outcome::Told => {}
+            }
+            Outcome::Listed {
+                relay,
+                recipients,
+                next,
+            } => {
+                self.listing.remove(&relay);
+                let untold = self.untold.entry(relay).or_default();
+                untold.extend(recipients);
+                match next {
+                    Some(next) => {
+                        self.listings.insert(relay, Some(next));
+                    }
+                    None => {
+                        self.listings.remove(&relay);
+                    }
+                }
+                self.send_hints();
+            }
         }
     }
 
@@ -346,37 +546,92 @@ impl Mail {
         }
     }
 
-    /// Sends the hints gathered, in requests of at most [`MAX_IDS_PER_REQUEST`] recipients.
-    fn tell(&mut self) {
-        if self.to_tell.is_empty() || self.linked.is_empty() {
-            self.to_tell.clear();
+    /// Sends the hints gathered to each linked relay, [`MAX_IDS_PER_REQUEST`] recipients a
+    /// request.
+    fn send_hints(&mut self) {
+        let relays: Vec<PeerId> = self.untold.keys().copied().collect();
+        for relay in relays {
+            if !self.linked.contains(&relay) {
+                // Named again when the link comes back.
+                self.untold.remove(&relay);
+                continue;
+            }
+            while self.in_flight.len() < MAX_IN_FLIGHT {
+                let Some(untold) = self.untold.get_mut(&relay) else {
+                    break;
+                };
+                let chunk: Vec<PeerId> = untold.iter().take(MAX_IDS_PER_REQUEST).copied().collect();
+                if chunk.is_empty() {
+                    self.untold.remove(&relay);
+                    break;
+                }
+                for to in &chunk {
+                    untold.remove(to);
+                }
+                let client = self.client.clone();
+                self.start(async move {
+                    let request = StoreRequest::MailWaiting { to: chunk.clone() };
+                    let again = match client.ask_store(relay, request).await {
+                        Ok(StoreResponse::Acked { .. }) => Vec::new(),
+                        Ok(StoreResponse::Error { reason }) => {
+                            tracing::debug!(%relay, reason, "a relay did not take a mail hint");
+                            // Busy: named again at the next look. Refused: it would be again.
+                            if reason.contains("busy") {
+                                chunk
+                            } else {
+                                Vec::new()
+                            }
+                        }
+                        Ok(_) | Err(_) => chunk,
+                    };
+                    Outcome::Told { relay, again }
+                });
+            }
+        }
+    }
+
+    /// Lists the next page of our recipients for `relay`.
+    fn list_for(&mut self, relay: PeerId, after: Option<PeerId>) {
+        let room = self.untold.get(&relay).map_or(0, HashSet::len) + LIST_PAGE <= MAX_UNTOLD;
+        if !room || self.in_flight.len() >= MAX_IN_FLIGHT || !self.listing.insert(relay) {
             return;
         }
-        let recipients: Vec<PeerId> = self.to_tell.drain().collect();
-        let relays: Vec<PeerId> = self.linked.iter().copied().collect();
-        for relay in relays {
-            self.tell_relay(relay, &recipients);
-        }
-    }
-
-    fn tell_relay(&mut self, relay: PeerId, recipients: &[PeerId]) {
-        for chunk in recipients.chunks(MAX_IDS_PER_REQUEST) {
-            let (client, to) = (self.client.clone(), chunk.to_vec());
-            self.start(async move {
-                if let Ok(StoreResponse::Error { reason }) = client
-                    .ask_store(relay, StoreRequest::MailWaiting { to })
-                    .await
-                {
-                    tracing::debug!(%relay, reason, "a relay did not take a mail hint");
+        let mut store = self.store.clone();
+        self.start(async move {
+            let (reply, answer) = oneshot::channel();
+            let job = StoreJob::MailRecipients {
+                after,
+                limit: LIST_PAGE,
+                reply,
+            };
+            let listed = match store.send(job).await {
+                Ok(()) => answer.await.ok().and_then(Result::ok),
+                Err(_) => None,
+            };
+            match listed {
+                Some(recipients) => {
+                    let next = (recipients.len() >= LIST_PAGE)
+                        .then(|| recipients.last().copied())
+                        .flatten();
+                    Outcome::Listed {
+                        relay,
+                        recipients,
+                        next,
+                    }
                 }
-                Outcome::Told
-            });
-        }
+                // Tried again at the next look.
+                None => Outcome::Listed {
+                    relay,
+                    recipients: Vec::new(),
+                    next: after,
+                },
+            }
+        });
     }
 
-    /// Every [`LOOK_EVERY`]: links that came up get our recipients and their reports, what
-    /// failed is tried again, what was remembered too long is forgotten; `false` once the chat
-    /// core stopped.
+    /// Every [`LOOK_EVERY`]: links that came up get our recipients and their reports, failed
+    /// takes whose time came are tried again, what was remembered too long is forgotten;
+    /// `false` once the chat core stopped.
     async fn look(&mut self) -> bool {
         let Ok((relays, _)) = self.client.federation().await else {
             return false;
@@ -386,52 +641,51 @@ impl Mail {
         if rehint {
             self.next_rehint = now + REHINT_EVERY;
         }
-        let fresh: Vec<PeerId> = relays
-            .iter()
-            .filter(|r| rehint || !self.linked.contains(r))
-            .copied()
-            .collect();
-        self.linked = relays.into_iter().collect();
-        if !fresh.is_empty() {
-            let (reply, answer) = futures::channel::oneshot::channel();
-            let job = StoreJob::MailRecipients {
-                limit: MAX_RECIPIENTS_TOLD,
-                reply,
-            };
-            if self.store.send(job).await.is_err() {
-                return false;
-            }
-            match answer.await {
-                Ok(Ok(recipients)) if !recipients.is_empty() => {
-                    for relay in &fresh {
-                        self.tell_relay(*relay, &recipients);
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "the store did not list whom it keeps mail for")
-                }
-                Err(_) => return false,
+        if now >= self.next_reports {
+            self.next_reports = now + REPORT_EVERY;
+            for relay in &relays {
+                self.reports_due.entry(*relay).or_insert(now);
             }
         }
-        let linked: Vec<PeerId> = self.linked.iter().copied().collect();
-        for relay in linked {
-            for (to, ids) in self.unreported.remove(&relay).unwrap_or_default() {
-                self.report(relay, to, ids);
+        for relay in &relays {
+            if rehint || !self.linked.contains(relay) {
+                self.listings.insert(*relay, None);
+                self.reports_due.insert(*relay, now);
             }
+        }
+        self.linked = relays.into_iter().collect();
+        self.known.extend(self.linked.iter().copied());
+        self.listings.retain(|relay, _| self.linked.contains(relay));
+        let listings: Vec<(PeerId, Option<PeerId>)> =
+            self.listings.iter().map(|(r, a)| (*r, *a)).collect();
+        for (relay, after) in listings {
+            self.list_for(relay, after);
+        }
+        self.send_hints();
+        let due: Vec<PeerId> = self.reports_due.keys().copied().collect();
+        for relay in due {
+            self.send_reports(relay);
         }
         self.remembered.retain(|_, relays| {
-            relays.retain(|_, (at, _)| now.duration_since(*at) < WAITING_TTL);
+            relays.retain(|_, r| now.duration_since(r.since) < WAITING_TTL);
             !relays.is_empty()
         });
-        let due: Vec<(PeerId, PeerId)> = self
+        let retries: Vec<(PeerId, PeerId)> = self
             .remembered
             .iter()
             .filter(|(to, _)| self.present.contains(to))
-            .flat_map(|(to, relays)| relays.keys().map(move |relay| (*to, *relay)))
+            .flat_map(|(to, relays)| {
+                relays
+                    .iter()
+                    .filter(|(_, r)| r.retry_at.is_some_and(|at| at <= now))
+                    .map(move |(relay, _)| (*to, *relay))
+            })
+            .filter(|(to, relay)| {
+                self.linked.contains(relay) && !self.taking.contains(&(*to, *relay))
+            })
             .take(MAX_IN_FLIGHT)
             .collect();
-        for (to, relay) in due {
+        for (to, relay) in retries {
             self.take(to, relay);
         }
         true

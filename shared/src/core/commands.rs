@@ -204,7 +204,8 @@ impl<X: Extension> EventLoop<X> {
                 self.pending.dials.insert(id, reply);
             }
             Err(e) => {
-                let _ = reply.send(Err(bad_address(&addr, e).into()));
+                let reason = super::swarm_events::dial_error_text(&e);
+                let _ = reply.send(Err(bad_address(&addr, reason).into()));
             }
         }
     }
@@ -221,7 +222,8 @@ impl<X: Extension> EventLoop<X> {
             .kad
             .add_address(&peer, without_peer);
         if let Err(e) = self.swarm.dial(addr.clone()) {
-            return Err(bad_address(&addr, e).into());
+            let reason = super::swarm_events::dial_error_text(&e);
+            return Err(bad_address(&addr, reason).into());
         }
         Ok(())
     }

@@ -46,6 +46,9 @@ pub struct EventLoop<X: Extension> {
     /// Events dropped since the UI last kept up.
     missed: u64,
     pub(super) listen_addrs_are_external: bool,
+    /// Peers are reached through relay circuits only (`--relay-only`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) relay_only: bool,
     pub(super) nick: String,
     /// Rooms we are in (as a peer).
     pub(super) rooms: HashMap<String, Room>,
@@ -110,6 +113,8 @@ impl<X: Extension> EventLoop<X> {
             events,
             missed: 0,
             listen_addrs_are_external: config.listen_addrs_are_external,
+            #[cfg(not(target_arch = "wasm32"))]
+            relay_only: config.relay_only,
             nick: config.nick.into(),
             rooms: HashMap::new(),
             hub: Hub::for_role(config.role, config.store, config.limits, &config.peering),

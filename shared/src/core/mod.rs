@@ -57,6 +57,9 @@ pub struct CoreConfig {
     /// Where to record metrics (a relay serves them at `/metrics`); `None` records nothing.
     #[cfg(not(target_arch = "wasm32"))]
     pub metrics: Option<crate::native::metrics::CoreMetrics>,
+    /// Reach peers only through relay circuits, never at their own addresses (`--relay-only`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub relay_only: bool,
 }
 
 impl CoreConfig {
@@ -73,6 +76,8 @@ impl CoreConfig {
             peering: crate::hub::PeeringConfig::default(),
             #[cfg(not(target_arch = "wasm32"))]
             metrics: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            relay_only: false,
         }
     }
 
@@ -89,6 +94,8 @@ impl CoreConfig {
             peering: crate::hub::PeeringConfig::default(),
             #[cfg(not(target_arch = "wasm32"))]
             metrics: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            relay_only: false,
         }
     }
 }

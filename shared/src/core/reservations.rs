@@ -110,6 +110,8 @@ impl<X: Extension> EventLoop<X> {
             .into());
         };
         let peer = peer_of(first)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        self.swarm.behaviour_mut().ext.using_relay(peer);
         for addr in &addrs {
             if peer_of(addr)? != peer {
                 return Err(AddressError {
@@ -318,6 +320,11 @@ impl<X: Extension> EventLoop<X> {
     /// through each relay we use. Dialled one at a time in this order.
     pub(super) fn routes_to(&self, target: PeerId) -> Vec<Multiaddr> {
         let mut addrs = self.peers.addresses_of(&target);
+        // `--relay-only`: a peer's own addresses would show it ours.
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.relay_only {
+            addrs.retain(crate::addr::is_relayed);
+        }
         addrs.extend(self.circuit_addrs(target));
         addrs
     }

@@ -418,7 +418,7 @@ impl<X: Extension> EventLoop<X> {
 }
 
 /// One line saying why a dial failed.
-fn dial_error_text(error: &DialError) -> String {
+pub(super) fn dial_error_text(error: &DialError) -> String {
     match error {
         DialError::Transport(attempts) => attempts
             .iter()

@@ -66,6 +66,8 @@ pub const SYNC_REQUESTS_BURST: f64 = 500.0;
 struct Link {
     /// Its reconciliation requests' token bucket: tokens, and when it was filled.
     sync_tokens: (f64, Instant),
+    /// Its mail requests' token bucket (the same size, apart: mail never waits on history).
+    mail_tokens: (f64, Instant),
     addrs: Vec<Multiaddr>,
     /// Named by the operator: never forgotten.
     named: bool,
@@ -111,6 +113,7 @@ impl Peering {
             };
             let link = links.entry(peer).or_insert(Link {
                 sync_tokens: (SYNC_REQUESTS_BURST, now),
+                mail_tokens: (SYNC_REQUESTS_BURST, now),
                 addrs: Vec::new(),
                 named: true,
                 inbound: false,
@@ -241,6 +244,7 @@ impl Peering {
             peer,
             Link {
                 sync_tokens: (SYNC_REQUESTS_BURST, Instant::now()),
+                mail_tokens: (SYNC_REQUESTS_BURST, Instant::now()),
                 addrs,
                 named: false,
                 inbound: true,
@@ -257,19 +261,17 @@ impl Peering {
     /// Takes one reconciliation request from `peer`'s allowance; `false` when it is spent (or
     /// `peer` is no relay).
     pub fn take_sync_request(&mut self, peer: &PeerId, now: Instant) -> bool {
-        let Some(link) = self.links.get_mut(peer) else {
-            return false;
-        };
-        let (tokens, at) = &mut link.sync_tokens;
-        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
-        *tokens = (*tokens + elapsed * SYNC_REQUESTS_PER_SEC).min(SYNC_REQUESTS_BURST);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.links
+            .get_mut(peer)
+            .is_some_and(|link| take_token(&mut link.sync_tokens, now))
+    }
+
+    /// Whether the relay `peer` may send a mail request now (its own bucket, of the same size
+    /// as reconciliation's); takes a token.
+    pub fn take_mail_request(&mut self, peer: &PeerId, now: Instant) -> bool {
+        self.links
+            .get_mut(peer)
+            .is_some_and(|link| take_token(&mut link.mail_tokens, now))
     }
 
     /// Whether `query` is our lookup of the other relays.
@@ -296,6 +298,7 @@ impl Peering {
                 peer,
                 Link {
                     sync_tokens: (SYNC_REQUESTS_BURST, now),
+                    mail_tokens: (SYNC_REQUESTS_BURST, now),
                     addrs: Vec::new(),
                     named: false,
                     inbound: false,
@@ -368,6 +371,19 @@ impl Peering {
         if let Err(e) = swarm.dial(opts) {
             tracing::debug!(%peer, error = %e, "relay peer not dialled");
         }
+    }
+}
+
+/// Takes a token from a bucket of [`SYNC_REQUESTS_BURST`] filled at [`SYNC_REQUESTS_PER_SEC`].
+fn take_token((tokens, at): &mut (f64, Instant), now: Instant) -> bool {
+    let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+    *tokens = (*tokens + elapsed * SYNC_REQUESTS_PER_SEC).min(SYNC_REQUESTS_BURST);
+    *at = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
     }
 }
 

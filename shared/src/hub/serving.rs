@@ -67,12 +67,11 @@ impl Hub {
             );
             return;
         }
-        if (reconciling || mail)
-            && !self
-                .peering
-                .take_sync_request(&from, std::time::Instant::now())
+        let now = std::time::Instant::now();
+        if (reconciling && !self.peering.take_sync_request(&from, now))
+            || (mail && !self.peering.take_mail_request(&from, now))
         {
-            tracing::debug!(%from, "a relay over its reconciliation requests; answered busy");
+            tracing::debug!(%from, "a relay over its reconciliation or mail requests; answered busy");
             respond(swarm, channel, StoreResponse::error(BUSY));
             return;
         }

@@ -84,6 +84,8 @@ pub struct NativeOptions {
     pub mdns: bool,
     /// UPnP port mapping. Never on in tests.
     pub upnp: bool,
+    /// No direct connection but to our relays ([`crate::native::relay_only`]).
+    pub relay_only: bool,
 }
 
 pub use derived::{Native, NativeEvent};
@@ -102,6 +104,8 @@ mod derived {
         pub limits: connection_limits::Behaviour,
         /// Cap on the connections of one IP address.
         pub ip_limit: crate::native::ip_limit::IpLimit,
+        /// `--relay-only`: no direct dial but to our relays.
+        pub relay_only: crate::native::relay_only::RelayOnly,
         /// Circuit relay v2 server.
         pub circuit_relay: Toggle<relay::Behaviour>,
         /// Hole punching over relayed connections.
@@ -159,6 +163,7 @@ impl Native {
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             ip_limit: crate::native::ip_limit::IpLimit::new(ip_limit),
+            relay_only: crate::native::relay_only::RelayOnly::new(options.relay_only),
             circuit_relay: circuit_relay.into(),
             dcutr: options.dcutr.then(|| dcutr::Behaviour::new(peer_id)).into(),
             autonat: autonat.into(),
@@ -184,11 +189,17 @@ impl Extension for Native {
         Some(self.files.new_control())
     }
 
+    fn using_relay(&mut self, relay: libp2p::PeerId) {
+        self.relay_only.allow(relay);
+    }
+
     fn translate(event: NativeEvent) -> Option<ExtensionEvent> {
         Some(match event {
             // Streams are handed out through their control, not as events.
             NativeEvent::Files(()) => return None,
-            NativeEvent::Limits(never) | NativeEvent::IpLimit(never) => match never {},
+            NativeEvent::Limits(never)
+            | NativeEvent::IpLimit(never)
+            | NativeEvent::RelayOnly(never) => match never {},
             NativeEvent::CircuitRelay(event) => {
                 ExtensionEvent::Log(format!("circuit relay server: {event:?}"))
             }
@@ -236,6 +247,7 @@ mod tests {
             autonat: false,
             mdns: false,
             upnp: false,
+            relay_only: false,
         };
         let native = Native::new(&key, &options).expect("extension");
         let (_, relay_client) = relay::client::new(key.public().to_peer_id());

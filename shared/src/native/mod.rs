@@ -20,6 +20,7 @@ pub mod extension;
 pub mod ip_limit;
 pub mod metrics;
 pub mod node;
+pub mod relay_only;
 pub mod swarm;
 pub mod webrtc_hold;
 

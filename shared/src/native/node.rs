@@ -188,6 +188,7 @@ pub async fn start_relay(key: Keypair, setup: RelaySetup) -> Result<Node, StartE
         autonat: true,
         mdns: false,
         upnp: false,
+        relay_only: false,
     };
     let metrics = setup.metrics.as_ref();
     let mut swarm = swarm::build(key, setup.transports, Role::Relay, &options, metrics).await?;
@@ -220,6 +221,9 @@ pub struct PeerSetup {
     pub dcutr: bool,
     /// libp2p's memory transport instead of the network: for tests.
     pub in_memory: bool,
+    /// Open no direct connection but to the relays used: nobody else learns our IP address
+    /// ([`crate::native::relay_only`]). Listening on nothing goes with it.
+    pub relay_only: bool,
 }
 
 impl PeerSetup {
@@ -238,6 +242,7 @@ impl PeerSetup {
             upnp: true,
             dcutr: true,
             in_memory: false,
+            relay_only: false,
         }
     }
 
@@ -282,6 +287,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         autonat: true,
         mdns: setup.mdns,
         upnp: setup.upnp,
+        relay_only: setup.relay_only,
     };
     let transports = if setup.in_memory {
         Transports::Memory
@@ -293,6 +299,7 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
     };
     let config = CoreConfig {
         identity: Some(key.clone()),
+        relay_only: setup.relay_only,
         ..CoreConfig::peer(setup.nick.clone())
     };
     let mut swarm = swarm::build(key, transports, Role::Peer, &options, None).await?;

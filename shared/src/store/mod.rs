@@ -374,8 +374,9 @@ pub enum StoreJob {
         reply: futures::channel::oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// Keep these DMs, taken from the relay `origin` for a recipient connected here, each as its
-    /// depositor's (a DM already here, or fetched here before, is skipped); tell `origin` once
-    /// the recipient has them. How many were new, or why the store could not keep them.
+    /// depositor's, and tell `origin` once the recipient has them (a DM already here is not
+    /// kept twice; one fetched here before is reported to `origin` at once). How many were new
+    /// and how many were reported, or why the store could not keep them.
     #[cfg(not(target_arch = "wasm32"))]
     TakeMail {
         /// The relay the DMs came from.
@@ -384,18 +385,45 @@ pub enum StoreJob {
         to: PeerId,
         /// The DMs.
         dms: Vec<MailboxDm>,
-        /// How many were new.
-        reply: futures::channel::oneshot::Sender<Result<usize, String>>,
+        /// (new, reported).
+        reply: futures::channel::oneshot::Sender<Result<(usize, usize), String>>,
     },
-    /// The peers the store keeps mail for, at most `limit`.
+    /// The peers the store keeps mail for, in order, after `after`, at most `limit`.
     #[cfg(not(target_arch = "wasm32"))]
     MailRecipients {
+        /// Where the previous list stopped.
+        after: Option<PeerId>,
         /// Most recipients.
         limit: usize,
         /// The recipients, or why the store could not read them.
         reply: futures::channel::oneshot::Sender<Result<Vec<PeerId>, String>>,
     },
+    /// What `origin` is still to be told was fetched here (DMs taken from it): by recipient, at
+    /// most `limit` ids in all.
+    #[cfg(not(target_arch = "wasm32"))]
+    MailReports {
+        /// The relay.
+        origin: PeerId,
+        /// Most ids.
+        limit: usize,
+        /// (recipient, ids), or why the store could not read them.
+        reply: futures::channel::oneshot::Sender<Result<MailReports, String>>,
+    },
+    /// `origin` took these reports: forget them.
+    #[cfg(not(target_arch = "wasm32"))]
+    MailReported {
+        /// The relay.
+        origin: PeerId,
+        /// The recipient.
+        to: PeerId,
+        /// Message ids.
+        ids: Vec<String>,
+    },
 }
+
+/// Delivery reports for a relay, by recipient ([`StoreJob::MailReports`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub type MailReports = Vec<(PeerId, Vec<String>)>;
 
 /// The chat core's end of a store backend: bounded, never waited on.
 pub type StoreHandle = futures::channel::mpsc::Sender<StoreJob>;

@@ -17,7 +17,9 @@ use std::collections::{BinaryHeap, HashMap};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::mailbox::{count_deposit, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN};
+use super::mailbox::{
+    count_deposit, forget_origins, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN,
+};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::Store;
 
@@ -204,7 +206,7 @@ impl Store {
                         Row::Dm { to, id } => {
                             mailbox.remove((to.as_str(), at, id.as_str()))?;
                             mailbox_ids.remove((to.as_str(), id.as_str()))?;
-                            origins.remove((to.as_str(), id.as_str()))?;
+                            forget_origins(&mut origins, &to, &id)?;
                             count_deposit(&mut depositors, holder, -1)?;
                         }
                     }

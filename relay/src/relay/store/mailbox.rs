@@ -29,10 +29,38 @@ pub(super) const DELIVERED: TableDefinition<(&str, &str), u64> = TableDefinition
 /// depositor → DMs it has waiting.
 pub(super) const DEPOSITORS: TableDefinition<&str, u64> =
     TableDefinition::new("mailbox_depositors");
-/// (recipient, id) → the relay a DM was taken from, for a DM taken from another relay: told
-/// when the recipient has it.
-pub(super) const MAIL_ORIGIN: TableDefinition<(&str, &str), &str> =
+/// (recipient, id, relay) for a DM taken from another relay (from more than one, maybe): each
+/// is told when the recipient has it.
+pub(super) const MAIL_ORIGIN: TableDefinition<(&str, &str, &str), ()> =
     TableDefinition::new("mail_origin");
+/// (relay, recipient, id) → fetched at: what a relay is still to be told was fetched here.
+pub(super) const MAIL_REPORTS: TableDefinition<(&str, &str, &str), u64> =
+    TableDefinition::new("mail_reports");
+
+/// The relays a DM kept here was taken from.
+fn origins_of(
+    origins: &redb::Table<(&str, &str, &str), ()>,
+    to: &str,
+    id: &str,
+) -> Result<Vec<String>, redb::Error> {
+    let mut found = Vec::new();
+    for entry in origins.range((to, id, "")..(to, after(id).as_str(), ""))? {
+        found.push(entry?.0.value().2.to_owned());
+    }
+    Ok(found)
+}
+
+/// Forgets where a DM that is gone (expired, evicted, shed) came from.
+pub(super) fn forget_origins(
+    origins: &mut redb::Table<(&str, &str, &str), ()>,
+    to: &str,
+    id: &str,
+) -> Result<(), redb::Error> {
+    for origin in origins_of(origins, to, id)? {
+        origins.remove((to, id, origin.as_str()))?;
+    }
+    Ok(())
+}
 
 /// Counts what each depositor has waiting, once, for a store written before the count was kept.
 pub(super) fn count_depositors(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -71,6 +99,8 @@ pub(super) fn count_deposit(
 impl Store {
     /// Keeps a sealed DM for its recipient (once per id), unless the recipient's mailbox is full;
     /// adds the bytes it takes (less any DM it evicts) to `bytes`.
+    /// Whether it was new comes with the answer (a deposit already here is answered
+    /// "deposited" again).
     pub(super) fn deposit(
         &self,
         tx: &redb::WriteTransaction,
@@ -78,22 +108,24 @@ impl Store {
         deposit: &Deposit,
         now: u64,
         bytes: &mut i64,
-    ) -> Result<StoreResponse, redb::Error> {
+    ) -> Result<(StoreResponse, bool), redb::Error> {
         let to = deposit.to.to_base58();
         let mut ids = tx.open_table(MAILBOX_IDS)?;
         if ids.get((to.as_str(), deposit.id.as_str()))?.is_some() {
-            return Ok(StoreResponse::Deposited {
+            let answer = StoreResponse::Deposited {
                 id: deposit.id.clone(),
-            });
+            };
+            return Ok((answer, false));
         }
         let from = from.to_base58();
         let mut depositors = tx.open_table(DEPOSITORS)?;
         let mine = depositors.get(from.as_str())?.map_or(0, |v| v.value());
         if mine >= self.retention.mailbox_max_per_depositor {
-            return Ok(StoreResponse::error(format!(
+            let answer = StoreResponse::error(format!(
                 "you have {mine} direct messages waiting at this relay; the limit is {} until some are fetched",
                 self.retention.mailbox_max_per_depositor
-            )));
+            ));
+            return Ok((answer, false));
         }
         let mut mailbox = tx.open_table(MAILBOX)?;
         let held = ids
@@ -121,15 +153,15 @@ impl Store {
                 .max_by_key(|(_, (n, _))| *n)
                 .filter(|(_, (n, _))| *n > own);
             let Some((evicted, (_, (at, id, size)))) = top else {
-                return Ok(StoreResponse::error(format!(
+                let answer = StoreResponse::error(format!(
                     "the mailbox of {} is full ({held} messages waiting)",
                     deposit.to
-                )));
+                ));
+                return Ok((answer, false));
             };
             mailbox.remove((to.as_str(), at, id.as_str()))?;
             ids.remove((to.as_str(), id.as_str()))?;
-            tx.open_table(MAIL_ORIGIN)?
-                .remove((to.as_str(), id.as_str()))?;
+            forget_origins(&mut tx.open_table(MAIL_ORIGIN)?, &to, &id)?;
             count_deposit(&mut depositors, &evicted, -1)?;
             *bytes -= size as i64;
             tracing::info!(recipient = %deposit.to, depositor = evicted, "full mailbox: the oldest DM of its largest depositor made room");
@@ -141,22 +173,23 @@ impl Store {
         ids.insert((to.as_str(), deposit.id.as_str()), now)?;
         count_deposit(&mut depositors, &from, 1)?;
         *bytes += dm_bytes(&to, &deposit.id, &from, &deposit.sealed) as i64;
-        Ok(StoreResponse::Deposited {
+        let answer = StoreResponse::Deposited {
             id: deposit.id.clone(),
-        })
+        };
+        Ok((answer, true))
     }
 }
 
 /// The recipient has these DMs: forget them (taking their bytes off `bytes`), and note for each
-/// depositor that it was fetched. Those taken from another relay go in `copies`, with the relay
-/// (to be told).
+/// depositor that it was fetched. The relays any of them was taken from are to be told
+/// ([`MAIL_REPORTS`]); they go in `told`.
 pub(super) fn ack(
     tx: &redb::WriteTransaction,
     recipient: PeerId,
     acked: &[String],
     now: u64,
     bytes: &mut i64,
-    copies: &mut Vec<(PeerId, String)>,
+    told: &mut Vec<PeerId>,
 ) -> Result<StoreResponse, redb::Error> {
     let to = recipient.to_base58();
     let mut ids = tx.open_table(MAILBOX_IDS)?;
@@ -164,14 +197,20 @@ pub(super) fn ack(
     let mut delivered = tx.open_table(DELIVERED)?;
     let mut depositors = tx.open_table(DEPOSITORS)?;
     let mut origins = tx.open_table(MAIL_ORIGIN)?;
+    let mut reports = tx.open_table(MAIL_REPORTS)?;
     let mut count = 0;
     for id in acked {
         let Some(stored_at) = ids.remove((to.as_str(), id.as_str()))?.map(|v| v.value()) else {
             continue;
         };
-        let origin = origins.remove((to.as_str(), id.as_str()))?;
-        if let Some(origin) = origin.and_then(|o| o.value().parse::<PeerId>().ok()) {
-            copies.push((origin, id.clone()));
+        for origin in origins_of(&origins, &to, id)? {
+            origins.remove((to.as_str(), id.as_str(), origin.as_str()))?;
+            reports.insert((origin.as_str(), to.as_str(), id.as_str()), now)?;
+            if let Ok(origin) = origin.parse::<PeerId>() {
+                if !told.contains(&origin) {
+                    told.push(origin);
+                }
+            }
         }
         let removed = mailbox.remove((to.as_str(), stored_at, id.as_str()))?;
         let depositor = removed.map(|v| {
@@ -223,9 +262,10 @@ pub(super) fn fetch(
 }
 
 impl Store {
-    /// Keeps DMs for `to` taken from the relay `origin`, each as its depositor's, within the
-    /// same limits as a deposit; skips what is already here, was fetched here before, or is
-    /// malformed. How many were new.
+    /// Keeps DMs for `to` taken from the relay `origin`, each as its depositor's and dated as
+    /// it was there, within the same limits as a deposit. One already here is not kept twice
+    /// (`origin` is told too when the recipient fetches it); one fetched here before is reported
+    /// to `origin` at once; a malformed one is dropped. (new, reported).
     pub(super) fn take(
         &self,
         tx: &redb::WriteTransaction,
@@ -234,54 +274,104 @@ impl Store {
         dms: &[MailboxDm],
         now: u64,
         bytes: &mut i64,
-    ) -> Result<usize, redb::Error> {
+    ) -> Result<(usize, usize), redb::Error> {
         let recipient = to.to_base58();
-        let mut new = 0;
+        let origin_id = origin.to_base58();
+        let (mut new, mut reported) = (0, 0);
         for dm in dms.iter().take(MAX_IDS_PER_REQUEST) {
             if dm.id.is_empty() || dm.id.len() > MAX_ID_CHARS || dm.sealed.len() > MAX_SEALED_CHARS
             {
                 tracing::warn!(%origin, %to, "a relay handed over a malformed DM; dropped");
                 continue;
             }
-            let depositor = dm.from.to_base58();
-            let fetched = tx.open_table(DELIVERED)?;
-            if fetched.get((depositor.as_str(), dm.id.as_str()))?.is_some() {
+            let (id, depositor) = (dm.id.as_str(), dm.from.to_base58());
+            let fetched = tx
+                .open_table(DELIVERED)?
+                .get((depositor.as_str(), id))?
+                .is_some();
+            if fetched {
+                tx.open_table(MAIL_REPORTS)?
+                    .insert((origin_id.as_str(), recipient.as_str(), id), now)?;
+                reported += 1;
                 continue;
             }
-            let here = tx.open_table(MAILBOX_IDS)?;
-            if here.get((recipient.as_str(), dm.id.as_str()))?.is_some() {
-                continue;
-            }
-            drop((fetched, here));
-            let deposit = Deposit {
-                to,
-                id: dm.id.clone(),
-                sealed: dm.sealed.clone(),
-            };
-            match self.deposit(tx, dm.from, &deposit, now, bytes)? {
-                StoreResponse::Deposited { .. } => {
-                    let origin = origin.to_base58();
-                    tx.open_table(MAIL_ORIGIN)?
-                        .insert((recipient.as_str(), dm.id.as_str()), origin.as_str())?;
-                    new += 1;
+            let here = tx
+                .open_table(MAILBOX_IDS)?
+                .get((recipient.as_str(), id))?
+                .is_some();
+            if !here {
+                let deposit = Deposit {
+                    to,
+                    id: dm.id.clone(),
+                    sealed: dm.sealed.clone(),
+                };
+                // Its age goes with it: a DM does not live longer for having moved.
+                let at = dm.stored_at.min(now);
+                match self.deposit(tx, dm.from, &deposit, at, bytes)? {
+                    (_, true) => new += 1,
+                    (other, false) => {
+                        tracing::info!(%origin, %to, ?other, "a DM from another relay not kept here; it stays there");
+                        continue;
+                    }
                 }
-                other => {
-                    tracing::info!(%origin, %to, ?other, "a DM from another relay not kept here; it stays there");
-                }
             }
+            tx.open_table(MAIL_ORIGIN)?
+                .insert((recipient.as_str(), id, origin_id.as_str()), ())?;
         }
-        Ok(new)
+        Ok((new, reported))
     }
 }
 
-/// The peers mail waits for here, at most `limit`.
+/// What `origin` is still to be told was fetched here: by recipient, at most `limit` ids.
+pub(super) fn reports(
+    tx: &redb::ReadTransaction,
+    origin: PeerId,
+    limit: usize,
+) -> Result<Vec<(PeerId, Vec<String>)>, redb::Error> {
+    let table = tx.open_table(MAIL_REPORTS)?;
+    let origin = origin.to_base58();
+    let mut found: Vec<(PeerId, Vec<String>)> = Vec::new();
+    for entry in table
+        .range((origin.as_str(), "", "")..(after(&origin).as_str(), "", ""))?
+        .take(limit)
+    {
+        let (key, _) = entry?;
+        let (_, to, id) = key.value();
+        let Ok(to) = to.parse::<PeerId>() else {
+            continue;
+        };
+        match found.last_mut() {
+            Some((last, ids)) if *last == to => ids.push(id.to_owned()),
+            _ => found.push((to, vec![id.to_owned()])),
+        }
+    }
+    Ok(found)
+}
+
+/// `origin` took these reports.
+pub(super) fn reported(
+    tx: &redb::WriteTransaction,
+    origin: PeerId,
+    to: PeerId,
+    ids: &[String],
+) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(MAIL_REPORTS)?;
+    let (origin, to) = (origin.to_base58(), to.to_base58());
+    for id in ids {
+        table.remove((origin.as_str(), to.as_str(), id.as_str()))?;
+    }
+    Ok(())
+}
+
+/// The peers mail waits for here, in order, after `start`, at most `limit`.
 pub(super) fn recipients(
     tx: &redb::ReadTransaction,
+    start: Option<PeerId>,
     limit: usize,
 ) -> Result<Vec<PeerId>, redb::Error> {
     let ids = tx.open_table(MAILBOX_IDS)?;
     let mut found = Vec::new();
-    let mut from = String::new();
+    let mut from = start.map_or_else(String::new, |p| after(&p.to_base58()));
     while found.len() < limit {
         let Some(entry) = ids.range((from.as_str(), "")..)?.next() else {
             break;
@@ -319,6 +409,7 @@ mod tests {
     use super::super::Retention;
     use super::*;
     use p2p_chat_shared::store::{StoreJob, StoreRequest};
+    use p2p_chat_shared::text::now_unix_ms;
 
     fn deposit(store: &mut Store, from: PeerId, to: PeerId, id: &str) -> StoreResponse {
         let (reply, answer) = futures::channel::oneshot::channel();
@@ -352,7 +443,12 @@ mod tests {
         futures::executor::block_on(answer).expect("an answer")
     }
 
-    fn take_mail(store: &mut Store, origin: PeerId, to: PeerId, dms: Vec<MailboxDm>) -> usize {
+    fn take_mail(
+        store: &mut Store,
+        origin: PeerId,
+        to: PeerId,
+        dms: Vec<MailboxDm>,
+    ) -> (usize, usize) {
         let (reply, answer) = futures::channel::oneshot::channel();
         store.process(vec![StoreJob::TakeMail {
             origin,
@@ -365,6 +461,18 @@ mod tests {
             .expect("taken")
     }
 
+    fn reports_for(store: &mut Store, origin: PeerId) -> Vec<(PeerId, Vec<String>)> {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        store.process(vec![StoreJob::MailReports {
+            origin,
+            limit: 100,
+            reply,
+        }]);
+        futures::executor::block_on(answer)
+            .expect("an answer")
+            .expect("read")
+    }
+
     fn news(store: &mut Store) -> futures::channel::mpsc::Receiver<super::super::MailNews> {
         let (sender, receiver) = futures::channel::mpsc::channel(16);
         store.news = Some(sender);
@@ -372,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn mail_taken_from_another_relay_is_kept_once_and_reported_when_fetched() {
+    fn mail_taken_from_another_relay_is_kept_once_and_reported_until_told() {
         use super::super::MailNews;
         // Relay A keeps a DM from alice for carol; carol is on relay C.
         let (dir_a, dir_c) = (temp(), temp());
@@ -391,17 +499,19 @@ mod tests {
             Some(MailNews::Deposited { to: carol }),
             "a deposit is news for the other relays"
         );
+        deposit(&mut a, alice, carol, "dm-1");
+        assert!(a_news.try_recv().is_err(), "the same deposit again is not");
         // C takes it: kept as alice's, once however often it is handed over.
         let StoreResponse::Mailbox { dms } =
             request(&mut a, relay_c, StoreRequest::MailFor { to: carol })
         else {
             panic!("a mailbox");
         };
-        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), 1);
-        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), 0);
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), (1, 0));
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), (0, 0));
         assert_eq!(waiting_for(&mut a, carol), [alice], "A keeps it until told");
         assert_eq!(waiting_for(&mut c, carol), [alice]);
-        // Carol fetches it at C: C tells A, A forgets it, and alice's status poll says so.
+        // Carol fetches it at C: C keeps a report for A until A takes it.
         let ack = StoreRequest::Ack {
             ids: vec!["dm-1".into()],
         };
@@ -409,15 +519,17 @@ mod tests {
             request(&mut c, carol, ack),
             StoreResponse::Acked { count: 1 }
         );
-        let told = c_news.try_recv().ok();
         assert_eq!(
-            told,
-            Some(MailNews::Delivered {
-                origin: relay_a,
-                to: carol,
-                ids: vec!["dm-1".into()],
-            })
+            c_news.try_recv().ok(),
+            Some(MailNews::Delivered { origin: relay_a })
         );
+        let due = vec![(carol, vec!["dm-1".to_owned()])];
+        assert_eq!(reports_for(&mut c, relay_a), due);
+        assert!(reports_for(&mut c, relay_c).is_empty());
+        // Handed over again before A was told: not kept again, reported again.
+        assert_eq!(take_mail(&mut c, relay_a, carol, dms.clone()), (0, 1));
+        assert!(waiting_for(&mut c, carol).is_empty());
+        // A takes the report: it forgets the DM, and alice's status poll says so.
         let report = StoreRequest::MailDelivered {
             to: carol,
             ids: vec!["dm-1".into()],
@@ -426,6 +538,12 @@ mod tests {
             request(&mut a, relay_c, report),
             StoreResponse::Acked { count: 1 }
         );
+        c.process(vec![StoreJob::MailReported {
+            origin: relay_a,
+            to: carol,
+            ids: vec!["dm-1".into()],
+        }]);
+        assert!(reports_for(&mut c, relay_a).is_empty());
         assert!(waiting_for(&mut a, carol).is_empty());
         let status = StoreRequest::Status {
             ids: vec!["dm-1".into()],
@@ -436,9 +554,6 @@ mod tests {
                 delivered: vec!["dm-1".into()]
             }
         );
-        // Handed over again (a report that came late): not kept again, not shown twice.
-        assert_eq!(take_mail(&mut c, relay_a, carol, dms), 0);
-        assert!(waiting_for(&mut c, carol).is_empty());
         // Malformed DMs from a relay are dropped.
         let bad = |id: &str, sealed: String| MailboxDm {
             id: id.to_owned(),
@@ -451,9 +566,41 @@ mod tests {
             bad(&"i".repeat(MAX_ID_CHARS + 1), "c2VhbGVk".into()),
             bad("big", "x".repeat(MAX_SEALED_CHARS + 1)),
         ];
-        assert_eq!(take_mail(&mut c, relay_a, carol, junk), 0);
+        assert_eq!(take_mail(&mut c, relay_a, carol, junk), (0, 0));
         let _ = std::fs::remove_dir_all(dir_a);
         let _ = std::fs::remove_dir_all(dir_c);
+    }
+
+    #[test]
+    fn a_dm_taken_from_two_relays_is_kept_once_and_both_are_told() {
+        let dir = temp();
+        let mut c = store(&dir, Retention::default());
+        let (relay_a, relay_b) = (PeerId::random(), PeerId::random());
+        let (alice, carol) = (PeerId::random(), PeerId::random());
+        let dm = MailboxDm {
+            id: "dm-1".into(),
+            from: alice,
+            sealed: "c2VhbGVk".into(),
+            stored_at: now_unix_ms() - 1000,
+        };
+        assert_eq!(take_mail(&mut c, relay_a, carol, vec![dm.clone()]), (1, 0));
+        assert_eq!(take_mail(&mut c, relay_b, carol, vec![dm.clone()]), (0, 0));
+        let StoreResponse::Mailbox { dms } = request(&mut c, carol, StoreRequest::Fetch) else {
+            panic!("a mailbox");
+        };
+        assert_eq!(dms.len(), 1);
+        assert_eq!(dms[0].stored_at, dm.stored_at, "its age goes with it");
+        let ack = StoreRequest::Ack {
+            ids: vec!["dm-1".into()],
+        };
+        request(&mut c, carol, ack);
+        for relay in [relay_a, relay_b] {
+            assert_eq!(
+                reports_for(&mut c, relay),
+                vec![(carol, vec!["dm-1".to_owned()])]
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

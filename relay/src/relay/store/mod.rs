@@ -28,7 +28,8 @@
 //! | `mailbox_ids` | (recipient, id) | stored at |
 //! | `delivered` | (depositor, id) | fetched at |
 //! | `mailbox_depositors` | depositor | DMs it has waiting |
-//! | `mail_origin` | (recipient, id) | the relay a DM was taken from (`crate::relay::mail`) |
+//! | `mail_origin` | (recipient, id, relay) | () for a DM taken from that relay (`crate::relay::mail`) |
+//! | `mail_reports` | (relay, recipient, id) | when a DM taken from that relay was fetched here, until it is told |
 //! | `probe` | `"probe"` | [`PROBE_BYTES`] while the store checks it can write again |
 
 use std::path::{Path, PathBuf};
@@ -154,14 +155,11 @@ pub enum MailNews {
         /// The recipient.
         to: PeerId,
     },
-    /// `to` fetched DMs taken from the relay `origin`.
+    /// The relay `origin` is to be told that DMs taken from it were fetched here (the reports
+    /// wait in the store until it takes them).
     Delivered {
-        /// The relay they came from.
+        /// The relay.
         origin: PeerId,
-        /// The recipient.
-        to: PeerId,
-        /// Message ids.
-        ids: Vec<String>,
     },
     /// The relay `at` says it keeps mail for `to`.
     Waiting {
@@ -172,8 +170,9 @@ pub enum MailNews {
     },
 }
 
-/// News waiting for the mail exchange before more is dropped (it catches up at the next link
-/// or connection).
+/// News waiting for the mail exchange before more is dropped: a deposit then waits for the
+/// hourly reminder, a hint from another relay is answered "busy" (and sent again), a report is
+/// sent at the next round.
 const NEWS_QUEUE: usize = 4096;
 
 /// A running store: where the chat core hands it work, its thread, and its health.
@@ -280,6 +279,7 @@ impl Store {
         tx.open_table(mailbox::MAILBOX_IDS)?;
         tx.open_table(mailbox::DELIVERED)?;
         tx.open_table(mailbox::MAIL_ORIGIN)?;
+        tx.open_table(mailbox::MAIL_REPORTS)?;
         mailbox::count_depositors(&tx)?;
         tx.commit()?;
         Ok(db)
@@ -334,13 +334,18 @@ impl Store {
         }
     }
 
-    /// Tells the mail exchange; dropped when it is behind or gone.
-    fn tell(&mut self, news: MailNews) {
-        if let Some(sender) = self.news.as_mut() {
-            if let Err(e) = sender.try_send(news) {
+    /// Tells the mail exchange; `false` when it is behind (the news is dropped) or gone.
+    fn tell(&mut self, news: MailNews) -> bool {
+        let Some(sender) = self.news.as_mut() else {
+            return false;
+        };
+        match sender.try_send(news) {
+            Ok(()) => true,
+            Err(e) => {
                 if e.is_full() {
                     tracing::debug!("mail news dropped: the exchange is behind");
                 }
+                false
             }
         }
     }
@@ -448,12 +453,15 @@ impl Store {
         let mut items = Vec::new();
         let mut local = Vec::new();
         let mut takes = Vec::new();
+        let mut reported = Vec::new();
         for job in batch {
             match job {
                 StoreJob::Append { room, item } => items.push((room, item)),
                 job @ (StoreJob::SyncSet { .. }
                 | StoreJob::Rooms { .. }
-                | StoreJob::MailRecipients { .. }) => local.push(job),
+                | StoreJob::MailRecipients { .. }
+                | StoreJob::MailReports { .. }) => local.push(job),
+                StoreJob::MailReported { origin, to, ids } => reported.push((origin, to, ids)),
                 StoreJob::TakeMail {
                     origin,
                     to,
@@ -474,12 +482,14 @@ impl Store {
                 },
             }
         }
-        if !items.is_empty() || !writes.is_empty() || !takes.is_empty() {
+        if !items.is_empty() || !writes.is_empty() || !takes.is_empty() || !reported.is_empty() {
             let now = now_unix_ms();
             let mut answers = Vec::new();
             let mut taken = Vec::new();
-            // DMs taken from other relays that their recipients fetched: (relay, recipient, id).
-            let mut copies: Vec<(PeerId, PeerId, String)> = Vec::new();
+            // Whether each write was a new deposit.
+            let mut new_deposits = Vec::new();
+            // Relays to tell that DMs taken from them were fetched here.
+            let mut told: Vec<PeerId> = Vec::new();
             // Bytes added (and taken away) by the batch, counted once it is committed.
             let mut delta = 0i64;
             let started = Instant::now();
@@ -487,29 +497,30 @@ impl Store {
                 let tx = self.db()?.begin_write()?;
                 let appended = rooms::append(&tx, &items, &mut delta)?;
                 for (from, request, _) in &writes {
-                    let mut fetched = Vec::new();
+                    let mut new = false;
                     let answer = match request {
                         StoreRequest::Deposit(deposit) => {
-                            self.deposit(&tx, *from, deposit, now, &mut delta)?
+                            let answer;
+                            (answer, new) = self.deposit(&tx, *from, deposit, now, &mut delta)?;
+                            answer
                         }
                         StoreRequest::Ack { ids } => {
-                            mailbox::ack(&tx, *from, ids, now, &mut delta, &mut fetched)?
+                            mailbox::ack(&tx, *from, ids, now, &mut delta, &mut told)?
                         }
                         // Another relay's recipient fetched these there.
                         StoreRequest::MailDelivered { to, ids } => {
-                            mailbox::ack(&tx, *to, ids, now, &mut delta, &mut fetched)?
+                            mailbox::ack(&tx, *to, ids, now, &mut delta, &mut told)?
                         }
                         _ => StoreResponse::error("not a write"),
                     };
-                    let to = match request {
-                        StoreRequest::MailDelivered { to, .. } => *to,
-                        _ => *from,
-                    };
-                    copies.extend(fetched.into_iter().map(|(origin, id)| (origin, to, id)));
+                    new_deposits.push(new);
                     answers.push(answer);
                 }
                 for (origin, to, dms, _) in &takes {
                     taken.push(self.take(&tx, *origin, *to, dms, now, &mut delta)?);
+                }
+                for (origin, to, ids) in &reported {
+                    mailbox::reported(&tx, *origin, *to, ids)?;
                 }
                 tx.commit()?;
                 Ok(appended)
@@ -523,26 +534,18 @@ impl Store {
                     metrics.filed.inc_by(appended.len() as u64);
                     self.bytes = self.bytes.saturating_add_signed(delta);
                     self.write_succeeded();
-                    for ((from, request, reply), answer) in writes.into_iter().zip(answers) {
-                        if let (StoreRequest::Deposit(d), StoreResponse::Deposited { .. }) =
-                            (&request, &answer)
-                        {
-                            if d.to != from {
-                                self.tell(MailNews::Deposited { to: d.to });
-                            }
+                    let writes = writes.into_iter().zip(answers).zip(new_deposits);
+                    for (((_, request, reply), answer), new) in writes {
+                        if let (StoreRequest::Deposit(d), true) = (&request, new) {
+                            self.tell(MailNews::Deposited { to: d.to });
                         }
                         let _ = reply.send(answer);
                     }
-                    for ((_, _, _, reply), new) in takes.into_iter().zip(taken) {
-                        let _ = reply.send(Ok(new));
+                    for ((_, _, _, reply), result) in takes.into_iter().zip(taken) {
+                        let _ = reply.send(Ok(result));
                     }
-                    let mut by_origin: std::collections::BTreeMap<(PeerId, PeerId), Vec<String>> =
-                        Default::default();
-                    for (origin, to, id) in copies {
-                        by_origin.entry((origin, to)).or_default().push(id);
-                    }
-                    for ((origin, to), ids) in by_origin {
-                        self.tell(MailNews::Delivered { origin, to, ids });
+                    for origin in told {
+                        self.tell(MailNews::Delivered { origin });
                     }
                     self.written(&appended);
                 }
@@ -605,11 +608,26 @@ impl Store {
                 let found = (|| rooms::rooms(&self.db()?.begin_read()?))();
                 let _ = reply.send(found.map_err(failed));
             }
-            StoreJob::MailRecipients { limit, reply } => {
-                let found = (|| mailbox::recipients(&self.db()?.begin_read()?, limit))();
+            StoreJob::MailRecipients {
+                after,
+                limit,
+                reply,
+            } => {
+                let found = (|| mailbox::recipients(&self.db()?.begin_read()?, after, limit))();
                 let _ = reply.send(found.map_err(failed));
             }
-            StoreJob::Append { .. } | StoreJob::Request { .. } | StoreJob::TakeMail { .. } => {}
+            StoreJob::MailReports {
+                origin,
+                limit,
+                reply,
+            } => {
+                let found = (|| mailbox::reports(&self.db()?.begin_read()?, origin, limit))();
+                let _ = reply.send(found.map_err(failed));
+            }
+            StoreJob::Append { .. }
+            | StoreJob::Request { .. }
+            | StoreJob::TakeMail { .. }
+            | StoreJob::MailReported { .. } => {}
         }
     }
 
@@ -648,8 +666,11 @@ impl Store {
             StoreRequest::MailWaiting { to } => {
                 let count = to.len() as u32;
                 drop(tx);
-                self.tell(MailNews::Waiting { at: from, to });
-                Ok(StoreResponse::Acked { count })
+                if self.tell(MailNews::Waiting { at: from, to }) {
+                    Ok(StoreResponse::Acked { count })
+                } else {
+                    Ok(StoreResponse::error("the relay is busy; try again shortly"))
+                }
             }
             StoreRequest::Deposit(_)
             | StoreRequest::Ack { .. }

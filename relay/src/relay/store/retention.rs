@@ -14,7 +14,10 @@ use p2p_chat_shared::text::now_unix_ms;
 use redb::ReadableTable;
 
 use super::bytes::{dm_bytes, message_bytes};
-use super::mailbox::{count_deposit, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN};
+use super::mailbox::{
+    count_deposit, forget_origins, DELIVERED, DEPOSITORS, MAILBOX, MAILBOX_IDS, MAIL_ORIGIN,
+    MAIL_REPORTS,
+};
 use super::rooms::{MESSAGES, MESSAGE_IDS, ROOM_COUNTS};
 use super::{after, Store};
 
@@ -140,7 +143,7 @@ impl Store {
             for (to, at, id, depositor, size) in &old {
                 mailbox.remove((to.as_str(), *at, id.as_str()))?;
                 mailbox_ids.remove((to.as_str(), id.as_str()))?;
-                origins.remove((to.as_str(), id.as_str()))?;
+                forget_origins(&mut origins, to, id)?;
                 count_deposit(&mut depositors, depositor, -1)?;
                 freed += size;
             }
@@ -157,6 +160,21 @@ impl Store {
                 .collect();
             for (from, id) in &stale {
                 delivered.remove((from.as_str(), id.as_str()))?;
+            }
+            // Reports to a relay that never took them: it has forgotten those DMs by now.
+            let mut reports = tx.open_table(MAIL_REPORTS)?;
+            let unreported: Vec<(String, String, String)> = reports
+                .iter()?
+                .filter_map(|e| e.ok())
+                .filter(|(_, v)| v.value() < mailbox_cutoff)
+                .map(|(k, _)| {
+                    let (origin, to, id) = k.value();
+                    (origin.to_owned(), to.to_owned(), id.to_owned())
+                })
+                .take(PRUNE_LIMIT)
+                .collect();
+            for (origin, to, id) in &unreported {
+                reports.remove((origin.as_str(), to.as_str(), id.as_str()))?;
             }
             if deleted + old.len() + stale.len() > 0 {
                 tracing::info!(

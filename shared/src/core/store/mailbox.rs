@@ -126,7 +126,7 @@ impl<X: Extension> EventLoop<X> {
         }
     }
 
-    fn fetch_mailbox_at(&mut self, store: PeerId) {
+    pub(super) fn fetch_mailbox_at(&mut self, store: PeerId) {
         if self.store.fetching || self.identity.is_none() {
             return;
         }
@@ -143,7 +143,7 @@ impl<X: Extension> EventLoop<X> {
             return;
         }
         if self.store.fetching {
-            self.store.next_mailbox_poll = Some(Instant::now());
+            self.store.notified = Some(from);
         } else {
             self.fetch_mailbox_at(from);
         }
@@ -154,6 +154,9 @@ impl<X: Extension> EventLoop<X> {
         self.store.fetching = false;
         let StoreResponse::Mailbox { dms } = answer else {
             tracing::debug!(?answer, "mailbox fetch failed");
+            if let Some(next) = self.store.notified.take() {
+                self.fetch_mailbox_at(next);
+            }
             return;
         };
         let Some(key) = self.identity.clone() else {
@@ -193,6 +196,9 @@ impl<X: Extension> EventLoop<X> {
             }
         }
         if ids.is_empty() {
+            if let Some(next) = self.store.notified.take() {
+                self.fetch_mailbox_at(next);
+            }
             return;
         }
         // More may be waiting (an answer stops at a count and at a size): once the store has

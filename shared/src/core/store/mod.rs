@@ -57,6 +57,8 @@ pub struct StoreClient {
     next_mailbox_poll: Option<Instant>,
     next_status_poll: Option<Instant>,
     fetching: bool,
+    /// A store that said mail waits while a fetch was under way: fetched from next.
+    notified: Option<PeerId>,
     /// Message ids waiting for a receipt request, by room.
     receipts_due: HashMap<String, Vec<String>>,
     receipts_in_flight: usize,
@@ -207,10 +209,9 @@ impl<X: Extension> EventLoop<X> {
             Outstanding::Receipt { room, ids } => self.on_receipt(room, ids, answer),
             Outstanding::Deposit(pending) => self.on_deposited(store, *pending, answer),
             Outstanding::Fetch => self.on_mailbox(store, answer),
+            // More may wait there: fetched until an answer is empty.
             Outstanding::Ack => match answer {
-                StoreResponse::Acked { count } if count > 0 => {
-                    self.store.next_mailbox_poll = Some(Instant::now());
-                }
+                StoreResponse::Acked { count } if count > 0 => self.fetch_mailbox_at(store),
                 StoreResponse::Error { reason } => {
                     tracing::debug!(reason, "mailbox ack failed");
                 }
