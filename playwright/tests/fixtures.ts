@@ -82,6 +82,8 @@ export async function freePort(): Promise<number> {
 export class Relay {
   child!: ChildProcess;
   url = ''; admin = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
+  /** The other relays it names (`--peer`), by their TCP addresses. */
+  peers: string[] = [];
   constructor(readonly dataDir: string, readonly port: number, readonly tls: boolean) {}
 
   /** `tls`: a self-signed certificate for 127.0.0.1, so the relay also listens on `/tls/ws`. */
@@ -90,6 +92,13 @@ export class Relay {
     const relay = new Relay(dataDir, opts.port ?? 0, opts.tls ?? false);
     await relay.launch();
     return relay;
+  }
+
+  /** Stops it and starts it again naming `peers` (same data directory, so the same identity). */
+  async restartNaming(peers: Relay[]) {
+    await this.stop();
+    this.peers = peers.map((p) => p.tcp);
+    await this.launch();
   }
 
   async launch() {
@@ -103,7 +112,7 @@ export class Relay {
     // RELAY_LOG replaces the relay's log filter (RUST_LOG syntax), to see what it did in a test.
     this.child = spawn(BIN, [
       'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0', '--admin-addr', '127.0.0.1:0',
-      '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs,
+      '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs, ...this.peers.flatMap((p) => ['--peer', p]),
     ], { env: { ...process.env, RUST_LOG: process.env.RELAY_LOG ?? 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = new Lines(this.child);
     this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);

@@ -1,0 +1,80 @@
+// Several relays, one network: three relays that name each other, a CLI peer on A, a page on B
+// and a CLI peer on C chat in one room every way, and DM each other across relays, the page
+// (reachable only through its own relay) included, online and while it is closed.
+import { ChatPage, CliPeer, Relay, freePort, test, expect } from './fixtures';
+
+test('a page on one relay chats and exchanges DMs with CLI peers on two others', async ({ browser }) => {
+  test.setTimeout(150_000);
+  // Fixed ports: each relay is started once to learn its identity, then again naming the others
+  // (mail crosses only links both operators chose).
+  const relays: Relay[] = [];
+  for (let i = 0; i < 3; i++) relays.push(await Relay.start({ port: await freePort() }));
+  const [a, b, c] = relays;
+  try {
+    for (const relay of relays) await relay.restartNaming(relays.filter((r) => r !== relay));
+    const alice = await CliPeer.start(a, 'alice');
+    const carol = await CliPeer.start(c, 'carol');
+    const page = await ChatPage.open(browser, b.pageUrl('webrtc'));
+    await page.connected();
+    await page.ready();
+    const pageId = await page.peerId();
+
+    // One room over three relays: everyone sees everyone, and every message arrives once.
+    await expect(page.member(alice.peerId)).toBeVisible({ timeout: 40_000 });
+    await expect(page.member(carol.peerId)).toBeVisible({ timeout: 40_000 });
+    for (const [cli, other] of [[alice, carol], [carol, alice]] as const) {
+      await cli.event('the page joins', (e) => e.event === 'member_joined' && e.peer === pageId, 40_000);
+      await cli.event('the other peer joins', (e) => e.event === 'member_joined' && e.peer === other.peerId, 40_000);
+    }
+    await page.send('from the page on B');
+    alice.send({ cmd: 'send', text: 'from alice on A' });
+    carol.send({ cmd: 'send', text: 'from carol on C' });
+    await expect(page.message('from alice on A')).toHaveCount(1);
+    await expect(page.message('from carol on C')).toHaveCount(1);
+    for (const [cli, others] of [[alice, ['from the page on B', 'from carol on C']], [carol, ['from the page on B', 'from alice on A']]] as const) {
+      const seen = new Set<string>();
+      while (seen.size < others.length) {
+        const m = await cli.event('the others\' messages', (e) => e.event === 'message');
+        expect(seen.has(m.text), `${m.text} shown twice`).toBe(false);
+        expect(others).toContain(m.text);
+        seen.add(m.text);
+      }
+    }
+    await page.page.waitForTimeout(1000);
+    await expect(page.message('from alice on A')).toHaveCount(1);
+    await expect(page.message('from carol on C')).toHaveCount(1);
+
+    // DMs across relays. To the page, reachable only through B: kept at A, taken by B.
+    alice.send({ cmd: 'dm', peer: pageId, text: 'to the page, from A' });
+    const kept = await alice.event('the DM kept', (e) => ['dm_stored', 'dm_delivered', 'dm_failed'].includes(e.event));
+    expect(kept.event, JSON.stringify(kept)).toBe('dm_stored');
+    // ("kept": it came by the mailbox.)
+    await expect(page.dmLine('to the page, from A')).toHaveAttribute('data-state', 'received-kept');
+    await alice.event('the DM fetched', (e) => e.event === 'dm_delivered' && e.id === kept.id);
+    // From the page to carol on C, whom the page reaches only through the relays.
+    await page.dm(carol.peerId, 'to carol, from the page');
+    const dm = await carol.event('the page\'s DM', (e) => e.event === 'direct_message');
+    expect([dm.text, dm.from]).toEqual(['to carol, from the page', pageId]);
+    await expect(page.dmLine('to carol, from the page')).toHaveAttribute('data-state', /stored|delivered/);
+
+    // While the page is closed: kept at C, taken by B when the page comes back, shown once.
+    const context = page.page.context();
+    await page.page.close();
+    await carol.event('the page gone', (e) => e.event === 'member_left' && e.peer === pageId, 40_000);
+    carol.send({ cmd: 'dm', peer: pageId, text: 'while you were away' });
+    const away = await carol.event('the DM kept', (e) => ['dm_stored', 'dm_delivered', 'dm_failed'].includes(e.event));
+    expect(away.event, JSON.stringify(away)).toBe('dm_stored');
+    const back = new ChatPage(await context.newPage());
+    await back.page.goto(b.pageUrl('webrtc'));
+    await back.connected();
+    expect(await back.peerId()).toBe(pageId);
+    await expect(back.dmLine('while you were away')).toHaveCount(1, { timeout: 30_000 });
+    await carol.event('the DM fetched', (e) => e.event === 'dm_delivered' && e.id === away.id);
+    await back.page.waitForTimeout(2000);
+    await expect(back.dmLine('while you were away')).toHaveCount(1);
+    await alice.stop();
+    await carol.stop();
+  } finally {
+    for (const relay of relays) await relay.stop();
+  }
+});
