@@ -78,3 +78,74 @@ test('a page on one relay chats and exchanges DMs with CLI peers on two others',
     for (const relay of relays) await relay.stop();
   }
 });
+
+test('a page whose relay dies goes on with another relay of the network, and nothing is lost or shown twice', async ({ browser }) => {
+  test.setTimeout(150_000);
+  const relays: Relay[] = [];
+  for (let i = 0; i < 3; i++) relays.push(await Relay.start({ port: await freePort() }));
+  const [a, b, c] = relays;
+  try {
+    for (const relay of relays) await relay.restartNaming(relays.filter((r) => r !== relay));
+    const alice = await CliPeer.start(a, 'alice');
+    const carol = await CliPeer.start(c, 'carol');
+    // The page loads from B, whose config.json lists A and C after B's own addresses (once
+    // the links are up).
+    const relayOf = (addr: string) => addr.slice(addr.lastIndexOf('/p2p/') + 5);
+    const listed = async () => {
+      const config = await (await fetch(b.url + 'config.json')).json();
+      return [...new Set<string>(config.addrs.map(relayOf))];
+    };
+    await expect.poll(listed, { timeout: 40_000 }).toHaveLength(3);
+    const order = await listed();
+    expect(order[0]).toBe(b.peerId);
+    expect(new Set(order)).toEqual(new Set([a.peerId, b.peerId, c.peerId]));
+    const page = await ChatPage.open(browser, b.url);
+    await page.connected();
+    await page.ready();
+    const pageId = await page.peerId();
+    await expect(page.member(alice.peerId)).toBeVisible({ timeout: 40_000 });
+    await expect(page.member(carol.peerId)).toBeVisible({ timeout: 40_000 });
+    await page.send('before B died');
+    await alice.event('the page\'s first message', (e) => e.event === 'message' && e.text === 'before B died', 40_000);
+
+    // B dies: the page takes the next relay within seconds, and chats on.
+    await b.kill();
+    const killed = Date.now();
+    alice.send({ cmd: 'send', text: 'sent while B was dying' });
+    await expect(page.status()).not.toContainText(b.peerId.slice(-6), { timeout: 30_000 });
+    await expect(page.status()).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
+    console.log(`failover: the page was connected to another relay ${Date.now() - killed} ms after its relay was killed`);
+    await page.ready();
+    await expect(page.message('sent while B was dying')).toHaveCount(1, { timeout: 30_000 });
+    await page.send('the page, on another relay');
+    await alice.event('the page after the failover', (e) => e.event === 'message' && e.text === 'the page, on another relay', 30_000);
+    await carol.event('the page after the failover', (e) => e.event === 'message' && e.text === 'the page, on another relay', 30_000);
+    carol.send({ cmd: 'send', text: 'carol to the page on its new relay' });
+    await expect(page.message('carol to the page on its new relay')).toHaveCount(1);
+    alice.send({ cmd: 'dm', peer: pageId, text: 'a DM after B died' });
+    await expect(page.dmLine('a DM after B died')).toHaveCount(1, { timeout: 30_000 });
+    await page.page.waitForTimeout(2000);
+    for (const text of ['before B died', 'sent while B was dying', 'the page, on another relay', 'carol to the page on its new relay']) {
+      await expect(page.message(text)).toHaveCount(1);
+    }
+
+    // B back: it catches up by reconciliation (on its links, within seconds), so a newcomer on
+    // B is shown what was said while it was down: asked again until it is.
+    await b.launch();
+    const missed = ['sent while B was dying', 'the page, on another relay', 'carol to the page on its new relay'];
+    const deadline = Date.now() + 40_000;
+    let shown = new Set<string>();
+    while (!missed.every((t) => shown.has(t))) {
+      expect(Date.now() < deadline, `B's history after its restart: ${[...shown]}`).toBe(true);
+      const newcomer = await CliPeer.start(b, 'newcomer');
+      const history = await newcomer.event('history from B', (e) => e.event === 'history' && e.done);
+      shown = new Set<string>(history.messages.map((m: any) => m.text));
+      await newcomer.stop();
+      if (!missed.every((t) => shown.has(t))) await new Promise((r) => setTimeout(r, 2000));
+    }
+    await alice.stop();
+    await carol.stop();
+  } finally {
+    for (const relay of relays) await relay.stop();
+  }
+});

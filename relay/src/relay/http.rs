@@ -29,6 +29,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::monitor::Monitor;
 use super::store::StoreHealth;
 
+/// How long `config.json` waits for the chat core's list of the other relays (without them
+/// when it is busy).
+const PEERS_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long `/healthz` waits for the chat core's answer before it reports the relay stalled.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -40,18 +43,8 @@ impl BrowserAddrs {
     /// Records a listen or external address if a browser can dial it (WebRTC-direct with its
     /// certhash, or WebSocket), with the relay's `/p2p` suffix.
     pub fn add(&self, addr: &Multiaddr, relay: PeerId) {
-        let unspecified = addr.iter().any(|p| match p {
-            Protocol::Ip4(ip) => ip.is_unspecified(),
-            Protocol::Ip6(ip) => ip.is_unspecified(),
-            _ => false,
-        });
-        if !is_browser_transport(addr) || unspecified || is_relayed(addr) {
+        let Some(full) = browser_addr(addr, relay) else {
             return;
-        }
-        let full = if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
-            addr.clone()
-        } else {
-            addr.clone().with(Protocol::P2p(relay))
         };
         if let Ok(mut list) = self.0.write() {
             if !list.contains(&full) {
@@ -64,23 +57,47 @@ impl BrowserAddrs {
     /// 127.0.0.1 should not be sent to a LAN address), WebRTC-direct before WebSocket.
     pub fn for_host(&self, host: Option<&str>) -> Vec<String> {
         let list = self.0.read().map(|l| l.clone()).unwrap_or_default();
-        let on_host = |a: &Multiaddr| {
-            host.is_some_and(|h| {
-                a.iter().any(|p| match p {
-                    Protocol::Ip4(ip) => ip.to_string() == h,
-                    Protocol::Ip6(ip) => format!("[{ip}]") == h || ip.to_string() == h,
-                    Protocol::Dns(d) | Protocol::Dns4(d) | Protocol::Dns6(d) => d == h,
-                    _ => false,
-                })
-            })
-        };
-        let mut chosen: Vec<&Multiaddr> = list.iter().filter(|a| on_host(a)).collect();
-        if chosen.is_empty() {
-            chosen = list.iter().collect();
-        }
-        chosen.sort_by_key(|a| !a.iter().any(|p| p == Protocol::WebRTCDirect));
-        chosen.into_iter().map(ToString::to_string).collect()
+        for_host(list, host)
     }
+}
+
+/// `addr` as a browser dials it (with `relay`'s `/p2p` suffix), if a browser can: WebRTC-direct
+/// or WebSocket, on a specific address, not a circuit.
+fn browser_addr(addr: &Multiaddr, relay: PeerId) -> Option<Multiaddr> {
+    let unspecified = addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    });
+    if !is_browser_transport(addr) || unspecified || is_relayed(addr) {
+        return None;
+    }
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) if peer == relay => Some(addr.clone()),
+        Some(Protocol::P2p(_)) => None,
+        _ => Some(addr.clone().with(Protocol::P2p(relay))),
+    }
+}
+
+/// Of `list`, for a page loaded from `host`: those on that host first, WebRTC-direct before
+/// WebSocket.
+fn for_host(list: Vec<Multiaddr>, host: Option<&str>) -> Vec<String> {
+    let on_host = |a: &Multiaddr| {
+        host.is_some_and(|h| {
+            a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.to_string() == h,
+                Protocol::Ip6(ip) => format!("[{ip}]") == h || ip.to_string() == h,
+                Protocol::Dns(d) | Protocol::Dns4(d) | Protocol::Dns6(d) => d == h,
+                _ => false,
+            })
+        })
+    };
+    let mut chosen: Vec<&Multiaddr> = list.iter().filter(|a| on_host(a)).collect();
+    if chosen.is_empty() {
+        chosen = list.iter().collect();
+    }
+    chosen.sort_by_key(|a| !a.iter().any(|p| p == Protocol::WebRTCDirect));
+    chosen.into_iter().map(ToString::to_string).collect()
 }
 
 #[derive(Serialize)]
@@ -178,9 +195,26 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoR
                 .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
                 .map_or(h, |(host, _)| host)
         });
+    let mut addrs = state.addrs.for_host(host);
+    // Then the relays of its network (the ones its operator named, connected now), each with
+    // the addresses it told us: where the page goes, in turn, when this one is down.
+    let peers = tokio::time::timeout(PEERS_TIMEOUT, state.core.relay_peer_addrs()).await;
+    for (peer, told) in peers.ok().and_then(Result::ok).unwrap_or_default() {
+        // (A WebRTC-direct address another relay tells is dialable only with its certhash.)
+        let dialable = |a: &&Multiaddr| {
+            !a.iter().any(|p| p == Protocol::WebRTCDirect)
+                || a.iter().any(|p| matches!(p, Protocol::Certhash(_)))
+        };
+        let theirs: Vec<Multiaddr> = told
+            .iter()
+            .filter(dialable)
+            .filter_map(|a| browser_addr(a, peer))
+            .collect();
+        addrs.extend(for_host(theirs, host));
+    }
     let body = Config {
         peer_id: state.relay.to_string(),
-        addrs: state.addrs.for_host(host),
+        addrs,
     };
     ([(header::CACHE_CONTROL, "no-store")], Json(body))
 }

@@ -141,6 +141,13 @@ pub enum Command {
         /// Its answer.
         reply: Reply<crate::store::StoreResponse>,
     },
+    /// The relays named by the operator connected now, each with the addresses it told us
+    /// (identify): where a page of ours can go when we are down.
+    #[cfg(not(target_arch = "wasm32"))]
+    RelayPeerAddrs {
+        /// Relays and their addresses.
+        reply: Reply<Vec<(PeerId, Vec<Multiaddr>)>>,
+    },
     /// Tell `peer`, when it is connected, that mail waits for it here (a relay that took mail
     /// for it from another relay): whether it was told.
     #[cfg(not(target_arch = "wasm32"))]
@@ -361,6 +368,12 @@ impl Client {
         request: crate::store::StoreRequest,
     ) -> Result<crate::store::StoreResponse, Stopped> {
         request!(self, AskStore { peer, request })
+    }
+
+    /// The named relays connected now and their addresses ([`Command::RelayPeerAddrs`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn relay_peer_addrs(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, Stopped> {
+        request!(self, RelayPeerAddrs {})
     }
 
     /// Tells `peer`, when connected, that mail waits for it here ([`Command::NotifyMail`]).

@@ -122,6 +122,19 @@ impl<X: Extension> EventLoop<X> {
                 reply,
             } => self.ask_store_for(peer, request, reply),
             #[cfg(not(target_arch = "wasm32"))]
+            Command::RelayPeerAddrs { reply } => {
+                let relays = self
+                    .hub
+                    .as_ref()
+                    .map(|hub| hub.peering.connected_named())
+                    .unwrap_or_default();
+                let answer = relays
+                    .into_iter()
+                    .map(|peer| (peer, self.peers.addresses_of(&peer)))
+                    .collect();
+                let _ = reply.send(Ok(answer));
+            }
+            #[cfg(not(target_arch = "wasm32"))]
             Command::NotifyMail { peer, reply } => {
                 let _ = reply.send(Ok(self.notify_mail(peer)));
             }

@@ -52,6 +52,8 @@ struct Slot {
     lost_at: Option<Instant>,
     /// When the current connection to the relay opened, until gossipsub greeted us on it.
     awaiting_greeting: Option<Instant>,
+    /// Not used until the relays in use are lost: the next of them then takes over.
+    standby: bool,
 }
 
 /// The relays this peer keeps a reservation on.
@@ -100,53 +102,59 @@ pub fn peer_of(addr: &Multiaddr) -> Result<PeerId, AddressError> {
 }
 
 impl<X: Extension> EventLoop<X> {
-    /// Starts keeping a reservation on the relay reachable at `addrs` (best first).
+    /// Starts keeping a reservation on the relay reachable at `addrs` (best first). Addresses of
+    /// other relays (each ending in its own `/p2p/<id>`, after the first relay's) make those
+    /// relays standbys: the next takes over when the relays in use are lost (a page given its
+    /// relay's peers by `config.json`).
     pub(super) fn use_relay(&mut self, addrs: Vec<Multiaddr>) -> Result<(), AddrError> {
-        let Some(first) = addrs.first() else {
+        if addrs.is_empty() {
             return Err(AddressError {
                 addr: String::new(),
                 reason: "no relay address given".into(),
             }
             .into());
-        };
-        let peer = peer_of(first)?;
-        #[cfg(not(target_arch = "wasm32"))]
-        self.swarm.behaviour_mut().ext.using_relay(peer);
-        for addr in &addrs {
-            if peer_of(addr)? != peer {
-                return Err(AddressError {
-                    addr: addr.to_string(),
-                    reason: format!("every address of one relay must end with /p2p/{peer}"),
-                }
-                .into());
-            }
-            if crate::addr::is_relayed(addr) {
+        }
+        // By relay, in the order given.
+        let mut relays: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+        for addr in addrs {
+            let peer = peer_of(&addr)?;
+            if crate::addr::is_relayed(&addr) {
                 return Err(AddressError {
                     addr: addr.to_string(),
                     reason: "give the relay's own address, without /p2p-circuit".into(),
                 }
                 .into());
             }
+            match relays.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, addrs)) => addrs.push(addr),
+                None => relays.push((peer, vec![addr])),
+            }
         }
-        if self.reservations.is_relay(&peer) {
-            return Ok(());
+        for (n, (peer, addrs)) in relays.into_iter().enumerate() {
+            if self.reservations.is_relay(&peer) {
+                continue;
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            self.swarm.behaviour_mut().ext.using_relay(peer);
+            for addr in &addrs {
+                self.peers.add_address(peer, addr.clone());
+            }
+            self.reservations.slots.push(Slot {
+                addrs,
+                current: 0,
+                peer,
+                listener: None,
+                reserved: false,
+                failures: 0,
+                retry_at: None,
+                lost_at: None,
+                awaiting_greeting: None,
+                standby: n > 0,
+            });
+            if n == 0 {
+                self.reserve(self.reservations.slots.len() - 1);
+            }
         }
-        for addr in &addrs {
-            self.peers.add_address(peer, addr.clone());
-        }
-        self.reservations.slots.push(Slot {
-            addrs,
-            current: 0,
-            peer,
-            listener: None,
-            reserved: false,
-            failures: 0,
-            retry_at: None,
-            lost_at: None,
-            awaiting_greeting: None,
-        });
-        let index = self.reservations.slots.len() - 1;
-        self.reserve(index);
         Ok(())
     }
 
@@ -196,6 +204,17 @@ impl<X: Extension> EventLoop<X> {
             retry_in_ms,
             attempt,
         });
+        // When no relay in use holds a reservation any more, the next relay on standby takes
+        // over at once (a dial of a dead relay can take many seconds to fail); this one is
+        // still retried, and used again beside it when it is back.
+        let slots = &mut self.reservations.slots;
+        if !slots.iter().any(|s| s.reserved) {
+            if let Some(next) = slots.iter().position(|s| s.standby) {
+                slots[next].standby = false;
+                tracing::info!(relay = %slots[next].peer, "relay down; going on with the next one");
+                self.reserve(next);
+            }
+        }
     }
 
     /// A listener closed: when it was a relay's, schedule a retry.

@@ -99,10 +99,10 @@ impl Chat {
                     relay: short_peer_id(&peer),
                 });
             }
-            Event::ReservationAccepted { relay, addr }
-                if Some(relay) == self.relay.get_untracked() =>
-            {
-                // Also after a reservation lost and taken again on a connection that stayed.
+            Event::ReservationAccepted { relay, addr } => {
+                // Also after a reservation lost and taken again on a connection that stayed, and
+                // on a standby relay when ours is lost: that one is ours now.
+                self.relay.set(Some(relay));
                 self.status.set(Status::Connected {
                     transport: transport_name(&addr),
                     relay: short_peer_id(&relay),
