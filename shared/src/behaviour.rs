@@ -65,9 +65,9 @@ pub trait Extension: NetworkBehaviour<ToSwarm: std::fmt::Debug> {
         None
     }
 
-    /// `relay` is one of the relays we use (nothing, by default).
+    /// `relay`, at `addrs`, is one of the relays we use (nothing, by default).
     #[cfg(not(target_arch = "wasm32"))]
-    fn using_relay(&mut self, _relay: libp2p::PeerId) {}
+    fn using_relay(&mut self, _relay: libp2p::PeerId, _addrs: &[libp2p::Multiaddr]) {}
 }
 
 /// The browser's extension: nothing.

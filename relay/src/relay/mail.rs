@@ -21,6 +21,7 @@
 //! is trusted not to lie about deliveries, as it is with history.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -63,14 +64,34 @@ const REPORTS_PAGE: usize = 10 * MAX_IDS_PER_REQUEST;
 const MAX_TAKE_FAILURES: u32 = 6;
 /// The wait before the first retry of a failed take (doubling with each failure).
 const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The wait before another take when the other relay was busy (not counted as a failure).
+const BUSY_RETRY: Duration = Duration::from_secs(5);
+/// A reconnection takes a peer's mail again only this long after the last take.
+const RETAKE_AFTER: Duration = Duration::from_secs(30);
 
-/// A connection to this relay opened or closed (from the relay's event loop).
-#[derive(Debug, Clone, Copy)]
-pub enum Presence {
-    /// The first connection of a peer.
-    Connected(PeerId),
-    /// The last connection of a peer closed.
-    Disconnected(PeerId),
+/// The peers connected to this relay, kept by the relay's event loop (as state, not events: a
+/// peer that left is never taken for present).
+#[derive(Debug, Clone, Default)]
+pub struct Present(Arc<Mutex<HashSet<PeerId>>>);
+
+impl Present {
+    /// `peer`'s first connection opened.
+    pub fn connected(&self, peer: PeerId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(peer);
+        }
+    }
+
+    /// `peer`'s last connection closed.
+    pub fn gone(&self, peer: &PeerId) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(peer);
+        }
+    }
+
+    fn contains(&self, peer: &PeerId) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(peer))
+    }
 }
 
 /// How an exchange with another relay, or a question to the store, ended.
@@ -93,11 +114,11 @@ enum Outcome {
     },
     /// Hints to `relay`; the recipients to name again when it was busy or away.
     Told { relay: PeerId, again: Vec<PeerId> },
-    /// A page of the recipients to name to `relay`: where the listing goes on, if it does.
+    /// A page of the recipients to name to `relay`: where the listing goes on, if it does;
+    /// `None` when the store could not list them (tried again at the next look).
     Listed {
         relay: PeerId,
-        recipients: Vec<PeerId>,
-        next: Option<PeerId>,
+        page: Option<(Vec<PeerId>, Option<PeerId>)>,
     },
 }
 
@@ -112,6 +133,9 @@ struct Remembered {
     failures: u32,
     /// When to try again after a failure.
     retry_at: Option<Instant>,
+    /// When the last take started: a peer that reconnects in a loop does not make the other
+    /// relay send the same page again and again.
+    last_taken: Option<Instant>,
 }
 
 /// The driver's state.
@@ -119,13 +143,17 @@ struct Mail {
     client: Client,
     store: StoreHandle,
     /// Peers connected here.
-    present: HashSet<PeerId>,
+    present: Present,
     /// Named relays linked now.
     linked: HashSet<PeerId>,
     /// Named relays ever linked: a connection of one is a link coming up (again).
     known: HashSet<PeerId>,
     /// Recipient → what the relays that keep mail for it said.
     remembered: HashMap<PeerId, HashMap<PeerId, Remembered>>,
+    /// Until when hints ignored for want of room (a flood of made-up recipients) may still be
+    /// missing: a peer that connects meanwhile is asked for at every linked relay, told or not
+    /// (every relay tells everything again within [`REHINT_EVERY`]).
+    overflowed_until: Option<Instant>,
     /// Takes under way: (recipient, relay).
     taking: HashSet<(PeerId, PeerId)>,
     /// Recipients to name to each relay.
@@ -148,16 +176,18 @@ pub async fn run(
     client: Client,
     store: StoreHandle,
     mut news: mpsc::Receiver<MailNews>,
-    mut presence: mpsc::Receiver<Presence>,
+    present: Present,
+    mut arrivals: mpsc::Receiver<PeerId>,
 ) {
     let now = Instant::now();
     let mut mail = Mail {
         client,
         store,
-        present: HashSet::new(),
+        present,
         linked: HashSet::new(),
         known: HashSet::new(),
         remembered: HashMap::new(),
+        overflowed_until: None,
         taking: HashSet::new(),
         untold: HashMap::new(),
         next_hints: None,
@@ -177,11 +207,8 @@ pub async fn run(
                 Some(item) => mail.on_news(item),
                 None => return,
             },
-            item = presence.next() => match item {
-                Some(Presence::Connected(peer)) => mail.on_connected(peer),
-                Some(Presence::Disconnected(peer)) => {
-                    mail.present.remove(&peer);
-                }
+            item = arrivals.next() => match item {
+                Some(peer) => mail.on_connected(peer),
                 None => return,
             },
             Some(outcome) = mail.in_flight.next(), if !mail.in_flight.is_empty() => {
@@ -227,53 +254,80 @@ impl Mail {
                 }
             }
             MailNews::Waiting { at, to } => {
-                let now = Instant::now();
                 for peer in to {
-                    if self.remembered.len() >= MAX_REMEMBERED
+                    let present = self.present.contains(&peer);
+                    // Full: only for a peer connected here (taken now, then forgotten).
+                    if !present
+                        && self.remembered.len() >= MAX_REMEMBERED
                         && !self.remembered.contains_key(&peer)
                     {
-                        tracing::warn!(relay = %at, max = MAX_REMEMBERED, "too many recipients with mail at other relays remembered; a hint was ignored");
-                        break;
+                        if self.overflowed_until.is_none() {
+                            tracing::warn!(relay = %at, max = MAX_REMEMBERED, "too many recipients with mail at other relays remembered; hints ignored, a peer that connects is asked for instead");
+                        }
+                        self.overflowed_until = Some(Instant::now() + REHINT_EVERY);
+                        continue;
                     }
-                    let entry = self
-                        .remembered
-                        .entry(peer)
-                        .or_default()
-                        .entry(at)
-                        .or_insert(Remembered {
-                            since: now,
-                            generation: 0,
-                            failures: 0,
-                            retry_at: None,
-                        });
-                    entry.since = now;
-                    entry.generation += 1;
-                    entry.failures = 0;
-                    entry.retry_at = None;
-                    if self.present.contains(&peer) {
+                    self.remember(peer, at);
+                    if present {
                         self.take(peer, at);
                     }
                 }
             }
             MailNews::Delivered { origin } => {
-                self.reports_due.insert(origin, Instant::now());
+                // (Not sooner than a busy relay asked.)
+                self.reports_due.entry(origin).or_insert_with(Instant::now);
                 self.send_reports(origin);
             }
         }
     }
 
+    /// Remembers that `relay` keeps mail for `peer` (a new hint).
+    fn remember(&mut self, peer: PeerId, relay: PeerId) {
+        let now = Instant::now();
+        let entry = self
+            .remembered
+            .entry(peer)
+            .or_default()
+            .entry(relay)
+            .or_insert(Remembered {
+                since: now,
+                generation: 0,
+                failures: 0,
+                retry_at: None,
+                last_taken: None,
+            });
+        entry.since = now;
+        entry.generation += 1;
+        entry.failures = 0;
+        entry.retry_at = None;
+    }
+
     fn on_connected(&mut self, peer: PeerId) {
-        self.present.insert(peer);
         if self.known.contains(&peer) {
             // A link back up (it may have restarted and forgotten what we told it): everything
             // again, and the reports it did not take.
             self.listings.insert(peer, None);
             self.reports_due.insert(peer, Instant::now());
         }
+        let overflowed = self
+            .overflowed_until
+            .is_some_and(|until| Instant::now() < until);
+        if overflowed && !self.remembered.contains_key(&peer) {
+            let linked: Vec<PeerId> = self.linked.iter().copied().collect();
+            for relay in linked {
+                self.remember(peer, relay);
+            }
+        }
+        let now = Instant::now();
         let relays: Vec<PeerId> = self
             .remembered
             .get(&peer)
-            .map(|r| r.keys().copied().collect())
+            .map(|r| {
+                r.iter()
+                    .filter(|(_, r)| r.last_taken.is_none_or(|at| now >= at + RETAKE_AFTER))
+                    .map(|(relay, _)| *relay)
+                    .collect()
+            })
             .unwrap_or_default();
         for relay in relays {
             self.take(peer, relay);
@@ -300,13 +354,15 @@ impl Mail {
         if self.taking.contains(&(to, relay)) {
             return;
         }
+        let Some(entry) = self.remembered.get_mut(&to).and_then(|r| r.get_mut(&relay)) else {
+            return;
+        };
         if !self.linked.contains(&relay) || self.in_flight.len() >= MAX_IN_FLIGHT {
             // At the next look (a link seen there first, or room for it).
-            if let Some(entry) = self.remembered.get_mut(&to).and_then(|r| r.get_mut(&relay)) {
-                entry.retry_at.get_or_insert_with(Instant::now);
-            }
+            entry.retry_at.get_or_insert_with(Instant::now);
             return;
         }
+        entry.last_taken = Some(Instant::now());
         self.taking.insert((to, relay));
         let (client, mut store) = (self.client.clone(), self.store.clone());
         self.start(async move {
@@ -393,12 +449,26 @@ impl Mail {
                     };
                     match client.ask_store(relay, request).await {
                         Ok(StoreResponse::Acked { .. }) => {
+                            let (reply, done) = oneshot::channel();
                             let job = StoreJob::MailReported {
                                 origin: relay,
                                 to,
                                 ids: chunk.to_vec(),
+                                reply,
                             };
-                            let _ = store.send(job).await;
+                            let forgotten = match store.send(job).await {
+                                Ok(()) => done.await.unwrap_or(false),
+                                Err(_) => false,
+                            };
+                            if !forgotten {
+                                // The store cannot write now: no round after this one yet.
+                                return Outcome::Reported {
+                                    relay,
+                                    recipients,
+                                    more: false,
+                                    later: true,
+                                };
+                            }
                         }
                         Ok(StoreResponse::Error { reason }) => {
                             // Busy, or it stopped naming us: the reports wait in the store.
@@ -444,23 +514,26 @@ impl Mail {
                 result,
             } => {
                 self.taking.remove(&(to, relay));
+                if let Ok((_, new, reported)) = result {
+                    if new > 0 {
+                        tracing::info!(%relay, recipient = %to, new, "mail taken from a relay for a peer connected here");
+                    }
+                    if reported > 0 {
+                        self.reports_due.entry(relay).or_insert_with(Instant::now);
+                        self.send_reports(relay);
+                    }
+                }
+                let present = self.present.contains(&to);
                 let Some(entry) = self.remembered.get_mut(&to).and_then(|r| r.get_mut(&relay))
                 else {
                     return;
                 };
                 let hinted_since = entry.generation != generation;
                 match result {
-                    Ok((got, new, reported)) => {
+                    Ok((got, _, _)) => {
                         entry.failures = 0;
                         entry.retry_at = None;
-                        if new > 0 {
-                            tracing::info!(%relay, recipient = %to, new, "mail taken from a relay for a peer connected here");
-                        }
-                        if reported > 0 {
-                            self.reports_due.insert(relay, Instant::now());
-                            self.send_reports(relay);
-                        }
-                        if hinted_since {
+                        if hinted_since && present {
                             self.take(to, relay);
                         } else if got == 0 {
                             // All taken (what is here waits for its recipient to fetch it).
@@ -468,6 +541,10 @@ impl Mail {
                         }
                         // Otherwise more may wait there, behind a full answer: taken again
                         // once the reports of what was fetched here made room.
+                    }
+                    Err(reason) if reason.contains("busy") => {
+                        // Not a failure: later.
+                        entry.retry_at = Some(Instant::now() + BUSY_RETRY);
                     }
                     Err(reason) => {
                         entry.failures += 1;
@@ -516,12 +593,11 @@ impl Mail {
                     }
                 }
             }
-            Outcome::Listed {
-                relay,
-                recipients,
-                next,
-            } => {
+            Outcome::Listed { relay, page } => {
                 self.listing.remove(&relay);
+                let Some((recipients, next)) = page else {
+                    return;
+                };
                 let untold = self.untold.entry(relay).or_default();
                 untold.extend(recipients);
                 match next {
@@ -608,24 +684,13 @@ impl Mail {
                 Ok(()) => answer.await.ok().and_then(Result::ok),
                 Err(_) => None,
             };
-            match listed {
-                Some(recipients) => {
-                    let next = (recipients.len() >= LIST_PAGE)
-                        .then(|| recipients.last().copied())
-                        .flatten();
-                    Outcome::Listed {
-                        relay,
-                        recipients,
-                        next,
-                    }
-                }
-                // Tried again at the next look.
-                None => Outcome::Listed {
-                    relay,
-                    recipients: Vec::new(),
-                    next: after,
-                },
-            }
+            let page = listed.map(|recipients| {
+                let next = (recipients.len() >= LIST_PAGE)
+                    .then(|| recipients.last().copied())
+                    .flatten();
+                (recipients, next)
+            });
+            Outcome::Listed { relay, page }
         });
     }
 

@@ -35,8 +35,8 @@ use http::BrowserAddrs;
 use store::Retention;
 
 /// A port next to `base`, or 0 (OS-chosen) when `base` is 0.
-/// Connections opened and closed waiting for the mail exchange before more are dropped.
-const PRESENCE_QUEUE: usize = 4096;
+/// Peers' arrivals waiting for the mail exchange before more are dropped.
+const ARRIVALS_QUEUE: usize = 4096;
 
 fn next_port(base: u16, offset: u16) -> u16 {
     if base == 0 {
@@ -136,12 +136,15 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let mut node = start_relay(key, setup).await?;
     let peer_id = node.peer_id;
     let sync = tokio::spawn(sync::run(node.client.clone(), sync_store));
-    let (mut presence, presence_rx) = futures::channel::mpsc::channel(PRESENCE_QUEUE);
+    let present = mail::Present::default();
+    // (An arrival the exchange is too far behind to hear of is taken at the next hint.)
+    let (mut arrivals, arrivals_rx) = futures::channel::mpsc::channel(ARRIVALS_QUEUE);
     let mail = tokio::spawn(mail::run(
         node.client.clone(),
         mail_store,
         mail_news,
-        presence_rx,
+        present.clone(),
+        arrivals_rx,
     ));
     let browser_addrs = BrowserAddrs::default();
     for addr in &args.external_addrs {
@@ -223,13 +226,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 }
                 Some(Event::Connected { peer, addr, .. }) => {
                     tracing::info!(%peer, %addr, "peer connected");
-                    if presence.try_send(mail::Presence::Connected(peer)).is_err() {
-                        tracing::debug!(%peer, "the mail exchange is behind; a connection not told");
-                    }
+                    present.connected(peer);
+                    let _ = arrivals.try_send(peer);
                 }
                 Some(Event::Disconnected { peer }) => {
                     tracing::info!(%peer, "peer disconnected");
-                    let _ = presence.try_send(mail::Presence::Disconnected(peer));
+                    present.gone(&peer);
                 }
                 Some(other) => tracing::debug!(?other, "relay event"),
                 None => break,

@@ -135,7 +135,7 @@ impl<X: Extension> EventLoop<X> {
                 continue;
             }
             #[cfg(not(target_arch = "wasm32"))]
-            self.swarm.behaviour_mut().ext.using_relay(peer);
+            self.swarm.behaviour_mut().ext.using_relay(peer, &addrs);
             for addr in &addrs {
                 self.peers.add_address(peer, addr.clone());
             }
@@ -338,12 +338,14 @@ impl<X: Extension> EventLoop<X> {
     /// Every way to dial `target`: its known addresses, direct ones first, then a circuit
     /// through each relay we use. Dialled one at a time in this order.
     pub(super) fn routes_to(&self, target: PeerId) -> Vec<Multiaddr> {
-        let mut addrs = self.peers.addresses_of(&target);
-        // `--relay-only`: a peer's own addresses would show it ours.
+        // `--relay-only`: only circuits through our relays, at the addresses we were given for
+        // them (a peer's own address would show it ours; a circuit address someone told could
+        // name one of our relays at their own address).
         #[cfg(not(target_arch = "wasm32"))]
         if self.relay_only {
-            addrs.retain(crate::addr::is_relayed);
+            return self.circuit_addrs(target);
         }
+        let mut addrs = self.peers.addresses_of(&target);
         addrs.extend(self.circuit_addrs(target));
         addrs
     }

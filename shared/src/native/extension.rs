@@ -189,8 +189,8 @@ impl Extension for Native {
         Some(self.files.new_control())
     }
 
-    fn using_relay(&mut self, relay: libp2p::PeerId) {
-        self.relay_only.allow(relay);
+    fn using_relay(&mut self, relay: libp2p::PeerId, addrs: &[libp2p::Multiaddr]) {
+        self.relay_only.allow(relay, addrs);
     }
 
     fn translate(event: NativeEvent) -> Option<ExtensionEvent> {

@@ -284,7 +284,8 @@ pub async fn start_peer(key: Keypair, setup: &PeerSetup) -> Result<Node, StartEr
         connections_per_ip: 0,
         circuit_bytes: DEFAULT_CIRCUIT_BYTES,
         dcutr: setup.dcutr,
-        autonat: true,
+        // (A relay-only peer has no address of its own to learn about.)
+        autonat: !setup.relay_only,
         mdns: setup.mdns,
         upnp: setup.upnp,
         relay_only: setup.relay_only,

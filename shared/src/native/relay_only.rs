@@ -5,7 +5,7 @@
 //! behaviour refuses every such dial before it starts (the chat core, for its part, then tries
 //! only circuits: see `routes_to`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
@@ -27,8 +27,9 @@ pub struct NotThroughRelay(String);
 #[derive(Debug, Default)]
 pub struct RelayOnly {
     enabled: bool,
-    /// The relays we use: the only peers dialled directly.
-    relays: HashSet<PeerId>,
+    /// The relays we use, with the addresses we were given for them: the only peers dialled
+    /// directly, and only there (an address someone else told for a relay could be theirs).
+    relays: HashMap<PeerId, Vec<Multiaddr>>,
 }
 
 impl RelayOnly {
@@ -36,20 +37,32 @@ impl RelayOnly {
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,
-            relays: HashSet::new(),
+            relays: HashMap::new(),
         }
     }
 
-    /// `peer` is one of our relays: it may be dialled directly.
-    pub fn allow(&mut self, peer: PeerId) {
-        self.relays.insert(peer);
+    /// `peer` is one of our relays, at `addrs`: it may be dialled directly there.
+    pub fn allow(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        let allowed = self.relays.entry(peer).or_default();
+        for addr in addrs {
+            let bare = without_peer(addr);
+            if !allowed.contains(&bare) {
+                allowed.push(bare);
+            }
+        }
     }
 
     fn check(&self, peer: Option<PeerId>, addrs: &[Multiaddr]) -> Result<(), ConnectionDenied> {
-        if !self.enabled || peer.is_some_and(|p| self.relays.contains(&p)) {
+        if !self.enabled {
             return Ok(());
         }
-        if !addrs.is_empty() && addrs.iter().all(is_relayed) {
+        let direct: Vec<&Multiaddr> = addrs.iter().filter(|a| !is_relayed(a)).collect();
+        let fine = match peer.and_then(|p| self.relays.get(&p)) {
+            // A relay of ours: at the addresses we were given (or through a circuit).
+            Some(allowed) => direct.iter().all(|a| allowed.contains(&without_peer(a))),
+            None => !addrs.is_empty() && direct.is_empty(),
+        };
+        if fine {
             return Ok(());
         }
         let whom = peer.map_or_else(
@@ -59,6 +72,18 @@ impl RelayOnly {
         tracing::debug!(%whom, "relay-only: a direct dial refused");
         Err(ConnectionDenied::new(NotThroughRelay(whom)))
     }
+}
+
+/// `addr` without a `/p2p/<id>` at its end.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut bare = addr.clone();
+    if matches!(
+        bare.iter().last(),
+        Some(libp2p::multiaddr::Protocol::P2p(_))
+    ) {
+        bare.pop();
+    }
+    bare
 }
 
 impl NetworkBehaviour for RelayOnly {
@@ -126,7 +151,11 @@ mod tests {
             .parse()
             .expect("addr");
         let mut guard = RelayOnly::new(true);
-        guard.allow(relay);
+        let given: Multiaddr = format!("{direct}/p2p/{relay}").parse().expect("addr");
+        guard.allow(relay, &[given]);
+        // Someone else's word for where our relay is (it would be their address).
+        let planted: Multiaddr = "/ip4/192.0.2.7/tcp/1".parse().expect("addr");
+        assert!(guard.check(Some(relay), &[planted]).is_err());
         assert!(guard
             .check(Some(relay), std::slice::from_ref(&direct))
             .is_ok());
@@ -136,7 +165,10 @@ mod tests {
         let refused = guard
             .check(Some(other), &[circuit.clone(), direct.clone()])
             .expect_err("a direct address among them");
-        assert!(refused.to_string().contains("relay-only"), "{refused}");
+        let reason = refused
+            .downcast_ref::<NotThroughRelay>()
+            .map(ToString::to_string);
+        assert!(reason.is_some_and(|r| r.contains("relay-only")));
         assert!(guard.check(Some(other), &[]).is_err(), "addresses unknown");
         assert!(guard.check(None, std::slice::from_ref(&direct)).is_err());
         assert!(RelayOnly::new(false).check(Some(other), &[direct]).is_ok());

@@ -418,6 +418,8 @@ pub enum StoreJob {
         to: PeerId,
         /// Message ids.
         ids: Vec<String>,
+        /// Whether they are forgotten (the store wrote it).
+        reply: futures::channel::oneshot::Sender<bool>,
     },
 }
 

@@ -298,8 +298,18 @@ impl Store {
             let here = tx
                 .open_table(MAILBOX_IDS)?
                 .get((recipient.as_str(), id))?
-                .is_some();
-            if !here {
+                .map(|at| at.value());
+            if let Some(at) = here {
+                // The same DM only if the same depositor left it (ids are the sender's choice).
+                let same = tx
+                    .open_table(MAILBOX)?
+                    .get((recipient.as_str(), at, id))?
+                    .is_some_and(|v| v.value().0 == depositor);
+                if !same {
+                    tracing::warn!(%origin, %to, "a relay handed over a DM under the id of another depositor's; dropped");
+                    continue;
+                }
+            } else {
                 let deposit = Deposit {
                     to,
                     id: dm.id.clone(),
@@ -538,11 +548,14 @@ mod tests {
             request(&mut a, relay_c, report),
             StoreResponse::Acked { count: 1 }
         );
+        let (reply, done) = futures::channel::oneshot::channel();
         c.process(vec![StoreJob::MailReported {
             origin: relay_a,
             to: carol,
             ids: vec!["dm-1".into()],
+            reply,
         }]);
+        assert_eq!(futures::executor::block_on(done), Ok(true));
         assert!(reports_for(&mut c, relay_a).is_empty());
         assert!(waiting_for(&mut a, carol).is_empty());
         let status = StoreRequest::Status {
@@ -585,6 +598,14 @@ mod tests {
         };
         assert_eq!(take_mail(&mut c, relay_a, carol, vec![dm.clone()]), (1, 0));
         assert_eq!(take_mail(&mut c, relay_b, carol, vec![dm.clone()]), (0, 0));
+        // Under the same id from another depositor: not taken for the same DM (its relay is not
+        // told it was delivered when carol fetches alice's).
+        let relay_m = PeerId::random();
+        let impostor = MailboxDm {
+            from: PeerId::random(),
+            ..dm.clone()
+        };
+        assert_eq!(take_mail(&mut c, relay_m, carol, vec![impostor]), (0, 0));
         let StoreResponse::Mailbox { dms } = request(&mut c, carol, StoreRequest::Fetch) else {
             panic!("a mailbox");
         };
@@ -600,6 +621,7 @@ mod tests {
                 vec![(carol, vec!["dm-1".to_owned()])]
             );
         }
+        assert!(reports_for(&mut c, relay_m).is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -461,7 +461,12 @@ impl Store {
                 | StoreJob::Rooms { .. }
                 | StoreJob::MailRecipients { .. }
                 | StoreJob::MailReports { .. }) => local.push(job),
-                StoreJob::MailReported { origin, to, ids } => reported.push((origin, to, ids)),
+                StoreJob::MailReported {
+                    origin,
+                    to,
+                    ids,
+                    reply,
+                } => reported.push((origin, to, ids, reply)),
                 StoreJob::TakeMail {
                     origin,
                     to,
@@ -519,7 +524,7 @@ impl Store {
                 for (origin, to, dms, _) in &takes {
                     taken.push(self.take(&tx, *origin, *to, dms, now, &mut delta)?);
                 }
-                for (origin, to, ids) in &reported {
+                for (origin, to, ids, _) in &reported {
                     mailbox::reported(&tx, *origin, *to, ids)?;
                 }
                 tx.commit()?;
@@ -544,6 +549,9 @@ impl Store {
                     for ((_, _, _, reply), result) in takes.into_iter().zip(taken) {
                         let _ = reply.send(Ok(result));
                     }
+                    for (_, _, _, reply) in reported {
+                        let _ = reply.send(true);
+                    }
                     for origin in told {
                         self.tell(MailNews::Delivered { origin });
                     }
@@ -561,6 +569,9 @@ impl Store {
                     }
                     for (_, _, _, reply) in takes {
                         let _ = reply.send(Err(reason.clone()));
+                    }
+                    for (_, _, _, reply) in reported {
+                        let _ = reply.send(false);
                     }
                 }
             }
