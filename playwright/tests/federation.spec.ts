@@ -115,6 +115,9 @@ test('a page whose relay dies goes on with another relay of the network, and not
     await expect(page.status()).not.toContainText(b.peerId.slice(-6), { timeout: 30_000 });
     await expect(page.status()).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
     console.log(`failover: the page was connected to another relay ${Date.now() - killed} ms after its relay was killed`);
+    // And says so, although B is still retried (and failing) behind it.
+    await page.page.waitForTimeout(3000);
+    await expect(page.status()).toHaveAttribute('data-state', 'connected');
     await page.ready();
     await expect(page.message('sent while B was dying')).toHaveCount(1, { timeout: 30_000 });
     await page.send('the page, on another relay');
@@ -129,9 +132,14 @@ test('a page whose relay dies goes on with another relay of the network, and not
       await expect(page.message(text)).toHaveCount(1);
     }
 
-    // B back: it catches up by reconciliation (on its links, within seconds), so a newcomer on
-    // B is shown what was said while it was down: asked again until it is.
+    // B back: the page goes back to it (and leaves the other relay), and chats on.
     await b.launch();
+    await expect(page.status()).toContainText(b.peerId.slice(-6), { timeout: 30_000 });
+    await expect(page.status()).toHaveAttribute('data-state', 'connected');
+    await page.send('the page, back on B');
+    await alice.event('the page back on B', (e) => e.event === 'message' && e.text === 'the page, back on B', 30_000);
+    // B caught up by reconciliation (on its links, within seconds), so a newcomer on B is shown
+    // what was said while it was down: asked again until it is.
     const missed = ['sent while B was dying', 'the page, on another relay', 'carol to the page on its new relay'];
     const deadline = Date.now() + 40_000;
     let shown = new Set<string>();

@@ -128,3 +128,59 @@ async fn a_relay_that_drops_every_connection_is_tried_less_and_less_often() {
     assert!(accepted.load(std::sync::atomic::Ordering::Relaxed) >= 4);
     dropping.abort();
 }
+
+/// A page given its relay's peers (`config.json`) keeps a reservation on one relay: the others
+/// wait on standby, untouched, and take over one at a time as relays die.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_relays_are_left_alone_and_take_over_one_at_a_time() {
+    let (a, a_addr) = relay().await;
+    let (b, b_addr) = relay().await;
+    let (_c, c_addr) = relay().await;
+    let ids = [&a_addr, &b_addr, &c_addr].map(|addr| {
+        p2p_chat_shared::addr::peer_at_end(addr).expect("a relay address ends in its peer id")
+    });
+    let mut page = hidden_peer("page").await;
+    page.client
+        .use_relay(vec![a_addr.clone(), b_addr.clone(), c_addr.clone()])
+        .await
+        .expect("three relays");
+    let reserved_on = |relay: libp2p::PeerId| {
+        move |e: &Event| match e {
+            Event::ReservationAccepted { relay: r, .. } if *r == relay => Some(()),
+            _ => None,
+        }
+    };
+    wait_for(&mut page, "a reservation on A", reserved_on(ids[0])).await;
+    let connected = |page: &p2p_chat_shared::native::Node| {
+        let client = page.client.clone();
+        async move {
+            let info = client.peers(None).await.expect("peers");
+            info.connected.iter().map(|c| c.peer).collect::<Vec<_>>()
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let now = connected(&page).await;
+    assert!(now.contains(&ids[0]), "{now:?}");
+    assert!(
+        !now.contains(&ids[1]) && !now.contains(&ids[2]),
+        "standbys dialled: {now:?}"
+    );
+
+    // A dies: B takes over, C stays on standby.
+    let lost = Instant::now();
+    a.client.shutdown().await.expect("A stops");
+    drop(a);
+    wait_for(&mut page, "a reservation on B", reserved_on(ids[1])).await;
+    println!(
+        "standby B took over {} ms after A stopped",
+        lost.elapsed().as_millis()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let now = connected(&page).await;
+    assert!(!now.contains(&ids[2]), "C dialled while B works: {now:?}");
+
+    // B dies too: C.
+    b.client.shutdown().await.expect("B stops");
+    drop(b);
+    wait_for(&mut page, "a reservation on C", reserved_on(ids[2])).await;
+}

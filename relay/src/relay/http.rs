@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -79,6 +79,34 @@ fn browser_addr(addr: &Multiaddr, relay: PeerId) -> Option<Multiaddr> {
     }
 }
 
+/// Whether a page loaded from `host` can reach `addr`: a loopback address only from a loopback
+/// host, a private or link-local one only from a host that is not public.
+fn reachable_from(addr: &Multiaddr, host: Option<&str>) -> bool {
+    use std::net::IpAddr;
+    let scope = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => 0,
+        IpAddr::V6(v6) if v6.is_loopback() => 0,
+        IpAddr::V4(v4) if v4.is_private() || v4.is_link_local() => 1,
+        IpAddr::V6(v6) if v6.is_unique_local() || v6.is_unicast_link_local() => 1,
+        _ => 2,
+    };
+    let ip = addr.iter().find_map(|p| match p {
+        Protocol::Ip4(v4) => Some(IpAddr::V4(v4)),
+        Protocol::Ip6(v6) => Some(IpAddr::V6(v6)),
+        _ => None,
+    });
+    let Some(ip) = ip else {
+        return true; // a name
+    };
+    let host_scope = match host.map(|h| h.trim_start_matches('[').trim_end_matches(']')) {
+        Some("localhost") => 0,
+        Some(h) => h.parse::<IpAddr>().map_or(2, scope),
+        None => 2,
+    };
+    let addr_scope = scope(ip);
+    addr_scope == 2 || host_scope <= addr_scope
+}
+
 /// Of `list`, for a page loaded from `host`: those on that host first, WebRTC-direct before
 /// WebSocket.
 fn for_host(list: Vec<Multiaddr>, host: Option<&str>) -> Vec<String> {
@@ -112,7 +140,16 @@ struct AppState {
     addrs: BrowserAddrs,
     core: Client,
     store: Option<StoreHealth>,
+    /// The other relays' addresses as last asked of the chat core, and when: `config.json` is
+    /// public, and asks the core at most every [`PEERS_FRESH`].
+    peers: Arc<tokio::sync::Mutex<(Option<Instant>, RelayAddrs)>>,
 }
+
+/// Relays and their addresses.
+type RelayAddrs = Vec<(PeerId, Vec<Multiaddr>)>;
+
+/// How long the other relays' addresses are kept before the core is asked again.
+const PEERS_FRESH: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
 struct Health {
@@ -198,12 +235,24 @@ async fn config(State(state): State<AppState>, headers: HeaderMap) -> impl IntoR
     let mut addrs = state.addrs.for_host(host);
     // Then the relays of its network (the ones its operator named, connected now), each with
     // the addresses it told us: where the page goes, in turn, when this one is down.
-    let peers = tokio::time::timeout(PEERS_TIMEOUT, state.core.relay_peer_addrs()).await;
-    for (peer, told) in peers.ok().and_then(Result::ok).unwrap_or_default() {
-        // (A WebRTC-direct address another relay tells is dialable only with its certhash.)
+    let peers = {
+        let mut cached = state.peers.lock().await;
+        if cached.0.is_none_or(|at| at.elapsed() >= PEERS_FRESH) {
+            let asked = tokio::time::timeout(PEERS_TIMEOUT, state.core.relay_peer_addrs()).await;
+            *cached = (
+                Some(Instant::now()),
+                asked.ok().and_then(Result::ok).unwrap_or_default(),
+            );
+        }
+        cached.1.clone()
+    };
+    for (peer, told) in peers {
+        // A WebRTC-direct address another relay tells is dialable only with its certhash, and
+        // a page from a public name cannot reach a loopback or private address.
         let dialable = |a: &&Multiaddr| {
-            !a.iter().any(|p| p == Protocol::WebRTCDirect)
-                || a.iter().any(|p| matches!(p, Protocol::Certhash(_)))
+            (!a.iter().any(|p| p == Protocol::WebRTCDirect)
+                || a.iter().any(|p| matches!(p, Protocol::Certhash(_))))
+                && reachable_from(a, host)
         };
         let theirs: Vec<Multiaddr> = told
             .iter()
@@ -458,6 +507,7 @@ pub async fn serve(
         addrs,
         core,
         store,
+        peers: Default::default(),
     };
     let index = std::fs::read_to_string(web_dir.join("index.html")).unwrap_or_default();
     let csp = HeaderValue::from_str(&content_security_policy(&index))
@@ -484,6 +534,39 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_relays_are_listed_where_a_page_can_reach_them() {
+        let relay = PeerId::random();
+        let addr = |a: &str| a.parse::<Multiaddr>().expect("addr");
+        let loopback = addr("/ip4/127.0.0.1/tcp/4002/ws");
+        let private = addr("/ip4/192.168.1.5/tcp/4002/ws");
+        let public = addr("/ip4/203.0.113.9/tcp/4002/ws");
+        let named = addr("/dns4/relay.example.org/tcp/443/tls/ws");
+        for (host, reachable) in [
+            (Some("127.0.0.1"), [true, true, true, true]),
+            (Some("localhost"), [true, true, true, true]),
+            (Some("192.168.1.2"), [false, true, true, true]),
+            (Some("chat.example.org"), [false, false, true, true]),
+            (None, [false, false, true, true]),
+        ] {
+            let got = [&loopback, &private, &public, &named].map(|a| reachable_from(a, host));
+            assert_eq!(got, reachable, "{host:?}");
+        }
+        // Another peer's address, a circuit, a wildcard, a transport no browser has: not listed.
+        let other = PeerId::random();
+        assert!(browser_addr(&addr(&format!("{public}/p2p/{other}")), relay).is_none());
+        let circuit = addr(&format!(
+            "/ip4/203.0.113.9/tcp/4001/p2p/{other}/p2p-circuit"
+        ));
+        assert!(browser_addr(&circuit, relay).is_none());
+        assert!(browser_addr(&addr("/ip4/0.0.0.0/tcp/4002/ws"), relay).is_none());
+        assert!(browser_addr(&addr("/ip4/203.0.113.9/tcp/4001"), relay).is_none());
+        assert_eq!(
+            browser_addr(&public, relay),
+            Some(public.clone().with(Protocol::P2p(relay)))
+        );
+    }
 
     #[test]
     fn the_operator_address_answers_only_for_ip_addresses_localhost_and_allowed_names() {

@@ -64,7 +64,8 @@ const REPORTS_PAGE: usize = 10 * MAX_IDS_PER_REQUEST;
 const MAX_TAKE_FAILURES: u32 = 6;
 /// The wait before the first retry of a failed take (doubling with each failure).
 const FIRST_RETRY: Duration = Duration::from_secs(2);
-/// The wait before another take when the other relay was busy (not counted as a failure).
+/// The first wait before another take when the other relay was busy (not counted as a failure;
+/// doubling while it stays busy, up to 16 times as long).
 const BUSY_RETRY: Duration = Duration::from_secs(5);
 /// A reconnection takes a peer's mail again only this long after the last take.
 const RETAKE_AFTER: Duration = Duration::from_secs(30);
@@ -86,6 +87,13 @@ impl Present {
     pub fn gone(&self, peer: &PeerId) {
         if let Ok(mut set) = self.0.lock() {
             set.remove(peer);
+        }
+    }
+
+    /// Exactly these peers (after the relay's event loop missed events).
+    pub fn reset(&self, peers: impl IntoIterator<Item = PeerId>) {
+        if let Ok(mut set) = self.0.lock() {
+            *set = peers.into_iter().collect();
         }
     }
 
@@ -136,6 +144,8 @@ struct Remembered {
     /// When the last take started: a peer that reconnects in a loop does not make the other
     /// relay send the same page again and again.
     last_taken: Option<Instant>,
+    /// Takes answered "busy" in a row.
+    busy: u32,
 }
 
 /// The driver's state.
@@ -295,11 +305,14 @@ impl Mail {
                 failures: 0,
                 retry_at: None,
                 last_taken: None,
+                busy: 0,
             });
         entry.since = now;
         entry.generation += 1;
         entry.failures = 0;
         entry.retry_at = None;
+        // New mail there: the next connection takes it, however soon.
+        entry.last_taken = None;
     }
 
     fn on_connected(&mut self, peer: PeerId) {
@@ -319,16 +332,17 @@ impl Mail {
             }
         }
         let now = Instant::now();
-        let relays: Vec<PeerId> = self
-            .remembered
-            .get(&peer)
-            .map(|r| {
-                r.iter()
-                    .filter(|(_, r)| r.last_taken.is_none_or(|at| now >= at + RETAKE_AFTER))
-                    .map(|(relay, _)| *relay)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut relays = Vec::new();
+        for (relay, entry) in self.remembered.get_mut(&peer).into_iter().flatten() {
+            match entry.last_taken.map(|at| at + RETAKE_AFTER) {
+                // Taken a moment ago: again a little later (a peer that reconnects in a loop
+                // does not make the other relay send the same page again and again).
+                Some(at) if now < at => {
+                    entry.retry_at.get_or_insert(at);
+                }
+                _ => relays.push(*relay),
+            }
+        }
         for relay in relays {
             self.take(peer, relay);
         }
@@ -532,9 +546,13 @@ impl Mail {
                 match result {
                     Ok((got, _, _)) => {
                         entry.failures = 0;
+                        entry.busy = 0;
                         entry.retry_at = None;
-                        if hinted_since && present {
-                            self.take(to, relay);
+                        if hinted_since {
+                            // New mail there meanwhile: taken now, or when it is back.
+                            if present {
+                                self.take(to, relay);
+                            }
                         } else if got == 0 {
                             // All taken (what is here waits for its recipient to fetch it).
                             self.forget(to, relay);
@@ -543,8 +561,10 @@ impl Mail {
                         // once the reports of what was fetched here made room.
                     }
                     Err(reason) if reason.contains("busy") => {
-                        // Not a failure: later.
-                        entry.retry_at = Some(Instant::now() + BUSY_RETRY);
+                        // Not a failure: later, less often while it stays busy.
+                        entry.busy = entry.busy.saturating_add(1);
+                        let wait = BUSY_RETRY * 2u32.pow(entry.busy.min(4));
+                        entry.retry_at = Some(Instant::now() + wait);
                     }
                     Err(reason) => {
                         entry.failures += 1;

@@ -229,6 +229,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     present.connected(peer);
                     let _ = arrivals.try_send(peer);
                 }
+                Some(Event::Lagged { missed }) => {
+                    // Connections opened or closed may be among what was missed.
+                    tracing::warn!(missed, "the relay's event loop fell behind its chat core");
+                    if let Ok(info) = node.client.peers(None).await {
+                        present.reset(info.connected.iter().map(|c| c.peer));
+                    }
+                }
                 Some(Event::Disconnected { peer }) => {
                     tracing::info!(%peer, "peer disconnected");
                     present.gone(&peer);

@@ -54,6 +54,9 @@ struct Slot {
     awaiting_greeting: Option<Instant>,
     /// Not used until the relays in use are lost: the next of them then takes over.
     standby: bool,
+    /// Given as a fallback (a relay's peers): back on standby once one of ours holds a
+    /// reservation again.
+    spare: bool,
 }
 
 /// The relays this peer keeps a reservation on.
@@ -72,9 +75,9 @@ impl Slot {
 }
 
 impl Reservations {
-    /// Whether `peer` is one of our relays.
+    /// Whether `peer` is one of the relays we use (not one on standby).
     pub fn is_relay(&self, peer: &PeerId) -> bool {
-        self.slots.iter().any(|s| s.peer == *peer)
+        self.slots.iter().any(|s| s.peer == *peer && !s.standby)
     }
 }
 
@@ -131,7 +134,14 @@ impl<X: Extension> EventLoop<X> {
             }
         }
         for (n, (peer, addrs)) in relays.into_iter().enumerate() {
-            if self.reservations.is_relay(&peer) {
+            let known = self.reservations.slots.iter().position(|s| s.peer == peer);
+            if let Some(index) = known {
+                // Asked for first (pasted): one on standby is used now.
+                let slot = &mut self.reservations.slots[index];
+                if n == 0 && slot.standby {
+                    slot.standby = false;
+                    self.reserve(index);
+                }
                 continue;
             }
             #[cfg(not(target_arch = "wasm32"))]
@@ -150,6 +160,7 @@ impl<X: Extension> EventLoop<X> {
                 lost_at: None,
                 awaiting_greeting: None,
                 standby: n > 0,
+                spare: n > 0,
             });
             if n == 0 {
                 self.reserve(self.reservations.slots.len() - 1);
@@ -204,11 +215,15 @@ impl<X: Extension> EventLoop<X> {
             retry_in_ms,
             attempt,
         });
-        // When no relay in use holds a reservation any more, the next relay on standby takes
-        // over at once (a dial of a dead relay can take many seconds to fail); this one is
-        // still retried, and used again beside it when it is back.
+        // When no relay in use holds a reservation any more, and none taken over is still
+        // trying, the next relay on standby takes over at once (a dial of a dead relay can take
+        // many seconds to fail); this one is still retried, and taken back when it is.
         let slots = &mut self.reservations.slots;
-        if !slots.iter().any(|s| s.reserved) {
+        let trying = slots
+            .iter()
+            .enumerate()
+            .any(|(j, s)| j != index && s.spare && !s.standby && s.listener.is_some());
+        if !trying && !slots.iter().any(|s| s.reserved) {
             if let Some(next) = slots.iter().position(|s| s.standby) {
                 slots[next].standby = false;
                 tracing::info!(relay = %slots[next].peer, "relay down; going on with the next one");
@@ -281,12 +296,36 @@ impl<X: Extension> EventLoop<X> {
 
     /// A relay accepted our reservation.
     pub(super) fn reservation_accepted(&mut self, relay: PeerId) {
-        if let Some(slot) = self.reservations.slots.iter_mut().find(|s| s.peer == relay) {
-            slot.reserved = true;
-            slot.failures = 0;
-            slot.lost_at = None;
-            let addr = slot.addr().clone().with(Protocol::P2pCircuit);
-            self.emit(Event::ReservationAccepted { relay, addr });
+        let Some(index) = self.reservations.slots.iter().position(|s| s.peer == relay) else {
+            return;
+        };
+        let slot = &mut self.reservations.slots[index];
+        slot.reserved = true;
+        slot.failures = 0;
+        slot.lost_at = None;
+        let (spare, addr) = (slot.spare, slot.addr().clone().with(Protocol::P2pCircuit));
+        self.emit(Event::ReservationAccepted { relay, addr });
+        // One relay is enough: the spares taken over go back on standby (all of them once one
+        // of ours is back, the others still trying when a spare got in).
+        for j in 0..self.reservations.slots.len() {
+            let s = &self.reservations.slots[j];
+            let idle = s.spare && !s.standby && j != index && (!spare || !s.reserved);
+            if !idle {
+                continue;
+            }
+            let s = &mut self.reservations.slots[j];
+            s.standby = true;
+            s.reserved = false;
+            s.retry_at = None;
+            s.failures = 0;
+            s.lost_at = None;
+            s.current = 0;
+            let (peer, listener) = (s.peer, s.listener.take());
+            tracing::info!(relay = %peer, "back on standby");
+            if let Some(listener) = listener {
+                self.swarm.remove_listener(listener);
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 

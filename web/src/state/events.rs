@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use p2p_chat_shared::addr::peer_at_end;
 use p2p_chat_shared::core::Event;
 use p2p_chat_shared::text::short_peer_id;
 
@@ -108,11 +109,12 @@ impl Chat {
                     relay: short_peer_id(&relay),
                 });
             }
+            // The relay shown (another one's retries after a takeover say nothing of ours).
             Event::RelayLost {
+                relay,
                 retry_in_ms,
                 attempt,
-                ..
-            } => {
+            } if peer_at_end(&relay) == self.relay.get_untracked() => {
                 self.status.set(Status::Reconnecting {
                     in_ms: retry_in_ms,
                     attempt,
