@@ -105,3 +105,36 @@ fn the_federation_bench_carries_one_room_over_relays_once() {
     assert_eq!(r["room_delivery_ratio"], 1.0, "{r}");
     assert_eq!(r["room_duplicates"], 0, "{r}");
 }
+
+#[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
+fn the_capacity_bench_holds_light_peers_that_still_chat() {
+    // Two workers: light peers over TCP and QUIC, reserved, in rooms of 5.
+    let r = bench(&[
+        "idle",
+        "--peers",
+        "1000",
+        "--peers-per-worker",
+        "500",
+        "--rest",
+        "2s",
+        "--sample-rooms",
+        "40",
+    ]);
+    assert_eq!(r["set_up"], 1000, "{r}");
+    assert_eq!(r["workers"], 2, "{r}");
+    assert!(
+        r["relay_connected_peers"].as_u64().expect("peers") >= 1000,
+        "{r}"
+    );
+    assert_eq!(r["lost"], 0, "{r}");
+    let delivered = r["probe_delivered"].as_str().expect("probe");
+    let (got, of) = delivered.split_once('/').expect("n/m");
+    assert_eq!(got, of, "{r}");
+    assert!(of.parse::<u64>().expect("count") >= 40 * 4, "{r}");
+    assert!(
+        r["relay_kib_per_connection"].as_f64().expect("kib") > 0.0,
+        "{r}"
+    );
+    assert!(r["newcomer_s"].as_f64().expect("newcomer") < 10.0, "{r}");
+}

@@ -54,8 +54,10 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         messages: u64,
     },
-    /// N idle peers connected to the relay (in rooms of --room-size): the relay's memory per
-    /// connection and its CPU at rest.
+    /// N idle peers connected to the relay (in rooms of --room-size, each with a reservation):
+    /// the relay's memory per connection and its CPU at rest, how long a newcomer takes to
+    /// connect, `/healthz`'s answer time, and whether rooms still carry messages. The peers are
+    /// light ones (only what the relay sees of a chat peer at rest), in worker processes.
     Idle {
         /// Peers.
         #[arg(long, default_value_t = 1_000)]
@@ -66,6 +68,45 @@ pub enum Scenario {
         /// How long the relay is watched at rest once everyone is connected (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         rest: Duration,
+        /// Every Nth room's peers connect over QUIC, the others over TCP (0: all TCP). QUIC
+        /// connections share one socket at the relay, TCP ones take one each: the relay holds at
+        /// most `ulimit -n` TCP peers.
+        #[arg(long, default_value_t = 2)]
+        quic_every: usize,
+        /// Rooms probed (a message from one member to the others) once everyone is connected.
+        #[arg(long, default_value_t = 200)]
+        sample_rooms: usize,
+        /// Full chat peers in this process instead of light peers in workers (to compare).
+        #[arg(long)]
+        full_peers: bool,
+        /// Light peers per worker process (each takes a socket; a process may hold `ulimit -n`).
+        #[arg(long, default_value_t = 5_000)]
+        peers_per_worker: usize,
+    },
+    /// A worker of `bench idle`: light peers for a slice of its rooms (started by the bench).
+    #[command(hide = true)]
+    LightPeers {
+        /// The relay's TCP address.
+        #[arg(long)]
+        relay_tcp: libp2p::Multiaddr,
+        /// The relay's QUIC address.
+        #[arg(long)]
+        relay_quic: libp2p::Multiaddr,
+        /// First peer's index.
+        #[arg(long)]
+        first: usize,
+        /// Peers.
+        #[arg(long)]
+        count: usize,
+        /// Peers per room.
+        #[arg(long)]
+        room_size: usize,
+        /// Every Nth room over QUIC.
+        #[arg(long)]
+        quic_every: usize,
+        /// Rooms probed.
+        #[arg(long)]
+        sample_rooms: usize,
     },
     /// A peer catching up on N stored messages of a room: time to complete.
     History {

@@ -8,10 +8,12 @@
 //! - [`load`]: the peers and the timed workload.
 //! - [`scenarios`]: latency, fanout, rooms, idle, history, abuse, federation.
 //! - [`flood`]: the flooder of `bench abuse`.
+//! - [`light`]: the light peers of `bench idle`, in worker processes.
 //! - [`stats`]: percentiles and the report.
 
 pub mod args;
 pub mod flood;
+pub mod light;
 pub mod load;
 pub mod relay_proc;
 pub mod scenarios;
@@ -49,10 +51,47 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             peers,
             room_size,
             rest,
-        } => (
-            "idle",
-            scenarios::idle(peers, room_size, rest, deadline).await?,
-        ),
+            quic_every,
+            sample_rooms,
+            full_peers,
+            peers_per_worker,
+        } => {
+            let report = if full_peers {
+                scenarios::idle(peers, room_size, rest, deadline).await?
+            } else {
+                let shape = scenarios::Capacity {
+                    peers,
+                    room_size,
+                    rest,
+                    quic_every,
+                    sample_rooms,
+                    peers_per_worker,
+                };
+                scenarios::capacity(shape, args.time_limit, deadline).await?
+            };
+            ("idle", report)
+        }
+        // A worker of `bench idle`: it prints its own lines.
+        Scenario::LightPeers {
+            relay_tcp,
+            relay_quic,
+            first,
+            count,
+            room_size,
+            quic_every,
+            sample_rooms,
+        } => {
+            let slice = light::Slice {
+                relay_tcp,
+                relay_quic,
+                first,
+                count,
+                room_size,
+                quic_every,
+                sample_rooms,
+            };
+            return light::worker(slice).await;
+        }
         Scenario::History { messages } => {
             ("history", scenarios::history(messages, deadline).await?)
         }

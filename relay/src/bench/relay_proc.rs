@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use libp2p::{core::multiaddr::Protocol, Multiaddr};
+use p2p_chat_shared::addr::is_relayed;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -23,6 +24,8 @@ pub struct RelayProcess {
     pid: u32,
     /// Its TCP address, with `/p2p`.
     pub addr: Multiaddr,
+    /// Its QUIC address, with `/p2p`.
+    pub quic: Multiaddr,
     /// Its HTTP server (`/healthz`).
     http: String,
     /// Its data directory (store, identity) and log file; removed when dropped.
@@ -93,7 +96,7 @@ impl RelayProcess {
         let pid = child.id().context("relay process has no pid")?;
         let stdout = child.stdout.take().context("relay stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let (mut addr, mut http) = (None, None);
+        let (mut addr, mut http, mut quic) = (None, None, None);
         let found = tokio::time::timeout(START_TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.strip_prefix("web app: http://") {
@@ -103,17 +106,19 @@ impl RelayProcess {
                     if let Ok(a) = rest.parse::<Multiaddr>() {
                         if is_plain_tcp(&a) {
                             addr = Some(a);
+                        } else if a.iter().any(|p| p == Protocol::QuicV1) && !is_relayed(&a) {
+                            quic = Some(a);
                         }
                     }
                 }
-                if addr.is_some() && http.is_some() {
+                if addr.is_some() && http.is_some() && quic.is_some() {
                     return true;
                 }
             }
             false
         })
         .await;
-        let (Ok(true), Some(addr), Some(http)) = (found, addr, http) else {
+        let (Ok(true), Some(addr), Some(http), Some(quic)) = (found, addr, http, quic) else {
             bail!(
                 "the relay did not come up within {START_TIMEOUT:?}; see {}",
                 dir.join("relay.log").display()
@@ -125,6 +130,7 @@ impl RelayProcess {
             child,
             pid,
             addr,
+            quic,
             http,
             dir,
         })

@@ -495,3 +495,219 @@ async fn wait_event(
         }
     }
 }
+
+/// The shape of a capacity run (`bench idle` with light peers).
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// Peers.
+    pub peers: usize,
+    /// Peers per room.
+    pub room_size: usize,
+    /// How long the relay is watched at rest.
+    pub rest: Duration,
+    /// Every Nth room over QUIC (0: none).
+    pub quic_every: usize,
+    /// Rooms probed in all.
+    pub sample_rooms: usize,
+    /// Light peers per worker process.
+    pub peers_per_worker: usize,
+}
+
+/// A worker process of light peers.
+struct Worker {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Worker {
+    /// The next JSON line it prints, by `deadline`.
+    async fn next(&mut self, deadline: Instant) -> anyhow::Result<serde_json::Value> {
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .context("a worker did not answer within the time limit")??
+                .context("a worker ended")?;
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                return Ok(value);
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+}
+
+/// `bench idle` with light peers: `shape.peers` of them in worker processes, each reserved on
+/// the relay and in a room; then the relay at rest, a newcomer, `/healthz` and a probe of the
+/// rooms while they are all there.
+pub async fn capacity(
+    shape: Capacity,
+    time_limit: Duration,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
+    use tokio::io::AsyncBufReadExt;
+    let relay = RelayProcess::start(&[]).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base_rss = relay.rss()?;
+    let mut report = Report::default();
+    report.add("relay_rss_before_mib", mib(base_rss), "MiB");
+    let size = shape.room_size.max(1);
+    let per_worker = (shape.peers_per_worker / size).max(1) * size;
+    let slices: Vec<(usize, usize)> = (0..shape.peers)
+        .step_by(per_worker)
+        .map(|first| (first, per_worker.min(shape.peers - first)))
+        .collect();
+    let started = Instant::now();
+    let exe = std::env::current_exe().context("cannot find the p2p-chat binary")?;
+    let mut workers = Vec::new();
+    for (first, count) in &slices {
+        let sample = shape.sample_rooms.div_ceil(slices.len());
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["bench", "--time-limit"])
+            .arg(format!("{}s", time_limit.as_secs()))
+            .args(["light-peers", "--relay-tcp"])
+            .arg(relay.addr.to_string())
+            .arg("--relay-quic")
+            .arg(relay.quic.to_string())
+            .args(["--first", &first.to_string(), "--count", &count.to_string()])
+            .args(["--room-size", &size.to_string()])
+            .args(["--quic-every", &shape.quic_every.to_string()])
+            .args(["--sample-rooms", &sample.to_string()])
+            .env("RUST_LOG", "error")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start a light-peer worker")?;
+        let stdin = child.stdin.take().context("worker stdin")?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let lines = tokio::io::BufReader::new(stdout).lines();
+        workers.push(Worker {
+            child,
+            stdin,
+            lines,
+        });
+    }
+    let (mut ready, mut failed, mut errors) = (0, 0, Vec::new());
+    for worker in &mut workers {
+        let line = worker.next(deadline).await?;
+        ready += line["ready"].as_u64().unwrap_or(0);
+        failed += line["failed"].as_u64().unwrap_or(0);
+        if let Some(list) = line["errors"].as_array() {
+            errors.extend(list.iter().filter_map(|e| e.as_str().map(str::to_owned)));
+        }
+    }
+    let connected_after = started.elapsed();
+    let connected = relay.connected_peers().await?;
+    report.add("peers", shape.peers, "");
+    report.add("workers", workers.len(), "processes of light peers");
+    report.add(
+        "set_up",
+        ready,
+        "peers connected, reserved and in their room",
+    );
+    report.add(
+        "connect_s",
+        round3(connected_after.as_secs_f64()),
+        "s (connect, reserve, join: all of them)",
+    );
+    report.add("relay_connected_peers", connected, "(its /healthz)");
+    if failed > 0 {
+        bail!(
+            "{failed} of {} light peers were not set up: {errors:?}",
+            shape.peers
+        );
+    }
+    // Joins and the first pings settle; then the relay is watched at rest.
+    let settle = Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(settle).await;
+    let cpu = CpuWatch::start(&relay)?;
+    let pids: Vec<String> = workers
+        .iter()
+        .filter_map(|w| w.child.id().map(|p| p.to_string()))
+        .collect();
+    let workers_cpu =
+        |pids: &[String]| -> Duration { pids.iter().filter_map(|p| cpu_time(p).ok()).sum() };
+    let workers_before = workers_cpu(&pids);
+    let rested = Instant::now();
+    let rest = shape
+        .rest
+        .min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(rest).await;
+    let rss = relay.rss()?;
+    report.add("rest_s", round3(rest.as_secs_f64()), "s");
+    cpu.report(&relay, &mut report, "rest")?;
+    let workers_used = workers_cpu(&pids).saturating_sub(workers_before);
+    report.add(
+        "rest_workers_cpu",
+        round3(100.0 * workers_used.as_secs_f64() / rested.elapsed().as_secs_f64().max(1e-9)),
+        "% of a core (the light peers' processes)",
+    );
+    report.add("relay_rss_mib", mib(rss), "MiB");
+    report.add(
+        "relay_kib_per_connection",
+        round3(rss.saturating_sub(base_rss) as f64 / 1024.0 / shape.peers.max(1) as f64),
+        "KiB",
+    );
+    // While they are all there: /healthz, a newcomer (a full chat peer), and the rooms.
+    let asked = Instant::now();
+    relay.connected_peers().await?;
+    report.add(
+        "healthz_ms",
+        round3(asked.elapsed().as_secs_f64() * 1e3),
+        "ms",
+    );
+    let joined = Instant::now();
+    let newcomer = load::start_peers(&relay.addr, vec!["newcomer".to_owned()], deadline).await?;
+    report.add(
+        "newcomer_s",
+        round3(joined.elapsed().as_secs_f64()),
+        "s (a chat peer: connect, reserve, join)",
+    );
+    drop(newcomer);
+    let (mut rooms, mut expected, mut delivered, mut lost) = (0, 0, 0, 0);
+    let mut max_ms = 0f64;
+    let mut p50s = Vec::new();
+    for worker in &mut workers {
+        worker.send("probe").await?;
+    }
+    for worker in &mut workers {
+        let line = worker.next(deadline).await?;
+        let probe = &line["probe"];
+        rooms += probe["rooms"].as_u64().unwrap_or(0);
+        expected += probe["expected"].as_u64().unwrap_or(0);
+        delivered += probe["delivered"].as_u64().unwrap_or(0);
+        lost += probe["lost"].as_u64().unwrap_or(0);
+        max_ms = max_ms.max(probe["max_ms"].as_f64().unwrap_or(0.0));
+        p50s.push(probe["p50_ms"].as_f64().unwrap_or(0.0));
+    }
+    p50s.sort_by(f64::total_cmp);
+    report.add("probed_rooms", rooms, "");
+    report.add(
+        "probe_delivered",
+        format!("{delivered}/{expected}"),
+        "messages across the probed rooms",
+    );
+    report.add(
+        "probe_p50_ms",
+        round3(p50s.get(p50s.len() / 2).copied().unwrap_or(0.0)),
+        "ms (the median of the workers' medians)",
+    );
+    report.add("probe_max_ms", round3(max_ms), "ms");
+    report.add("lost", lost, "light peers whose connection closed");
+    for worker in &mut workers {
+        let _ = worker.send("stop").await;
+    }
+    for mut worker in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), worker.child.wait()).await;
+    }
+    if delivered < expected {
+        bail!("only {delivered} of {expected} probe messages arrived");
+    }
+    Ok(report)
+}
