@@ -26,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
 /// Light peers set up at once by one worker (the relay takes 512 pending connections).
-const SETUP_CONCURRENCY: usize = 128;
+const SETUP_CONCURRENCY: usize = 64;
 /// Longest wait for one light peer's connection, room and reservation.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Tries to set up one light peer.
