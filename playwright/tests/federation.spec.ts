@@ -3,15 +3,22 @@
 // (reachable only through its own relay) included, online and while it is closed.
 import { ChatPage, CliPeer, Relay, freePort, test, expect } from './fixtures';
 
+/**
+ * Three relays that name each other, added to `relays` (for the caller to stop): on fixed ports,
+ * each started once to learn its identity, then again naming the others (mail crosses only
+ * links both operators chose).
+ */
+async function namingEachOther(relays: Relay[]): Promise<Relay[]> {
+  for (let i = 0; i < 3; i++) relays.push(await Relay.start({ port: await freePort() }));
+  for (const relay of relays) await relay.restartNaming(relays.filter((r) => r !== relay));
+  return relays;
+}
+
 test('a page on one relay chats and exchanges DMs with CLI peers on two others', async ({ browser }) => {
   test.setTimeout(150_000);
-  // Fixed ports: each relay is started once to learn its identity, then again naming the others
-  // (mail crosses only links both operators chose).
   const relays: Relay[] = [];
-  for (let i = 0; i < 3; i++) relays.push(await Relay.start({ port: await freePort() }));
-  const [a, b, c] = relays;
   try {
-    for (const relay of relays) await relay.restartNaming(relays.filter((r) => r !== relay));
+    const [a, b, c] = await namingEachOther(relays);
     const alice = await CliPeer.start(a, 'alice');
     const carol = await CliPeer.start(c, 'carol');
     const page = await ChatPage.open(browser, b.pageUrl('webrtc'));
@@ -82,10 +89,8 @@ test('a page on one relay chats and exchanges DMs with CLI peers on two others',
 test('a page whose relay dies goes on with another relay of the network, and nothing is lost or shown twice', async ({ browser }) => {
   test.setTimeout(150_000);
   const relays: Relay[] = [];
-  for (let i = 0; i < 3; i++) relays.push(await Relay.start({ port: await freePort() }));
-  const [a, b, c] = relays;
   try {
-    for (const relay of relays) await relay.restartNaming(relays.filter((r) => r !== relay));
+    const [a, b, c] = await namingEachOther(relays);
     const alice = await CliPeer.start(a, 'alice');
     const carol = await CliPeer.start(c, 'carol');
     // The page loads from B, whose config.json lists A and C after B's own addresses (once

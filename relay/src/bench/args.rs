@@ -85,29 +85,7 @@ pub enum Scenario {
     },
     /// A worker of `bench idle`: light peers for a slice of its rooms (started by the bench).
     #[command(hide = true)]
-    LightPeers {
-        /// The relay's TCP address.
-        #[arg(long)]
-        relay_tcp: libp2p::Multiaddr,
-        /// The relay's QUIC address.
-        #[arg(long)]
-        relay_quic: libp2p::Multiaddr,
-        /// First peer's index.
-        #[arg(long)]
-        first: usize,
-        /// Peers.
-        #[arg(long)]
-        count: usize,
-        /// Peers per room.
-        #[arg(long)]
-        room_size: usize,
-        /// Every Nth room over QUIC.
-        #[arg(long)]
-        quic_every: usize,
-        /// Rooms probed.
-        #[arg(long)]
-        sample_rooms: usize,
-    },
+    LightPeers(super::light::Slice),
     /// A peer catching up on N stored messages of a room: time to complete.
     History {
         /// Messages stored before the catch-up.

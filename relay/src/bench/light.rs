@@ -62,21 +62,28 @@ struct Handle {
 }
 
 /// How a worker is set up (the flags of `bench light-peers`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Slice {
     /// The relay's TCP address, with `/p2p`.
+    #[arg(long)]
     pub relay_tcp: Multiaddr,
     /// Its QUIC address, with `/p2p`.
+    #[arg(long)]
     pub relay_quic: Multiaddr,
     /// Index of the first peer (peers `first..first + count`).
+    #[arg(long)]
     pub first: usize,
     /// Peers.
+    #[arg(long)]
     pub count: usize,
     /// Peers per room (peer `i` is in room `cap-{i / room_size}`).
+    #[arg(long)]
     pub room_size: usize,
     /// Rooms whose peers use QUIC: every `quic_every`-th room (0: none).
+    #[arg(long)]
     pub quic_every: usize,
     /// Rooms of this slice probed at each `probe`.
+    #[arg(long)]
     pub sample_rooms: usize,
 }
 

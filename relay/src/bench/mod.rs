@@ -72,26 +72,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ("idle", report)
         }
         // A worker of `bench idle`: it prints its own lines.
-        Scenario::LightPeers {
-            relay_tcp,
-            relay_quic,
-            first,
-            count,
-            room_size,
-            quic_every,
-            sample_rooms,
-        } => {
-            let slice = light::Slice {
-                relay_tcp,
-                relay_quic,
-                first,
-                count,
-                room_size,
-                quic_every,
-                sample_rooms,
-            };
-            return light::worker(slice).await;
-        }
+        Scenario::LightPeers(slice) => return light::worker(slice).await,
         Scenario::History { messages } => {
             ("history", scenarios::history(messages, deadline).await?)
         }
