@@ -876,3 +876,54 @@ async fn only_named_relays_may_take_mail_or_say_it_was_delivered() {
     assert_eq!(answer, r#"{"status":{"delivered":[]}}"#);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A relay never asks its peers to dial it back (AutoNAT as a client). libp2p's client, asked of
+/// connected peers, retries at once whenever one does not speak AutoNAT (browsers, most clients)
+/// and scans every peer against every recently tried one each time: with thousands of idle
+/// peers that took most of the relay's CPU. Here a peer that does answer AutoNAT stays connected
+/// past the client's first probe (15 s after start) and is never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_never_asks_its_peers_to_dial_it_back() {
+    use libp2p::autonat;
+    let (_relay, relay_addr) = relay().await;
+    let key = Keypair::generate_ed25519();
+    let id = key.public().to_peer_id();
+    let mut server = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| {
+            autonat::Behaviour::new(
+                id,
+                autonat::Config {
+                    only_global_ips: false,
+                    use_connected: false,
+                    ..Default::default()
+                },
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    server.dial(relay_addr).expect("dial");
+    let watch = async {
+        loop {
+            if let libp2p::swarm::SwarmEvent::Behaviour(autonat::Event::InboundProbe(probe)) =
+                server.select_next_some().await
+            {
+                panic!("the relay asked a peer to dial it back: {probe:?}")
+            }
+        }
+    };
+    // The client's first probe comes 15 s after start (libp2p's boot delay).
+    let _ = tokio::time::timeout(Duration::from_secs(22), watch).await;
+    assert_eq!(
+        server.connected_peers().count(),
+        1,
+        "the peer stayed connected to the relay the whole time"
+    );
+}

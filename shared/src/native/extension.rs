@@ -156,6 +156,13 @@ impl Native {
                 peer_id,
                 autonat::Config {
                     only_global_ips: !options.relay_server,
+                    // A relay serves AutoNAT but never asks its own peers to dial it back: its
+                    // addresses are given (`--external-addr`) or are its listen addresses. Asked
+                    // of its peers, libp2p's client retries at once whenever a peer does not
+                    // speak AutoNAT (browsers, most clients), and each try scans every connected
+                    // peer against every recently tried one: with 2,000 peers that was over half
+                    // of the relay's CPU at rest, and it grows with the square of the peers.
+                    use_connected: !options.relay_server,
                     ..Default::default()
                 },
             )
