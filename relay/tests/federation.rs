@@ -209,6 +209,134 @@ async fn crosses(from: &mut Attacker, to: &mut Attacker, room: &str) -> bool {
     false
 }
 
+/// A TCP forwarder from a loopback port of its own to `target`: a link between two relays that
+/// a test can cut (every connection through it closes at once); it takes new ones after.
+struct Forwarder {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn to(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let held = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                held.lock().expect("lock").spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Self {
+            port,
+            conns,
+            _accept: accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.conns.lock().expect("lock").abort_all();
+    }
+}
+
+/// How long a message from `from` takes to reach `to` in `room` (`None`: not within a second).
+async fn crossing(
+    from: &mut Attacker,
+    to: &mut Attacker,
+    room: &str,
+    text: &str,
+) -> Option<Duration> {
+    let envelope = Envelope::message("x", text).expect("test setup");
+    let sent = Instant::now();
+    from.publish(room, envelope.to_bytes());
+    let author = from.peer_id;
+    let wait = async {
+        loop {
+            if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                to.swarm.select_next_some().await
+            {
+                if message.source == Some(author) && message.data == envelope.to_bytes() {
+                    return sent.elapsed();
+                }
+            }
+        }
+    };
+    let (arrived, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(1), wait),
+        from.run_for(Duration::from_secs(1))
+    );
+    arrived.ok()
+}
+
+/// A link between two relays that both have members in a room drops and comes back: messages
+/// cross it again at once, both ways, not a gossipsub heartbeat later (lazy gossip, which is
+/// what is left when neither relay grafts the other: neither fills its meshes at heartbeats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_crosses_a_relay_link_at_once_after_it_drops_and_comes_back() {
+    let (a, a_addr) = relay().await;
+    let a_id = a.peer_id;
+    let a_port = a_addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::core::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("tcp port");
+    let link = Forwarder::to(([127, 0, 0, 1], a_port).into()).await;
+    let through: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{a_id}", link.port)
+        .parse()
+        .expect("address");
+    let (mut b, b_addr) = relay_linked_to(vec![through]).await;
+    wait_for(&mut b, "B linked to A", |e| {
+        matches!(e, Event::Connected { peer, .. } if *peer == a_id).then_some(())
+    })
+    .await;
+    let room = "linked-room";
+    let mut ann = Attacker::connect(&a_addr).await;
+    ann.join(room).await;
+    let mut ben = Attacker::connect(&b_addr).await;
+    ben.join(room).await;
+    assert!(crosses(&mut ann, &mut ben, room).await, "A to B");
+    assert!(crosses(&mut ben, &mut ann, room).await, "B to A");
+
+    link.cut();
+    wait_for(&mut b, "B loses A", |e| {
+        matches!(e, Event::Disconnected { peer, .. } if *peer == a_id).then_some(())
+    })
+    .await;
+    wait_for(&mut b, "B redials A", |e| {
+        matches!(e, Event::Connected { peer, .. } if *peer == a_id).then_some(())
+    })
+    .await;
+    // Forwarded through the mesh or as explicit peers, a message crosses in milliseconds; by
+    // lazy gossip it waits for a heartbeat (1 s apart), half a second on average.
+    let mut times = Vec::new();
+    for i in 0..9 {
+        let (from, to) = if i % 2 == 0 {
+            (&mut ann, &mut ben)
+        } else {
+            (&mut ben, &mut ann)
+        };
+        let time = crossing(from, to, room, &format!("after the cut {i}")).await;
+        times.push(time.unwrap_or(Duration::from_secs(1)));
+        // Apart by a share of a heartbeat, so that the sends fall all over its period.
+        tokio::time::sleep(Duration::from_millis(137)).await;
+    }
+    times.sort();
+    assert!(
+        times[times.len() / 2] < Duration::from_millis(250),
+        "messages cross the restored link at once, not by lazy gossip: {times:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_spans_two_relays_for_clients_that_reach_only_their_own() {
     let (a, a_addr) = relay().await;

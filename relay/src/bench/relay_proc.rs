@@ -21,7 +21,10 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// A running relay process; killed when dropped.
 pub struct RelayProcess {
     child: Child,
+    /// The relay's own process (under `BENCH_RELAY_WRAPPER`, the wrapper's descendant).
     pid: u32,
+    /// Whether it runs under a wrapper, which is then not the relay.
+    wrapped: bool,
     /// Its TCP address, with `/p2p`.
     pub addr: Multiaddr,
     /// Its QUIC address, with `/p2p`.
@@ -40,6 +43,45 @@ fn relay_flags() -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
+}
+
+/// A command the relay runs under, from `BENCH_RELAY_WRAPPER` (split at spaces), e.g.
+/// `heaptrack -o /tmp/relay` for a heap profile of the relay under the bench's load.
+fn relay_wrapper() -> Vec<String> {
+    std::env::var("BENCH_RELAY_WRAPPER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The first process under `root` (itself included) that runs `exe`, searched through `/proc`.
+fn find_descendant(root: u32, exe: &std::path::Path) -> Option<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        after.split_whitespace().nth(1)?.parse().ok()
+    };
+    let runs_exe =
+        |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|path| path == exe);
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.into_iter().find(|&pid| {
+        let mut at = pid;
+        // Walks up at most a few levels: a wrapper is a script or two.
+        for _ in 0..8 {
+            if at == root {
+                return runs_exe(pid);
+            }
+            match parent_of(at) {
+                Some(parent) if parent > 1 => at = parent,
+                _ => return false,
+            }
+        }
+        false
+    })
 }
 
 impl RelayProcess {
@@ -68,7 +110,16 @@ impl RelayProcess {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let log = std::fs::File::create(dir.join("relay.log")).context("relay log file")?;
-        let mut child = Command::new(exe)
+        let wrapper = relay_wrapper();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&exe);
+                command
+            }
+            None => Command::new(&exe),
+        };
+        let mut child = command
             .args(["relay", "--port", "0", "--listen-addr", "127.0.0.1"])
             .args([
                 "--http-addr",
@@ -126,9 +177,21 @@ impl RelayProcess {
         };
         // Keep draining its stdout so that it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let wrapped = !wrapper.is_empty();
+        let pid = if wrapped {
+            find_descendant(pid, &exe).with_context(|| {
+                format!(
+                    "no process under the BENCH_RELAY_WRAPPER runs {}",
+                    exe.display()
+                )
+            })?
+        } else {
+            pid
+        };
         Ok(Self {
             child,
             pid,
+            wrapped,
             addr,
             quic,
             http,
@@ -174,6 +237,13 @@ impl RelayProcess {
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
+        if self.wrapped {
+            // Stopped as an operator stops it, so that the wrapper (a profiler) sees it end.
+            let _ = std::process::Command::new("kill")
+                .arg(self.pid.to_string())
+                .status();
+            std::thread::sleep(Duration::from_secs(2));
+        }
         let _ = self.child.start_kill();
         if std::env::var_os("BENCH_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -39,6 +39,9 @@ impl Hub {
             return;
         }
         self.peering.on_connected(&peer, now);
+        if self.peering.is_relay(&peer) {
+            follow_relay(swarm, &peer);
+        }
         if endpoint.is_dialer() {
             return;
         }
@@ -64,6 +67,7 @@ impl Hub {
         last: bool,
     ) {
         if last {
+            swarm.behaviour_mut().gossipsub.remove_explicit_peer(&peer);
             self.peering.on_gone(&peer, std::time::Instant::now());
             self.guard.on_gone(&peer);
             self.pacing.on_gone(&peer);
@@ -88,6 +92,7 @@ impl Hub {
         let ip = self.guard.ip(&peer);
         if self.peering.on_identify(peer, protocols, listen_addrs, ip) {
             self.no_longer_a_member(swarm, peer);
+            follow_relay(swarm, &peer);
         }
         for addr in listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {
             if !crate::addr::is_relayed(addr) {
@@ -95,6 +100,16 @@ impl Hub {
             }
         }
     }
+}
+
+/// Makes the connected relay `peer` an explicit gossipsub peer: every message of a room both
+/// follow is forwarded to it, whatever the mesh. The hub does not fill its meshes at each
+/// heartbeat (`behaviour::HUB_MESH_LOW`) and a relay already has members in the rooms it
+/// follows, so after a link comes back neither side would graft the other. Gossipsub answers a
+/// GRAFT from an explicit peer with a PRUNE, so both sides must count each other as relays: a
+/// relay names the other (`--peer`) or sees it serve circuit relay.
+fn follow_relay<X: Extension>(swarm: &mut Swarm<Behaviour<X>>, peer: &PeerId) {
+    swarm.behaviour_mut().gossipsub.add_explicit_peer(peer);
 }
 
 /// Whether a peer's older connection over `addr` is taken to be dead when the same peer connects
