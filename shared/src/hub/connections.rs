@@ -105,9 +105,9 @@ impl Hub {
 /// Makes the connected relay `peer` an explicit gossipsub peer: every message of a room both
 /// follow is forwarded to it, whatever the mesh. The hub does not fill its meshes at each
 /// heartbeat (`behaviour::HUB_MESH_LOW`) and a relay already has members in the rooms it
-/// follows, so after a link comes back neither side would graft the other. Gossipsub answers a
-/// GRAFT from an explicit peer with a PRUNE, so both sides must count each other as relays: a
-/// relay names the other (`--peer`) or sees it serve circuit relay.
+/// follows, so after a link comes back neither side would graft the other. Gossipsub ignores a
+/// GRAFT from an explicit peer (and logs a warning); a relay that does not count this one as a
+/// relay (`--peers-only` without naming it) forwards to it only through its own mesh.
 fn follow_relay<X: Extension>(swarm: &mut Swarm<Behaviour<X>>, peer: &PeerId) {
     swarm.behaviour_mut().gossipsub.add_explicit_peer(peer);
 }
