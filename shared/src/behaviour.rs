@@ -32,9 +32,9 @@ pub const HUB_MESH_SIZE: usize = 10_000;
 /// Below how many peers the hub's mesh of a room is filled at each heartbeat. Peers graft the
 /// hub themselves (a chat peer's mesh of a small room is always short, so it grafts every member
 /// it is connected to, the relay among them), and the hub grafts a room's subscribers when it
-/// starts to follow the room. Filling at the heartbeat scans every connected peer for each room below
-/// this: at the mesh size itself that was rooms × peers every second, most of a core with 5,000
-/// idle peers in rooms of 5. Other relays are explicit peers instead (`hub::connections`).
+/// starts to follow the room. Filling at the heartbeat scans every connected peer for each room
+/// below this: at the mesh size itself that was rooms × peers every second, most of a core with
+/// 5,000 idle peers in rooms of 5. Other relays are explicit peers instead (`hub::connections`).
 pub const HUB_MESH_LOW: usize = 1;
 
 /// What an extension's event means to the chat core.
