@@ -621,22 +621,11 @@ fn kad_client(
     relay: &libp2p::Multiaddr,
 ) -> libp2p::Swarm<libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>> {
     use libp2p::core::multiaddr::Protocol;
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|key| {
-            let local = key.public().to_peer_id();
-            let store = libp2p::kad::store::MemoryStore::new(local);
-            libp2p::kad::Behaviour::new(local, store)
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = bare_swarm(Keypair::generate_ed25519(), |key| {
+        let local = key.public().to_peer_id();
+        let store = libp2p::kad::store::MemoryStore::new(local);
+        libp2p::kad::Behaviour::new(local, store)
+    });
     swarm
         .behaviour_mut()
         .set_mode(Some(libp2p::kad::Mode::Client));
@@ -886,29 +875,16 @@ async fn only_named_relays_may_take_mail_or_say_it_was_delivered() {
 async fn a_relay_never_asks_its_peers_to_dial_it_back() {
     use libp2p::autonat;
     let (_relay, relay_addr) = relay().await;
-    let key = Keypair::generate_ed25519();
-    let id = key.public().to_peer_id();
-    let mut server = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
+    let mut server = bare_swarm(Keypair::generate_ed25519(), |key| {
+        autonat::Behaviour::new(
+            key.public().to_peer_id(),
+            autonat::Config {
+                only_global_ips: false,
+                use_connected: false,
+                ..Default::default()
+            },
         )
-        .expect("tcp")
-        .with_behaviour(|_| {
-            autonat::Behaviour::new(
-                id,
-                autonat::Config {
-                    only_global_ips: false,
-                    use_connected: false,
-                    ..Default::default()
-                },
-            )
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    });
     server.dial(relay_addr).expect("dial");
     let watch = async {
         loop {

@@ -35,20 +35,12 @@ pub struct RelayProcess {
     dir: PathBuf,
 }
 
-/// More flags for the relay from `BENCH_RELAY_FLAGS` (split at spaces), e.g. `--no-metrics` to
-/// measure what metrics cost.
-fn relay_flags() -> Vec<String> {
-    std::env::var("BENCH_RELAY_FLAGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A command the relay runs under, from `BENCH_RELAY_WRAPPER` (split at spaces), e.g.
-/// `heaptrack -o /tmp/relay` for a heap profile of the relay under the bench's load.
-fn relay_wrapper() -> Vec<String> {
-    std::env::var("BENCH_RELAY_WRAPPER")
+/// The words of environment variable `name` (split at spaces; none when it is unset):
+/// `BENCH_RELAY_FLAGS`, more flags for the relay (e.g. `--no-metrics`, to measure what metrics
+/// cost), and `BENCH_RELAY_WRAPPER`, a command the relay runs under (e.g. `heaptrack -o
+/// /tmp/relay`, for a heap profile of the relay under the bench's load).
+fn env_words(name: &str) -> Vec<String> {
+    std::env::var(name)
         .unwrap_or_default()
         .split_whitespace()
         .map(str::to_owned)
@@ -110,7 +102,7 @@ impl RelayProcess {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let log = std::fs::File::create(dir.join("relay.log")).context("relay log file")?;
-        let wrapper = relay_wrapper();
+        let wrapper = env_words("BENCH_RELAY_WRAPPER");
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -133,7 +125,7 @@ impl RelayProcess {
             .arg(dir.join("no-web-app"))
             .args(&limits)
             .args(extra)
-            .args(relay_flags())
+            .args(env_words("BENCH_RELAY_FLAGS"))
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_RELAY_LOG").unwrap_or("warn".into()),

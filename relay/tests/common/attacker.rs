@@ -42,37 +42,26 @@ impl Attacker {
             _ => panic!("{addr} has no /p2p"),
         };
         let peer_id = key.public().to_peer_id();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
-            .with_tokio()
-            .with_tcp(
-                Default::default(),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
-            .expect("tcp")
-            .with_behaviour(|key| {
-                let (authenticity, mode) = if signed {
-                    (
-                        MessageAuthenticity::Signed(key.clone()),
-                        gossipsub::ValidationMode::Strict,
-                    )
-                } else {
-                    (
-                        MessageAuthenticity::Author(key.public().to_peer_id()),
-                        gossipsub::ValidationMode::Permissive,
-                    )
-                };
-                let config = gossipsub::ConfigBuilder::default()
-                    .max_transmit_size(MAX_RPC_BYTES)
-                    .max_control_message_size(MAX_RPC_BYTES)
-                    .validation_mode(mode)
-                    .build()
-                    .expect("config");
-                gossipsub::Behaviour::new(authenticity, config).expect("gossipsub")
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let mut swarm = super::bare_swarm(key.clone(), |key| {
+            let (authenticity, mode) = if signed {
+                (
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossipsub::ValidationMode::Strict,
+                )
+            } else {
+                (
+                    MessageAuthenticity::Author(key.public().to_peer_id()),
+                    gossipsub::ValidationMode::Permissive,
+                )
+            };
+            let config = gossipsub::ConfigBuilder::default()
+                .max_transmit_size(MAX_RPC_BYTES)
+                .max_control_message_size(MAX_RPC_BYTES)
+                .validation_mode(mode)
+                .build()
+                .expect("config");
+            gossipsub::Behaviour::new(authenticity, config).expect("gossipsub")
+        });
         swarm.dial(addr.clone()).expect("dial");
         Self {
             swarm,

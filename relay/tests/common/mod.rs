@@ -19,6 +19,26 @@ use p2p_chat_shared::native::{
 /// Longest a test waits for any one thing.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// A bare rust-libp2p swarm with identity `key` over TCP (noise, yamux) running only the
+/// behaviour `behaviour` makes, its idle connections kept a minute: the tests' foreign clients.
+pub fn bare_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: Keypair,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// A relay on loopback with ephemeral ports; returns it and its TCP address (with `/p2p`).
 pub async fn relay() -> (Node, Multiaddr) {
     relay_with(None, HubLimits::default()).await
@@ -513,29 +533,18 @@ impl RawStoreClient {
             Some(Protocol::P2p(peer)) => peer,
             _ => panic!("{addr} has no /p2p"),
         };
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                Default::default(),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
+        let mut swarm = bare_swarm(Keypair::generate_ed25519(), |_| {
+            Behaviour::with_codec(
+                RawCodec { slow },
+                [(
+                    p2p_chat_shared::protocol::STORE_PROTOCOL,
+                    ProtocolSupport::Outbound,
+                )],
+                Config::default()
+                    .with_request_timeout(WAIT)
+                    .with_max_concurrent_streams(1000),
             )
-            .expect("tcp")
-            .with_behaviour(|_| {
-                Behaviour::with_codec(
-                    RawCodec { slow },
-                    [(
-                        p2p_chat_shared::protocol::STORE_PROTOCOL,
-                        ProtocolSupport::Outbound,
-                    )],
-                    Config::default()
-                        .with_request_timeout(WAIT)
-                        .with_max_concurrent_streams(1000),
-                )
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        });
         swarm.dial(addr.clone()).expect("dial");
         Self { swarm, relay }
     }
