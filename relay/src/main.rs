@@ -11,7 +11,10 @@ fn main() -> std::process::ExitCode {
     let default_filter = match args.command {
         // The terminal is the chat: only warnings and errors go to stderr unless RUST_LOG says so.
         cli::Command::Peer(_) | cli::Command::Bench(_) => "warn",
-        _ => "info,dtls=error,libp2p_kad=error,webrtc_ice=warn,webrtc=warn",
+        // Chat peers graft the relay, which takes every peer as an explicit gossipsub peer and
+        // so ignores each GRAFT with a warning; a peer too slow for gossipsub's queue is our own
+        // warning (`core::gossip`).
+        _ => "info,dtls=error,libp2p_kad=error,libp2p_gossipsub::behaviour=error,webrtc_ice=warn,webrtc=warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

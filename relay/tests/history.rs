@@ -260,3 +260,53 @@ async fn malformed_and_oversized_store_requests_get_error_answers() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A message sent while its author knows no store (only a direct neighbour is there, or the
+/// relay's subscription came before identify said the relay keeps history) is still answered
+/// once a store connects: here bob carried it to the relay, so alice sees it kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_before_a_store_is_known_is_confirmed_once_one_is() {
+    let dir = temp_dir("receipt-later");
+    let (_relay, relay_addr) = relay_with_store(&dir).await;
+    let mut bob = peer("bob").await;
+    let bob_addr = wait_for(&mut bob, "bob's listen address", |e| match e {
+        Event::Listening { addr } => Some(addr.clone()),
+        _ => None,
+    })
+    .await;
+    through_relay(&mut bob, &relay_addr).await;
+    ready(&mut bob, ROOM).await;
+
+    // Alice reaches bob directly, and no relay.
+    let mut alice = hidden_peer("alice").await;
+    alice
+        .client
+        .connect(bob_addr.with(libp2p::multiaddr::Protocol::P2p(bob.peer_id)))
+        .await
+        .expect("alice dials bob");
+    ready(&mut alice, ROOM).await;
+    wait_member(&mut bob, ROOM, alice.peer_id).await;
+    let sent = alice
+        .client
+        .send_message(ROOM, "before any store")
+        .await
+        .expect("send");
+    assert_eq!(
+        wait_message(&mut bob, ROOM, "before any store").await,
+        alice.peer_id
+    );
+
+    through_relay(&mut alice, &relay_addr).await;
+    let id = sent.id().to_owned();
+    wait_for(&mut alice, "the receipt", |e| match e {
+        Event::Stored { id: stored, .. } if *stored == id => Some(()),
+        Event::NotStored {
+            id: lost, reason, ..
+        } if *lost == id => {
+            panic!("bob carried it to the relay, yet: {reason}")
+        }
+        _ => None,
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -143,6 +143,35 @@ async fn the_hub_reaches_every_member_of_a_room_larger_than_a_default_mesh() {
     }
 }
 
+/// A chat peer grafts its relay only while its mesh of the room is short (fewer than 5): in a
+/// room where it has enough direct neighbours, or once its mesh grew past 12 and was trimmed, it
+/// leaves the relay out. The relay must still forward it what only the relay has (what pages
+/// and peers that reach only the relay send), at once, not by lazy gossip a heartbeat later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_forwards_to_a_member_that_never_grafts_it() {
+    let (_relay, relay_addr) = relay().await;
+    let mut alice = hidden_peer("alice").await;
+    through_relay(&mut alice, &relay_addr).await;
+    ready(&mut alice, "aloof").await;
+    // Grafts nobody, ignores IHAVE, and prunes the relay at its heartbeat if the relay grafted
+    // it (as a hub that fills its mesh of a room would).
+    let mut member = attacker::Attacker::connect_aloof(&relay_addr).await;
+    member.join("aloof").await;
+    member.run_for(Duration::from_secs(3)).await;
+    assert!(member.connected(), "the member is still connected");
+
+    alice
+        .client
+        .send_message("aloof", "for everyone in the room")
+        .await
+        .expect("send");
+    let data = member.capture_from(alice.peer_id).await;
+    assert!(
+        data.windows(24).any(|w| w == b"for everyone in the room"),
+        "the message the member got is alice's"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_connection_drops_leaves_the_others_lists_at_once() {
     let (_relay, relay_addr) = relay().await;

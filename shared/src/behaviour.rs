@@ -24,18 +24,14 @@ pub enum Role {
     Relay,
 }
 
-/// Gossipsub mesh size of the hub. A relay forwards only to its mesh, so its mesh must hold the
-/// whole room: with the library defaults (6, at most 12) it prunes and the rest of the room falls
-/// back to lazy gossip, which loses messages.
-pub const HUB_MESH_SIZE: usize = 10_000;
-
-/// Below how many peers the hub's mesh of a room is filled at each heartbeat. Peers graft the
-/// hub themselves (a chat peer's mesh of a small room is always short, so it grafts every member
-/// it is connected to, the relay among them), and the hub grafts a room's subscribers when it
-/// starts to follow the room. Filling at the heartbeat scans every connected peer for each room
-/// below this: at the mesh size itself that was rooms × peers every second, most of a core with
-/// 5,000 idle peers in rooms of 5. Other relays are explicit peers instead (`hub::connections`).
-pub const HUB_MESH_LOW: usize = 1;
+/// The hub forwards every message of a room to every member of it: each peer connected to it is
+/// an explicit gossipsub peer (`hub::connections`), sent every message of the rooms it
+/// subscribed to, so the hub keeps no mesh. A mesh would leave forwarding to the peers in it:
+/// the hub would have to graft every member (with the library's 6-12, the rest of a room falls
+/// back to lazy gossip, which loses messages), and filling meshes at each heartbeat scans every
+/// connected peer for each room: rooms × peers every second, most of a core with 5,000 idle peers
+/// in rooms of 5. With no mesh to fill and nobody to gossip to, the hub's heartbeat does neither.
+const HUB_MESH_SIZE: usize = 0;
 
 /// What an extension's event means to the chat core.
 #[derive(Debug, Clone)]
@@ -220,10 +216,12 @@ fn gossipsub_config(role: Role) -> Result<gossipsub::Config, BehaviourError> {
         builder
             .validate_messages()
             .mesh_n(HUB_MESH_SIZE)
-            .mesh_n_low(HUB_MESH_LOW)
-            .mesh_n_high(HUB_MESH_SIZE)
-            // Its peers dial it: looking for outbound ones is the same scan, and finds none.
-            .mesh_outbound_min(0);
+            .mesh_n_low(HUB_MESH_SIZE)
+            .mesh_outbound_min(HUB_MESH_SIZE)
+            // Lazy gossip (IHAVE) goes to peers outside the mesh that are not explicit: none.
+            // Without this, each heartbeat would still scan every connected peer for each room
+            // with recent messages to find them.
+            .history_gossip(0);
     }
     builder.build().map_err(|e| BehaviourError(e.to_string()))
 }

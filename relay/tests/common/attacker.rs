@@ -11,6 +11,17 @@ use p2p_chat_shared::protocol::{room_topic, MAX_RPC_BYTES};
 
 use super::WAIT;
 
+/// How an attacker's gossipsub is set up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Signs its messages, like any peer.
+    Signed,
+    /// Signs nothing.
+    Unsigned,
+    /// Signs, grafts nobody and ignores IHAVE.
+    Aloof,
+}
+
 /// The attacker.
 pub struct Attacker {
     pub swarm: Swarm<gossipsub::Behaviour>,
@@ -27,39 +38,56 @@ impl Attacker {
 
     /// Connects with this identity.
     pub async fn connect_with(key: Keypair, addr: &Multiaddr) -> Self {
-        Self::build(key, addr, true).await
+        Self::build(key, addr, Kind::Signed).await
     }
 
     /// Connects with a fresh identity whose messages carry no signature: every one is invalid
     /// to a relay that checks them.
     pub async fn connect_unsigned(addr: &Multiaddr) -> Self {
-        Self::build(Keypair::generate_ed25519(), addr, false).await
+        Self::build(Keypair::generate_ed25519(), addr, Kind::Unsigned).await
     }
 
-    async fn build(key: Keypair, addr: &Multiaddr, signed: bool) -> Self {
+    /// Connects with a fresh identity as a peer that grafts nobody into its mesh and ignores
+    /// lazy gossip (IHAVE): it gets only what is forwarded to it unasked. So is a chat peer of a
+    /// room where it has enough direct neighbours (it grafts only while its mesh is short).
+    pub async fn connect_aloof(addr: &Multiaddr) -> Self {
+        Self::build(Keypair::generate_ed25519(), addr, Kind::Aloof).await
+    }
+
+    async fn build(key: Keypair, addr: &Multiaddr, kind: Kind) -> Self {
         let relay = match addr.iter().last() {
             Some(libp2p::core::multiaddr::Protocol::P2p(peer)) => peer,
             _ => panic!("{addr} has no /p2p"),
         };
         let peer_id = key.public().to_peer_id();
         let mut swarm = super::bare_swarm(key.clone(), |key| {
-            let (authenticity, mode) = if signed {
-                (
-                    MessageAuthenticity::Signed(key.clone()),
-                    gossipsub::ValidationMode::Strict,
-                )
-            } else {
+            let (authenticity, mode) = if kind == Kind::Unsigned {
                 (
                     MessageAuthenticity::Author(key.public().to_peer_id()),
                     gossipsub::ValidationMode::Permissive,
                 )
+            } else {
+                (
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossipsub::ValidationMode::Strict,
+                )
             };
-            let config = gossipsub::ConfigBuilder::default()
+            let mut config = gossipsub::ConfigBuilder::default();
+            config
                 .max_transmit_size(MAX_RPC_BYTES)
                 .max_control_message_size(MAX_RPC_BYTES)
-                .validation_mode(mode)
-                .build()
-                .expect("config");
+                .validation_mode(mode);
+            if kind == Kind::Aloof {
+                // A mesh of none (a GRAFT from the relay is pruned at the next heartbeat), and
+                // every IHAVE is one too many.
+                config
+                    .mesh_n(0)
+                    .mesh_n_low(0)
+                    .mesh_n_high(0)
+                    .mesh_outbound_min(0)
+                    .max_ihave_messages_heartbeat(0);
+            }
+            let config = config.build().expect("config");
             gossipsub::Behaviour::new(authenticity, config).expect("gossipsub")
         });
         swarm.dial(addr.clone()).expect("dial");

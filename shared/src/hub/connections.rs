@@ -1,5 +1,7 @@
-//! Peers connecting to the hub: peers that come back over a new connection while the old one
-//! lingers, and the DHT table in which every peer can be found through the relay.
+//! Peers connecting to the hub: each is an explicit gossipsub peer while connected (the hub
+//! forwards every message of a room to every member: `behaviour::HUB_MESH_SIZE`), peers that
+//! come back over a new connection while the old one lingers, and the DHT table in which every
+//! peer can be found through the relay.
 //!
 //! Gossipsub shares one queue of messages between all the connections of a peer, so a dead one
 //! takes messages meant for the live one; and it tells a peer the hub's subscriptions only on
@@ -39,9 +41,9 @@ impl Hub {
             return;
         }
         self.peering.on_connected(&peer, now);
-        if self.peering.is_relay(&peer) {
-            follow_relay(swarm, &peer);
-        }
+        // Sent every message of the rooms it subscribes to (`behaviour::HUB_MESH_SIZE`), until
+        // its last connection closes: gossipsub dials explicit peers it is not connected to.
+        swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer);
         if endpoint.is_dialer() {
             return;
         }
@@ -92,7 +94,6 @@ impl Hub {
         let ip = self.guard.ip(&peer);
         if self.peering.on_identify(peer, protocols, listen_addrs, ip) {
             self.no_longer_a_member(swarm, peer);
-            follow_relay(swarm, &peer);
         }
         for addr in listen_addrs.iter().take(MAX_ADDRS_PER_PEER) {
             if !crate::addr::is_relayed(addr) {
@@ -100,16 +101,6 @@ impl Hub {
             }
         }
     }
-}
-
-/// Makes the connected relay `peer` an explicit gossipsub peer: every message of a room both
-/// follow is forwarded to it, whatever the mesh. The hub does not fill its meshes at each
-/// heartbeat (`behaviour::HUB_MESH_LOW`) and a relay already has members in the rooms it
-/// follows, so after a link comes back neither side would graft the other. Gossipsub ignores a
-/// GRAFT from an explicit peer (and logs a warning); a relay that does not count this one as a
-/// relay (`--peers-only` without naming it) forwards to it only through its own mesh.
-fn follow_relay<X: Extension>(swarm: &mut Swarm<Behaviour<X>>, peer: &PeerId) {
-    swarm.behaviour_mut().gossipsub.add_explicit_peer(peer);
 }
 
 /// Whether a peer's older connection over `addr` is taken to be dead when the same peer connects

@@ -18,15 +18,17 @@ const RECEIPT_GATHER: Duration = Duration::from_millis(20);
 impl<X: Extension> EventLoop<X> {
     /// Asks our store to confirm it keeps message `id` of `room`. Receipts are batched: at most
     /// [`MAX_RECEIPTS_IN_FLIGHT`] requests are out at a time, and ids wait for the next one.
+    ///
+    /// Asked also while no store is known yet (a message that waited for the room goes out as
+    /// the relay's subscription arrives, which may come before identify says the relay keeps
+    /// history): the ids wait for a store to connect, at most [`MAX_IDS_PER_REQUEST`] per room
+    /// meanwhile.
     pub(crate) fn request_receipt(&mut self, room: &str, id: &str) {
-        if self.store.connected.is_empty() {
-            return;
+        let due = self.store.receipts_due.entry(room.to_owned()).or_default();
+        if due.len() >= MAX_IDS_PER_REQUEST && self.store.connected.is_empty() {
+            return; // no store for that long: the rest are shown sent, never kept
         }
-        self.store
-            .receipts_due
-            .entry(room.to_owned())
-            .or_default()
-            .push(id.to_owned());
+        due.push(id.to_owned());
         if self.store.receipt_timer.is_none() {
             self.store.receipt_timer = Some(futures_timer::Delay::new(RECEIPT_GATHER));
         }
