@@ -139,3 +139,36 @@ fn the_capacity_bench_holds_light_peers_that_still_chat() {
     );
     assert!(r["newcomer_s"].as_f64().expect("newcomer") < 10.0, "{r}");
 }
+
+#[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
+fn a_profiler_wrapping_the_relay_is_given_time_to_write_its_output() {
+    // A stand-in for `heaptrack -o FILE`: runs the relay, then takes a while to write.
+    let dir = std::env::temp_dir().join(format!("p2p-chat-wrapper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let script = dir.join("wrap.sh");
+    let output = dir.join("profile");
+    std::fs::write(
+        &script,
+        format!("\"$@\"\nsleep 3\necho written > '{}'\n", output.display()),
+    )
+    .expect("wrapper script");
+    let out = Command::new(BIN)
+        .args(["bench", "idle", "--peers", "10", "--peers-per-worker", "10"])
+        .args(["--rest", "1s", "--sample-rooms", "2", "--quic-every", "0"])
+        .args(["--time-limit", "100s"])
+        .env("BENCH_RELAY_WRAPPER", format!("sh {}", script.display()))
+        .output()
+        .expect("p2p-chat bench runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&output).ok().as_deref(),
+        Some("written\n"),
+        "the wrapper was killed before it wrote its output"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

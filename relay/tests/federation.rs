@@ -277,8 +277,9 @@ async fn crossing(
 }
 
 /// A link between two relays that both have members in a room drops and comes back: messages
-/// cross it again at once, both ways, not a gossipsub heartbeat later (lazy gossip, which is
-/// what is left when neither relay grafts the other: neither fills its meshes at heartbeats).
+/// cross it again at once, both ways, not a gossipsub heartbeat later (lazy gossip, which was
+/// what was left when neither relay grafted the other: each relay's hub forwards to every peer
+/// connected to it now, relays included, and keeps no mesh).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_crosses_a_relay_link_at_once_after_it_drops_and_comes_back() {
     let (a, a_addr) = relay().await;

@@ -31,7 +31,7 @@ pub enum Role {
 /// back to lazy gossip, which loses messages), and filling meshes at each heartbeat scans every
 /// connected peer for each room: rooms × peers every second, most of a core with 5,000 idle peers
 /// in rooms of 5. With no mesh to fill and nobody to gossip to, the hub's heartbeat does neither.
-const HUB_MESH_SIZE: usize = 0;
+const NO_MESH: usize = 0;
 
 /// What an extension's event means to the chat core.
 #[derive(Debug, Clone)]
@@ -215,9 +215,9 @@ fn gossipsub_config(role: Role) -> Result<gossipsub::Config, BehaviourError> {
         // The hub forwards a message only once its guard took it (`hub::guard`).
         builder
             .validate_messages()
-            .mesh_n(HUB_MESH_SIZE)
-            .mesh_n_low(HUB_MESH_SIZE)
-            .mesh_outbound_min(HUB_MESH_SIZE)
+            .mesh_n(NO_MESH)
+            .mesh_n_low(NO_MESH)
+            .mesh_outbound_min(NO_MESH)
             // Lazy gossip (IHAVE) goes to peers outside the mesh that are not explicit: none.
             // Without this, each heartbeat would still scan every connected peer for each room
             // with recent messages to find them.

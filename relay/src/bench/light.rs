@@ -20,7 +20,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId};
-use p2p_chat_shared::protocol::{IDENTIFY_PROTOCOL_VERSION, MAX_HUB_ROOMS, MAX_RPC_BYTES};
+use p2p_chat_shared::protocol::{IDENTIFY_PROTOCOL_VERSION, MAX_RPC_BYTES};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
@@ -47,10 +47,8 @@ struct Light {
     relay_client: relay::client::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    gossipsub: gossipsub::Behaviour<
-        gossipsub::IdentityTransform,
-        gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter>,
-    >,
+    gossipsub:
+        gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
 }
 
 /// One light peer, as its worker holds it.
@@ -254,6 +252,39 @@ async fn start_again(
     }
 }
 
+/// A light peer's behaviour in `room`: what the relay sees of a chat peer at rest.
+fn light_behaviour(
+    room: &IdentTopic,
+    key: &libp2p::identity::Keypair,
+    relay_client: relay::client::Behaviour,
+) -> Result<Light, Box<dyn std::error::Error + Send + Sync>> {
+    let gossipsub = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(MAX_RPC_BYTES)
+        .max_control_message_size(MAX_RPC_BYTES)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The relay tells every peer each room it starts to follow: a chat peer keeps the list (a
+    // relay's rooms), a light peer only its own room, so that 20,000 of them fit in a few
+    // processes. The relay cannot tell.
+    let filter = gossipsub::WhitelistSubscriptionFilter([room.hash()].into());
+    let gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        MessageAuthenticity::Signed(key.clone()),
+        gossipsub,
+        filter,
+    )?;
+    let identify = identify::Behaviour::new(identify::Config::new(
+        IDENTIFY_PROTOCOL_VERSION.to_owned(),
+        key.public(),
+    ));
+    Ok(Light {
+        relay_client,
+        identify,
+        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(60))),
+        gossipsub,
+    })
+}
+
 /// Sets up one light peer: connected, subscribed to `room` (the relay follows it), reserved.
 async fn start(
     relay: Multiaddr,
@@ -262,50 +293,35 @@ async fn start(
     watch: Option<mpsc::Sender<(String, Instant)>>,
     lost: Arc<AtomicU64>,
 ) -> anyhow::Result<Handle> {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_quic()
-        .with_relay_client(noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key, relay_client| {
-            let gossipsub = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                .max_transmit_size(MAX_RPC_BYTES)
-                .max_control_message_size(MAX_RPC_BYTES)
-                .build()
-                .map_err(|e| e.to_string())?;
-            // The relay tells each peer every room it follows (a chat peer takes as many).
-            let filter = gossipsub::MaxCountSubscriptionFilter {
-                filter: gossipsub::AllowAllSubscriptionFilter {},
-                max_subscribed_topics: MAX_HUB_ROOMS,
-                max_subscriptions_per_request: MAX_HUB_ROOMS,
-            };
-            let gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
-                MessageAuthenticity::Signed(key.clone()),
-                gossipsub,
-                filter,
-            )?;
-            let identify = identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL_VERSION.to_owned(),
-                key.public(),
-            ));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Light {
-                relay_client,
-                identify,
-                ping: ping::Behaviour::new(
-                    ping::Config::new().with_interval(Duration::from_secs(60)),
-                ),
-                gossipsub,
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
-    let sampled = watch.is_some();
     let topic = IdentTopic::new(room.clone());
+    // Only the transport it dials with: QUIC's builds a TLS certificate, and each QUIC peer's
+    // socket takes its own buffers.
+    let over_quic = relay
+        .iter()
+        .any(|p| p == libp2p::multiaddr::Protocol::QuicV1);
+    let builder = libp2p::SwarmBuilder::with_new_identity().with_tokio();
+    let keep_idle =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(3600));
+    let mut swarm = if over_quic {
+        builder
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key, relay_client| light_behaviour(&topic, key, relay_client))?
+            .with_swarm_config(keep_idle)
+            .build()
+    } else {
+        builder
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key, relay_client| light_behaviour(&topic, key, relay_client))?
+            .with_swarm_config(keep_idle)
+            .build()
+    };
+    let sampled = watch.is_some();
     swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
     // The reservation dials the relay (a dial of our own beside it would make the relay
     // client's fail).

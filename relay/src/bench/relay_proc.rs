@@ -13,6 +13,9 @@ use tokio::process::{Child, Command};
 
 /// How long the relay may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for `BENCH_RELAY_WRAPPER` (a profiler) to end once the relay was told to stop:
+/// heaptrack takes seconds to write a profile of thousands of connections.
+const WRAPPER_EXIT_WAIT: Duration = Duration::from_secs(120);
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ: 100 on every Linux architecture
 /// this runs on).
@@ -47,33 +50,33 @@ fn env_words(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The first process under `root` (itself included) that runs `exe`, searched through `/proc`.
-fn find_descendant(root: u32, exe: &std::path::Path) -> Option<u32> {
+/// `root` and the processes under it (a few levels down: a wrapper is a script or two),
+/// searched through `/proc`.
+fn process_tree(root: u32) -> Vec<u32> {
     let parent_of = |pid: u32| -> Option<u32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let after = stat.rsplit_once(')')?.1;
         after.split_whitespace().nth(1)?.parse().ok()
     };
-    let runs_exe =
-        |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|path| path == exe);
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .ok()?
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![root];
+    };
+    entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.into_iter().find(|&pid| {
-        let mut at = pid;
-        // Walks up at most a few levels: a wrapper is a script or two.
-        for _ in 0..8 {
-            if at == root {
-                return runs_exe(pid);
+        .filter(|&pid: &u32| {
+            let mut at = pid;
+            for _ in 0..8 {
+                if at == root {
+                    return true;
+                }
+                match parent_of(at) {
+                    Some(parent) if parent > 1 => at = parent,
+                    _ => return false,
+                }
             }
-            match parent_of(at) {
-                Some(parent) if parent > 1 => at = parent,
-                _ => return false,
-            }
-        }
-        false
-    })
+            false
+        })
+        .collect()
 }
 
 impl RelayProcess {
@@ -128,7 +131,10 @@ impl RelayProcess {
             .args(env_words("BENCH_RELAY_FLAGS"))
             .env(
                 "RUST_LOG",
-                std::env::var("BENCH_RELAY_LOG").unwrap_or("warn".into()),
+                // As the relay's own default: a chat peer's GRAFT of the relay is ignored with
+                // a warning from gossipsub (`relay/src/main.rs`).
+                std::env::var("BENCH_RELAY_LOG")
+                    .unwrap_or("warn,libp2p_gossipsub::behaviour=error".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -171,12 +177,25 @@ impl RelayProcess {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let wrapped = !wrapper.is_empty();
         let pid = if wrapped {
-            find_descendant(pid, &exe).with_context(|| {
-                format!(
-                    "no process under the BENCH_RELAY_WRAPPER runs {}",
-                    exe.display()
-                )
-            })?
+            let tree = process_tree(pid);
+            let runs_exe = |pid: &u32| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|path| path == exe)
+            };
+            match tree.iter().copied().find(runs_exe) {
+                Some(relay) => relay,
+                None => {
+                    // Not left running: the wrapper's children do not die with it.
+                    for pid in tree {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
+                    bail!(
+                        "no process under the BENCH_RELAY_WRAPPER runs {}",
+                        exe.display()
+                    );
+                }
+            }
         } else {
             pid
         };
@@ -234,7 +253,16 @@ impl Drop for RelayProcess {
             let _ = std::process::Command::new("kill")
                 .arg(self.pid.to_string())
                 .status();
-            std::thread::sleep(Duration::from_secs(2));
+            // A profiler writes its output once the relay has ended.
+            let deadline = std::time::Instant::now() + WRAPPER_EXIT_WAIT;
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // The relay is the wrapper's child: killing the wrapper would leave it running.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
         }
         let _ = self.child.start_kill();
         if std::env::var_os("BENCH_KEEP").is_none() {

@@ -1,5 +1,5 @@
 //! Peers connecting to the hub: each is an explicit gossipsub peer while connected (the hub
-//! forwards every message of a room to every member: `behaviour::HUB_MESH_SIZE`), peers that
+//! forwards every message of a room to every member: `behaviour::NO_MESH`), peers that
 //! come back over a new connection while the old one lingers, and the DHT table in which every
 //! peer can be found through the relay.
 //!
@@ -41,7 +41,7 @@ impl Hub {
             return;
         }
         self.peering.on_connected(&peer, now);
-        // Sent every message of the rooms it subscribes to (`behaviour::HUB_MESH_SIZE`), until
+        // Sent every message of the rooms it subscribes to (`behaviour::NO_MESH`), until
         // its last connection closes: gossipsub dials explicit peers it is not connected to.
         swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer);
         if endpoint.is_dialer() {

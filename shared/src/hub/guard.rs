@@ -7,10 +7,11 @@
 //!   costs the neighbour that delivered it one point of application score; the penalty fades
 //!   ([`PENALTY_KEPT_PER_SEC`]).
 //! - **peer scoring**: gossipsub scores every neighbour (that application score, invalid
-//!   messages such as bad signatures, broken promises). Below [`GOSSIP_THRESHOLD`] a peer gets
-//!   no gossip, below [`PUBLISH_THRESHOLD`] nothing it publishes is taken, below
-//!   [`GRAYLIST_THRESHOLD`] everything it sends is dropped unread; at the next tick it is
-//!   disconnected and refused for [`HubLimits::ban`].
+//!   messages such as bad signatures, broken promises). Below [`GRAYLIST_THRESHOLD`] everything
+//!   it sends is dropped unread; at the next tick it is disconnected and refused for
+//!   [`HubLimits::ban`]. Until then it is forwarded its rooms' messages whatever its score:
+//!   every peer is an explicit gossipsub peer of the hub (`hub::connections`), which gossipsub
+//!   does not hold to the lower thresholds.
 //! - **rooms**: the rooms the hub follows because one peer, or the peers of one IP address,
 //!   subscribed first are bounded, so that throwaway identities cannot take them all.
 
@@ -25,9 +26,12 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use super::limits::HubLimits;
 use crate::behaviour::{Behaviour, Extension};
 
-/// Below this score a neighbour gets no gossip (IHAVE/IWANT) from the hub.
+/// Below this score a neighbour gets no gossip (IHAVE/IWANT) from the hub, which gossips to
+/// nobody anyway (its peers are explicit ones).
 pub const GOSSIP_THRESHOLD: f64 = -10.0;
-/// Below this score nothing a neighbour publishes is taken.
+/// Below this score the hub would publish nothing to a neighbour; it publishes nothing of its
+/// own, and forwards to explicit peers whatever their score. Gossipsub needs it between the
+/// two others.
 pub const PUBLISH_THRESHOLD: f64 = -20.0;
 /// Below this score everything a neighbour sends is dropped unread, and at the next tick it is
 /// disconnected and refused for a while.
