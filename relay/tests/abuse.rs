@@ -244,7 +244,9 @@ async fn a_flooder_is_limited_then_disconnected_while_honest_peers_chat() {
     let spam = seen.iter().filter(|(_, t)| t.starts_with("spam")).count();
     let limits = p2p_chat_shared::hub::HubLimits::default();
     let allowed = limits.publish_burst as usize + 5 * limits.publish_per_sec as usize;
-    assert!(published > 5_000, "the attacker flooded ({published} sent)");
+    // Several times its allowance (300): a debug build on a busy machine (CI runs the tests in
+    // parallel) signs about 1,200 a second in the flood's 4 s.
+    assert!(published > 2_000, "the attacker flooded ({published} sent)");
     assert!(
         spam <= allowed,
         "{spam} spam messages reached bob; the limit lets through at most {allowed}"
@@ -443,7 +445,9 @@ async fn invalid_messages_at_volume_leave_honest_traffic_alone() {
     }
     let seen = collect_messages(&mut bob, Duration::from_secs(3)).await;
     let (attacker, published) = flood.await.expect("flood task");
-    assert!(published > 5_000, "the attacker flooded ({published} sent)");
+    // Several times its allowance (300): a debug build on a busy machine (CI runs the tests in
+    // parallel) signs about 1,200 a second in the flood's 4 s.
+    assert!(published > 2_000, "the attacker flooded ({published} sent)");
     assert_every_honest_message(&seen);
     assert!(
         seen.iter().all(|(_, t)| !t.starts_with("spam")),
