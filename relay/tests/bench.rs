@@ -172,3 +172,46 @@ fn a_profiler_wrapping_the_relay_is_given_time_to_write_its_output() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+#[ignore = "starts benchmark processes: run with --ignored (scripts/test.sh does)"]
+fn a_light_peer_worker_stops_setting_up_once_the_bench_is_gone() {
+    // A "relay" that takes connections and never answers: every set-up waits (up to a minute,
+    // three times) until the worker sees its bench gone.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let _held: Vec<_> = silent.incoming().collect();
+    });
+    let id = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let mut worker = Command::new(BIN)
+        .args(["bench", "light-peers", "--relay-tcp"])
+        .arg(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}"))
+        .arg("--relay-quic")
+        .arg(format!("/ip4/127.0.0.1/udp/{port}/quic-v1/p2p/{id}"))
+        .args(["--first", "0", "--count", "4", "--room-size", "2"])
+        .args(["--quic-every", "0", "--sample-rooms", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        worker.try_wait().expect("status").is_none(),
+        "the worker is setting up"
+    );
+    // The bench's end of the pipe closes, as when the bench is killed.
+    drop(worker.stdin.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while worker.try_wait().expect("status").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = worker.try_wait().expect("status");
+    let _ = worker.kill();
+    assert!(
+        ended.is_some(),
+        "the worker went on setting up peers for a bench that is gone"
+    );
+}

@@ -8,7 +8,8 @@
 //! as many sockets as `ulimit -n`, 20,000 here), started by the bench with a slice of whole
 //! rooms. It talks JSON lines: it prints `{"ready":N,"failed":F,"setup_s":S}` once its peers are
 //! set up, then answers `probe` on its stdin (the first member of some of its rooms publishes,
-//! the others must receive) with `{"probe":{…}}`, and ends at `stop` or when its stdin closes.
+//! the others must receive) with `{"probe":{…}}`, and ends at `stop` or when its stdin closes
+//! (during set-up too: a killed bench leaves no load behind).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -137,7 +138,12 @@ pub async fn worker(slice: Slice) -> anyhow::Result<()> {
         })
         .buffer_unordered(SETUP_CONCURRENCY)
         .collect::<Vec<anyhow::Result<Handle>>>();
-    let results = setups.await;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let results = tokio::select! {
+        results = setups => results,
+        // The bench is gone (its end of the pipe closed, as when it is killed): so is the load.
+        () = async { while let Ok(Some(_)) = lines.next_line().await {} } => return Ok(()),
+    };
     drop(deliveries);
     let mut peers = Vec::new();
     let mut errors = Vec::new();
@@ -154,7 +160,6 @@ pub async fn worker(slice: Slice) -> anyhow::Result<()> {
         errors: errors.into_iter().take(5).collect(),
     };
     say(&ready);
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match line.trim() {
             "probe" => {
