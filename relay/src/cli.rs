@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
+use crate::health::HealthArgs;
 use crate::peer::PeerArgs;
 use crate::relay::RelayArgs;
 
@@ -31,6 +32,9 @@ pub enum Command {
     /// Measure: start a relay (its own process) and chat peers on loopback, drive a workload,
     /// print a table and a JSON line of results.
     Bench(BenchArgs),
+    /// Ask a running relay's /healthz (e.g. as a container's health check): print its answer,
+    /// and exit with 0 only when the relay is healthy.
+    Health(HealthArgs),
 }
 
 /// Why a duration flag does not parse.

@@ -8,11 +8,14 @@
 //!   in redb).
 //! - [`peer`]: `p2p-chat peer`: the terminal chat (input, output, its local archive).
 //! - [`bench`]: `p2p-chat bench`: measures a relay under load.
+//! - [`health`]: `p2p-chat health`: asks a running relay's `/healthz` (a container's health
+//!   check).
 //! - What they share: [`cli`] (the subcommands), [`identity`] (key files, the WebRTC
 //!   certificate, data directories), [`say`].
 
 pub mod bench;
 pub mod cli;
+pub mod health;
 pub mod identity;
 pub mod peer;
 pub mod relay;

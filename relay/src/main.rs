@@ -1,7 +1,7 @@
 //! The `p2p-chat` binary: parses the command line once and runs the chosen subcommand.
 
 use clap::Parser;
-use p2p_chat::{bench, cli, identity, peer, relay};
+use p2p_chat::{bench, cli, health, identity, peer, relay};
 use p2p_chat_shared::native::install_crypto_provider;
 use tracing_subscriber::EnvFilter;
 
@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let default_filter = match args.command {
         // The terminal is the chat: only warnings and errors go to stderr unless RUST_LOG says so.
-        cli::Command::Peer(_) | cli::Command::Bench(_) => "warn",
+        cli::Command::Peer(_) | cli::Command::Bench(_) | cli::Command::Health(_) => "warn",
         // Chat peers graft the relay, which takes every peer as an explicit gossipsub peer and
         // so ignores each GRAFT with a warning; a peer too slow for gossipsub's queue is our own
         // warning (`core::gossip`).
@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Relay(args) => relay::run(*args).await,
             cli::Command::Peer(args) => peer::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
+            cli::Command::Health(args) => health::run(args).await,
             cli::Command::Genkey => {
                 let key = libp2p::identity::Keypair::generate_ed25519();
                 print!("{}", identity::key_file_text(&key));

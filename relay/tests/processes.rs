@@ -202,3 +202,82 @@ fn a_peer_reading_plain_lines_from_a_pipe_chats_and_exits_at_end_of_input() {
     assert!(talker.child.wait().expect("exits").success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `p2p-chat health` with `env` set, run to its end: whether it succeeded, its stdout and stderr.
+fn health(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("health")
+        .args(args)
+        .env_remove("P2P_CHAT_HTTP_ADDR")
+        .envs(env.iter().copied())
+        .output()
+        .expect("p2p-chat health runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn p2p_chat_health_succeeds_only_while_the_relay_answers_healthy() {
+    let dir = temp_dir("health");
+    let relay = spawn(&[
+        "relay",
+        "--listen-addr",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().expect("utf8"),
+    ]);
+    let web = relay.next_line("the web address", |l| l.starts_with("web app: http://"));
+    let http = web.trim_start_matches("web app: http://").to_owned();
+    relay.next_line("the relay listening", |l| l.starts_with("listening: "));
+
+    // The address from the environment, as in the container image.
+    let (ok, out, err) = health(&[], &[("P2P_CHAT_HTTP_ADDR", &http)]);
+    assert!(ok, "health failed: {out} {err}");
+    let answer: Value = serde_json::from_str(out.trim()).expect("the answer is JSON");
+    assert_eq!(answer["status"], "ok", "{out}");
+
+    drop(relay);
+    let (ok, _, err) = health(&["--http-addr", &http], &[]);
+    assert!(!ok, "health succeeded with the relay gone");
+    assert!(
+        err.contains(&format!("cannot reach the relay's HTTP server at {http}")),
+        "{err}"
+    );
+
+    // Something else on the port: refused by name, not taken for a healthy relay.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let other_addr = other.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = other.accept() {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        }
+    });
+    let (ok, _, err) = health(&["--http-addr", &other_addr], &[]);
+    assert!(!ok, "health took another server for the relay");
+    assert!(
+        err.contains("did not answer /healthz as the relay does"),
+        "{err}"
+    );
+    let _ = server.join();
+
+    // A server that never answers: the wait is bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr").to_string();
+    let started = Instant::now();
+    let (ok, _, err) = health(&["--http-addr", &silent_addr, "--timeout", "1s"], &[]);
+    assert!(!ok, "health succeeded against a silent server");
+    assert!(err.contains("did not answer /healthz within 1s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+    let _ = std::fs::remove_dir_all(dir);
+}

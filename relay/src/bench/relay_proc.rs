@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use libp2p::{core::multiaddr::Protocol, Multiaddr};
 use p2p_chat_shared::addr::is_relayed;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// How long the relay may take to print its addresses.
@@ -33,7 +33,7 @@ pub struct RelayProcess {
     /// Its QUIC address, with `/p2p`.
     pub quic: Multiaddr,
     /// Its HTTP server (`/healthz`).
-    http: String,
+    http: std::net::SocketAddr,
     /// Its data directory (store, identity) and log file; removed when dropped.
     dir: PathBuf,
 }
@@ -149,7 +149,7 @@ impl RelayProcess {
         let found = tokio::time::timeout(START_TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.strip_prefix("web app: http://") {
-                    http = Some(rest.to_owned());
+                    http = rest.parse::<std::net::SocketAddr>().ok();
                 }
                 if let Some(rest) = line.strip_prefix("listening: ") {
                     if let Ok(a) = rest.parse::<Multiaddr>() {
@@ -229,17 +229,9 @@ impl RelayProcess {
 
     /// Peers the relay counts as connected (`/healthz`).
     pub async fn connected_peers(&self) -> anyhow::Result<u64> {
-        let mut stream = tokio::net::TcpStream::connect(&self.http).await?;
-        let request = format!(
-            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.http
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.take(64 * 1024).read_to_string(&mut response).await?;
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let answer = crate::health::ask(self.http).await?;
         let health: serde_json::Value =
-            serde_json::from_str(body.trim()).context("/healthz is not JSON")?;
+            serde_json::from_str(&answer.body).context("/healthz is not JSON")?;
         health["connected_peers"]
             .as_u64()
             .context("/healthz has no connected_peers")
