@@ -2,7 +2,8 @@
 # Installs what building and testing p2p-chat needs, idempotently: each step is skipped when
 # what it installs is already there at the pinned version. Sourced by run.sh and test.sh.
 #   ./scripts/setup.sh          build tools (wasm target, wasm-bindgen, trunk)
-#   ./scripts/setup.sh --test   also Chromium and the Playwright packages
+#   ./scripts/setup.sh --test   also Chromium, the Playwright packages, and what the tests run
+#                               (Prometheus, nftables and miniupnpd, podman)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,13 @@ if [ "${1:-}" = "--test" ]; then
     # miniupnpd's nftables build alone: no service, no questions; the tests start their own
     # inside a router namespace (one on the machine's interface would send multicast out of it).
     apt_install --no-install-recommends nftables miniupnpd-nftables
+  fi
+  if ! command -v podman >/dev/null || [ ! -x /usr/sbin/runc ] || ! command -v podman-compose >/dev/null \
+     || [ ! -x /usr/lib/cni/dnsname ]; then
+    say "installing podman, runc, podman-compose and the dnsname plugin (the container image tests)"
+    # runc: crun refuses the hybrid cgroups of a sandbox like CI's (scripts/containers.conf).
+    # dnsname: the services of deploy/compose.yaml find each other by name.
+    apt_install --no-install-recommends podman runc podman-compose golang-github-containernetworking-plugin-dnsname
   fi
   if [ ! -d playwright/node_modules/@playwright/test ] || [ playwright/package-lock.json -nt playwright/node_modules/.package-lock.json ]; then
     say "installing the Playwright packages (npm, no browser download)"

@@ -4,7 +4,8 @@
 # namespaces only; mDNS and UPnP off outside namespaces), the example bot and the benchmark's
 # small runs; the WebAssembly build of the browser peer, and the Playwright end-to-end tests in
 # headless Chromium (browsers and CLI peers chatting through a real relay); then the release
-# build of the web app as run.sh makes it: its size against the budget, and the chat tests on it.
+# build of the web app as run.sh makes it: its size against the budget, and the chat tests on it;
+# the relay's container image and deploy/compose.yaml, run with podman.
 # Installs what it needs (scripts/setup.sh) and skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,10 +59,30 @@ fi
 (cd playwright && P2P_CHAT_WEB_DIR="$release_dist" npx playwright test tests/chat.spec.ts) 2>&1 | tee "$log"
 release_passed="$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' "$log" | tail -n 1)"
 
+step "the relay's container image and deploy/compose.yaml, with podman: pages and CLI peers chat through them"
+# The image packs the debug binary (the Containerfile and the volume are what is tested; a release
+# build would add minutes) and the release web app.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/scripts/containers.conf}"
+if podman_error="$(podman info 2>&1 >/dev/null)"; then
+  podman rmi --force p2p-chat-relay:test p2p-chat-prometheus:test >/dev/null 2>&1 || true
+  ./scripts/image.sh --binary "$CARGO_TARGET_DIR/debug/p2p-chat" --web-dir "$release_dist" --tag p2p-chat-relay:test 2>&1 | tee "$log"
+  image_size="$(sed -n 's/^==> image p2p-chat-relay:test: //p' "$log")"
+  ./scripts/image.sh --prometheus --tag p2p-chat-prometheus:test >/dev/null
+  (cd playwright && P2P_CHAT_WEB_DIR="$release_dist" P2P_CHAT_IMAGE=p2p-chat-relay:test \
+    P2P_CHAT_PROMETHEUS_IMAGE=p2p-chat-prometheus:test npx playwright test --config container.config.ts) 2>&1 | tee "$log"
+  container_passed="$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' "$log" | tail -n 1)"
+  podman rmi --force p2p-chat-relay:test p2p-chat-prometheus:test >/dev/null 2>&1 || true
+  container_line="containers: ${container_passed:-0} passed, 0 failed (the test image, debug binary: $image_size)"
+else
+  container_line="containers: SKIPPED, podman cannot run here: $podman_error"
+  printf '\n!!!!! %s\n\n' "$container_line" >&2
+fi
+
 step "all tests passed"
 echo "rust: $rust_passed passed, 0 failed"
 echo "$fuzz_lines"
 echo "e2e: ${e2e_passed:-0} passed, 0 failed"
 echo "e2e against the release build: ${release_passed:-0} passed, 0 failed"
+echo "$container_line"
 echo "$size_line"
-echo "all: $((rust_passed + ${e2e_passed:-0} + ${release_passed:-0})) passed, 0 failed"
+echo "all: $((rust_passed + ${e2e_passed:-0} + ${release_passed:-0} + ${container_passed:-0})) passed, 0 failed"

@@ -79,6 +79,12 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port range for a relay');
 }
 
+/** The relay's log filter in the tests: RELAY_LOG replaces it (RUST_LOG syntax), to see what
+ * a relay did in a test. */
+export function relayLog(): string {
+  return process.env.RELAY_LOG ?? 'warn,libp2p_gossipsub::behaviour=error,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error';
+}
+
 export class Relay {
   child!: ChildProcess;
   url = ''; admin = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
@@ -109,11 +115,16 @@ export class Relay {
         '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
       tlsArgs.push('--tls-cert', cert, '--tls-key', key);
     }
-    // RELAY_LOG replaces the relay's log filter (RUST_LOG syntax), to see what it did in a test.
     this.child = spawn(BIN, [
       'relay', '--listen-addr', '127.0.0.1', '--port', String(this.port), '--http-addr', '127.0.0.1:0', '--admin-addr', '127.0.0.1:0',
       '--web-dir', WEB_DIR, '--data-dir', this.dataDir, ...tlsArgs, ...this.peers.flatMap((p) => ['--peer', p]),
-    ], { env: { ...process.env, RUST_LOG: process.env.RELAY_LOG ?? 'warn,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    ], { env: { ...process.env, RUST_LOG: relayLog() }, stdio: ['ignore', 'pipe', 'inherit'] });
+    await this.readAddresses();
+  }
+
+  /** Reads what the relay prints as it starts: its peer id, web and operator addresses, and
+   * the addresses it listens on. */
+  protected async readAddresses() {
     const lines = new Lines(this.child);
     this.peerId = (await lines.find('relay peer id', (l) => l.startsWith('peer id: ')))[0].slice(9);
     this.url = (await lines.find('relay web address', (l) => l.startsWith('web app: ')))[0].slice(9) + '/';
