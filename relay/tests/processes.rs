@@ -281,3 +281,108 @@ fn p2p_chat_health_succeeds_only_while_the_relay_answers_healthy() {
     drop(silent);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `deploy/p2p-chat-relay.service`: systemd finds nothing to remark in it, and the relay takes
+/// every setting it gives (a misspelt `P2P_CHAT_*` name would be ignored without a word). Only
+/// the addresses a test may use are changed: loopback, free ports, a temporary data directory,
+/// and a self-signed certificate where systemd would hand over the ACME client's.
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_and_the_relay_takes_its_settings() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/p2p-chat-relay.service"
+    ))
+    .expect("the unit file");
+    let dir = temp_dir("unit");
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let copy = dir.join("p2p-chat-relay.service");
+    // systemd-analyze wants the binary of ExecStart to be there.
+    std::fs::write(&copy, unit.replace("/usr/local/bin/p2p-chat", BIN)).expect("write the unit");
+    let verify = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) runs");
+    let remarks = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        verify.status.success() && remarks.trim().is_empty(),
+        "{remarks}"
+    );
+
+    let credentials = dir.join("credentials");
+    std::fs::create_dir_all(&credentials).expect("credentials dir");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=chat.example.org", "-keyout"])
+        .arg(credentials.join("tls-key"))
+        .arg("-out")
+        .arg(credentials.join("tls-cert"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(made.success(), "openssl made no certificate");
+
+    let settings: Vec<(String, String)> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let v = v.replace("%d", credentials.to_str().expect("utf8"));
+            (k.to_owned(), v)
+        })
+        .collect();
+    let names: Vec<&str> = settings.iter().map(|(k, _)| k.as_str()).collect();
+    for name in [
+        "P2P_CHAT_DATA_DIR",
+        "P2P_CHAT_WEB_DIR",
+        "P2P_CHAT_HTTP_ADDR",
+        "P2P_CHAT_EXTERNAL_ADDR",
+        "P2P_CHAT_TLS_CERT",
+        "P2P_CHAT_TLS_KEY",
+    ] {
+        assert!(names.contains(&name), "the unit sets no {name}: {names:?}");
+    }
+    let data = dir.join("data");
+    let mut command = std::process::Command::new(BIN);
+    command.arg("relay").env_clear();
+    for (name, value) in &settings {
+        let value = match name.as_str() {
+            "P2P_CHAT_DATA_DIR" => data.to_str().expect("utf8").to_owned(),
+            "P2P_CHAT_HTTP_ADDR" => "127.0.0.1:0".to_owned(),
+            _ => value.clone(),
+        };
+        command.env(name, value);
+    }
+    command
+        .env("P2P_CHAT_LISTEN_ADDR", "127.0.0.1")
+        .env("P2P_CHAT_PORT", "0")
+        .env("P2P_CHAT_ADMIN_ADDR", "127.0.0.1:0");
+    let relay = spawn_command(&mut command);
+    let id = relay.next_line("the relay's peer id", |l| l.starts_with("peer id: "));
+    let id = id.trim_start_matches("peer id: ");
+    relay.next_line("its data directory", |l| {
+        l == format!("data dir: {}", data.display())
+    });
+    let external = settings
+        .iter()
+        .find(|(k, _)| k == "P2P_CHAT_EXTERNAL_ADDR")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    for addr in external.split(',') {
+        relay.next_line("an external address of the unit", |l| {
+            l == format!("external: {addr}/p2p/{id}")
+        });
+    }
+    // The certificate was taken: the relay listens on /tls/ws.
+    relay.next_line("the /tls/ws listener", |l| {
+        l.starts_with("listening: ") && l.contains("/tls/ws/")
+    });
+    drop(relay);
+    let _ = std::fs::remove_dir_all(dir);
+}

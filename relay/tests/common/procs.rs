@@ -45,7 +45,7 @@ pub fn spawn_in_netns(netns: &str, args: &[&str]) -> Proc {
     )
 }
 
-fn spawn_command(command: &mut Command) -> Proc {
+pub fn spawn_command(command: &mut Command) -> Proc {
     // P2P_CHAT_PROC_RUST_LOG=FILTER gives the children another log filter (with
     // P2P_CHAT_PROC_LOGS, to read after a failure).
     let filter = std::env::var("P2P_CHAT_PROC_RUST_LOG")
