@@ -12,6 +12,7 @@
 #                                        deploy/compose.yaml where no image can be pulled
 # CONTAINER_ENGINE=docker picks the engine.
 set -euo pipefail
+caller="$PWD"
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
@@ -26,8 +27,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prometheus) prometheus=1; shift ;;
     --tag) tag="${2:?--tag needs a name}"; shift 2 ;;
-    --binary) binary="${2:?--binary needs a file}"; shift 2 ;;
-    --web-dir) web_dir="${2:?--web-dir needs a directory}"; shift 2 ;;
+    --binary) binary="$(cd "$caller" && realpath -m -- "${2:?--binary needs a file}")"; shift 2 ;;
+    --web-dir) web_dir="$(cd "$caller" && realpath -m -- "${2:?--web-dir needs a directory}")"; shift 2 ;;
     *) fail "unknown argument $1 (the top of $0 lists them)" ;;
   esac
 done
@@ -48,6 +49,9 @@ mkdir -p "$context/rootfs" "$context/data"
 # for them.
 stage_libraries() {
   local lib
+  if ldd "$1" | grep -q 'not found'; then
+    fail "$1 links libraries this machine lacks: $(ldd "$1" | grep 'not found' | tr -s ' \t' ' ')"
+  fi
   for lib in $(ldd "$1" | grep -o '/[^ ]*' || true); do
     mkdir -p "$context/rootfs$(dirname "$lib")"
     cp -L "$lib" "$context/rootfs$lib"

@@ -73,6 +73,9 @@ if podman_error="$(podman info 2>&1 >/dev/null)"; then
   container_passed="$(sed -n 's/^ *\([0-9][0-9]*\) passed.*/\1/p' "$log" | tail -n 1)"
   podman rmi --force p2p-chat-relay:test p2p-chat-prometheus:test >/dev/null 2>&1 || true
   container_line="containers: ${container_passed:-0} passed, 0 failed (the test image, debug binary: $image_size)"
+elif [ -n "${P2P_CHAT_REQUIRE_PODMAN:-}" ]; then
+  echo "podman cannot run here, and P2P_CHAT_REQUIRE_PODMAN says it must: $podman_error" >&2
+  exit 1
 else
   container_line="containers: SKIPPED, podman cannot run here: $podman_error"
   printf '\n!!!!! %s\n\n' "$container_line" >&2

@@ -3,7 +3,8 @@
 // chat through the containerised relay; after a restart of the container the relay has the same
 // identity and certhash and still serves the history.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ChatPage, CliPeer, Relay, freePort, relayLog, test, expect } from '../tests/fixtures';
 
@@ -19,10 +20,12 @@ function podman(...args: string[]): string {
   return execFileSync('podman', args, { encoding: 'utf8' }).trim();
 }
 
-/** `p2p-chat relay` in a container of the image, on the host's network, its data on `volume`. */
+/** `p2p-chat relay` in a container of the image, on the host's network, its data on `volume`,
+ * and its TLS certificate in `tlsDir` (mounted as the README's guide does). */
 class ContainerRelay extends Relay {
-  constructor(readonly name: string, readonly volume: string, port: number, readonly httpPort: number) {
-    super('', port, false);
+  constructor(readonly name: string, readonly volume: string, port: number, readonly httpPort: number,
+    readonly tlsDir: string, readonly wssPort: number) {
+    super('', port, true);
   }
 
   async launch() {
@@ -31,7 +34,9 @@ class ContainerRelay extends Relay {
     // to run its timer (podman says so twice on stderr).
     this.child = spawn('podman', [
       'run', '--rm', '--name', this.name, '--network', 'host', '--health-interval', 'disable',
-      '--volume', `${this.volume}:/data`,
+      '--volume', `${this.volume}:/data`, '--volume', `${this.tlsDir}:/tls:ro`,
+      '--env', 'P2P_CHAT_TLS_CERT=/tls/fullchain.pem', '--env', 'P2P_CHAT_TLS_KEY=/tls/privkey.pem',
+      '--env', `P2P_CHAT_WSS_PORT=${this.wssPort}`,
       '--env', 'P2P_CHAT_LISTEN_ADDR=127.0.0.1', '--env', `P2P_CHAT_PORT=${this.port}`,
       '--env', `P2P_CHAT_HTTP_ADDR=127.0.0.1:${this.httpPort}`, '--env', `P2P_CHAT_ADMIN_ADDR=127.0.0.1:${this.httpPort + 1}`,
       '--env', `RUST_LOG=${relayLog()}`, IMAGE!,
@@ -45,6 +50,21 @@ class ContainerRelay extends Relay {
     return podman('inspect', '--format', '{{.State.Health.Status}}', this.name);
   }
 
+  /** A self-signed certificate for 127.0.0.1 in a directory only the relay's user reads, as the
+   * README has an operator copy the ACME client's. */
+  static certificate(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'privkey.pem'),
+      '-out', join(dir, 'fullchain.pem'), '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    chmodSync(dir, 0o700);
+    for (const file of ['privkey.pem', 'fullchain.pem']) chmodSync(join(dir, file), 0o600);
+    // As root (CI) the files go to the relay's uid; rootless podman maps it from its own.
+    const owner = `${RELAY_UID}:${RELAY_UID}`;
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', owner, dir]);
+    else podman('unshare', 'chown', '-R', owner, dir);
+    return dir;
+  }
+
   /** The relay's process as the host sees it. */
   pid(): number { return Number(podman('inspect', '--format', '{{.State.Pid}}', this.name)); }
 }
@@ -52,11 +72,14 @@ class ContainerRelay extends Relay {
 test('a page and a CLI peer chat through the containerised relay, which keeps identity, certhash and history across a restart', async ({ browser }) => {
   const suffix = `${process.pid}-${Date.now()}`;
   const volume = `p2p-chat-test-${suffix}`;
-  podman('volume', 'create', volume);
-  // Fixed ports: the restarted relay must have the same addresses, as on a server.
-  const relay = new ContainerRelay(`p2p-chat-test-${suffix}`, volume, await freePort(), await freePort());
+  let tls: string | undefined;
+  let relay: ContainerRelay | undefined;
   let cli: CliPeer | undefined;
   try {
+    podman('volume', 'create', volume);
+    tls = ContainerRelay.certificate();
+    // Fixed ports: the restarted relay must have the same addresses, as on a server.
+    relay = new ContainerRelay(`p2p-chat-test-${suffix}`, volume, await freePort(), await freePort(), tls, await freePort());
     await relay.launch();
     expect(relay.url).toBe(`http://127.0.0.1:${relay.httpPort}/`);
     // The image's health check asks /healthz (p2p-chat health): healthy.
@@ -90,8 +113,10 @@ test('a page and a CLI peer chat through the containerised relay, which keeps id
     expect(relay.webrtc).toBe(webrtc);
     expect(relay.health()).toBe('healthy');
 
-    // A newcomer gets the history the container kept on its volume.
-    const newcomer = await ChatPage.open(browser, relay.url);
+    // A newcomer, over WebSocket with TLS (the certificate mounted read-only), gets the history
+    // the container kept on its volume.
+    expect(relay.wss).toContain(`/tcp/${relay.wssPort}/tls/ws/`);
+    const newcomer = await ChatPage.open(browser, relay.pageUrl('wss'));
     await newcomer.connected();
     for (const text of ['hello from the page', 'hello from the terminal']) {
       await expect(newcomer.page.locator('[data-testid=message][data-history=true]').filter({ hasText: text })).toHaveCount(1);
@@ -105,7 +130,8 @@ test('a page and a CLI peer chat through the containerised relay, which keeps id
     await cli.event('the newcomer message', (e) => e.event === 'message' && e.text === 'welcome back');
   } finally {
     await cli?.stop();
-    if (relay.child) await relay.stop();
+    if (relay?.child) await relay.stop();
     podman('volume', 'rm', '--force', volume);
+    if (tls) rmSync(tls, { recursive: true, force: true });
   }
 });

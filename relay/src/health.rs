@@ -13,6 +13,8 @@ use crate::cli::parse_duration;
 
 /// Most bytes of an answer read from `/healthz`: it is a line of JSON.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+/// Most characters of an unexpected answer quoted in an error.
+const QUOTED_CHARS: usize = 120;
 
 /// Flags of `p2p-chat health`.
 #[derive(Debug, Args)]
@@ -31,8 +33,18 @@ pub struct HealthArgs {
 pub struct Answer {
     /// The HTTP status code.
     pub status: u16,
+    /// The relay's word for its state: `ok`, `degraded` (the store cannot write) or `stalled`
+    /// (the chat core did not answer).
+    pub state: String,
     /// The body (JSON: `status`, `connected_peers`, and the store's trouble if any).
     pub body: String,
+}
+
+impl Answer {
+    /// Whether the relay says it is healthy.
+    pub fn healthy(&self) -> bool {
+        self.status == 200 && self.state == "ok"
+    }
 }
 
 /// The address to ask for a server listening on `listen`: loopback for an unspecified address.
@@ -58,20 +70,29 @@ pub async fn ask(addr: SocketAddr) -> anyhow::Result<Answer> {
         .with_context(|| format!("{addr} did not answer /healthz as the relay does"))
 }
 
-/// The status and body of an HTTP/1.1 answer whose body is not chunked (axum's JSON answers).
+/// The status and body of an HTTP/1.x answer whose body is not chunked (axum's JSON answers),
+/// and the relay's `status` in it: anything else (another server's page) is an error.
 fn parse(raw: &str) -> anyhow::Result<Answer> {
+    let quote = |text: &str| format!("{:?}", text.chars().take(QUOTED_CHARS).collect::<String>());
     let (head, body) = raw
         .split_once("\r\n\r\n")
-        .context("no end of the HTTP header")?;
+        .with_context(|| format!("no HTTP answer: {}", quote(raw)))?;
     let status_line = head.lines().next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("not an HTTP status line: {status_line:?}"))?;
+    let mut words = status_line.split_whitespace();
+    let status = match (words.next(), words.next()) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/1.") => code.parse().ok(),
+        _ => None,
+    }
+    .with_context(|| format!("not an HTTP status line: {}", quote(status_line)))?;
+    let body = body.trim();
+    let state = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|health| health["status"].as_str().map(str::to_owned))
+        .with_context(|| format!("not the relay's /healthz answer: {}", quote(body)))?;
     Ok(Answer {
         status,
-        body: body.trim().to_owned(),
+        state,
+        body: body.to_owned(),
     })
 }
 
@@ -93,7 +114,7 @@ pub async fn run(args: HealthArgs) -> anyhow::Result<()> {
             )
         })?;
     crate::say(&answer.body);
-    if answer.status != 200 {
+    if !answer.healthy() {
         anyhow::bail!(
             "the relay at {addr} is not healthy: /healthz answered {} {}",
             answer.status,
@@ -118,24 +139,30 @@ mod tests {
     #[test]
     fn answers_are_parsed_and_garbage_is_refused() {
         let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"status\":\"ok\"}";
+        let answer = parse(ok).expect("parsed");
         assert_eq!(
-            parse(ok).expect("parsed"),
+            answer,
             Answer {
                 status: 200,
+                state: "ok".into(),
                 body: "{\"status\":\"ok\"}".into()
             }
         );
-        assert_eq!(
-            parse("HTTP/1.1 503 Service Unavailable\r\n\r\n{}")
-                .expect("parsed")
-                .status,
-            503
-        );
+        assert!(answer.healthy());
+        let stalled = parse("HTTP/1.1 503 Service Unavailable\r\n\r\n{\"status\":\"stalled\"}")
+            .expect("parsed");
+        assert_eq!((stalled.status, stalled.healthy()), (503, false));
+        // A 200 that says anything but ok is not healthy either.
+        let degraded = parse("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"degraded\"}").expect("parsed");
+        assert!(!degraded.healthy());
         for garbage in [
             "",
             "SSH-2.0-OpenSSH_9.2\r\n",
             "HTTP/1.1 abc\r\n\r\n",
             "\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n\r\n<html>a web server's page</html>",
+            "HTTP/1.1 200 OK\r\n\r\n{\"connected_peers\":3}",
+            "RTSP/1.0 200 OK\r\n\r\n{\"status\":\"ok\"}",
         ] {
             assert!(parse(garbage).is_err(), "{garbage:?}");
         }

@@ -250,21 +250,36 @@ fn p2p_chat_health_succeeds_only_while_the_relay_answers_healthy() {
         "{err}"
     );
 
-    // Something else on the port: refused by name, not taken for a healthy relay.
-    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let other_addr = other.local_addr().expect("addr").to_string();
-    let server = std::thread::spawn(move || {
-        if let Ok((mut stream, _)) = other.accept() {
-            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
-        }
-    });
-    let (ok, _, err) = health(&["--http-addr", &other_addr], &[]);
-    assert!(!ok, "health took another server for the relay");
-    assert!(
-        err.contains("did not answer /healthz as the relay does"),
-        "{err}"
-    );
-    let _ = server.join();
+    // Something else on the port, even answering 200: refused by name, not taken for a
+    // healthy relay. A server answering as a stalled relay does: not healthy.
+    for (reply, expected) in [
+        (
+            &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+            "did not answer /healthz as the relay does",
+        ),
+        (
+            &b"HTTP/1.1 200 OK\r\n\r\n<html>a web server's page</html>"[..],
+            "not the relay's /healthz answer",
+        ),
+        (
+            &b"HTTP/1.1 503 Service Unavailable\r\n\r\n{\"status\":\"stalled\"}"[..],
+            "is not healthy: /healthz answered 503",
+        ),
+    ] {
+        let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let other_addr = other.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = other.accept() {
+                // The request first: closing on unread bytes would reset the connection.
+                let _ = std::io::Read::read(&mut stream, &mut [0; 1024]);
+                let _ = stream.write_all(reply);
+            }
+        });
+        let (ok, _, err) = health(&["--http-addr", &other_addr], &[]);
+        assert!(!ok, "health took {reply:?} for a healthy relay");
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+        let _ = server.join();
+    }
 
     // A server that never answers: the wait is bounded.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -313,6 +328,31 @@ fn the_systemd_unit_passes_systemd_analyze_and_the_relay_takes_its_settings() {
         "{remarks}"
     );
 
+    // The certificate and key come from systemd's credentials directory (%d), under the names
+    // the unit's LoadCredential lines give them.
+    let loaded: Vec<&str> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("LoadCredential="))
+        .filter_map(|spec| spec.split_once(':').map(|(id, _)| id))
+        .collect();
+    let credential = |name: &str| {
+        let value = unit
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("Environment={name}=")))
+            .unwrap_or_else(|| panic!("the unit sets no {name}"));
+        let id = value
+            .strip_prefix("%d/")
+            .unwrap_or_else(|| panic!("{name} is not in the credentials directory: {value}"));
+        assert!(
+            loaded.contains(&id),
+            "{name} names {id}, which no LoadCredential loads: {loaded:?}"
+        );
+        id.to_owned()
+    };
+    let (cert_id, key_id) = (
+        credential("P2P_CHAT_TLS_CERT"),
+        credential("P2P_CHAT_TLS_KEY"),
+    );
     let credentials = dir.join("credentials");
     std::fs::create_dir_all(&credentials).expect("credentials dir");
     let made = std::process::Command::new("openssl")
@@ -320,9 +360,9 @@ fn the_systemd_unit_passes_systemd_analyze_and_the_relay_takes_its_settings() {
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
         ])
         .args(["-subj", "/CN=chat.example.org", "-keyout"])
-        .arg(credentials.join("tls-key"))
+        .arg(credentials.join(&key_id))
         .arg("-out")
-        .arg(credentials.join("tls-cert"))
+        .arg(credentials.join(&cert_id))
         .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl runs");
@@ -383,6 +423,34 @@ fn the_systemd_unit_passes_systemd_analyze_and_the_relay_takes_its_settings() {
     relay.next_line("the /tls/ws listener", |l| {
         l.starts_with("listening: ") && l.contains("/tls/ws/")
     });
+    drop(relay);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Compose files pass a setting left unset as an empty variable: `P2P_CHAT_EXTERNAL_ADDR=` and
+/// `P2P_CHAT_PEERS=` mean no address. (An empty external address was announced, and kept the
+/// relay from announcing its listen addresses; an empty peer stopped it from starting.)
+#[test]
+fn empty_address_settings_mean_no_addresses() {
+    let dir = temp_dir("empty-addrs");
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(["relay", "--listen-addr", "127.0.0.1", "--port", "0"])
+        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("P2P_CHAT_EXTERNAL_ADDR", "")
+        .env("P2P_CHAT_PEERS", "");
+    let relay = spawn_command(&mut command);
+    let mut before = Vec::new();
+    relay.next_line("the relay listening", |l| {
+        before.push(l.to_owned());
+        l.starts_with("listening: ")
+    });
+    assert!(
+        !before.iter().any(|l| l.starts_with("external: ")),
+        "{before:#?}"
+    );
     drop(relay);
     let _ = std::fs::remove_dir_all(dir);
 }

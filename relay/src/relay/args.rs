@@ -14,6 +14,11 @@ use crate::cli::{parse_duration, parse_size};
 /// A `--peer` address: it must name the relay (`/p2p/<peer id>` at the end), so that the
 /// connection is authenticated and the relay is known before it answers.
 fn parse_relay_peer(text: &str) -> Result<Multiaddr, String> {
+    // An empty item (an empty `P2P_CHAT_PEERS=`, as compose files give an unset setting, or a
+    // trailing comma) names no relay: dropped by `RelayArgs::drop_empty_addresses`.
+    if text.trim().is_empty() {
+        return Ok(Multiaddr::empty());
+    }
     let addr: Multiaddr = text.parse().map_err(|e| {
         format!("not a multiaddr ({e}): give e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo...")
     })?;
@@ -171,4 +176,15 @@ pub struct RelayArgs {
     /// How long a peer disconnected for flooding (or for invalid messages) is refused.
     #[arg(long, default_value = "10m", value_parser = parse_duration, env = "P2P_CHAT_BAN")]
     pub ban: Duration,
+}
+
+impl RelayArgs {
+    /// Drops the empty items of the address lists: an empty `P2P_CHAT_EXTERNAL_ADDR=` or
+    /// `P2P_CHAT_PEERS=` (how compose files pass a setting left unset) or a trailing comma
+    /// means no address: an empty one would be announced, and would keep the relay from
+    /// announcing its listen addresses.
+    pub fn drop_empty_addresses(&mut self) {
+        self.external_addrs.retain(|a| !a.is_empty());
+        self.peers.retain(|a| !a.is_empty());
+    }
 }
