@@ -64,6 +64,12 @@ step "the relay's container image and deploy/compose.yaml, with podman: pages an
 # build would add minutes) and the release web app.
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/scripts/containers.conf}"
 if podman_error="$(podman info 2>&1 >/dev/null)"; then
+  # What an earlier run cut short left: its containers, volumes and compose networks, images.
+  for prefix in p2p-chat-test- p2pchat-test-; do
+    podman ps -aq --filter "name=$prefix" | xargs -r podman rm -f >/dev/null
+    podman volume ls -q --filter "name=$prefix" | xargs -r podman volume rm -f >/dev/null
+    podman network ls -q --filter "name=$prefix" | xargs -r podman network rm >/dev/null
+  done
   podman rmi --force p2p-chat-relay:test p2p-chat-prometheus:test >/dev/null 2>&1 || true
   ./scripts/image.sh --binary "$CARGO_TARGET_DIR/debug/p2p-chat" --web-dir "$release_dist" --tag p2p-chat-relay:test 2>&1 | tee "$log"
   image_size="$(sed -n 's/^==> image p2p-chat-relay:test: //p' "$log")"

@@ -37,6 +37,20 @@ pub enum Command {
     Health(HealthArgs),
 }
 
+/// Address lists a compose file or a systemd unit passes as an empty variable when they are
+/// left unset. Set but blank, they mean unset: clap would read one empty address.
+pub const BLANK_MEANS_UNSET: [&str; 2] = ["P2P_CHAT_EXTERNAL_ADDR", "P2P_CHAT_PEERS"];
+
+/// Unsets the variables of [`BLANK_MEANS_UNSET`] that are set but blank. Called first thing in
+/// `main`, while the process has a single thread.
+pub fn unset_blank_settings() {
+    for name in BLANK_MEANS_UNSET {
+        if std::env::var(name).is_ok_and(|value| value.trim().is_empty()) {
+            std::env::remove_var(name);
+        }
+    }
+}
+
 /// Why a duration flag does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {

@@ -96,7 +96,7 @@ fn parse(raw: &str) -> anyhow::Result<Answer> {
     })
 }
 
-/// Runs `p2p-chat health`: prints the answer; an error unless it is 200.
+/// Runs `p2p-chat health`: prints the answer; an error unless it is a 200 saying `ok`.
 pub async fn run(args: HealthArgs) -> anyhow::Result<()> {
     let addr = reachable(args.http_addr);
     let answer = tokio::time::timeout(args.timeout, ask(addr))

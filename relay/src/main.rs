@@ -6,6 +6,7 @@ use p2p_chat_shared::native::install_crypto_provider;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    cli::unset_blank_settings();
     install_crypto_provider();
     let args = cli::Cli::parse();
     let default_filter = match args.command {

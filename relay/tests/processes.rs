@@ -427,20 +427,28 @@ fn the_systemd_unit_passes_systemd_analyze_and_the_relay_takes_its_settings() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Compose files pass a setting left unset as an empty variable: `P2P_CHAT_EXTERNAL_ADDR=` and
-/// `P2P_CHAT_PEERS=` mean no address. (An empty external address was announced, and kept the
-/// relay from announcing its listen addresses; an empty peer stopped it from starting.)
+/// Compose files pass a setting left unset as an empty variable: a blank
+/// `P2P_CHAT_EXTERNAL_ADDR` or `P2P_CHAT_PEERS` means no address. (An empty external address
+/// was announced, and kept the relay from announcing its listen addresses; an empty peer
+/// stopped it from starting.) An empty item beside others, or given as a flag, is still refused.
 #[test]
-fn empty_address_settings_mean_no_addresses() {
+fn blank_address_settings_mean_none_and_empty_items_are_refused() {
     let dir = temp_dir("empty-addrs");
-    let mut command = std::process::Command::new(BIN);
+    let relay_command = |dir: &std::path::Path| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["relay", "--listen-addr", "127.0.0.1", "--port", "0"])
+            .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .env_remove("P2P_CHAT_EXTERNAL_ADDR")
+            .env_remove("P2P_CHAT_PEERS");
+        command
+    };
+    let mut command = relay_command(&dir.join("blank"));
     command
-        .args(["relay", "--listen-addr", "127.0.0.1", "--port", "0"])
-        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(&dir)
         .env("P2P_CHAT_EXTERNAL_ADDR", "")
-        .env("P2P_CHAT_PEERS", "");
+        .env("P2P_CHAT_PEERS", " ");
     let relay = spawn_command(&mut command);
     let mut before = Vec::new();
     relay.next_line("the relay listening", |l| {
@@ -452,5 +460,35 @@ fn empty_address_settings_mean_no_addresses() {
         "{before:#?}"
     );
     drop(relay);
+
+    // A relay that should refuse to start: its error, once it has exited.
+    let refused = |mut command: std::process::Command| {
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("p2p-chat starts");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let running = matches!(child.try_wait(), Ok(None));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        assert!(!running, "the relay started");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mut extra_comma = relay_command(&dir.join("comma"));
+    extra_comma.env(
+        "P2P_CHAT_PEERS",
+        "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDp5EG3kbNz1JNahWepHjgTsQhSXyW7k3Uex9QqQz4CLN,",
+    );
+    let err = refused(extra_comma);
+    assert!(err.contains("an empty address (an extra comma?)"), "{err}");
+    let mut empty_flag = relay_command(&dir.join("flag"));
+    empty_flag.args(["--external-addr", ""]);
+    let err = refused(empty_flag);
+    assert!(err.contains("an empty address (an extra comma?)"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

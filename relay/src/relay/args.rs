@@ -14,10 +14,11 @@ use crate::cli::{parse_duration, parse_size};
 /// A `--peer` address: it must name the relay (`/p2p/<peer id>` at the end), so that the
 /// connection is authenticated and the relay is known before it answers.
 fn parse_relay_peer(text: &str) -> Result<Multiaddr, String> {
-    // An empty item (an empty `P2P_CHAT_PEERS=`, as compose files give an unset setting, or a
-    // trailing comma) names no relay: dropped by `RelayArgs::drop_empty_addresses`.
     if text.trim().is_empty() {
-        return Ok(Multiaddr::empty());
+        return Err(
+            "an empty address (an extra comma?): give e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo..."
+                .into(),
+        );
     }
     let addr: Multiaddr = text.parse().map_err(|e| {
         format!("not a multiaddr ({e}): give e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo...")
@@ -28,6 +29,18 @@ fn parse_relay_peer(text: &str) -> Result<Multiaddr, String> {
         ));
     }
     Ok(addr)
+}
+
+/// An `--external-addr`: an address, never an empty one (which the relay would announce, and
+/// which would keep it from announcing its listen addresses).
+fn parse_external_addr(text: &str) -> Result<Multiaddr, String> {
+    if text.trim().is_empty() {
+        return Err(
+            "an empty address (an extra comma?): give e.g. /dns4/chat.example.org/tcp/4001".into(),
+        );
+    }
+    text.parse()
+        .map_err(|e| format!("not a multiaddr ({e}): give e.g. /dns4/chat.example.org/tcp/4001"))
 }
 
 /// Flags of `p2p-chat relay`.
@@ -63,7 +76,8 @@ pub struct RelayArgs {
     #[arg(
         long = "external-addr",
         env = "P2P_CHAT_EXTERNAL_ADDR",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_external_addr
     )]
     pub external_addrs: Vec<Multiaddr>,
     /// Address of the HTTP server: the web app, config.json (the addresses browsers dial) and
@@ -176,15 +190,4 @@ pub struct RelayArgs {
     /// How long a peer disconnected for flooding (or for invalid messages) is refused.
     #[arg(long, default_value = "10m", value_parser = parse_duration, env = "P2P_CHAT_BAN")]
     pub ban: Duration,
-}
-
-impl RelayArgs {
-    /// Drops the empty items of the address lists: an empty `P2P_CHAT_EXTERNAL_ADDR=` or
-    /// `P2P_CHAT_PEERS=` (how compose files pass a setting left unset) or a trailing comma
-    /// means no address: an empty one would be announced, and would keep the relay from
-    /// announcing its listen addresses.
-    pub fn drop_empty_addresses(&mut self) {
-        self.external_addrs.retain(|a| !a.is_empty());
-        self.peers.retain(|a| !a.is_empty());
-    }
 }

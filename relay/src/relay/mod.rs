@@ -47,8 +47,7 @@ fn next_port(base: u16, offset: u16) -> u16 {
 }
 
 /// Runs the relay until it is told to stop.
-pub async fn run(mut args: RelayArgs) -> anyhow::Result<()> {
-    args.drop_empty_addresses();
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let base = args
         .data_dir
         .clone()
