@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ChatPage, CliPeer, Relay, freePort, relayLog, test, expect } from '../tests/fixtures';
+import { ChatPage, CliPeer, Relay, freePort, relayLog, selfSignedCertificate, test, expect } from '../tests/fixtures';
 
 const IMAGE = process.env.P2P_CHAT_IMAGE;
 if (!IMAGE) throw new Error('P2P_CHAT_IMAGE is not set: build the image (scripts/image.sh --tag NAME) and name it');
@@ -54,8 +54,7 @@ class ContainerRelay extends Relay {
    * README has an operator copy the ACME client's. */
   static certificate(): string {
     const dir = mkdtempSync(join(tmpdir(), 'p2p-chat-e2e-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'privkey.pem'),
-      '-out', join(dir, 'fullchain.pem'), '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    selfSignedCertificate(join(dir, 'fullchain.pem'), join(dir, 'privkey.pem'));
     chmodSync(dir, 0o700);
     for (const file of ['privkey.pem', 'fullchain.pem']) chmodSync(join(dir, file), 0o600);
     // As root (CI) the files go to the relay's uid; rootless podman maps it from its own.

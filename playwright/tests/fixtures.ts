@@ -85,6 +85,12 @@ export function relayLog(): string {
   return process.env.RELAY_LOG ?? 'warn,libp2p_gossipsub::behaviour=error,libp2p_kad=error,dtls=error,webrtc=error,webrtc_ice=error,webrtc_sctp=error';
 }
 
+/** A self-signed certificate for 127.0.0.1 (a day long) at `cert`, its key at `key`. */
+export function selfSignedCertificate(cert: string, key: string) {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+}
+
 export class Relay {
   child!: ChildProcess;
   url = ''; admin = ''; peerId = ''; tcp = ''; ws = ''; webrtc = ''; wss = '';
@@ -111,8 +117,7 @@ export class Relay {
     const tlsArgs: string[] = [];
     if (this.tls) {
       const [cert, key] = [join(this.dataDir, 'tls-cert.pem'), join(this.dataDir, 'tls-key.pem')];
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
-        '-subj', '/CN=127.0.0.1', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+      selfSignedCertificate(cert, key);
       tlsArgs.push('--tls-cert', cert, '--tls-key', key);
     }
     this.child = spawn(BIN, [

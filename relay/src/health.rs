@@ -36,6 +36,8 @@ pub struct Answer {
     /// The relay's word for its state: `ok`, `degraded` (the store cannot write) or `stalled`
     /// (the chat core did not answer).
     pub state: String,
+    /// Peers the relay counts as connected (absent when its chat core did not answer).
+    pub connected_peers: Option<u64>,
     /// The body (JSON: `status`, `connected_peers`, and the store's trouble if any).
     pub body: String,
 }
@@ -85,13 +87,15 @@ fn parse(raw: &str) -> anyhow::Result<Answer> {
     }
     .with_context(|| format!("not an HTTP status line: {}", quote(status_line)))?;
     let body = body.trim();
-    let state = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|health| health["status"].as_str().map(str::to_owned))
+    let health = serde_json::from_str::<serde_json::Value>(body).unwrap_or_default();
+    let state = health["status"]
+        .as_str()
+        .map(str::to_owned)
         .with_context(|| format!("not the relay's /healthz answer: {}", quote(body)))?;
     Ok(Answer {
         status,
         state,
+        connected_peers: health["connected_peers"].as_u64(),
         body: body.to_owned(),
     })
 }
@@ -145,6 +149,7 @@ mod tests {
             Answer {
                 status: 200,
                 state: "ok".into(),
+                connected_peers: None,
                 body: "{\"status\":\"ok\"}".into()
             }
         );

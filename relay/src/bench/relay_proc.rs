@@ -229,11 +229,9 @@ impl RelayProcess {
 
     /// Peers the relay counts as connected (`/healthz`).
     pub async fn connected_peers(&self) -> anyhow::Result<u64> {
-        let answer = crate::health::ask(self.http).await?;
-        let health: serde_json::Value =
-            serde_json::from_str(&answer.body).context("/healthz is not JSON")?;
-        health["connected_peers"]
-            .as_u64()
+        crate::health::ask(self.http)
+            .await?
+            .connected_peers
             .context("/healthz has no connected_peers")
     }
 }
